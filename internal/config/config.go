@@ -1,0 +1,579 @@
+// Package config turns the command line and GRACEFULINIT_* / TINI_* environment
+// variables into a validated Config. It has no side effects beyond reading
+// files named by *-file flags; every error is one line naming the flag and the fix.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gracefulinit/gracefulinit/internal/signals"
+)
+
+// EnvPrefix is prepended to a flag's upper-snake-case name to form its variable.
+const EnvPrefix = "GRACEFULINIT_"
+
+// ErrHelp is returned when -h/--help was given; the caller prints Usage.
+var ErrHelp = pflag.ErrHelp
+
+// Config is everything gracefulinit was asked to do.
+type Config struct {
+	Command []string
+
+	// PID-1 core, tini-compatible.
+	Subreaper bool
+	PGroup    bool
+	RemapExit []int
+	PDeathSig syscall.Signal
+	Verbosity int
+	LogFormat string // text|json
+	LogLevel  string // debug|info|warn|error; empty means derived from Verbosity
+	Version   bool
+	Check     bool
+
+	// Shutdown timeline.
+	GracePeriod time.Duration
+	KillMargin  time.Duration
+	StopTimeout time.Duration
+	Drain       time.Duration
+	DrainQuiet  time.Duration
+	DrainMin    time.Duration
+	DrainSet    bool // any of --drain, --drain-quiet, --drain-min was given
+	Ports       []int
+	StopSignal  syscall.Signal
+
+	// Readiness.
+	ReadyHTTP     string
+	ReadyTCP      string
+	ReadyInterval time.Duration
+	ReadyTimeout  time.Duration
+
+	// Registries.
+	Registries      []string // "nacos", "eureka"
+	RegistryTimeout time.Duration
+	Service         string
+	IP              string
+	Nacos           Nacos
+	Eureka          Eureka
+}
+
+// Nacos configures the Nacos registry step.
+type Nacos struct {
+	Addrs     []string // base URLs, e.g. http://nacos-0:8848
+	Namespace string
+	Group     string
+	Cluster   string
+	Username  string
+	Password  string // secret: never log
+	Offline   string // weight|disable
+	Mode      string // mark|register
+	Weight    float64
+	Metadata  map[string]string
+	CacheDir  string
+}
+
+// Eureka configures the Eureka registry step.
+type Eureka struct {
+	URLs             []string // service URLs without trailing slash; userinfo stripped into Username/Password
+	App              string
+	InstanceID       string
+	Mode             string // mark|register
+	Username         string
+	Password         string // secret: never log
+	Heartbeat        time.Duration
+	DeregisterOnExit bool
+	Metadata         map[string]string
+}
+
+// DrainBudget is the longest the drain may last: what the grace period
+// leaves after the kill margin and the time reserved for the app to stop.
+func (c *Config) DrainBudget() time.Duration {
+	return c.GracePeriod - c.KillMargin - c.StopTimeout
+}
+
+// HasRegistry reports whether any registry step is configured.
+func (c *Config) HasRegistry() bool { return len(c.Registries) > 0 }
+
+// Port is the registered port: the first --port, or 0.
+func (c *Config) Port() int {
+	if len(c.Ports) == 0 {
+		return 0
+	}
+	return c.Ports[0]
+}
+
+// durationValue accepts Go durations ("30s", "1m30s") and bare seconds ("30"),
+// because grace periods are written as seconds everywhere else in Kubernetes.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 {
+			return fmt.Errorf("negative duration %q", s)
+		}
+		*d = durationValue(time.Duration(n * float64(time.Second)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a value like 30s, 1m or 500ms", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", s)
+	}
+	*d = durationValue(v)
+	return nil
+}
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Type() string   { return "duration" }
+
+type signalValue syscall.Signal
+
+func (s *signalValue) Set(v string) error {
+	sig, err := signals.Parse(v)
+	if err != nil {
+		return err
+	}
+	*s = signalValue(sig)
+	return nil
+}
+func (s *signalValue) String() string {
+	if *s == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(signals.Name(syscall.Signal(*s)), "SIG")
+}
+func (s *signalValue) Type() string { return "signal" }
+
+// FlagSet builds the flag set bound to cfg. It is exported so the README test
+// and --help print the same thing.
+func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("gracefulinit", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	fs.SetInterspersed(false)
+
+	// tini-compatible core.
+	fs.BoolVarP(&cfg.Subreaper, "subreaper", "s", false, "register as a child subreaper (automatic when not PID 1)")
+	fs.BoolVarP(&cfg.PGroup, "pgroup", "g", false, "send forwarded signals to the child's whole process group")
+	fs.IntSliceVarP(&cfg.RemapExit, "remap-exit", "e", nil, "exit with 0 when the child exits with `CODE` (repeatable, e.g. 143 for the JVM)")
+	fs.VarP((*signalValue)(&cfg.PDeathSig), "pdeathsig", "p", "`SIGNAL` the child receives if gracefulinit dies")
+	fs.CountVarP(&cfg.Verbosity, "verbose", "v", "more logging (repeatable)")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info, debug with -v)")
+	fs.BoolVar(&cfg.Version, "version", false, "print version, commit and Go version, then exit")
+	fs.BoolVar(&cfg.Check, "check", false, "print the resolved configuration (secrets redacted), check registries and the timeline, then exit")
+
+	// Shutdown timeline.
+	cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout = 30*time.Second, time.Second, 10*time.Second
+	fs.Var((*durationValue)(&cfg.GracePeriod), "grace-period", "the runtime's stop deadline (terminationGracePeriodSeconds, docker stop -t)")
+	fs.Var((*durationValue)(&cfg.KillMargin), "kill-margin", "SIGKILL the process tree this long before the deadline")
+	fs.Var((*durationValue)(&cfg.StopTimeout), "stop-timeout", "time reserved for the app between the stop signal and SIGKILL")
+	fs.Var((*durationValue)(&cfg.Drain), "drain", "longest drain before the stop signal (default 0; the whole drain budget with a registry)")
+	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
+	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
+	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
+	cfg.StopSignal = syscall.SIGTERM
+	fs.Var((*signalValue)(&cfg.StopSignal), "stop-signal", "signal sent to the app after the drain")
+
+	// Readiness.
+	cfg.ReadyInterval, cfg.ReadyTimeout = time.Second, 5*time.Minute
+	fs.StringVar(&cfg.ReadyHTTP, "ready-http", "", "the app is ready when this `URL` answers 2xx")
+	fs.StringVar(&cfg.ReadyTCP, "ready-tcp", "", "the app is ready when `HOST:PORT` accepts a connection")
+	fs.Var((*durationValue)(&cfg.ReadyInterval), "ready-interval", "time between readiness probes")
+	fs.Var((*durationValue)(&cfg.ReadyTimeout), "ready-timeout", "give up waiting for readiness after this long (the app keeps running, never marked online)")
+
+	// Registries.
+	cfg.RegistryTimeout = 5 * time.Second
+	fs.StringSliceVar(&cfg.Registries, "registry", nil, "registries to update: nacos, eureka (comma list)")
+	fs.Var((*durationValue)(&cfg.RegistryTimeout), "registry-timeout", "bound on each registry call")
+	fs.StringVar(&cfg.Service, "service", "", "the app's service name in the registry")
+	fs.StringVar(&cfg.IP, "ip", "", "the app's registered IP (default $POD_IP, else the first non-loopback address)")
+
+	fs.StringSliceVar(&cfg.Nacos.Addrs, "nacos-addr", nil, "Nacos server URLs (comma list, failed over in order)")
+	fs.StringVar(&cfg.Nacos.Namespace, "nacos-namespace", "public", "Nacos namespace id")
+	fs.StringVar(&cfg.Nacos.Group, "nacos-group", "DEFAULT_GROUP", "Nacos group")
+	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", "DEFAULT", "Nacos cluster")
+	fs.StringVar(&cfg.Nacos.Username, "nacos-username", "", "Nacos username")
+	fs.StringVar(&cfg.Nacos.Password, "nacos-password", "", "Nacos password (prefer --nacos-password-file)")
+	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE`")
+	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "weight", "how to take the instance out: weight (0) or disable")
+	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
+	fs.Float64Var(&cfg.Nacos.Weight, "nacos-weight", 1, "weight restored at start (mark) or registered (register)")
+	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
+	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
+
+	fs.StringSliceVar(&cfg.Eureka.URLs, "eureka-url", nil, "Eureka service URLs, e.g. http://eureka:8761/eureka (comma list)")
+	fs.StringVar(&cfg.Eureka.App, "eureka-app", "", "Eureka app name (default --service)")
+	fs.StringVar(&cfg.Eureka.InstanceID, "eureka-instance-id", "", "Eureka instance id (default hostname:app:port, as Spring Cloud)")
+	fs.StringVar(&cfg.Eureka.Mode, "eureka-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
+	fs.StringVar(&cfg.Eureka.Username, "eureka-username", "", "Eureka basic-auth username")
+	fs.StringVar(&cfg.Eureka.Password, "eureka-password", "", "Eureka basic-auth password (prefer --eureka-password-file)")
+	fs.String("eureka-password-file", "", "read the Eureka password from this `FILE`")
+	cfg.Eureka.Heartbeat = 30 * time.Second
+	fs.Var((*durationValue)(&cfg.Eureka.Heartbeat), "eureka-heartbeat", "renewal interval in register mode")
+	fs.BoolVar(&cfg.Eureka.DeregisterOnExit, "eureka-deregister-on-exit", false, "mark mode: deregister the instance after the app has exited")
+	fs.StringToStringVar(&cfg.Eureka.Metadata, "eureka-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
+	return fs
+}
+
+// EnvName is the environment variable that sets the named flag.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Parse reads args (without the program name) and the environment through
+// lookup. The command is whatever follows "--" (or the first non-flag).
+func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
+	cfg := &Config{}
+	fs := FlagSet(cfg, out)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, ErrHelp
+		}
+		return nil, err
+	}
+	if err := applyEnv(fs, lookup); err != nil {
+		return nil, err
+	}
+	cfg.Command = fs.Args()
+	if cfg.Version {
+		return cfg, nil
+	}
+	for _, name := range []string{"drain", "drain-quiet", "drain-min"} {
+		if fs.Changed(name) {
+			cfg.DrainSet = true
+		}
+	}
+	if err := readSecretFiles(fs, cfg); err != nil {
+		return nil, err
+	}
+	if err := finish(cfg, lookup); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// applyEnv sets every flag not given on the command line from its
+// GRACEFULINIT_* variable, then the tini variables.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		v, ok := lookup(EnvName(f.Name))
+		if !ok || v == "" {
+			return
+		}
+		if f.Value.Type() == "count" {
+			// A count flag's Set increments; the variable gives the level.
+			n, perr := strconv.Atoi(v)
+			if perr != nil || n < 0 {
+				err = fmt.Errorf("%s=%q: want a non-negative number", EnvName(f.Name), v)
+				return
+			}
+			for i := 0; i < n; i++ {
+				_ = f.Value.Set("+1")
+			}
+			f.Changed = true
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, serr)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	tini := []struct{ env, flag string }{
+		{"TINI_SUBREAPER", "subreaper"},
+		{"TINI_KILL_PROCESS_GROUP", "pgroup"},
+	}
+	for _, t := range tini {
+		// tini treats any value, even empty, as "on".
+		if _, ok := lookup(t.env); ok && !fs.Changed(t.flag) {
+			_ = fs.Set(t.flag, "true")
+		}
+	}
+	if v, ok := lookup("TINI_VERBOSITY"); ok && !fs.Changed("verbose") && !fs.Changed("log-level") {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 0 {
+			return fmt.Errorf("TINI_VERBOSITY=%q: want a number from 0 to 3", v)
+		}
+		lvl := map[int]string{0: "error", 1: "warn", 2: "info"}[n]
+		if n >= 3 {
+			lvl = "debug"
+		}
+		_ = fs.Set("log-level", lvl)
+	}
+	return nil
+}
+
+func readSecretFiles(fs *pflag.FlagSet, cfg *Config) error {
+	files := []struct {
+		flag, pwFlag string
+		dst          *string
+	}{
+		{"nacos-password-file", "nacos-password", &cfg.Nacos.Password},
+		{"eureka-password-file", "eureka-password", &cfg.Eureka.Password},
+	}
+	for _, f := range files {
+		path := fs.Lookup(f.flag).Value.String()
+		if path == "" {
+			continue
+		}
+		if fs.Changed(f.pwFlag) {
+			return fmt.Errorf("--%s and --%s both given: keep only the file", f.pwFlag, f.flag)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--%s: cannot read %s: %v", f.flag, path, errors.Unwrap(err))
+		}
+		*f.dst = strings.TrimRight(string(b), "\r\n")
+	}
+	return nil
+}
+
+// finish fills derived defaults and validates.
+func finish(cfg *Config, lookup func(string) (string, bool)) error {
+	if len(cfg.Command) == 0 && !cfg.Check {
+		return errors.New("no command given: put the app after --, e.g. gracefulinit -- java -jar app.jar")
+	}
+	for _, code := range cfg.RemapExit {
+		if code < 0 || code > 255 {
+			return fmt.Errorf("--remap-exit %d: exit codes run from 0 to 255", code)
+		}
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", cfg.LogFormat)
+	}
+	switch cfg.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	for _, p := range cfg.Ports {
+		if p <= 0 || p > 65535 {
+			return fmt.Errorf("--port %d: ports run from 1 to 65535", p)
+		}
+	}
+	if cfg.GracePeriod <= 0 {
+		return errors.New("--grace-period must be positive: set it to the pod's terminationGracePeriodSeconds")
+	}
+	if cfg.KillMargin >= cfg.GracePeriod {
+		return fmt.Errorf("--kill-margin %s must be shorter than --grace-period %s", cfg.KillMargin, cfg.GracePeriod)
+	}
+	if budget := cfg.DrainBudget(); budget < 0 {
+		return fmt.Errorf("timeline does not fit: grace-period %s - kill-margin %s - stop-timeout %s = %s; raise --grace-period or lower --stop-timeout",
+			cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
+	}
+	if cfg.Drain > cfg.DrainBudget() {
+		return fmt.Errorf("--drain %s exceeds the drain budget: grace-period %s - kill-margin %s - stop-timeout %s = %s; lower --drain or raise --grace-period",
+			cfg.Drain, cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, cfg.DrainBudget())
+	}
+	if cfg.DrainQuiet > 0 && len(cfg.Ports) == 0 {
+		return errors.New("--drain-quiet needs the app's ports: add --port, e.g. --port 8080")
+	}
+	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
+		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
+	}
+	// With a registry and no drain flags, drain until traffic stops, using
+	// the whole budget as the ceiling: consumers' caches decide how long
+	// traffic keeps coming, and watching it beats guessing a sleep.
+	if cfg.HasRegistry() && !cfg.DrainSet {
+		cfg.Drain = cfg.DrainBudget()
+		if len(cfg.Ports) > 0 {
+			cfg.DrainQuiet = 2 * time.Second
+		}
+	}
+	if cfg.DrainQuiet > 0 && cfg.Drain == 0 {
+		cfg.Drain = cfg.DrainBudget()
+	}
+	if cfg.DrainMin > cfg.Drain {
+		return fmt.Errorf("--drain-min %s exceeds --drain %s", cfg.DrainMin, cfg.Drain)
+	}
+	if cfg.ReadyHTTP != "" {
+		u, err := url.Parse(cfg.ReadyHTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--ready-http %q: want a URL like http://127.0.0.1:8080/actuator/health", cfg.ReadyHTTP)
+		}
+	}
+	if cfg.ReadyTCP != "" {
+		if _, _, err := net.SplitHostPort(cfg.ReadyTCP); err != nil {
+			return fmt.Errorf("--ready-tcp %q: want HOST:PORT, e.g. 127.0.0.1:8080", cfg.ReadyTCP)
+		}
+	}
+	if cfg.ReadyHTTP != "" && cfg.ReadyTCP != "" {
+		return errors.New("--ready-http and --ready-tcp both given: keep one")
+	}
+	if cfg.ReadyInterval <= 0 {
+		return errors.New("--ready-interval must be positive, e.g. 1s")
+	}
+	return finishRegistries(cfg, lookup)
+}
+
+func finishRegistries(cfg *Config, lookup func(string) (string, bool)) error {
+	seen := map[string]bool{}
+	for _, r := range cfg.Registries {
+		switch r {
+		case "nacos", "eureka":
+		default:
+			return fmt.Errorf("--registry %q: use nacos, eureka or both (comma list)", r)
+		}
+		if seen[r] {
+			return fmt.Errorf("--registry lists %s twice", r)
+		}
+		seen[r] = true
+	}
+	if !cfg.HasRegistry() {
+		return nil
+	}
+	if len(cfg.Ports) == 0 {
+		return errors.New("--registry needs the app's port: add --port, e.g. --port 8080")
+	}
+	if cfg.IP == "" {
+		if v, ok := lookup("POD_IP"); ok && v != "" {
+			cfg.IP = v
+		} else {
+			cfg.IP = firstNonLoopback()
+		}
+	}
+	if net.ParseIP(cfg.IP) == nil {
+		return fmt.Errorf("--ip %q: want an IP address, or set POD_IP from the downward API", cfg.IP)
+	}
+	if seen["nacos"] {
+		if err := finishNacos(cfg); err != nil {
+			return err
+		}
+	}
+	if seen["eureka"] {
+		if err := finishEureka(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func finishNacos(cfg *Config) error {
+	n := &cfg.Nacos
+	if len(n.Addrs) == 0 {
+		return errors.New("--registry nacos needs --nacos-addr, e.g. http://nacos:8848")
+	}
+	for i, a := range n.Addrs {
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		u, err := url.Parse(a)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("--nacos-addr %q: want a URL like http://nacos:8848", Redact(a))
+		}
+		n.Addrs[i] = strings.TrimRight(a, "/")
+	}
+	if cfg.Service == "" {
+		return errors.New("--registry nacos needs --service, the app's service name (spring.application.name)")
+	}
+	switch n.Offline {
+	case "weight", "disable":
+	default:
+		return fmt.Errorf("--nacos-offline %q: use weight or disable", n.Offline)
+	}
+	switch n.Mode {
+	case "mark", "register":
+	default:
+		return fmt.Errorf("--nacos-mode %q: use mark or register", n.Mode)
+	}
+	if n.Weight <= 0 {
+		return fmt.Errorf("--nacos-weight %v: must be positive (it is the weight put back in rotation)", n.Weight)
+	}
+	if n.Password != "" && n.Username == "" {
+		return errors.New("a Nacos password was given without --nacos-username")
+	}
+	return nil
+}
+
+func finishEureka(cfg *Config) error {
+	e := &cfg.Eureka
+	if len(e.URLs) == 0 {
+		return errors.New("--registry eureka needs --eureka-url, e.g. http://eureka:8761/eureka")
+	}
+	for i, raw := range e.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--eureka-url %q: want a URL like http://eureka:8761/eureka", Redact(raw))
+		}
+		if u.User != nil {
+			if e.Username == "" {
+				e.Username = u.User.Username()
+			}
+			if pw, ok := u.User.Password(); ok && e.Password == "" {
+				e.Password = pw
+			}
+			u.User = nil
+		}
+		e.URLs[i] = strings.TrimRight(u.String(), "/")
+	}
+	if e.App == "" {
+		e.App = cfg.Service
+	}
+	if e.App == "" {
+		return errors.New("--registry eureka needs --eureka-app or --service, the app's name")
+	}
+	e.App = strings.ToUpper(e.App)
+	if e.InstanceID == "" {
+		host, _ := os.Hostname()
+		// Spring Cloud's default: hostname:spring.application.name:port, app name as written.
+		name := cfg.Service
+		if name == "" {
+			name = strings.ToLower(e.App)
+		}
+		e.InstanceID = fmt.Sprintf("%s:%s:%d", host, name, cfg.Port())
+	}
+	switch e.Mode {
+	case "mark", "register":
+	default:
+		return fmt.Errorf("--eureka-mode %q: use mark or register", e.Mode)
+	}
+	if e.Heartbeat <= 0 {
+		return errors.New("--eureka-heartbeat must be positive, e.g. 30s")
+	}
+	return nil
+}
+
+func firstNonLoopback() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}
+
+// Redact hides the password in a URL's userinfo, for logs and errors.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

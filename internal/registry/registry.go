@@ -1,0 +1,130 @@
+// Package registry takes the app's instance in and out of service registries.
+// Each backend (nacos, eureka) implements Registry; Set runs several of them
+// as the supervisor's Hooks, bounding every call and never failing the app.
+package registry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Registry is one registry backend acting on the app's instance.
+// Implementations must honour ctx on every network call and must not log secrets.
+type Registry interface {
+	// Name is "nacos" or "eureka", for logs.
+	Name() string
+	// Online puts the app's instance in rotation once the app is ready:
+	// mark mode repairs a stale offline override, register mode registers.
+	// An error means "try again later"; Set retries it.
+	Online(ctx context.Context) error
+	// Offline takes the instance out of rotation at drain start. An instance
+	// that is not registered is nothing to do, not an error.
+	Offline(ctx context.Context) error
+	// Close releases resources after the app has exited (register mode:
+	// deregister; Eureka mark mode: optional deregister-on-exit).
+	Close(ctx context.Context) error
+}
+
+// Set runs registries side by side as supervisor hooks.
+type Set struct {
+	Registries []Registry
+	// Timeout bounds each single call (--registry-timeout).
+	Timeout time.Duration
+	// RetryMin and RetryMax bound the back-off between Online attempts.
+	RetryMin, RetryMax time.Duration
+	Log                *slog.Logger
+}
+
+func (s *Set) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.Timeout > 0 {
+		return context.WithTimeout(ctx, s.Timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// Online retries each registry's Online in parallel until it succeeds or ctx ends.
+func (s *Set) Online(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range s.Registries {
+		wg.Add(1)
+		go func(r Registry) {
+			defer wg.Done()
+			s.onlineOne(ctx, r)
+		}(r)
+	}
+	wg.Wait()
+}
+
+func (s *Set) onlineOne(ctx context.Context, r Registry) {
+	delay := s.RetryMin
+	if delay <= 0 {
+		delay = 500 * time.Millisecond
+	}
+	maxDelay := s.RetryMax
+	if maxDelay <= 0 {
+		maxDelay = 10 * time.Second
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := s.callCtx(ctx)
+		err := r.Online(cctx)
+		cancel()
+		if err == nil {
+			s.Log.Info("registry online", "registry", r.Name(), "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if ctx.Err() != nil {
+			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt, "error", err)
+			return
+		}
+		s.Log.Warn("registry online failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt)
+			return
+		case <-time.After(delay):
+		}
+		delay *= 2
+		if delay > maxDelay {
+			delay = maxDelay
+		}
+	}
+}
+
+// Offline calls every registry's Offline in parallel, each bounded by the
+// timeout and ctx, and joins their errors.
+func (s *Set) Offline(ctx context.Context) error {
+	return s.each(ctx, "offline", Registry.Offline)
+}
+
+// Close calls every registry's Close in parallel, each bounded.
+func (s *Set) Close(ctx context.Context) error {
+	return s.each(ctx, "close", Registry.Close)
+}
+
+func (s *Set) each(ctx context.Context, step string, call func(Registry, context.Context) error) error {
+	errs := make([]error, len(s.Registries))
+	var wg sync.WaitGroup
+	for i, r := range s.Registries {
+		wg.Add(1)
+		go func(i int, r Registry) {
+			defer wg.Done()
+			cctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			start := time.Now()
+			err := call(r, cctx)
+			took := time.Since(start).Round(time.Millisecond)
+			if err != nil {
+				s.Log.Warn("registry "+step+" failed", "registry", r.Name(), "elapsed", took, "error", err)
+				errs[i] = errors.New(r.Name() + ": " + err.Error())
+				return
+			}
+			s.Log.Info("registry "+step+" done", "registry", r.Name(), "elapsed", took)
+		}(i, r)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,77 @@
+// Package signals names signals and decides which ones the supervisor forwards.
+package signals
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Parse accepts a signal as "TERM", "SIGTERM" or "15", case-insensitively.
+// The error names the input and how to fix it.
+func Parse(s string) (syscall.Signal, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	if t == "" {
+		return 0, fmt.Errorf("empty signal name: use a name like TERM or a number like 15")
+	}
+	if n, err := strconv.Atoi(t); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("unknown signal %q: numbers run from 1 to 64", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	if !strings.HasPrefix(t, "SIG") {
+		t = "SIG" + t
+	}
+	if sig := unix.SignalNum(t); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q: use a name like TERM, SIGQUIT or a number like 15", s)
+}
+
+// Name returns "SIGTERM" style names, or "signal N" for unnamed ones.
+func Name(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
+
+// Catchable lists every signal the supervisor installs a handler for.
+// Catching (rather than ignoring) them matters twice: the child then starts
+// with default dispositions, because exec resets caught signals but keeps
+// ignored ones ignored; and a signal caught by PID 1 is not dropped by the
+// kernel the way an unhandled one is.
+func Catchable() []syscall.Signal {
+	var out []syscall.Signal
+	for s := syscall.Signal(1); s <= 64; s++ {
+		switch s {
+		case unix.SIGKILL, unix.SIGSTOP:
+			continue
+		}
+		// Go's runtime preempts goroutines with SIGURG, and the C library
+		// reserves 32 and 33 for threading: catching them forwards noise.
+		if s == 32 || s == 33 || s == unix.SIGURG {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Forwarded reports whether the supervisor passes sig on to the child.
+// Synchronous faults belong to the supervisor itself; SIGCHLD drives reaping;
+// the terminal job-control signals are meant for the foreground group, which
+// the child already is when there is a terminal.
+func Forwarded(sig syscall.Signal) bool {
+	switch sig {
+	case unix.SIGCHLD, unix.SIGFPE, unix.SIGILL, unix.SIGSEGV, unix.SIGBUS,
+		unix.SIGABRT, unix.SIGTRAP, unix.SIGSYS, unix.SIGTTIN, unix.SIGTTOU,
+		unix.SIGURG:
+		return false
+	}
+	return true
+}
