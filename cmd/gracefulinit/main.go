@@ -1,0 +1,157 @@
+// Command gracefulinit is a PID-1 supervisor for services behind a registry:
+// it runs the app as its child, forwards signals, reaps zombies and, on
+// SIGTERM, takes the app out of Nacos/Eureka, drains, stops the app and
+// kills what is left before the runtime's deadline.
+//
+// The flow from here down: config.Parse reads flags and environment,
+// buildHooks turns the registry settings into supervisor hooks, and
+// supervisor.Run owns the process until the app exits.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/drain"
+	"github.com/gracefulinit/gracefulinit/internal/ready"
+	"github.com/gracefulinit/gracefulinit/internal/supervisor"
+)
+
+// Set by the Makefile through -ldflags -X.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := config.Parse(args, lookup, stderr)
+	if errors.Is(err, config.ErrHelp) {
+		usage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gracefulinit: %v\nRun 'gracefulinit --help' for usage.\n", err)
+		return 2
+	}
+	if cfg.Version {
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	hooks, regTimeout, err := buildHooks(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
+		return 2
+	}
+	if cfg.Check {
+		return check(cfg, hooks, stdout)
+	}
+	return supervisor.Run(supervisor.Options{
+		Command:   cfg.Command,
+		Env:       childEnv(os.Environ()),
+		Subreaper: cfg.Subreaper,
+		PGroup:    cfg.PGroup,
+		PDeathSig: cfg.PDeathSig,
+		RemapExit: cfg.RemapExit,
+
+		GracePeriod: cfg.GracePeriod,
+		KillMargin:  cfg.KillMargin,
+		Drain: drain.Options{
+			Max:   cfg.Drain,
+			Quiet: cfg.DrainQuiet,
+			Min:   cfg.DrainMin,
+			Ports: cfg.Ports,
+		},
+		StopSignal: cfg.StopSignal,
+
+		Ready:         readyProbe(cfg),
+		ReadyInterval: cfg.ReadyInterval,
+		ReadyTimeout:  cfg.ReadyTimeout,
+
+		Hooks:        hooks,
+		CloseTimeout: regTimeout,
+		Log:          log,
+	})
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: gracefulinit [flags] -- COMMAND [ARGS...]\n\n")
+	fmt.Fprintf(w, "Runs COMMAND as its child: forwards signals, reaps zombies, exits with the child's code.\n")
+	fmt.Fprintf(w, "On SIGTERM: registry offline, drain, stop signal, SIGKILL before the grace deadline.\n")
+	fmt.Fprintf(w, "Every flag can also be set as GRACEFULINIT_<FLAG> (e.g. GRACEFULINIT_GRACE_PERIOD=40s); the flag wins.\n\nFlags:\n")
+	var cfg config.Config
+	fs := config.FlagSet(&cfg, w)
+	fmt.Fprint(w, fs.FlagUsages())
+}
+
+func versionString() string {
+	rev := commit
+	if info, ok := debug.ReadBuildInfo(); ok && rev == "" {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("gracefulinit %s (commit %s, %s %s/%s)", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cfg.Verbosity > 0 {
+		level = slog.LevelDebug
+	}
+	switch cfg.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("logger", "gracefulinit")
+}
+
+func readyProbe(cfg *config.Config) ready.Probe {
+	switch {
+	case cfg.ReadyHTTP != "":
+		return ready.HTTP{URL: cfg.ReadyHTTP}
+	case cfg.ReadyTCP != "":
+		return ready.TCP{Addr: cfg.ReadyTCP}
+	}
+	return nil
+}
+
+// childEnv keeps gracefulinit's own secrets out of the app's environment.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, config.EnvPrefix) && strings.Contains(name, "PASSWORD") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

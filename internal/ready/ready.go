@@ -1,0 +1,92 @@
+// Package ready tells when the app has become ready to serve: an HTTP
+// endpoint answering 2xx, or a TCP port accepting connections.
+package ready
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Probe checks readiness once. A nil error means ready.
+type Probe interface {
+	Check(ctx context.Context) error
+	String() string
+}
+
+// HTTP is ready when GET url answers 2xx.
+type HTTP struct {
+	URL    string
+	Client *http.Client
+}
+
+func (p HTTP) String() string { return "http " + p.URL }
+
+func (p HTTP) Check(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
+	if err != nil {
+		return err
+	}
+	c := p.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("answered %s", resp.Status)
+	}
+	return nil
+}
+
+// TCP is ready when Addr accepts a connection.
+type TCP struct{ Addr string }
+
+func (p TCP) String() string { return "tcp " + p.Addr }
+
+func (p TCP) Check(ctx context.Context) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.Addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Wait probes every interval until the probe succeeds, timeout passes (0:
+// no timeout) or ctx ends. Each probe is bounded by the interval (at least
+// one second) so a hanging endpoint cannot stall the loop.
+func Wait(ctx context.Context, p Probe, interval, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	per := interval
+	if per < time.Second {
+		per = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, per)
+		last = p.Check(pctx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w (last probe: %v)", p, ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,598 @@
+// Package supervisor is gracefulinit's PID-1 loop: it starts the app as its
+// child, forwards signals, reaps every zombie, runs the graceful stop
+// sequence on SIGTERM, and returns the exit code gracefulinit should exit with.
+//
+// One goroutine, the one that calls Run, owns every wait4 and every signal
+// sent to the child. Helpers (readiness probe, drain watcher, registry hooks)
+// run in their own goroutines and only report back over channels, so the
+// main child's exit status can never be stolen and a pid is never signalled
+// after it was reaped.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/drain"
+	"github.com/gracefulinit/gracefulinit/internal/ready"
+	"github.com/gracefulinit/gracefulinit/internal/signals"
+)
+
+// Options configure one supervised run.
+type Options struct {
+	Command   []string
+	Env       []string // the child's environment; nil means os.Environ()
+	Subreaper bool     // become a child subreaper even as PID 1's peer (automatic when not PID 1)
+	PGroup    bool     // forwarded and stop signals go to the child's process group
+	PDeathSig syscall.Signal
+	RemapExit []int
+
+	GracePeriod time.Duration // stop signal arrival to the runtime's SIGKILL
+	KillMargin  time.Duration // SIGKILL the tree this long before that deadline
+	Drain       drain.Options // Max 0: no drain
+	StopSignal  syscall.Signal
+
+	Ready         ready.Probe // nil: the app is ready once started
+	ReadyInterval time.Duration
+	ReadyTimeout  time.Duration
+
+	Hooks        Hooks         // nil: NoHooks
+	CloseTimeout time.Duration // bound on Hooks.Close; 0 means 5s
+
+	Log *slog.Logger
+}
+
+// Exit codes for failures to start the command, as in POSIX shells.
+const (
+	ExitNotFound      = 127
+	ExitNotExecutable = 126
+	ExitInitFailure   = 1
+)
+
+type phase int
+
+const (
+	phaseRunning  phase = iota // no stop signal yet
+	phaseDraining              // stop sequence: drain window
+	phaseStopping              // stop signal sent to the app
+)
+
+// run is the state of one Run call. Only the Run goroutine touches it.
+type run struct {
+	o     Options
+	log   *slog.Logger
+	pid   int
+	pid1  bool
+	phase phase
+
+	ready      bool
+	readyCh    chan error
+	readyStop  context.CancelFunc
+	onlineStop context.CancelFunc
+
+	// Stop sequence bookkeeping, for the timeline and the summary line.
+	termAt      time.Time
+	termSig     syscall.Signal
+	deadline    time.Time
+	killTimer   *time.Timer
+	drainCancel context.CancelFunc
+	drainCh     chan drain.Reason
+	drainReason string
+	drainEnd    time.Time
+	offlineCh   chan offlineResult
+	offline     *offlineResult
+	offlineStop context.CancelFunc
+	stopAt      time.Time
+	killed      bool
+}
+
+type offlineResult struct {
+	err  error
+	took time.Duration
+}
+
+// Run starts the command and supervises it until it exits; it returns the
+// code gracefulinit should exit with. It never panics on bad input and
+// never calls os.Exit.
+func Run(o Options) int {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Hooks == nil {
+		o.Hooks = NoHooks{}
+	}
+	if o.StopSignal == 0 {
+		o.StopSignal = syscall.SIGTERM
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
+
+	// Pdeathsig fires when the thread that forked the child exits, and the
+	// Go runtime may retire threads: pin this goroutine to its thread for
+	// the whole run.
+	runtime.LockOSThread()
+
+	if !r.pid1 || o.Subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			r.log.Warn("cannot become a child subreaper; orphans will be reaped by the host's init instead", "error", err)
+		} else if !r.pid1 && !o.Subreaper {
+			r.log.Debug("not PID 1: registered as a child subreaper")
+		}
+	}
+
+	// Catch before starting the child, so a signal in between is queued, not lost.
+	sigs := make(chan os.Signal, 256)
+	signal.Notify(sigs, toOS(signals.Catchable())...)
+	defer signal.Stop(sigs)
+
+	if code, ok := r.start(); !ok {
+		return code
+	}
+	return r.loop(sigs)
+}
+
+func toOS(in []syscall.Signal) []os.Signal {
+	out := make([]os.Signal, len(in))
+	for i, s := range in {
+		out[i] = s
+	}
+	return out
+}
+
+// start launches the child. On failure it returns the exit code and false.
+func (r *run) start() (int, bool) {
+	name := r.o.Command[0]
+	cmd := exec.Command(name, r.o.Command[1:]...)
+	// exec.Command refuses a PATH hit in "." ; an init runs what it is told.
+	if errors.Is(cmd.Err, exec.ErrDot) {
+		cmd.Err = nil
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = r.o.Env
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: r.o.PDeathSig}
+	if foregroundTTY() {
+		// The child's group takes the terminal, so Ctrl-C and job control
+		// reach the app directly, as they would without an init.
+		attr.Foreground = true
+		attr.Ctty = 0
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		code, msg := classifyStartError(name, err)
+		r.log.Error(msg)
+		return code, false
+	}
+	r.pid = cmd.Process.Pid
+	r.log.Debug("child started", "pid", r.pid, "command", strings.Join(r.o.Command, " "))
+	return 0, true
+}
+
+// foregroundTTY reports whether stdin is our controlling terminal and our
+// group owns it; only then may the child take it over.
+func foregroundTTY() bool {
+	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	if err != nil {
+		return false
+	}
+	return fg == unix.Getpgrp()
+}
+
+func classifyStartError(name string, err error) (int, string) {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return ExitNotFound, fmt.Sprintf("cannot run %q: command not found (check the path and $PATH)", name)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
+		return ExitNotExecutable, fmt.Sprintf("cannot run %q: not executable (%v)", name, rootCause(err))
+	case errors.As(err, &pe):
+		return ExitNotExecutable, fmt.Sprintf("cannot run %q: %v", name, pe.Err)
+	}
+	return ExitInitFailure, fmt.Sprintf("cannot run %q: %v", name, err)
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// loop is the supervisor's only event loop, in the spirit of tini's: wait
+// for something to happen, act on it, reap, repeat.
+func (r *run) loop(sigs chan os.Signal) int {
+	r.startReadiness()
+	// A safety net: a SIGCHLD can coalesce with others or be dropped when
+	// the channel is full; reaping on a slow tick bounds the damage.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var killC <-chan time.Time
+
+	for {
+		select {
+		case s := <-sigs:
+			r.onSignal(s.(syscall.Signal))
+		case err := <-r.readyCh:
+			r.onReady(err)
+		case reason := <-r.drainCh:
+			r.drainCh = nil
+			r.endDrain(string(reason))
+		case res := <-r.offlineCh:
+			r.offlineCh = nil
+			r.offline = &res
+			if res.err != nil {
+				r.log.Warn("registry offline failed; the drain goes on", "elapsed", res.took.Round(time.Millisecond), "error", res.err)
+			} else {
+				r.log.Info("registry offline done", "elapsed", res.took.Round(time.Millisecond))
+			}
+		case <-killC:
+			r.killTree()
+		case <-tick.C:
+		}
+		if r.killTimer != nil && killC == nil {
+			killC = r.killTimer.C
+		}
+		if status, exited := r.reap(); exited {
+			return r.finish(status)
+		}
+	}
+}
+
+func (r *run) startReadiness() {
+	if r.o.Ready == nil {
+		r.onReady(nil)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.readyStop = cancel
+	r.readyCh = make(chan error, 1)
+	go func() { r.readyCh <- ready.Wait(ctx, r.o.Ready, r.o.ReadyInterval, r.o.ReadyTimeout) }()
+}
+
+func (r *run) onReady(err error) {
+	r.readyCh = nil
+	if r.phase != phaseRunning {
+		return
+	}
+	if err != nil {
+		r.log.Warn("app never became ready: it keeps running but is not put online", "error", err)
+		return
+	}
+	r.ready = true
+	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
+	ctx, cancel := context.WithCancel(context.Background())
+	r.onlineStop = cancel
+	go r.o.Hooks.Online(ctx)
+}
+
+func (r *run) onSignal(sig syscall.Signal) {
+	switch {
+	case sig == syscall.SIGCHLD:
+		// Reaping follows every wake-up.
+	case sig == syscall.SIGTERM:
+		r.onTerm(sig)
+	case signals.Forwarded(sig):
+		r.signalChild(sig, r.o.PGroup)
+	}
+}
+
+// onTerm starts the stop sequence, or shortens it if it is under way.
+func (r *run) onTerm(sig syscall.Signal) {
+	switch r.phase {
+	case phaseDraining:
+		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(sig))
+		r.endDrain("second signal")
+		return
+	case phaseStopping:
+		r.signalChild(sig, r.o.PGroup)
+		return
+	}
+	now := time.Now()
+	r.termAt, r.termSig = now, sig
+	r.deadline = now.Add(r.o.GracePeriod)
+	killAt := r.deadline.Add(-r.o.KillMargin)
+	r.killTimer = time.NewTimer(time.Until(killAt))
+	r.log.Info("stop signal received", "signal", signals.Name(sig), "deadline_in", r.o.GracePeriod, "kill_in", time.Until(killAt).Round(time.Millisecond))
+	if r.readyStop != nil {
+		r.readyStop()
+	}
+	if r.onlineStop != nil {
+		r.onlineStop()
+	}
+	if !r.ready {
+		r.log.Info("app was never ready: no drain")
+		r.drainReason = "not ready"
+		r.sendStop()
+		return
+	}
+
+	if _, none := r.o.Hooks.(NoHooks); !none {
+		r.startOffline(killAt)
+	}
+	if r.o.Drain.Max <= 0 {
+		r.drainReason = "none"
+		r.sendStop()
+		return
+	}
+	r.phase = phaseDraining
+	dctx, dcancel := context.WithCancel(context.Background())
+	r.drainCancel = dcancel
+	r.drainCh = make(chan drain.Reason, 1)
+	opts := r.o.Drain
+	log := r.log
+	go func() { r.drainCh <- drain.Run(dctx, opts, log) }()
+	r.log.Info("draining", "max", opts.Max, "quiet", opts.Quiet, "min", opts.Min, "ports", opts.Ports)
+}
+
+// startOffline runs the registry offline step in the background. It may use
+// everything up to the kill point; the drain and the stop signal never wait
+// for it.
+func (r *run) startOffline(killAt time.Time) {
+	octx, ocancel := context.WithDeadline(context.Background(), killAt)
+	r.offlineStop = ocancel
+	r.offlineCh = make(chan offlineResult, 1)
+	go func() {
+		start := time.Now()
+		err := r.o.Hooks.Offline(octx)
+		r.offlineCh <- offlineResult{err: err, took: time.Since(start)}
+	}()
+}
+
+// endDrain closes the drain window for reason and sends the stop signal.
+func (r *run) endDrain(reason string) {
+	if r.phase != phaseDraining {
+		return
+	}
+	if r.drainCancel != nil {
+		r.drainCancel()
+	}
+	r.drainCh = nil
+	r.drainReason = reason
+	r.drainEnd = time.Now()
+	r.log.Info("drain ended", "reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond))
+	r.sendStop()
+}
+
+func (r *run) sendStop() {
+	r.phase = phaseStopping
+	r.stopAt = time.Now()
+	r.log.Info("sending stop signal to the app", "signal", signals.Name(r.o.StopSignal), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
+	r.signalChild(r.o.StopSignal, r.o.PGroup)
+}
+
+// signalChild sends sig to the child, or its process group. The child's pid
+// is only ever signalled by this goroutine before reap has collected it,
+// so it cannot have been reused.
+func (r *run) signalChild(sig syscall.Signal, group bool) {
+	target := r.pid
+	if group {
+		target = -r.pid
+	}
+	if err := unix.Kill(target, sig); err != nil && err != unix.ESRCH {
+		r.log.Warn("cannot forward signal", "signal", signals.Name(sig), "pid", target, "error", err)
+		return
+	}
+	r.log.Debug("forwarded signal", "signal", signals.Name(sig), "pid", target)
+}
+
+// killTree SIGKILLs the child's group and, as PID 1, everything else in the
+// namespace; otherwise every descendant found in /proc.
+func (r *run) killTree() {
+	r.killed = true
+	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(r.termAt).Round(time.Millisecond), "deadline_in", time.Until(r.deadline).Round(time.Millisecond))
+	if err := unix.Kill(-r.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		r.log.Warn("cannot kill the child's process group", "error", err)
+	}
+	if err := unix.Kill(r.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		r.log.Warn("cannot kill the child", "error", err)
+	}
+	if r.pid1 {
+		// kill(-1) as PID 1 reaches every process in the namespace but us.
+		if err := unix.Kill(-1, unix.SIGKILL); err != nil && err != unix.ESRCH {
+			r.log.Warn("cannot kill remaining processes", "error", err)
+		}
+		return
+	}
+	for _, pid := range descendants(os.Getpid()) {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// reap collects every exited child without blocking. It reports the main
+// child's status once it has been collected.
+func (r *run) reap() (unix.WaitStatus, bool) {
+	var main unix.WaitStatus
+	found := false
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			// ECHILD: nothing left to wait for; 0: nothing has exited yet.
+			return main, found
+		}
+		if pid == r.pid {
+			main, found = ws, true
+			continue
+		}
+		r.log.Debug("reaped orphan", "pid", pid, "status", exitCode(ws))
+	}
+}
+
+func exitCode(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return ExitInitFailure
+}
+
+// finish runs after the main child exited: it stops the helpers, closes the
+// hooks within their bound, logs the summary and computes the exit code.
+func (r *run) finish(ws unix.WaitStatus) int {
+	exitAt := time.Now()
+	code := exitCode(ws)
+	if r.phase == phaseDraining {
+		r.drainReason = "child exited"
+		r.drainEnd = exitAt
+		r.log.Info("app exited during the drain", "exit_code", code)
+	}
+	for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop, r.drainCancel} {
+		if stop != nil {
+			stop()
+		}
+	}
+	// An offline step still in flight gets its answer only if it arrives
+	// now; the app is gone and the summary must not wait for the registry.
+	if r.offlineCh != nil {
+		select {
+		case res := <-r.offlineCh:
+			r.offline = &res
+		default:
+		}
+	}
+	if r.offlineStop != nil {
+		r.offlineStop()
+	}
+	r.closeHooks()
+
+	final := code
+	for _, c := range r.o.RemapExit {
+		if c == code {
+			final = 0
+		}
+	}
+	if !r.termAt.IsZero() {
+		r.summary(code, final, exitAt)
+	} else {
+		r.log.Debug("app exited", "exit_code", code, "exit_status", final)
+	}
+	return final
+}
+
+func (r *run) closeHooks() {
+	limit := time.Now().Add(r.o.CloseTimeout)
+	if !r.deadline.IsZero() && r.deadline.Before(limit) {
+		limit = r.deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), limit)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.o.Hooks.Close(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			r.log.Warn("registry close failed", "error", err)
+		}
+	case <-ctx.Done():
+		r.log.Warn("registry close abandoned at its time limit")
+	}
+}
+
+func (r *run) summary(code, final int, exitAt time.Time) {
+	since := func(t time.Time) any {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Sub(r.termAt).Round(time.Millisecond).String()
+	}
+	offline := "none"
+	var offlineTook any = "-"
+	switch {
+	case r.offline != nil && r.offline.err != nil:
+		offline, offlineTook = "failed: "+r.offline.err.Error(), r.offline.took.Round(time.Millisecond).String()
+	case r.offline != nil:
+		offline, offlineTook = "ok", r.offline.took.Round(time.Millisecond).String()
+	case r.offlineCh != nil:
+		offline = "unfinished"
+	}
+	drainLen := "-"
+	if !r.drainEnd.IsZero() {
+		drainLen = r.drainEnd.Sub(r.termAt).Round(time.Millisecond).String()
+	} else if !r.stopAt.IsZero() {
+		drainLen = "0s"
+	}
+	r.log.Info("shutdown summary",
+		"signal", signals.Name(r.termSig),
+		"offline", offline,
+		"offline_took", offlineTook,
+		"drain_end", r.drainReason,
+		"drain", drainLen,
+		"stop_signal", signals.Name(r.o.StopSignal),
+		"stop_sent_at", since(r.stopAt),
+		"child_exit_at", since(exitAt),
+		"killed", r.killed,
+		"child_exit_code", code,
+		"exit_code", final,
+		"total", since(exitAt),
+		"deadline", r.o.GracePeriod.String(),
+	)
+}
+
+// descendants lists every process below root, read from /proc, deepest last.
+func descendants(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(pid); ok {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name may contain spaces and parentheses: parse after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	var state string
+	var ppid int
+	if _, err := fmt.Sscanf(s[i+1:], " %s %d", &state, &ppid); err != nil {
+		return 0, false
+	}
+	return ppid, true
+}
