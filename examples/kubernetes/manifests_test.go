@@ -1,0 +1,349 @@
+// Package kubernetes_test keeps the example manifests honest: each one is
+// run through gracefulinit's own flag parser with the environment the kubelet
+// would give it, and its timeline must agree with the pod spec and with the
+// arithmetic written in its comments.
+package kubernetes_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+)
+
+// The subset of the Kubernetes API the checks read. Unknown fields are
+// ignored on purpose: the manifests are full Deployments.
+type object struct {
+	Kind string `yaml:"kind"`
+	Spec struct {
+		Template struct {
+			Spec podSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type podSpec struct {
+	TerminationGracePeriodSeconds *int64      `yaml:"terminationGracePeriodSeconds"`
+	Containers                    []container `yaml:"containers"`
+	Volumes                       []struct {
+		Name   string `yaml:"name"`
+		Secret *struct {
+			SecretName string `yaml:"secretName"`
+		} `yaml:"secret"`
+	} `yaml:"volumes"`
+}
+
+type containerPort struct {
+	ContainerPort int `yaml:"containerPort"`
+}
+
+type container struct {
+	Name    string   `yaml:"name"`
+	Command []string `yaml:"command"`
+	Args    []string `yaml:"args"`
+	Env     []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
+			SecretKeyRef *struct {
+				Name string `yaml:"name"`
+				Key  string `yaml:"key"`
+			} `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
+	Ports          []containerPort `yaml:"ports"`
+	ReadinessProbe *yaml.Node      `yaml:"readinessProbe"`
+	Lifecycle      *struct {
+		PreStop *yaml.Node `yaml:"preStop"`
+	} `yaml:"lifecycle"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+}
+
+// Values the kubelet would fill in from the downward API and secrets.
+const (
+	fakePodIP   = "10.244.1.17"
+	fakePodName = "svc-7d4b9c6f5-x2kqp"
+	fakeSecret  = "not-a-real-secret"
+)
+
+func TestManifests(t *testing.T) {
+	type testCase struct {
+		file       string
+		registries []string // what gracefulinit must be told to update
+	}
+	tests := []testCase{
+		{"nacos.yaml", []string{"nacos"}},
+		{"eureka.yaml", []string{"eureka"}},
+		{"plain-service.yaml", nil},
+	}
+	all, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		if !slices.ContainsFunc(tests, func(tc testCase) bool { return tc.file == f }) {
+			t.Errorf("%s has no test case: add it to the table", f)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deployments := decodeDeployments(t, raw)
+			if len(deployments) != 1 {
+				t.Fatalf("want exactly one Deployment, found %d", len(deployments))
+			}
+			checkPod(t, deployments[0], tc.registries, commentTimeline(t, raw))
+		})
+	}
+}
+
+func decodeDeployments(t *testing.T, raw []byte) []podSpec {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var pods []podSpec
+	for {
+		var o object
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			return pods
+		}
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if o.Kind == "Deployment" {
+			pods = append(pods, o.Spec.Template.Spec)
+		}
+	}
+}
+
+func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string]time.Duration) {
+	if pod.TerminationGracePeriodSeconds == nil {
+		t.Fatal("terminationGracePeriodSeconds is not set: it must be written out, equal to --grace-period")
+	}
+	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+
+	var supervised []container
+	for _, c := range pod.Containers {
+		if len(c.Command) > 0 && c.Command[0] == "/gracefulinit" {
+			supervised = append(supervised, c)
+		}
+	}
+	if len(supervised) != 1 {
+		t.Fatalf("want one container with command [/gracefulinit], found %d", len(supervised))
+	}
+	c := supervised[0]
+
+	env := kubeletEnv(t, c)
+	args := append(slices.Clone(c.Command[1:]), c.Args...)
+	for i, a := range args {
+		args[i] = expand(a, env)
+	}
+	args = relocateMounts(t, c, args)
+
+	cfg, err := config.Parse(args, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}, io.Discard)
+	if err != nil {
+		t.Fatalf("gracefulinit rejects the container's arguments: %v\nargs: %q", err, args)
+	}
+
+	if cfg.GracePeriod != grace {
+		t.Errorf("--grace-period %s != terminationGracePeriodSeconds %s", cfg.GracePeriod, grace)
+	}
+	budget := cfg.DrainBudget()
+	if budget < 0 {
+		t.Errorf("drain budget %s - %s - %s = %s is negative", cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
+	}
+	if cfg.Drain > budget {
+		t.Errorf("drain %s exceeds the budget %s", cfg.Drain, budget)
+	}
+	want := map[string]time.Duration{
+		"terminationGracePeriodSeconds": grace,
+		"kill-margin":                   cfg.KillMargin,
+		"stop-timeout":                  cfg.StopTimeout,
+		"drain budget":                  budget,
+	}
+	for k, v := range want {
+		got, ok := comment[k]
+		if !ok {
+			t.Errorf("the header comment's timeline has no %q line", k)
+			continue
+		}
+		if got != v {
+			t.Errorf("the header comment says %s is %s, the manifest makes it %s", k, got, v)
+		}
+	}
+
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		t.Error("container has a preStop hook: gracefulinit does the drain, and preStop time counts against the grace period")
+	}
+	if c.ReadinessProbe == nil {
+		t.Error("container has no readinessProbe")
+	}
+	if !podIPFromDownwardAPI(c) {
+		t.Error("POD_IP must come from the downward API: valueFrom.fieldRef.fieldPath: status.podIP")
+	}
+	if len(cfg.Command) == 0 {
+		t.Fatal("no app command after --")
+	}
+	if filepath.Base(cfg.Command[0]) == "java" && !slices.Contains(cfg.RemapExit, 143) {
+		t.Error("a JVM exits 143 after a clean SIGTERM shutdown: add --remap-exit=143")
+	}
+	if len(cfg.Ports) == 0 || !slices.ContainsFunc(c.Ports, func(p containerPort) bool {
+		return p.ContainerPort == cfg.Port()
+	}) {
+		t.Errorf("--port %v is not one of the container's ports", cfg.Ports)
+	}
+
+	if !slices.Equal(cfg.Registries, registries) {
+		t.Errorf("registries %v, want %v", cfg.Registries, registries)
+	}
+	// gracefulinit and the app must name the same instance, or the
+	// offline step changes nothing the consumers use.
+	if slices.Contains(registries, "nacos") {
+		if cfg.IP != fakePodIP {
+			t.Errorf("gracefulinit's Nacos IP %q is not the pod IP", cfg.IP)
+		}
+		if got := env["SPRING_CLOUD_NACOS_DISCOVERY_IP"]; got != cfg.IP {
+			t.Errorf("the app registers IP %q, gracefulinit marks %q", got, cfg.IP)
+		}
+		if got := env["SPRING_APPLICATION_NAME"]; got != cfg.Service {
+			t.Errorf("the app registers service %q, gracefulinit marks %q", got, cfg.Service)
+		}
+		if cfg.Nacos.Password != fakeSecret {
+			t.Error("the Nacos password does not come from the mounted secret")
+		}
+	}
+	if slices.Contains(registries, "eureka") {
+		if got := env["EUREKA_INSTANCE_INSTANCE_ID"]; got != cfg.Eureka.InstanceID {
+			t.Errorf("the app registers instance id %q, gracefulinit marks %q", got, cfg.Eureka.InstanceID)
+		}
+		if !strings.Contains(cfg.Eureka.InstanceID, fakePodName) {
+			t.Errorf("instance id %q does not contain the pod name: ids must be unique per pod", cfg.Eureka.InstanceID)
+		}
+		if got := strings.ToUpper(env["SPRING_APPLICATION_NAME"]); got != cfg.Eureka.App {
+			t.Errorf("the app registers app %q, gracefulinit marks %q", got, cfg.Eureka.App)
+		}
+	}
+}
+
+// kubeletEnv resolves the container's env the way the kubelet does: in
+// order, $(VAR) referring to earlier entries, downward API and secrets
+// replaced by fixed stand-ins.
+func kubeletEnv(t *testing.T, c container) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = expand(e.Value, env)
+		case e.ValueFrom.FieldRef != nil:
+			switch p := e.ValueFrom.FieldRef.FieldPath; p {
+			case "status.podIP":
+				env[e.Name] = fakePodIP
+			case "metadata.name":
+				env[e.Name] = fakePodName
+			default:
+				t.Fatalf("env %s: fieldRef %q has no stand-in in this test", e.Name, p)
+			}
+		case e.ValueFrom.SecretKeyRef != nil:
+			env[e.Name] = fakeSecret
+		default:
+			t.Fatalf("env %s: unsupported valueFrom", e.Name)
+		}
+	}
+	return env
+}
+
+var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
+
+// expand applies Kubernetes' $(VAR) substitution: defined variables are
+// replaced, undefined references stay as written, $$ escapes a dollar.
+func expand(s string, env map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		if v, ok := env[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// relocateMounts points file arguments under the container's volume mounts
+// at a temp dir holding stand-in secret files, so that *-file flags parse.
+func relocateMounts(t *testing.T, c container, args []string) []string {
+	t.Helper()
+	root := t.TempDir()
+	out := slices.Clone(args)
+	for _, m := range c.VolumeMounts {
+		prefix := strings.TrimSuffix(m.MountPath, "/") + "/"
+		for i, a := range out {
+			name, val, ok := strings.Cut(a, "=")
+			if !ok || !strings.HasPrefix(val, prefix) {
+				continue
+			}
+			local := filepath.Join(root, filepath.FromSlash(val))
+			if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(local, []byte(fakeSecret+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out[i] = name + "=" + local
+		}
+	}
+	return out
+}
+
+func podIPFromDownwardAPI(c container) bool {
+	for _, e := range c.Env {
+		if e.Name == "POD_IP" {
+			return e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+		}
+	}
+	return false
+}
+
+// timelineLine matches the header comment's arithmetic, e.g.
+// "#   - stop-timeout      14 s  Spring graceful shutdown".
+var timelineLine = regexp.MustCompile(`^#\s+(?:[-=]\s+)?(terminationGracePeriodSeconds|kill-margin|stop-timeout|drain budget)\s+(\d+) s\b`)
+
+func commentTimeline(t *testing.T, raw []byte) map[string]time.Duration {
+	t.Helper()
+	out := map[string]time.Duration{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		m := timelineLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			t.Fatalf("comment line %q: %v", line, err)
+		}
+		out[m[1]] = time.Duration(n) * time.Second
+	}
+	return out
+}
