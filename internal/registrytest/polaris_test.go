@@ -1,0 +1,173 @@
+package registrytest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTemplateInSync(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(root, "testdata", "registry", "polaris.yaml.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != configTemplate {
+		t.Fatal("internal/registrytest/polaris.yaml.tmpl differs from testdata/registry/polaris.yaml.tmpl: copy the testdata one over")
+	}
+}
+
+func get(t *testing.T, url string) (int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func TestStartStopStart(t *testing.T) {
+	s := StartPolaris(t)
+	if s.NacosPort == 0 || s.EurekaPort == 0 || s.NacosAddr == "" || s.EurekaURL == "" || s.Dir == "" {
+		t.Fatalf("incomplete server: %+v", s)
+	}
+	nacosURL := s.NacosAddr + "/nacos/v1/ns/instance/list?serviceName=x"
+	eurekaURL := s.EurekaURL + "/apps"
+	for _, u := range []string{nacosURL, eurekaURL} {
+		if code, err := get(t, u); err != nil || code != 200 {
+			t.Fatalf("GET %s: %d %v", u, code, err)
+		}
+	}
+	// Register something so the restart shows state survives.
+	// Polaris wants a form body and a metadata field.
+	resp, err := http.PostForm(s.NacosAddr+"/nacos/v1/ns/instance", url.Values{
+		"serviceName": {"DEFAULT_GROUP@@keep"}, "ip": {"10.0.0.1"}, "port": {"80"},
+		"ephemeral": {"false"}, "metadata": {"{}"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("register: %s", resp.Status)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(getBody(t, s.NacosAddr+"/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"), `"10.0.0.1"`)
+	})
+
+	s.Stop()
+	if s.Running() {
+		t.Fatal("still running after Stop")
+	}
+	for _, u := range []string{nacosURL, eurekaURL} {
+		if _, err := get(t, u); err == nil {
+			t.Fatalf("GET %s answered while stopped", u)
+		}
+	}
+	s.Stop() // idempotent
+
+	start := time.Now()
+	s.Start(t)
+	t.Logf("restart took %v", time.Since(start).Round(time.Millisecond))
+	for _, u := range []string{nacosURL, eurekaURL} {
+		if code, err := get(t, u); err != nil || code != 200 {
+			t.Fatalf("after restart GET %s: %d %v", u, code, err)
+		}
+	}
+	// The boltdb state in Dir survives a restart, like a real outage.
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(getBody(t, s.NacosAddr+"/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"), `"10.0.0.1"`)
+	})
+}
+
+func waitFor(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestBuildScriptIsIdempotent(t *testing.T) {
+	PolarisBinary(t) // make sure it is built
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-polaris.sh")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != CachedPolarisPath() {
+		t.Fatalf("script printed %q, want %q", got, CachedPolarisPath())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("cached script run took %v: it should not rebuild", took)
+	}
+}
+
+func TestTwoServersInParallel(t *testing.T) {
+	a, b := StartPolaris(t), StartPolaris(t)
+	if a.NacosPort == b.NacosPort || a.EurekaPort == b.EurekaPort || a.Dir == b.Dir {
+		t.Fatalf("servers share ports or dirs: %+v %+v", a, b)
+	}
+}
+
+func TestLaunchFailsWhenPortTaken(t *testing.T) {
+	bin := PolarisBinary(t)
+	a := StartPolaris(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Same ports as a running server: Launch must fail rather than report
+	// the other server as its own.
+	s, err := Launch(ctx, bin, t.TempDir(), a.NacosPort, a.EurekaPort)
+	if err == nil {
+		s.Stop()
+		t.Fatal("Launch on taken ports succeeded")
+	}
+	t.Logf("error as expected: %v", err)
+}
