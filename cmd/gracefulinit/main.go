@@ -21,6 +21,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/drain"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
+	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
 )
 
@@ -29,6 +30,11 @@ var (
 	version = "dev"
 	commit  = ""
 )
+
+// caught holds every signal from the earliest moment the program can ask
+// for them: a SIGTERM arriving while flags are parsed must start the stop
+// sequence, not kill PID 1 with the Go runtime's exit status 2.
+var caught = signals.Capture()
 
 func main() {
 	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
@@ -58,6 +64,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		return check(cfg, hooks, stdout)
 	}
 	return supervisor.Run(supervisor.Options{
+		Signals:   caught,
 		Command:   cfg.Command,
 		Env:       childEnv(os.Environ()),
 		Subreaper: cfg.Subreaper,

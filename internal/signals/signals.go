@@ -3,6 +3,8 @@ package signals
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,4 +76,20 @@ func Forwarded(sig syscall.Signal) bool {
 		return false
 	}
 	return true
+}
+
+// Capture starts catching every catchable signal and returns the channel they
+// arrive on. Call it as early as possible: until a process has asked for a
+// signal, the Go runtime treats SIGTERM as fatal, and as PID 1 that means
+// exit status 2 with the app killed along with the namespace. Signals that
+// arrive before the supervisor reads the channel wait in its buffer.
+func Capture() chan os.Signal {
+	ch := make(chan os.Signal, 256)
+	sigs := Catchable()
+	list := make([]os.Signal, len(sigs))
+	for i, s := range sigs {
+		list[i] = s
+	}
+	signal.Notify(ch, list...)
+	return ch
 }

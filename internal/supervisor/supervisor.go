@@ -32,6 +32,9 @@ import (
 
 // Options configure one supervised run.
 type Options struct {
+	// Signals delivers the signals gracefulinit receives; see signals.Capture.
+	// nil means Run captures them itself.
+	Signals   chan os.Signal
 	Command   []string
 	Env       []string // the child's environment; nil means os.Environ()
 	Subreaper bool     // become a child subreaper even as PID 1's peer (automatic when not PID 1)
@@ -135,22 +138,16 @@ func Run(o Options) int {
 	}
 
 	// Catch before starting the child, so a signal in between is queued, not lost.
-	sigs := make(chan os.Signal, 256)
-	signal.Notify(sigs, toOS(signals.Catchable())...)
+	sigs := o.Signals
+	if sigs == nil {
+		sigs = signals.Capture()
+	}
 	defer signal.Stop(sigs)
 
 	if code, ok := r.start(); !ok {
 		return code
 	}
 	return r.loop(sigs)
-}
-
-func toOS(in []syscall.Signal) []os.Signal {
-	out := make([]os.Signal, len(in))
-	for i, s := range in {
-		out[i] = s
-	}
-	return out
 }
 
 // start launches the child. On failure it returns the exit code and false.

@@ -127,22 +127,41 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 }
 
 // InitPID is gracefulinit's pid as seen from the test (host namespace).
-// As PID 1 that is unshare's only child; it waits until that exists.
+// As PID 1 that is unshare's only child. It waits until gracefulinit has
+// started its child: by then it catches every signal, and a signal sent
+// earlier could hit the Go runtime's default handling instead.
 func (p *Proc) InitPID() int {
 	p.t.Helper()
-	if !p.PID1 {
-		return p.Cmd.Process.Pid
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		kids := Children(p.Cmd.Process.Pid)
-		if len(kids) > 0 {
-			return kids[0]
+		pid := p.Cmd.Process.Pid
+		if p.PID1 {
+			pid = 0
+			if kids := Children(p.Cmd.Process.Pid); len(kids) > 0 {
+				pid = kids[0]
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		if pid != 0 && p.hasExecedChild(pid) {
+			return pid
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("gracefulinit exited before its child started\nstderr:\n%s", p.Stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	p.t.Fatalf("gracefulinit did not start under unshare")
+	p.t.Fatalf("gracefulinit did not start its child within 10s\nstderr:\n%s", p.Stderr)
 	return 0
+}
+
+func (p *Proc) hasExecedChild(pid int) bool {
+	self, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	for _, c := range Children(pid) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe != self {
+			return true
+		}
+	}
+	return false
 }
 
 // Signal sends sig to gracefulinit itself.
