@@ -1,14 +1,165 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
-	"github.com/gracefulinit/gracefulinit/internal/supervisor"
+	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
-func check(cfg *config.Config, hooks supervisor.Hooks, w io.Writer) int {
-	fmt.Fprintln(w, "check: not implemented yet")
-	return 1
+// check prints the resolved configuration with secrets redacted, checks the
+// timeline fits the grace period and that each registry answers, and
+// returns non-zero when something is wrong. It never starts the command.
+func check(cfg *config.Config, w io.Writer) int {
+	problems := 0
+	fmt.Fprintln(w, "configuration (value, and where it came from):")
+	cfg.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Name == "check" || f.Name == "version" {
+			return
+		}
+		src := cfg.Source[f.Name]
+		if src == "env" {
+			src = "env " + config.EnvName(f.Name)
+		}
+		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), src)
+	})
+	if len(cfg.Command) > 0 {
+		fmt.Fprintf(w, "  command: %s\n", strings.Join(cfg.Command, " "))
+	}
+
+	fmt.Fprintln(w, "\ntimeline after the stop signal:")
+	budget := cfg.DrainBudget()
+	fmt.Fprintf(w, "  drain budget = grace-period %s - kill-margin %s - stop-timeout %s = %s\n", cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
+	mode := "fixed"
+	if cfg.DrainQuiet > 0 {
+		mode = fmt.Sprintf("until %s quiet on ports %v (at least %s)", cfg.DrainQuiet, cfg.Ports, cfg.DrainMin)
+	}
+	fmt.Fprintf(w, "  0s: registry offline starts; drain up to %s, %s\n", cfg.Drain, mode)
+	fmt.Fprintf(w, "  <=%s: %s sent to the app\n", cfg.Drain, signals.Name(cfg.StopSignal))
+	fmt.Fprintf(w, "  %s: SIGKILL to the process tree; runtime deadline at %s\n", cfg.GracePeriod-cfg.KillMargin, cfg.GracePeriod)
+	if cfg.Drain+cfg.StopTimeout+cfg.KillMargin > cfg.GracePeriod {
+		fmt.Fprintln(w, "  PROBLEM: drain + stop-timeout + kill-margin exceed the grace period")
+		problems++
+	} else {
+		fmt.Fprintln(w, "  ok: fits the grace period")
+	}
+
+	if cfg.HasRegistry() {
+		fmt.Fprintln(w, "\nregistries:")
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.RegistryTimeout)
+		defer cancel()
+		for _, target := range registryProbes(cfg) {
+			if err := probe(ctx, target.url); err != nil {
+				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", target.name, config.Redact(target.url), err)
+				problems++
+			} else {
+				fmt.Fprintf(w, "  ok: %s %s answers\n", target.name, config.Redact(target.url))
+			}
+		}
+	}
+	if problems > 0 {
+		fmt.Fprintf(w, "\n%d problem(s) found\n", problems)
+		return 1
+	}
+	fmt.Fprintln(w, "\nall checks passed")
+	return 0
+}
+
+// resolved is the value gracefulinit will use, which for derived settings
+// (drain defaults, IP, instance id) differs from the flag's own value.
+func resolved(cfg *config.Config, f *pflag.Flag) string {
+	if strings.Contains(f.Name, "password") {
+		if f.Name == "nacos-password" && cfg.Nacos.Password != "" || f.Name == "eureka-password" && cfg.Eureka.Password != "" {
+			return "(set, redacted)"
+		}
+		if strings.HasSuffix(f.Name, "-file") && f.Value.String() != "" {
+			return f.Value.String()
+		}
+		return "(unset)"
+	}
+	switch f.Name {
+	case "drain":
+		return cfg.Drain.String()
+	case "drain-quiet":
+		return cfg.DrainQuiet.String()
+	case "ip":
+		return cfg.IP
+	case "eureka-instance-id":
+		return cfg.Eureka.InstanceID
+	case "eureka-app":
+		return cfg.Eureka.App
+	case "eureka-url":
+		return strings.Join(cfg.Eureka.URLs, ",")
+	case "nacos-metadata", "eureka-metadata":
+		m := cfg.Nacos.Metadata
+		if f.Name == "eureka-metadata" {
+			m = cfg.Eureka.Metadata
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k+"="+m[k])
+		}
+		sort.Strings(keys)
+		return strings.Join(keys, ",")
+	}
+	return config.Redact(f.Value.String())
+}
+
+type probeTarget struct{ name, url string }
+
+func registryProbes(cfg *config.Config) []probeTarget {
+	var out []probeTarget
+	for _, r := range cfg.Registries {
+		switch r {
+		case "nacos":
+			for _, a := range cfg.Nacos.Addrs {
+				out = append(out, probeTarget{"nacos", a + "/nacos/v1/ns/service/list?pageNo=1&pageSize=1&namespaceId=" + cfg.Nacos.Namespace})
+			}
+		case "eureka":
+			for _, u := range cfg.Eureka.URLs {
+				out = append(out, probeTarget{"eureka", u + "/apps"})
+			}
+		}
+	}
+	return out
+}
+
+// probe succeeds when the server gives any HTTP answer but a 5xx: auth
+// failures still prove the address is right and are reported by the steps.
+func probe(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("unreachable: %v", errorsWithoutURL(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("answered %s", resp.Status)
+	}
+	return nil
+}
+
+// errorsWithoutURL drops the URL net/http puts in its errors, which may
+// carry credentials.
+func errorsWithoutURL(err error) error {
+	type unwrapper interface{ Unwrap() error }
+	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
+		return u.Unwrap()
+	}
+	return err
 }

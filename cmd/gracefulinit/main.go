@@ -61,7 +61,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		return 2
 	}
 	if cfg.Check {
-		return check(cfg, hooks, stdout)
+		return check(cfg, stdout)
 	}
 	return supervisor.Run(supervisor.Options{
 		Signals:   caught,

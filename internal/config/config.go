@@ -65,7 +65,16 @@ type Config struct {
 	IP              string
 	Nacos           Nacos
 	Eureka          Eureka
+
+	// Source says where each flag's value came from: "flag", "env NAME" or
+	// "default"; for --check.
+	Source map[string]string
+	flags  *pflag.FlagSet
 }
+
+// Flags is the flag set the configuration was parsed with; its values are
+// bound to the Config, so they show the command line and environment.
+func (c *Config) Flags() *pflag.FlagSet { return c.flags }
 
 // Nacos configures the Nacos registry step.
 type Nacos struct {
@@ -236,17 +245,29 @@ func EnvName(flag string) string {
 // Parse reads args (without the program name) and the environment through
 // lookup. The command is whatever follows "--" (or the first non-flag).
 func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
-	cfg := &Config{}
+	cfg := &Config{Source: map[string]string{}}
 	fs := FlagSet(cfg, out)
+	cfg.flags = fs
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, ErrHelp
 		}
 		return nil, err
 	}
+	fs.Visit(func(f *pflag.Flag) { cfg.Source[f.Name] = "flag" })
 	if err := applyEnv(fs, lookup); err != nil {
 		return nil, err
 	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if _, ok := cfg.Source[f.Name]; ok {
+			return
+		}
+		if f.Changed {
+			cfg.Source[f.Name] = "env"
+		} else {
+			cfg.Source[f.Name] = "default"
+		}
+	})
 	cfg.Command = fs.Args()
 	if cfg.Version {
 		return cfg, nil
