@@ -1,0 +1,203 @@
+package eureka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxBody bounds what is read from a response: instance documents are a few
+// KiB, and a misbehaving proxy must not make PID 1 buffer without limit.
+const maxBody = 1 << 20
+
+// client issues Eureka REST calls itself instead of through fargo's
+// EurekaConnection, because fargo's network layer fits none of what PID 1
+// needs: its calls take no context (an abandoned goroutine would still land
+// its request later, e.g. a register after our deregister), it uses a
+// process-global http.Client, picks a random service URL instead of failing
+// over in order, retries after sleeping 10 ns, and logs full URLs. fargo's
+// types still describe the instance we register (see register in eureka.go).
+type client struct {
+	bases  []string
+	hc     *http.Client
+	perTry time.Duration // bound of one attempt when ctx has no deadline
+
+	mu   sync.Mutex
+	next int // index of the base URL that answered last; tried first
+}
+
+// answer is a definitive HTTP answer from one Eureka server: anything but a
+// transport error or a 5xx, which are failed over.
+type answer struct {
+	code int
+	body []byte
+	base string
+}
+
+// notFound reports whether the server says the instance does not exist.
+// Netflix Eureka answers 404; Polaris answers 400 to status changes on an
+// unknown instance (its "instance not found" code 400xxx mapped to HTTP).
+func (a answer) notFound() bool {
+	return a.code == http.StatusNotFound || a.code == http.StatusBadRequest
+}
+
+func (a answer) ok() bool { return a.code >= 200 && a.code < 300 }
+
+// statusError is an unexpected HTTP status; it names the request without
+// credentials (service URLs never carry userinfo, see New).
+type statusError struct {
+	method, url string
+	code        int
+}
+
+func (e *statusError) Error() string {
+	msg := fmt.Sprintf("%s %s: HTTP %d %s", e.method, e.url, e.code, http.StatusText(e.code))
+	if e.code == http.StatusUnauthorized || e.code == http.StatusForbidden {
+		msg += " (check --eureka-username and --eureka-password)"
+	}
+	return msg
+}
+
+// basicAuth adds the Authorization header to every request, so credentials
+// never need to be part of a URL that something might print.
+type basicAuth struct {
+	user, pass string
+	base       http.RoundTripper
+}
+
+func (b *basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.SetBasicAuth(b.user, b.pass)
+	return b.base.RoundTrip(r)
+}
+
+func newHTTPClient(user, pass string) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Few calls, spread over weeks: keep one idle connection per server for
+	// the heartbeat and let the rest go.
+	t.MaxIdleConnsPerHost = 1
+	t.IdleConnTimeout = 2 * time.Minute
+	var rt http.RoundTripper = t
+	if user != "" || pass != "" {
+		rt = &basicAuth{user: user, pass: pass, base: t}
+	}
+	// No Client.Timeout: every request carries a context with a deadline.
+	return &http.Client{
+		Transport: rt,
+		// Eureka never redirects; following one could replay the
+		// Authorization header to another host.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// do sends method to path (below the service URL) on each service URL in
+// turn, starting with the one that answered last, until one gives a
+// definitive answer. Transport errors and 5xx move on to the next URL. Each
+// attempt gets an equal share of what is left of ctx's deadline (or perTry
+// without one), so a hanging first server still leaves time for the others.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte) (answer, error) {
+	c.mu.Lock()
+	start := c.next
+	c.mu.Unlock()
+
+	n := len(c.bases)
+	var errs []error
+	for i := 0; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		idx := (start + i) % n
+		base := c.bases[idx]
+		tctx, cancel := c.attemptCtx(ctx, n-i)
+		a, err := c.once(tctx, method, base, path, query, body)
+		cancel()
+		if err == nil {
+			c.mu.Lock()
+			c.next = idx
+			c.mu.Unlock()
+			return a, nil
+		}
+		errs = append(errs, err)
+	}
+	return answer{}, errors.Join(errs...)
+}
+
+func (c *client) attemptCtx(ctx context.Context, left int) (context.Context, context.CancelFunc) {
+	d := c.perTry
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl) / time.Duration(left)
+	}
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (c *client) once(ctx context.Context, method, base, path string, query url.Values, body []byte) (answer, error) {
+	u := base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, redactURL(u), err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, redactURL(u), unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: reading response: %w", method, redactURL(u), err)
+	}
+	if resp.StatusCode >= 500 {
+		return answer{}, &statusError{method: method, url: redactURL(u), code: resp.StatusCode}
+	}
+	return answer{code: resp.StatusCode, body: b, base: base}, nil
+}
+
+// unwrapURLError drops *url.Error's own "Method URL:" prefix, which we
+// already add with a redacted URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// redactURL hides any userinfo password; service URLs have none (New strips
+// it), but errors must stay safe even if that ever changes.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}
+
+// instancePath is the resource of one instance, below a service URL.
+func instancePath(app, id string) string {
+	return "/apps/" + url.PathEscape(app) + "/" + url.PathEscape(id)
+}
+
+// trimBase normalises a service URL: a trailing slash would make "//apps",
+// which Eureka does not route.
+func trimBase(s string) string { return strings.TrimRight(s, "/") }

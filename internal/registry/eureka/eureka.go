@@ -1,0 +1,530 @@
+// Package eureka takes the app's instance in and out of Eureka.
+//
+// Mark mode (default): the app (Spring Cloud Netflix) registers itself and
+// keeps heartbeating; gracefulinit only changes that instance's status.
+// Offline puts an OUT_OF_SERVICE override on it, which Eureka keeps through
+// the app's heartbeats and even its re-registration, so the JVM can keep
+// serving in-flight requests while consumers drop it. Online, once the app is
+// ready, removes an override that an earlier drain left behind (a JVM
+// restarted in place with the same instance id would otherwise stay out of
+// rotation forever). It never deregisters a live JVM: its next heartbeat would
+// get 404 and register it again as UP.
+//
+// Register mode: gracefulinit registers the instance itself, heartbeats it,
+// and deregisters it at Offline.
+//
+// The REST calls are made with net/http and a context each (see client);
+// hudl/fargo supplies the instance model and its JSON encoding, and its
+// logging is routed into slog without credentials (see fargolog.go).
+package eureka
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hudl/fargo"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+)
+
+const (
+	statusUp           = "UP"
+	statusOutOfService = "OUT_OF_SERVICE"
+
+	defaultTimeout   = 5 * time.Second
+	defaultHeartbeat = 30 * time.Second
+	// Eureka's default lease (eureka.instance.lease-expiration-duration-in-seconds).
+	defaultLease = 90 * time.Second
+)
+
+// errStopping is returned by Online once Offline or Close has begun: putting
+// the instance back in rotation then would undo the drain.
+var errStopping = errors.New("eureka: offline has begun, not putting the instance online")
+
+// Eureka is the Eureka registry backend. Its methods are safe for concurrent
+// use; writes to the registry are serialised so that nothing Online or a
+// heartbeat sends can reach the server after Offline's request.
+type Eureka struct {
+	app, id, vip, ip  string
+	port              int
+	register          bool
+	heartbeat         time.Duration
+	lease             time.Duration
+	deregisterOnExit  bool
+	metadata          map[string]string
+	timeout           time.Duration
+	log               *slog.Logger
+	c                 *client
+	ops               chan struct{} // a token: held for each sequence of writes
+	stopCtx           context.Context
+	halt              context.CancelFunc // cancels stopCtx: Online and heartbeats in flight
+	mu                sync.Mutex         // guards the fields below
+	stopping          bool
+	hbDone            chan struct{} // closed when the heartbeat loop has returned; nil if never started
+	registered        bool          // register mode: an instance of ours may exist
+	deregisteredClose bool          // Close already removed the instance
+}
+
+var _ registry.Registry = (*Eureka)(nil)
+
+// New validates cfg.Eureka and returns the backend. It makes no network call.
+// It never hands an empty service URL list to fargo (which would log.Fatal,
+// killing PID 1): an empty list is an error here.
+func New(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
+	return newEureka(cfg, log)
+}
+
+func newEureka(cfg *config.Config, log *slog.Logger) (*Eureka, error) {
+	if cfg == nil {
+		return nil, errors.New("eureka: no configuration")
+	}
+	ec := cfg.Eureka
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(ec.URLs) == 0 {
+		return nil, errors.New("eureka: no service URL: set --eureka-url, e.g. http://eureka:8761/eureka")
+	}
+	user, pass := ec.Username, ec.Password
+	bases := make([]string, 0, len(ec.URLs))
+	for _, raw := range ec.URLs {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redactURL(raw))
+		}
+		// config.Parse already moved userinfo into Username/Password; a
+		// caller that did not still gets the credentials out of the URL,
+		// which fargo or an error message might otherwise print.
+		if u.User != nil {
+			if user == "" {
+				user = u.User.Username()
+			}
+			if p, ok := u.User.Password(); ok && pass == "" {
+				pass = p
+			}
+			u.User = nil
+		}
+		u.RawQuery, u.Fragment = "", ""
+		bases = append(bases, trimBase(u.String()))
+	}
+	app := strings.ToUpper(strings.TrimSpace(ec.App))
+	if app == "" {
+		return nil, errors.New("eureka: no app name: set --eureka-app or --service")
+	}
+	if ec.InstanceID == "" {
+		return nil, errors.New("eureka: no instance id: set --eureka-instance-id")
+	}
+	e := &Eureka{
+		app:              app,
+		id:               ec.InstanceID,
+		vip:              cfg.Service,
+		ip:               cfg.IP,
+		port:             cfg.Port(),
+		heartbeat:        ec.Heartbeat,
+		deregisterOnExit: ec.DeregisterOnExit,
+		metadata:         ec.Metadata,
+		timeout:          cfg.RegistryTimeout,
+		log:              log.With("registry", "eureka", "app", app, "instance", ec.InstanceID),
+		ops:              make(chan struct{}, 1),
+	}
+	if e.vip == "" {
+		e.vip = strings.ToLower(app)
+	}
+	if e.timeout <= 0 {
+		e.timeout = defaultTimeout
+	}
+	if e.heartbeat <= 0 {
+		e.heartbeat = defaultHeartbeat
+	}
+	e.lease = max(defaultLease, 3*e.heartbeat)
+	switch ec.Mode {
+	case "", "mark":
+	case "register":
+		e.register = true
+		if net.ParseIP(e.ip) == nil {
+			return nil, fmt.Errorf("eureka: register mode needs the instance's IP, got %q: set --ip or POD_IP", e.ip)
+		}
+		if e.port <= 0 {
+			return nil, errors.New("eureka: register mode needs the app's port: set --port")
+		}
+	default:
+		return nil, fmt.Errorf("eureka: mode %q: use mark or register", ec.Mode)
+	}
+	e.c = &client{bases: bases, hc: newHTTPClient(user, pass), perTry: e.timeout}
+	e.stopCtx, e.halt = context.WithCancel(context.Background())
+	addSecret(pass)
+	fargoLog.Store(log.With("registry", "eureka"))
+	return e, nil
+}
+
+// Name implements registry.Registry.
+func (e *Eureka) Name() string { return "eureka" }
+
+// acquire takes the write token, or gives up when ctx ends.
+func (e *Eureka) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case e.ops <- struct{}{}:
+		return func() { <-e.ops }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("eureka: waiting for an earlier call: %w", context.Cause(ctx))
+	}
+}
+
+func (e *Eureka) isStopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// stop marks the backend as stopping and cuts short any Online call or
+// heartbeat in flight, so the caller's write comes after theirs.
+func (e *Eureka) stop() {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	e.halt()
+}
+
+// Online implements registry.Registry. Mark mode: an instance not (yet)
+// registered by the app is an error, so the caller retries; an
+// OUT_OF_SERVICE status or override is removed. Register mode: registers the
+// instance as UP, starts the heartbeat, and removes an override the server
+// re-applied from an earlier drain.
+func (e *Eureka) Online(ctx context.Context) error {
+	if e.isStopping() {
+		return errStopping
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.stopCtx, cancel)()
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if e.isStopping() {
+		return errStopping
+	}
+	if e.register {
+		if err := e.registerInstance(ctx); err != nil {
+			return err
+		}
+		e.startHeartbeat()
+	}
+	return e.repair(ctx)
+}
+
+// repair reads the instance and removes an OUT_OF_SERVICE status with
+// DELETE .../status?value=UP: Eureka keeps an override until it is deleted
+// (or the instance is deregistered), and fargo has no call for the DELETE.
+func (e *Eureka) repair(ctx context.Context) error {
+	path := instancePath(e.app, e.id)
+	a, err := e.c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return fmt.Errorf("eureka: reading instance: %w", err)
+	}
+	if a.notFound() {
+		if e.register {
+			// Just registered: a server that serves reads from a cache
+			// (Polaris) may not show it yet, and a freshly registered
+			// instance carries no override worth waiting for.
+			e.log.Debug("registered instance not readable yet; skipping the override check")
+			return nil
+		}
+		return fmt.Errorf("eureka: instance %s of %s is not registered yet (HTTP %d from %s): waiting for the app to register",
+			e.id, e.app, a.code, redactURL(a.base))
+	}
+	if !a.ok() {
+		return &statusError{method: http.MethodGet, url: redactURL(a.base + path), code: a.code}
+	}
+	ins, err := parseInstance(a.body)
+	if err != nil {
+		return fmt.Errorf("eureka: reading instance from %s: %w", redactURL(a.base), err)
+	}
+	if ins.Status != statusOutOfService && ins.OverriddenStatus != statusOutOfService {
+		e.log.Debug("instance in rotation: nothing to repair", "status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+		return nil
+	}
+	e.log.Info("instance is OUT_OF_SERVICE, probably left by an earlier drain: putting it back in rotation",
+		"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+	a, err = e.c.do(ctx, http.MethodDelete, path+"/status", url.Values{"value": {statusUp}}, nil)
+	if err != nil {
+		return fmt.Errorf("eureka: clearing the OUT_OF_SERVICE override: %w", err)
+	}
+	if a.notFound() {
+		return fmt.Errorf("eureka: instance %s of %s disappeared while clearing its override (HTTP %d)", e.id, e.app, a.code)
+	}
+	if !a.ok() {
+		return &statusError{method: http.MethodDelete, url: redactURL(a.base + path + "/status"), code: a.code}
+	}
+	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "server", redactURL(a.base))
+	return nil
+}
+
+// Offline implements registry.Registry. Mark mode: PUT
+// .../status?value=OUT_OF_SERVICE; an unknown instance (404, or Polaris's
+// 400) is nothing to do. Register mode: stops the heartbeat and deregisters.
+func (e *Eureka) Offline(ctx context.Context) error {
+	e.stop()
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if e.register {
+		return e.deregister(ctx, "offline")
+	}
+	path := instancePath(e.app, e.id) + "/status"
+	a, err := e.c.do(ctx, http.MethodPut, path, url.Values{"value": {statusOutOfService}}, nil)
+	if err != nil {
+		return fmt.Errorf("eureka: marking OUT_OF_SERVICE: %w", err)
+	}
+	if a.notFound() {
+		e.log.Info("instance not registered: nothing to take out of rotation", "http_status", a.code, "server", redactURL(a.base))
+		return nil
+	}
+	if !a.ok() {
+		return &statusError{method: http.MethodPut, url: redactURL(a.base + path), code: a.code}
+	}
+	e.log.Info("instance marked OUT_OF_SERVICE", "server", redactURL(a.base))
+	return nil
+}
+
+// Close implements registry.Registry, after the app has exited. Register
+// mode: stops the heartbeat and deregisters unless Offline already did.
+// Mark mode: deregisters only with DeregisterOnExit (the JVM is gone, so no
+// heartbeat can bring the instance back).
+func (e *Eureka) Close(ctx context.Context) error {
+	e.stop()
+	defer e.c.hc.CloseIdleConnections()
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := e.waitHeartbeat(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	need := (e.register && e.registered) || (!e.register && e.deregisterOnExit && !e.deregisteredClose)
+	e.mu.Unlock()
+	if !need {
+		return nil
+	}
+	if err := e.deregister(ctx, "close"); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.deregisteredClose = true
+	e.mu.Unlock()
+	return nil
+}
+
+// deregister sends DELETE .../apps/APP/ID; an unknown instance counts as done.
+// The caller holds the write token.
+func (e *Eureka) deregister(ctx context.Context, step string) error {
+	path := instancePath(e.app, e.id)
+	a, err := e.c.do(ctx, http.MethodDelete, path, nil, nil)
+	if err != nil {
+		return fmt.Errorf("eureka: deregistering: %w", err)
+	}
+	if !a.ok() && !a.notFound() {
+		return &statusError{method: http.MethodDelete, url: redactURL(a.base + path), code: a.code}
+	}
+	e.mu.Lock()
+	e.registered = false
+	e.mu.Unlock()
+	if a.notFound() {
+		e.log.Info("instance not registered: nothing to deregister", "step", step, "http_status", a.code)
+		return nil
+	}
+	e.log.Info("instance deregistered", "step", step, "server", redactURL(a.base))
+	return nil
+}
+
+// instanceBody is the registration document, built with fargo's model so it
+// has the shape Eureka clients send (port objects, dataCenterInfo @class).
+func (e *Eureka) instanceBody() ([]byte, error) {
+	hostPort := net.JoinHostPort(e.ip, strconv.Itoa(e.port))
+	ins := &fargo.Instance{
+		InstanceId: e.id,
+		// The IP, as with Spring's eureka.instance.prefer-ip-address=true:
+		// consumers connect to hostName, and a pod's hostname does not
+		// resolve from other pods.
+		HostName:          e.ip,
+		App:               e.app,
+		IPAddr:            e.ip,
+		VipAddress:        e.vip,
+		SecureVipAddress:  e.vip,
+		Status:            fargo.UP,
+		Overriddenstatus:  fargo.UNKNOWN,
+		Port:              e.port,
+		PortEnabled:       true,
+		SecurePort:        443,
+		SecurePortEnabled: false,
+		HomePageUrl:       "http://" + hostPort + "/",
+		CountryId:         1,
+		DataCenterInfo:    fargo.DataCenterInfo{Name: fargo.MyOwn},
+		LeaseInfo: fargo.LeaseInfo{
+			RenewalIntervalInSecs: int32(max(1, e.heartbeat.Round(time.Second)/time.Second)),
+			DurationInSecs:        int32(e.lease / time.Second),
+		},
+	}
+	for k, v := range e.metadata {
+		ins.SetMetadataString(k, v)
+	}
+	return json.Marshal(&fargo.RegisterInstanceJson{Instance: ins})
+}
+
+// registerInstance POSTs the instance. The caller holds the write token.
+func (e *Eureka) registerInstance(ctx context.Context) error {
+	body, err := e.instanceBody()
+	if err != nil {
+		return fmt.Errorf("eureka: encoding the instance: %w", err)
+	}
+	// Set before sending: a request cut short may still have landed, and
+	// Close must then remove it.
+	e.mu.Lock()
+	e.registered = true
+	e.mu.Unlock()
+	path := "/apps/" + url.PathEscape(e.app)
+	a, err := e.c.do(ctx, http.MethodPost, path, nil, body)
+	if err != nil {
+		return fmt.Errorf("eureka: registering: %w", err)
+	}
+	if !a.ok() {
+		return &statusError{method: http.MethodPost, url: redactURL(a.base + path), code: a.code}
+	}
+	e.log.Info("instance registered", "ip", e.ip, "port", e.port, "vip", e.vip, "server", redactURL(a.base))
+	return nil
+}
+
+// startHeartbeat starts the renewal loop once; it ends when stopCtx does.
+func (e *Eureka) startHeartbeat() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hbDone != nil || e.stopping {
+		return
+	}
+	done := make(chan struct{})
+	e.hbDone = done
+	go func() {
+		defer close(done)
+		t := time.NewTicker(e.heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stopCtx.Done():
+				return
+			case <-t.C:
+				e.beat()
+			}
+		}
+	}()
+}
+
+// waitHeartbeat waits for the heartbeat loop to return after stop.
+func (e *Eureka) waitHeartbeat(ctx context.Context) error {
+	e.mu.Lock()
+	done := e.hbDone
+	e.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("eureka: waiting for the heartbeat to stop: %w", context.Cause(ctx))
+	}
+}
+
+// beat renews the lease once, re-registering if the server lost the
+// instance (404: evicted after missed heartbeats, or a restarted server).
+func (e *Eureka) beat() {
+	ctx, cancel := context.WithTimeout(e.stopCtx, min(e.timeout, e.heartbeat))
+	defer cancel()
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer release()
+	if e.isStopping() {
+		return
+	}
+	path := instancePath(e.app, e.id)
+	a, err := e.c.do(ctx, http.MethodPut, path, nil, nil)
+	switch {
+	case err != nil:
+		if e.stopCtx.Err() == nil {
+			e.log.Warn("eureka heartbeat failed", "error", err)
+		}
+	case a.notFound():
+		e.log.Warn("eureka no longer knows the instance: registering it again", "http_status", a.code)
+		if err := e.registerInstance(ctx); err != nil && e.stopCtx.Err() == nil {
+			e.log.Warn("eureka re-registration failed", "error", err)
+		}
+	case !a.ok():
+		e.log.Warn("eureka heartbeat refused", "error", &statusError{method: http.MethodPut, url: redactURL(a.base + path), code: a.code})
+	default:
+		e.log.Debug("eureka heartbeat", "server", redactURL(a.base))
+	}
+}
+
+// instanceInfo is the part of an instance document gracefulinit reads.
+// encoding/json matches keys case-insensitively, so "overriddenstatus"
+// (Eureka before 1.9, and its XML) and "overriddenStatus" (later Eureka,
+// Polaris) both land in OverriddenStatus.
+type instanceInfo struct {
+	InstanceID       string `json:"instanceId"`
+	Status           string `json:"status"`
+	OverriddenStatus string `json:"overriddenstatus"`
+}
+
+type instanceXML struct {
+	InstanceID  string `xml:"instanceId"`
+	Status      string `xml:"status"`
+	Overridden1 string `xml:"overriddenstatus"`
+	Overridden2 string `xml:"overriddenStatus"`
+}
+
+// parseInstance reads GET /apps/APP/ID: JSON {"instance":{...}} as asked
+// for with Accept: application/json, or XML from a server that ignores it.
+func parseInstance(b []byte) (instanceInfo, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '<' {
+		var x instanceXML
+		if err := xml.NewDecoder(bytes.NewReader(b)).Decode(&x); err != nil && !errors.Is(err, io.EOF) {
+			return instanceInfo{}, fmt.Errorf("decoding XML instance: %w", err)
+		}
+		ov := x.Overridden1
+		if ov == "" {
+			ov = x.Overridden2
+		}
+		return instanceInfo{InstanceID: x.InstanceID, Status: x.Status, OverriddenStatus: ov}, nil
+	}
+	var env struct {
+		Instance *instanceInfo `json:"instance"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return instanceInfo{}, fmt.Errorf("decoding JSON instance: %w", err)
+	}
+	if env.Instance == nil {
+		return instanceInfo{}, errors.New("response has no instance")
+	}
+	return *env.Instance, nil
+}

@@ -1,0 +1,80 @@
+package eureka
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	logging "github.com/op/go-logging"
+)
+
+// fargo logs through the op/go-logging module "fargo", whose default backend
+// writes every level, DEBUG included, to stderr, with full URLs including any
+// user:password@. PID 1's stderr is the pod's log, so this package replaces
+// go-logging's process-wide backend (nothing else in gracefulinit uses
+// go-logging) with a bridge into slog at debug level, with credentials
+// removed. It is installed in init, before any goroutine can be logging,
+// because go-logging's backend variable is not safe to swap concurrently.
+func init() {
+	logging.SetBackend(fargoBridge{})
+	// fargo's own init quietened these on the backend we just replaced; they
+	// dump whole response bodies.
+	logging.SetLevel(logging.WARNING, "fargo.metadata")
+	logging.SetLevel(logging.WARNING, "fargo.marshal")
+}
+
+// fargoLog is where fargo's records go: the logger of the latest New, or
+// nowhere before that.
+var fargoLog atomic.Pointer[slog.Logger]
+
+// secrets holds passwords given to New, removed verbatim from fargo's
+// records in case one reaches fargo by a path other than a URL.
+var secrets struct {
+	sync.Mutex
+	list []string
+}
+
+func addSecret(s string) {
+	if s == "" {
+		return
+	}
+	secrets.Lock()
+	defer secrets.Unlock()
+	for _, v := range secrets.list {
+		if v == s {
+			return
+		}
+	}
+	secrets.list = append(secrets.list, s)
+}
+
+// userinfo matches the user[:password]@ part of any URL in free text.
+var userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']*@`)
+
+// redactText removes URL userinfo and known passwords from s.
+func redactText(s string) string {
+	s = userinfo.ReplaceAllString(s, "${1}xxxxx@")
+	secrets.Lock()
+	defer secrets.Unlock()
+	for _, v := range secrets.list {
+		s = strings.ReplaceAll(s, v, "xxxxx")
+	}
+	return s
+}
+
+type fargoBridge struct{}
+
+// Log implements logging.Backend. Every fargo level maps to slog debug:
+// fargo reports as errors what gracefulinit handles (a 404 is "not
+// registered"), so its opinion of severity would only mislead.
+func (fargoBridge) Log(level logging.Level, _ int, rec *logging.Record) error {
+	l := fargoLog.Load()
+	if l == nil || !l.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	l.Debug(redactText(rec.Message()), "module", rec.Module, "fargo_level", level.String())
+	return nil
+}
