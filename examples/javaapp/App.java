@@ -1,0 +1,778 @@
+// App is a stand-in for a Spring Boot + Spring Cloud service, written against
+// the plain JDK so it builds offline: it takes a while to start, binds its
+// port only once started, registers itself in Nacos (1.x HTTP client
+// protocol) and/or Eureka (REST), heartbeats, and on SIGTERM deregisters,
+// stops accepting connections, finishes in-flight requests within a timeout
+// and exits (143, the JVM's code after SIGTERM). See README.md for flags.
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.NetworkInterface;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+public final class App {
+
+    // ---- options ---------------------------------------------------------
+
+    /** Flag name (without --) to default; the environment variable is APP_ + upper snake case. */
+    private static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
+    private static final List<String> BOOLEANS = List.of("early-bind");
+
+    static {
+        DEFAULTS.put("port", "8080");
+        DEFAULTS.put("bind", "0.0.0.0");
+        DEFAULTS.put("ip", "");
+        DEFAULTS.put("start-delay", "0");
+        DEFAULTS.put("latency-ms", "0");
+        DEFAULTS.put("shutdown-timeout", "30");
+        DEFAULTS.put("early-bind", "false");
+        DEFAULTS.put("service", "javaapp");
+        DEFAULTS.put("metadata", "");
+        DEFAULTS.put("nacos", "");
+        DEFAULTS.put("group", "DEFAULT_GROUP");
+        DEFAULTS.put("namespace", "public");
+        DEFAULTS.put("cluster", "DEFAULT");
+        DEFAULTS.put("weight", "1.0");
+        DEFAULTS.put("nacos-beat", "5");
+        DEFAULTS.put("eureka", "");
+        DEFAULTS.put("app", "");
+        DEFAULTS.put("instance-id", "");
+        DEFAULTS.put("eureka-heartbeat", "30");
+        DEFAULTS.put("registry-timeout", "5");
+    }
+
+    static String envName(String flag) {
+        return "APP_" + flag.toUpperCase(Locale.ROOT).replace('-', '_');
+    }
+
+    static Map<String, String> parse(String[] args) {
+        Map<String, String> o = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : DEFAULTS.entrySet()) {
+            String v = System.getenv(envName(e.getKey()));
+            o.put(e.getKey(), v != null && !v.isEmpty() ? v : e.getValue());
+        }
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("-h") || a.equals("--help")) {
+                usage();
+                System.exit(0);
+            }
+            if (!a.startsWith("--")) {
+                die("unexpected argument " + a);
+            }
+            String name = a.substring(2), value = null;
+            int eq = name.indexOf('=');
+            if (eq >= 0) {
+                value = name.substring(eq + 1);
+                name = name.substring(0, eq);
+            }
+            if (!DEFAULTS.containsKey(name)) {
+                die("unknown flag --" + name + " (see --help)");
+            }
+            if (value == null) {
+                if (BOOLEANS.contains(name)) {
+                    value = "true";
+                } else if (i + 1 < args.length) {
+                    value = args[++i];
+                } else {
+                    die("--" + name + " needs a value");
+                }
+            }
+            o.put(name, value);
+        }
+        if (o.get("app").isEmpty()) {
+            o.put("app", o.get("service"));
+        }
+        return o;
+    }
+
+    static void usage() {
+        System.out.println("usage: java -jar javaapp.jar [--flag value]...  (each flag also reads APP_<FLAG>)");
+        for (Map.Entry<String, String> e : DEFAULTS.entrySet()) {
+            System.out.printf("  --%-18s %-24s default %s%n", e.getKey(), envName(e.getKey()),
+                    e.getValue().isEmpty() ? "(none)" : e.getValue());
+        }
+    }
+
+    static void die(String msg) {
+        System.err.println("javaapp: " + msg);
+        System.exit(2);
+    }
+
+    static long millis(Map<String, String> o, String name) {
+        try {
+            return Math.round(Double.parseDouble(o.get(name)) * 1000);
+        } catch (NumberFormatException e) {
+            die("--" + name + ": want seconds, got " + o.get(name));
+            return 0;
+        }
+    }
+
+    static int integer(Map<String, String> o, String name) {
+        try {
+            return Integer.parseInt(o.get(name));
+        } catch (NumberFormatException e) {
+            die("--" + name + ": want an integer, got " + o.get(name));
+            return 0;
+        }
+    }
+
+    // ---- logging ---------------------------------------------------------
+
+    static synchronized void log(String event) {
+        System.out.println(Instant.now() + " javaapp " + event);
+        System.out.flush();
+    }
+
+    // ---- state -----------------------------------------------------------
+
+    enum State { STARTING, UP, STOPPING }
+
+    static volatile State state = State.STARTING;
+    static final AtomicLong served = new AtomicLong();
+    static final Object inflightLock = new Object();
+    static int inflight;
+
+    static String ip;
+    static int port;
+    static String service;
+    static long latencyMs;
+    static HttpServer server;
+    static final List<Registry> registries = new ArrayList<>();
+    static final ScheduledExecutorService beats = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "registry-heartbeat");
+        t.setDaemon(true);
+        return t;
+    });
+
+    public static void main(String[] args) throws Exception {
+        final long t0 = System.currentTimeMillis();
+        Map<String, String> o = parse(args);
+        port = integer(o, "port");
+        String bind = o.get("bind");
+        service = o.get("service");
+        latencyMs = Long.parseLong(o.get("latency-ms"));
+        ip = o.get("ip").isEmpty() ? localIP(bind) : o.get("ip");
+        long startDelay = millis(o, "start-delay");
+        long shutdownTimeout = millis(o, "shutdown-timeout");
+        Duration regTimeout = Duration.ofMillis(millis(o, "registry-timeout"));
+        Map<String, String> metadata = metadata(o.get("metadata"));
+
+        log("starting pid=" + ProcessHandle.current().pid() + " service=" + service + " bind=" + bind
+                + " port=" + port + " ip=" + ip + " start-delay=" + startDelay + "ms");
+        // Built only when needed: it costs about 0.2 s of start time.
+        HttpClient http = o.get("nacos").isEmpty() && o.get("eureka").isEmpty() ? null
+                : HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(regTimeout).build();
+        if (!o.get("nacos").isEmpty()) {
+            registries.add(new Nacos(http, regTimeout, list(o.get("nacos")), o.get("namespace"), o.get("group"),
+                    service, o.get("cluster"), Double.parseDouble(o.get("weight")), metadata,
+                    millis(o, "nacos-beat")));
+        }
+        if (!o.get("eureka").isEmpty()) {
+            String app = o.get("app");
+            String id = o.get("instance-id").isEmpty()
+                    ? ip + ":" + app.toLowerCase(Locale.ROOT) + ":" + port
+                    : o.get("instance-id");
+            registries.add(new Eureka(http, regTimeout, list(o.get("eureka")), app, id, metadata,
+                    millis(o, "eureka-heartbeat")));
+        }
+
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> shutdown(shutdownTimeout), "javaapp-shutdown"));
+
+        boolean early = Boolean.parseBoolean(o.get("early-bind"));
+        if (early) {
+            listen(bind);
+        }
+        // Context refresh: a Spring Boot app binds its port only at the end of it.
+        Thread.sleep(startDelay);
+        if (state == State.STOPPING) {
+            return;
+        }
+        if (!early) {
+            listen(bind);
+        }
+        // Spring Cloud registers on WebServerInitializedEvent, then the app is ready.
+        for (Registry r : registries) {
+            r.start();
+        }
+        synchronized (App.class) {
+            if (state == State.STARTING) {
+                state = State.UP;
+            }
+        }
+        log("started in " + (System.currentTimeMillis() - t0) + " ms");
+    }
+
+    static List<String> list(String s) {
+        List<String> l = new ArrayList<>();
+        for (String p : s.split(",")) {
+            p = p.trim();
+            if (p.isEmpty()) {
+                continue;
+            }
+            if (!p.contains("://")) {
+                p = "http://" + p;
+            }
+            while (p.endsWith("/")) {
+                p = p.substring(0, p.length() - 1);
+            }
+            l.add(p);
+        }
+        return l;
+    }
+
+    static Map<String, String> metadata(String s) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (String kv : s.split(",")) {
+            int eq = kv.indexOf('=');
+            if (eq > 0) {
+                m.put(kv.substring(0, eq).trim(), kv.substring(eq + 1).trim());
+            }
+        }
+        return m;
+    }
+
+    /** The address to register: the bind address unless it is a wildcard, else the first non-loopback IPv4. */
+    static String localIP(String bind) throws IOException {
+        InetAddress b = InetAddress.getByName(bind);
+        if (!b.isAnyLocalAddress()) {
+            return b.getHostAddress();
+        }
+        for (NetworkInterface ni : Collections.list(NetworkInterface.getNetworkInterfaces())) {
+            if (!ni.isUp() || ni.isLoopback()) {
+                continue;
+            }
+            for (InetAddress a : Collections.list(ni.getInetAddresses())) {
+                if (a instanceof Inet4Address && !a.isLoopbackAddress() && !a.isLinkLocalAddress()) {
+                    return a.getHostAddress();
+                }
+            }
+        }
+        return "127.0.0.1";
+    }
+
+    // ---- HTTP ------------------------------------------------------------
+
+    static void listen(String bind) throws IOException {
+        server = HttpServer.create(new InetSocketAddress(bind, port), 100);
+        server.createContext("/", tracked(App::root));
+        server.createContext("/actuator/health", tracked(App::health));
+        server.createContext("/actuator/info", tracked(ex -> json(ex, 200,
+                "{\"app\":{\"name\":" + q(service) + "},\"instance\":" + q(ip + ":" + port) + "}")));
+        // Tomcat's default: 200 worker threads, the rest queue.
+        server.setExecutor(Executors.newFixedThreadPool(200, r -> {
+            Thread t = new Thread(r, "http-worker");
+            t.setDaemon(true);
+            return t;
+        }));
+        server.start();
+        log("listening on " + bind + ":" + port);
+    }
+
+    /** Counts in-flight exchanges, which the graceful shutdown waits for. */
+    static HttpHandler tracked(HttpHandler h) {
+        return ex -> {
+            synchronized (inflightLock) {
+                inflight++;
+            }
+            try {
+                ex.getResponseHeaders().set("X-Instance", ip + ":" + port);
+                if (state == State.STOPPING) {
+                    // A request on a kept-alive connection after shutdown began:
+                    // serve it, but make the client reconnect elsewhere next time.
+                    ex.getResponseHeaders().set("Connection", "close");
+                }
+                h.handle(ex);
+            } catch (RuntimeException | IOException e) {
+                log("request " + ex.getRequestURI().getPath() + " failed: " + e);
+            } finally {
+                ex.close();
+                synchronized (inflightLock) {
+                    inflight--;
+                    inflightLock.notifyAll();
+                }
+            }
+        };
+    }
+
+    static void root(HttpExchange ex) throws IOException {
+        if (!ex.getRequestURI().getPath().equals("/")) {
+            json(ex, 404, "{\"status\":404,\"error\":\"Not Found\",\"path\":" + q(ex.getRequestURI().getPath()) + "}");
+            return;
+        }
+        if (state == State.STARTING) {
+            json(ex, 503, "{\"status\":503,\"error\":\"Service Unavailable\",\"path\":\"/\"}");
+            return;
+        }
+        long ms = latencyMs;
+        String query = ex.getRequestURI().getRawQuery();
+        if (query != null) {
+            for (String kv : query.split("&")) {
+                if (kv.startsWith("ms=")) {
+                    ms = Long.parseLong(kv.substring(3));
+                }
+            }
+        }
+        if (ms > 0) {
+            try {
+                Thread.sleep(ms);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        long n = served.incrementAndGet();
+        text(ex, 200, "hello from " + service + " " + ip + ":" + port + " #" + n + "\n");
+    }
+
+    static void health(HttpExchange ex) throws IOException {
+        String path = ex.getRequestURI().getPath();
+        State s = state;
+        String status;
+        if (path.equals("/actuator/health") || path.equals("/actuator/health/")) {
+            status = s == State.UP ? "UP" : "DOWN";
+        } else if (path.equals("/actuator/health/readiness")) {
+            status = s == State.UP ? "UP" : "OUT_OF_SERVICE";
+        } else if (path.equals("/actuator/health/liveness")) {
+            status = "UP";
+        } else {
+            json(ex, 404, "{\"status\":404,\"error\":\"Not Found\",\"path\":" + q(path) + "}");
+            return;
+        }
+        json(ex, status.equals("UP") ? 200 : 503, "{\"status\":\"" + status + "\"}");
+    }
+
+    static void json(HttpExchange ex, int code, String body) throws IOException {
+        send(ex, code, "application/json", body);
+    }
+
+    static void text(HttpExchange ex, int code, String body) throws IOException {
+        send(ex, code, "text/plain;charset=UTF-8", body);
+    }
+
+    static void send(HttpExchange ex, int code, String type, String body) throws IOException {
+        byte[] b = body.getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", type);
+        ex.sendResponseHeaders(code, b.length);
+        ex.getResponseBody().write(b);
+    }
+
+    // ---- shutdown --------------------------------------------------------
+
+    static void shutdown(long timeoutMs) {
+        synchronized (App.class) {
+            state = State.STOPPING;
+        }
+        log("shutdown requested: health DOWN");
+        beats.shutdownNow();
+        for (Registry r : registries) {
+            r.stop();
+        }
+        if (server != null) {
+            int active;
+            synchronized (inflightLock) {
+                active = inflight;
+            }
+            log("graceful shutdown: stop accepting connections, waiting for " + active
+                    + " active request(s) up to " + timeoutMs + " ms");
+            // stop() closes the listening socket at once, then blocks until its
+            // delay passes; the JVM halts when this hook returns, so the wait
+            // below decides how long in-flight requests get.
+            HttpServer s = server;
+            int delay = (int) Math.min(Integer.MAX_VALUE, timeoutMs / 1000 + 2);
+            Thread stopper = new Thread(() -> s.stop(delay), "http-stop");
+            stopper.setDaemon(true);
+            stopper.start();
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            synchronized (inflightLock) {
+                while (inflight > 0 && System.currentTimeMillis() < deadline) {
+                    try {
+                        inflightLock.wait(Math.max(1, deadline - System.currentTimeMillis()));
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+                active = inflight;
+            }
+            if (active > 0) {
+                log("graceful shutdown aborted with " + active + " active request(s)");
+            } else {
+                log("graceful shutdown complete");
+            }
+        }
+        log("stopped: served " + served.get() + " request(s)");
+    }
+
+    // ---- registries ------------------------------------------------------
+
+    abstract static class Registry {
+        final HttpClient http;
+        final Duration timeout;
+        final List<String> servers;
+        volatile boolean registered;
+        private boolean stopped;
+
+        Registry(HttpClient http, Duration timeout, List<String> servers) {
+            this.http = http;
+            this.timeout = timeout;
+            this.servers = servers;
+        }
+
+        abstract String name();
+
+        abstract long beatMillis();
+
+        /** Registers; true on success. */
+        abstract boolean register();
+
+        /** One heartbeat; re-registers when the server no longer knows the instance. */
+        abstract void beat();
+
+        abstract void deregister();
+
+        void start() {
+            tick(true);
+            beats.scheduleWithFixedDelay(() -> tick(false), beatMillis(), beatMillis(), TimeUnit.MILLISECONDS);
+        }
+
+        /** Registers or heartbeats; serialized with stop so nothing registers after the deregistration. */
+        synchronized void tick(boolean first) {
+            if (stopped) {
+                return;
+            }
+            try {
+                if (first || !registered) {
+                    register();
+                } else {
+                    beat();
+                }
+            } catch (RuntimeException e) {
+                log(name() + " heartbeat error: " + e);
+            }
+        }
+
+        synchronized void stop() {
+            stopped = true;
+            if (registered) {
+                deregister();
+            }
+        }
+
+        /** Sends req to each server in turn until one answers; null if none did. */
+        HttpResponse<String> call(String method, String pathAndQuery, String contentType, String body) {
+            Exception last = null;
+            for (String base : servers) {
+                URI u = URI.create(base + pathAndQuery);
+                HttpRequest.Builder b = HttpRequest.newBuilder(withoutUserInfo(u)).timeout(timeout);
+                if (u.getRawUserInfo() != null) {
+                    String user = urlDecode(u.getRawUserInfo());
+                    b.header("Authorization", "Basic "
+                            + Base64.getEncoder().encodeToString(user.getBytes(StandardCharsets.UTF_8)));
+                }
+                headers(b);
+                if (contentType != null) {
+                    b.header("Content-Type", contentType);
+                }
+                b.method(method, body == null ? HttpRequest.BodyPublishers.noBody()
+                        : HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8));
+                try {
+                    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+                } catch (IOException e) {
+                    last = e;
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    last = e;
+                    break;
+                }
+            }
+            log(name() + " " + method + " " + redact(pathAndQuery) + " failed on all servers: " + last);
+            return null;
+        }
+
+        void headers(HttpRequest.Builder b) {
+        }
+
+        static URI withoutUserInfo(URI u) {
+            if (u.getRawUserInfo() == null) {
+                return u;
+            }
+            return URI.create(u.getScheme() + "://" + u.getHost() + (u.getPort() >= 0 ? ":" + u.getPort() : "")
+                    + u.getRawPath() + (u.getRawQuery() != null ? "?" + u.getRawQuery() : ""));
+        }
+
+        static String urlDecode(String s) {
+            return java.net.URLDecoder.decode(s, StandardCharsets.UTF_8);
+        }
+
+        static String redact(String s) {
+            return s.replaceAll("(?i)(password|accessToken)=[^&]*", "$1=***");
+        }
+
+        static boolean ok(HttpResponse<String> r) {
+            return r != null && r.statusCode() / 100 == 2;
+        }
+
+        static String describe(HttpResponse<String> r) {
+            if (r == null) {
+                return "no server reachable";
+            }
+            String b = r.body() == null ? "" : r.body().replaceAll("\\s+", " ").trim();
+            return "HTTP " + r.statusCode() + (b.isEmpty() ? "" : ": " + (b.length() > 200 ? b.substring(0, 200) : b));
+        }
+    }
+
+    /** Nacos, the way a 1.x Java client does it over HTTP v1. */
+    static final class Nacos extends Registry {
+        final String namespace, group, groupedService, cluster, metadataJson;
+        final double weight;
+        final long beatMs;
+        volatile boolean lightBeat;
+
+        Nacos(HttpClient http, Duration timeout, List<String> servers, String namespace, String group,
+                String service, String cluster, double weight, Map<String, String> metadata, long beatMs) {
+            super(http, timeout, servers);
+            this.namespace = namespace;
+            this.group = group;
+            this.groupedService = service.contains("@@") ? service : group + "@@" + service;
+            this.cluster = cluster;
+            this.weight = weight;
+            Map<String, String> md = new LinkedHashMap<>(metadata);
+            md.putIfAbsent("preserved.register.source", "SPRING_CLOUD");
+            this.metadataJson = jsonObject(md);
+            this.beatMs = beatMs;
+        }
+
+        @Override
+        String name() {
+            return "nacos";
+        }
+
+        @Override
+        long beatMillis() {
+            return beatMs;
+        }
+
+        @Override
+        void headers(HttpRequest.Builder b) {
+            b.header("User-Agent", "Nacos-Java-Client:v1.4.6");
+            b.header("Client-Version", "v1.4.6");
+            b.header("Request-Module", "Naming");
+        }
+
+        String base() {
+            return form("namespaceId", namespace, "serviceName", groupedService, "clusterName", cluster,
+                    "ip", ip, "port", String.valueOf(port));
+        }
+
+        @Override
+        boolean register() {
+            String body = base() + "&" + form("groupName", group, "weight", String.valueOf(weight),
+                    "enable", "true", "healthy", "true", "ephemeral", "true", "metadata", metadataJson);
+            HttpResponse<String> r = call("POST", "/nacos/v1/ns/instance", FORM, body);
+            registered = ok(r);
+            lightBeat = false;
+            log(registered ? "nacos registered " + groupedService + " " + ip + ":" + port + " namespace=" + namespace
+                    : "nacos register failed: " + describe(r));
+            return registered;
+        }
+
+        @Override
+        void beat() {
+            String body = lightBeat ? "" : form("beat", "{\"serviceName\":" + q(groupedService) + ",\"ip\":" + q(ip)
+                    + ",\"port\":" + port + ",\"cluster\":" + q(cluster) + ",\"weight\":" + weight
+                    + ",\"metadata\":" + metadataJson + ",\"scheduled\":false,\"period\":" + beatMs
+                    + ",\"stopped\":false}");
+            HttpResponse<String> r = call("PUT", "/nacos/v1/ns/instance/beat?" + base(), FORM, body);
+            if (r == null) {
+                return;
+            }
+            String b = r.body() == null ? "" : r.body();
+            Matcher code = Pattern.compile("\"code\"\\s*:\\s*(\\d+)").matcher(b);
+            boolean notFound = r.statusCode() == 404 || (code.find() && code.group(1).equals("20404"));
+            if (notFound) {
+                log("nacos heartbeat: instance not found (" + describe(r) + "), re-registering");
+                register();
+                return;
+            }
+            if (!ok(r)) {
+                log("nacos heartbeat failed: " + describe(r));
+                return;
+            }
+            lightBeat = b.matches("(?s).*\"lightBeatEnabled\"\\s*:\\s*true.*");
+        }
+
+        @Override
+        void deregister() {
+            HttpResponse<String> r = call("DELETE", "/nacos/v1/ns/instance?" + base() + "&ephemeral=true", null, null);
+            registered = false;
+            log(ok(r) ? "nacos deregistered " + groupedService + " " + ip + ":" + port
+                    : "nacos deregister failed: " + describe(r));
+        }
+    }
+
+    /** Eureka, the way Spring Cloud Netflix's client does it over REST. */
+    static final class Eureka extends Registry {
+        final String app, id;
+        final Map<String, String> metadata;
+        final long beatMs;
+        volatile long dirty;
+
+        Eureka(HttpClient http, Duration timeout, List<String> servers, String app, String id,
+                Map<String, String> metadata, long beatMs) {
+            super(http, timeout, servers);
+            this.app = app.toUpperCase(Locale.ROOT);
+            this.id = id;
+            this.metadata = metadata;
+            this.beatMs = beatMs;
+        }
+
+        @Override
+        String name() {
+            return "eureka";
+        }
+
+        @Override
+        long beatMillis() {
+            return beatMs;
+        }
+
+        @Override
+        void headers(HttpRequest.Builder b) {
+            b.header("Accept", "application/json");
+        }
+
+        String path() {
+            return "/apps/" + enc(app) + "/" + enc(id);
+        }
+
+        @Override
+        boolean register() {
+            dirty = System.currentTimeMillis();
+            String home = "http://" + ip + ":" + port;
+            long renewal = Math.max(1, beatMs / 1000);
+            String body = "{\"instance\":{"
+                    + "\"instanceId\":" + q(id)
+                    + ",\"hostName\":" + q(ip)
+                    + ",\"app\":" + q(app)
+                    + ",\"ipAddr\":" + q(ip)
+                    + ",\"status\":\"UP\""
+                    + ",\"overriddenStatus\":\"UNKNOWN\""
+                    + ",\"port\":{\"$\":" + port + ",\"@enabled\":\"true\"}"
+                    + ",\"securePort\":{\"$\":443,\"@enabled\":\"false\"}"
+                    + ",\"countryId\":1"
+                    + ",\"dataCenterInfo\":{\"@class\":\"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo\",\"name\":\"MyOwn\"}"
+                    + ",\"leaseInfo\":{\"renewalIntervalInSecs\":" + renewal + ",\"durationInSecs\":" + (3 * renewal) + "}"
+                    + ",\"metadata\":" + jsonObject(metadata)
+                    + ",\"homePageUrl\":" + q(home + "/")
+                    + ",\"statusPageUrl\":" + q(home + "/actuator/info")
+                    + ",\"healthCheckUrl\":" + q(home + "/actuator/health")
+                    + ",\"vipAddress\":" + q(app.toLowerCase(Locale.ROOT))
+                    + ",\"secureVipAddress\":" + q(app.toLowerCase(Locale.ROOT))
+                    + ",\"isCoordinatingDiscoveryServer\":\"false\""
+                    + ",\"lastUpdatedTimestamp\":\"" + dirty + "\""
+                    + ",\"lastDirtyTimestamp\":\"" + dirty + "\""
+                    + "}}";
+            HttpResponse<String> r = call("POST", "/apps/" + enc(app), "application/json", body);
+            registered = ok(r);
+            log(registered ? "eureka registered " + app + "/" + id + " status=UP"
+                    : "eureka register failed: " + describe(r));
+            return registered;
+        }
+
+        @Override
+        void beat() {
+            HttpResponse<String> r = call("PUT", path() + "?status=UP&lastDirtyTimestamp=" + dirty, null, null);
+            if (r == null) {
+                return;
+            }
+            if (r.statusCode() == 404) {
+                log("eureka heartbeat: instance not found, re-registering");
+                register();
+            } else if (!ok(r)) {
+                log("eureka heartbeat failed: " + describe(r));
+            }
+        }
+
+        @Override
+        void deregister() {
+            HttpResponse<String> r = call("DELETE", path(), null, null);
+            registered = false;
+            log(ok(r) ? "eureka deregistered " + app + "/" + id : "eureka deregister failed: " + describe(r));
+        }
+    }
+
+    // ---- encoding helpers -----------------------------------------------
+
+    static final String FORM = "application/x-www-form-urlencoded;charset=UTF-8";
+
+    static String enc(String s) {
+        return URLEncoder.encode(s, StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
+    static String form(String... kv) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i + 1 < kv.length; i += 2) {
+            if (sb.length() > 0) {
+                sb.append('&');
+            }
+            sb.append(enc(kv[i])).append('=').append(enc(kv[i + 1]));
+        }
+        return sb.toString();
+    }
+
+    static String q(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"': sb.append("\\\""); break;
+                case '\\': sb.append("\\\\"); break;
+                case '\n': sb.append("\\n"); break;
+                case '\r': sb.append("\\r"); break;
+                case '\t': sb.append("\\t"); break;
+                default:
+                    if (c < 0x20) {
+                        sb.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        sb.append(c);
+                    }
+            }
+        }
+        return sb.append('"').toString();
+    }
+
+    static String jsonObject(Map<String, String> m) {
+        StringBuilder sb = new StringBuilder("{");
+        for (Map.Entry<String, String> e : m.entrySet()) {
+            if (sb.length() > 1) {
+                sb.append(',');
+            }
+            sb.append(q(e.getKey())).append(':').append(q(e.getValue()));
+        }
+        return sb.append('}').toString();
+    }
+}
