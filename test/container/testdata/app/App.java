@@ -1,0 +1,75 @@
+import com.sun.net.httpserver.HttpServer;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * A JDK-only service for the container test. Every line it prints carries
+ * the wall-clock time (t=epoch millis) so the test can measure when SIGTERM
+ * reached the JVM (the shutdown hook's line) against when it ran podman stop.
+ *
+ * Flags:
+ *   --port=N         serve "ok" on 127.0.0.1:N (default 8080)
+ *   --ignore-term    install a SIGTERM handler that only logs: the JVM then
+ *                    never runs its shutdown hooks on TERM (a hung app)
+ *   --orphans=N      once started, run "sh -c 'sleep 1 & ... & exit 0'": the
+ *                    shell is this JVM's child and is waited for; its N sleeps
+ *                    are orphaned, re-parented to PID 1, and become zombies
+ *                    unless PID 1 reaps them
+ */
+public class App {
+    static void log(String msg) {
+        System.out.println("app: " + msg + " t=" + System.currentTimeMillis());
+        System.out.flush();
+    }
+
+    public static void main(String[] args) throws Exception {
+        int port = 8080;
+        int orphans = 0;
+        boolean ignoreTerm = false;
+        for (String a : args) {
+            if (a.startsWith("--port=")) {
+                port = Integer.parseInt(a.substring("--port=".length()));
+            } else if (a.startsWith("--orphans=")) {
+                orphans = Integer.parseInt(a.substring("--orphans=".length()));
+            } else if (a.equals("--ignore-term")) {
+                ignoreTerm = true;
+            } else {
+                System.err.println("app: unknown argument " + a);
+                System.exit(2);
+            }
+        }
+
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> log("shutdown hook ran")));
+        if (ignoreTerm) {
+            // Replacing the JVM's own TERM handler is what a wedged app looks
+            // like from outside: TERM arrives and nothing stops.
+            sun.misc.Signal.handle(new sun.misc.Signal("TERM"), s -> log("ignoring SIGTERM"));
+        }
+
+        HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        server.createContext("/", ex -> {
+            byte[] body = "ok\n".getBytes(StandardCharsets.UTF_8);
+            ex.sendResponseHeaders(200, body.length);
+            try (OutputStream out = ex.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        server.start();
+
+        if (orphans > 0) {
+            StringBuilder script = new StringBuilder();
+            for (int i = 0; i < orphans; i++) {
+                script.append("sleep 1 & ");
+            }
+            script.append("exit 0");
+            Process sh = new ProcessBuilder("/bin/sh", "-c", script.toString()).inheritIO().start();
+            log("spawned " + orphans + " orphans, shell exited " + sh.waitFor());
+        }
+
+        log("ready port=" + port);
+        new CountDownLatch(1).await();
+    }
+}
