@@ -1,0 +1,119 @@
+package shutdown
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/javatest"
+)
+
+// TestDrainThenStop covers the plain stop sequence as PID 1: SIGTERM, a
+// fixed drain, then TERM to the JVM, whose shutdown hook finishes within the
+// stop timeout, and gracefulinit exits with the JVM's 143.
+func TestDrainThenStop(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		init  []string
+		drain time.Duration
+		hook  time.Duration
+	}{
+		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond},
+		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := start(t, appConfig{pid1: true, init: tt.init, jvm: []string{"--hook-ms", ms(tt.hook)}})
+			a.waitReady()
+			sent := a.term()
+			code, exited := a.wait(tt.drain + tt.hook + 10*time.Second)
+			if code != 143 {
+				t.Errorf("exit code %d, want 143 (the JVM's own code after TERM)", code)
+			}
+			evs, err := javatest.InOrder(a.evs(), "ready", "term", "hook-start", "hook-done")
+			if err != nil {
+				t.Fatal(err)
+			}
+			term, hookStart, hookDone := evs[1].At, evs[2].At, evs[3].At
+			// The JVM must not hear of the SIGTERM before the drain is over.
+			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), tt.drain-early, tt.drain+late)
+			between(t, "hook duration", hookDone.Sub(hookStart), tt.hook-early, tt.hook+late)
+			if exited.Before(hookDone) {
+				t.Errorf("gracefulinit exited at %v, before the hook finished at %v", exited, hookDone)
+			}
+			s := a.summary()
+			if s.Signal != "SIGTERM" || s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 || s.ChildCode != 143 || s.StopSignal != "SIGTERM" || s.Offline != "none" {
+				t.Errorf("summary %+v: want signal SIGTERM, drain_end max, not killed, codes 143, stop_signal SIGTERM, offline none", s)
+			}
+			between(t, "summary drain", s.Drain, tt.drain, tt.drain+late)
+			between(t, "summary stop_sent_at", s.StopSentAt, tt.drain, tt.drain+late)
+			between(t, "summary child_exit_at", s.ChildExitAt, tt.drain+tt.hook-early, tt.drain+tt.hook+late)
+			if s.Total < s.ChildExitAt {
+				t.Errorf("summary total %v < child_exit_at %v", s.Total, s.ChildExitAt)
+			}
+			if s.Deadline <= 0 {
+				t.Errorf("summary deadline %v, want the grace period", s.Deadline)
+			}
+		})
+	}
+}
+
+// TestQuietDrainEndsEarly: a client sends for about 2 s after SIGTERM, then
+// stops; with --drain-quiet 1s the drain ends about 1 s after its last
+// request, far before the 20 s maximum.
+func TestQuietDrainEndsEarly(t *testing.T) {
+	t.Parallel()
+	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--drain", "20s", "--drain-quiet", "1s", "--port", "{port}"}})
+	a.waitReady()
+	c := startClient(t, a.port, 100*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	sent := a.term()
+	time.Sleep(2 * time.Second)
+	last := c.stop()
+	n, errs := c.stats()
+	if errs > 0 || n < 10 {
+		t.Fatalf("client: %d requests ok, %d failed; want >= 10 and no failure during the drain", n, errs)
+	}
+	code, _ := a.wait(30 * time.Second)
+	if code != 143 {
+		t.Errorf("exit code %d, want 143", code)
+	}
+	term := a.event("term").At
+	t.Logf("last request %v after SIGTERM, JVM saw TERM %v after SIGTERM", last.Sub(sent), term.Sub(sent))
+	// Quiet for 1 s after the last request, so at least that; and it must
+	// not wait for the 20 s maximum.
+	between(t, "last request to the JVM's TERM", term.Sub(last), time.Second-early, time.Second+3*late)
+	between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 3*time.Second-early, 10*time.Second)
+	s := a.summary()
+	if s.DrainEnd != "quiet" || s.Killed || s.ExitCode != 143 {
+		t.Errorf("summary %+v: want drain_end quiet, not killed, exit 143", s)
+	}
+}
+
+// TestQuietDrainKeepsGoing: a client that never stops keeps the drain open
+// until its maximum.
+func TestQuietDrainKeepsGoing(t *testing.T) {
+	t.Parallel()
+	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--drain", "4s", "--drain-quiet", "1s", "--port", "{port}"}})
+	a.waitReady()
+	c := startClient(t, a.port, 200*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	sent := a.term()
+	term := a.waitEvent("term", 20*time.Second).At
+	c.stop()
+	code, _ := a.wait(20 * time.Second)
+	if code != 143 {
+		t.Errorf("exit code %d, want 143", code)
+	}
+	between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 4*time.Second-early, 4*time.Second+late)
+	s := a.summary()
+	if s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 {
+		t.Errorf("summary %+v: want drain_end max, not killed, exit 143", s)
+	}
+	between(t, "summary drain", s.Drain, 4*time.Second, 4*time.Second+late)
+}
+
+// ms formats d as TestApp's millisecond flags want it.
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

@@ -1,0 +1,440 @@
+package shutdown
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testbin"
+)
+
+// Timing slack. Lower bounds only absorb clock rounding (the JVM's events
+// carry whole milliseconds) and timer granularity; upper bounds are wide
+// because the machine has two shared cores and JVMs start in parallel.
+const (
+	early = 150 * time.Millisecond // how much sooner than planned a step may look
+	late  = 2 * time.Second        // how much later than planned a step may be
+	// jvmStart bounds a JVM's start to READY while other tests run.
+	jvmStart = 60 * time.Second
+)
+
+// app is one gracefulinit run supervising a child, usually the TestApp JVM.
+type app struct {
+	t      *testing.T
+	p      *testbin.Proc
+	events string // TestApp's --events file
+	port   int    // TestApp's --port, 0 if none
+	termAt time.Time
+}
+
+// appConfig describes a run: gracefulinit flags (before "--") and the
+// TestApp flags; child replaces the JVM when set.
+type appConfig struct {
+	pid1     bool
+	init     []string
+	jvm      []string // TestApp flags; --events is added
+	child    []string // a non-JVM child, instead of TestApp
+	withPort bool     // give TestApp a free --port
+}
+
+// start runs gracefulinit with JSON logs at debug level, so that tests can
+// parse its timeline. The port placeholder "{port}" in init and jvm flags is
+// replaced by the free port when withPort is set.
+func start(t *testing.T, c appConfig) *app {
+	t.Helper()
+	a := &app{t: t}
+	dir := t.TempDir()
+	a.events = filepath.Join(dir, "events")
+	if c.withPort {
+		a.port = freePort(t)
+	}
+	expand := func(args []string) []string {
+		out := make([]string, len(args))
+		for i, s := range args {
+			out[i] = strings.ReplaceAll(s, "{port}", fmt.Sprint(a.port))
+			out[i] = strings.ReplaceAll(out[i], "{dir}", dir)
+		}
+		return out
+	}
+	args := append([]string{"--log-format", "json", "--log-level", "debug"}, expand(c.init)...)
+	args = append(args, "--")
+	if c.child != nil {
+		args = append(args, expand(c.child)...)
+	} else {
+		jvm := append([]string{"--events", a.events}, expand(c.jvm)...)
+		if c.withPort {
+			jvm = append(jvm, "--port", fmt.Sprint(a.port))
+		}
+		argv, err := javatest.Args(javatest.TestAppJar(t), jvm...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, argv...)
+	}
+	a.p = testbin.Start(t, testbin.Options{PID1: c.pid1, Dir: dir}, args...)
+	return a
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitStdout waits until the child printed a line equal to line (TestApp's
+// stdout is gracefulinit's).
+func (a *app) waitStdout(line string, timeout time.Duration) {
+	a.t.Helper()
+	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
+		return hasLine(a.p.Stdout.String(), line)
+	})
+	if !ok {
+		a.t.Fatalf("no %q line on stdout within %v\nstdout:\n%s\nstderr:\n%s", line, timeout, a.p.Stdout, a.p.Stderr)
+	}
+}
+
+func hasLine(out, line string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// waitReady waits for TestApp's READY line.
+func (a *app) waitReady() { a.t.Helper(); a.waitStdout("READY", jvmStart) }
+
+// signal sends sig to gracefulinit and returns when it was sent.
+func (a *app) signal(sig syscall.Signal) time.Time {
+	a.t.Helper()
+	pid := a.p.InitPID()
+	at := time.Now()
+	if err := syscall.Kill(pid, sig); err != nil {
+		a.t.Fatalf("signal %v: %v", sig, err)
+	}
+	return at
+}
+
+// term sends SIGTERM and remembers when, for the summary checks.
+func (a *app) term() time.Time {
+	a.t.Helper()
+	a.termAt = a.signal(syscall.SIGTERM)
+	return a.termAt
+}
+
+// wait waits for gracefulinit to exit and returns its code and when the
+// test saw the exit.
+func (a *app) wait(timeout time.Duration) (int, time.Time) {
+	a.t.Helper()
+	code := a.p.Wait(timeout)
+	return code, time.Now()
+}
+
+// evs reads TestApp's events.
+func (a *app) evs() []javatest.Event {
+	a.t.Helper()
+	evs, err := javatest.ReadEvents(a.events)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return evs
+}
+
+// event returns the first event called name, failing if there is none.
+func (a *app) event(name string) javatest.Event {
+	a.t.Helper()
+	evs := a.evs()
+	e, ok := javatest.FindEvent(evs, name)
+	if !ok {
+		a.t.Fatalf("no %q event in %v", name, evs)
+	}
+	return e
+}
+
+func (a *app) hasEvent(name string) bool {
+	a.t.Helper()
+	_, ok := javatest.FindEvent(a.evs(), name)
+	return ok
+}
+
+// waitEvent waits for TestApp to record an event.
+func (a *app) waitEvent(name string, timeout time.Duration) javatest.Event {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	e, err := javatest.WaitEvent(ctx, a.events, name)
+	if err != nil {
+		a.t.Fatalf("%v\nstderr:\n%s", err, a.p.Stderr)
+	}
+	return e
+}
+
+// logLine is one JSON record gracefulinit logged.
+type logLine map[string]any
+
+func (l logLine) str(key string) string {
+	v, ok := l[key]
+	if !ok {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// logs parses gracefulinit's JSON records out of stderr, which it shares
+// with the child (the JVM's own stderr lines are skipped).
+func (a *app) logs() []logLine {
+	var out []logLine
+	sc := bufio.NewScanner(strings.NewReader(a.p.Stderr.String()))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var l logLine
+		if json.Unmarshal([]byte(line), &l) == nil && l["logger"] == "gracefulinit" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// findLog returns the first record whose message starts with msg.
+func (a *app) findLog(msg string) (logLine, bool) {
+	for _, l := range a.logs() {
+		if strings.HasPrefix(l.str("msg"), msg) {
+			return l, true
+		}
+	}
+	return nil, false
+}
+
+// waitLog waits for a record whose message starts with msg and returns
+// it with the time the test saw it.
+func (a *app) waitLog(msg string, timeout time.Duration) (logLine, time.Time) {
+	a.t.Helper()
+	var found logLine
+	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
+		l, ok := a.findLog(msg)
+		found = l
+		return ok
+	})
+	if !ok {
+		a.t.Fatalf("gracefulinit did not log %q within %v\nstderr:\n%s", msg, timeout, a.p.Stderr)
+	}
+	return found, time.Now()
+}
+
+// summary is the parsed "shutdown summary" record. Durations are measured by
+// gracefulinit from its SIGTERM; fields it reports as "-" are -1.
+type summary struct {
+	Signal      string
+	Offline     string
+	DrainEnd    string
+	Drain       time.Duration
+	StopSignal  string
+	StopSentAt  time.Duration
+	ChildExitAt time.Duration
+	Killed      bool
+	ChildCode   int
+	ExitCode    int
+	Total       time.Duration
+	Deadline    time.Duration
+}
+
+// summaryFields are the fields the issue requires on the summary line.
+var summaryFields = []string{"signal", "offline", "drain_end", "drain", "stop_sent_at", "child_exit_at", "killed", "exit_code", "total", "deadline"}
+
+// summary finds and checks the shutdown summary: every field present and
+// well-typed. gracefulinit must have exited.
+func (a *app) summary() summary {
+	a.t.Helper()
+	l, ok := a.findLog("shutdown summary")
+	if !ok {
+		a.t.Fatalf("no shutdown summary logged\nstderr:\n%s", a.p.Stderr)
+	}
+	for _, f := range summaryFields {
+		if _, ok := l[f]; !ok {
+			a.t.Errorf("shutdown summary lacks %q: %v", f, l)
+		}
+	}
+	dur := func(key string) time.Duration {
+		s := l.str(key)
+		if s == "-" {
+			return -1
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			a.t.Errorf("summary %s=%q: not a duration: %v", key, s, err)
+		}
+		return d
+	}
+	num := func(key string) int {
+		f, ok := l[key].(float64)
+		if !ok {
+			a.t.Errorf("summary %s=%v: not a number", key, l[key])
+		}
+		return int(f)
+	}
+	killed, ok := l["killed"].(bool)
+	if !ok {
+		a.t.Errorf("summary killed=%v: not a boolean", l["killed"])
+	}
+	return summary{
+		Signal:      l.str("signal"),
+		Offline:     l.str("offline"),
+		DrainEnd:    l.str("drain_end"),
+		Drain:       dur("drain"),
+		StopSignal:  l.str("stop_signal"),
+		StopSentAt:  dur("stop_sent_at"),
+		ChildExitAt: dur("child_exit_at"),
+		Killed:      killed,
+		ChildCode:   num("child_exit_code"),
+		ExitCode:    num("exit_code"),
+		Total:       dur("total"),
+		Deadline:    dur("deadline"),
+	}
+}
+
+// between fails unless lo <= got <= hi.
+func between(t *testing.T, what string, got, lo, hi time.Duration) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s = %v, want between %v and %v", what, got, lo, hi)
+	}
+}
+
+// client sends GET / to the app every interval from its own goroutine,
+// over one keep-alive connection as a real consumer does, until stop.
+type client struct {
+	mu        sync.Mutex
+	sent      int
+	lastStart time.Time
+	errs      int
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func startClient(t *testing.T, port int, interval time.Duration) *client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &client{cancel: cancel, done: make(chan struct{})}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	go func() {
+		defer close(c.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			begin := time.Now()
+			resp, err := hc.Do(req)
+			c.mu.Lock()
+			if err == nil {
+				c.sent++
+				c.lastStart = begin
+			} else if ctx.Err() == nil {
+				c.errs++
+			}
+			c.mu.Unlock()
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+			select {
+			case <-ctx.Done():
+				hc.CloseIdleConnections()
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+// stop ends the client and returns when it sent its last request.
+func (c *client) stop() time.Time {
+	c.cancel()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastStart
+}
+
+func (c *client) stats() (sent, errs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent, c.errs
+}
+
+// procID identifies a process across pid reuse: its pid and start time.
+type procID struct {
+	pid   int
+	start string
+}
+
+func identify(pid int) (procID, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procID{}, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procID{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	// Field 22 (starttime) is the 20th after the command name.
+	if len(f) < 20 {
+		return procID{}, false
+	}
+	return procID{pid: pid, start: f[19]}, true
+}
+
+// alive reports whether the process still runs: not gone, not a zombie
+// (a killed orphan may wait a moment for the host's init to reap it), and
+// not a new process that reused the pid.
+func (id procID) alive() bool {
+	now, ok := identify(id.pid)
+	if !ok || now.start != id.start {
+		return false
+	}
+	st := testbin.State(id.pid)
+	return st != "" && st != "Z" && st != "X"
+}
+
+func (id procID) String() string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", id.pid))
+	return fmt.Sprintf("%d(%s)", id.pid, strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
+}
+
+// tree identifies every process below gracefulinit.
+func (a *app) tree() []procID {
+	a.t.Helper()
+	var out []procID
+	for _, pid := range testbin.Descendants(a.p.InitPID()) {
+		if id, ok := identify(pid); ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
