@@ -94,25 +94,58 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 	}
 }
 
-// Offline calls every registry's Offline in parallel, each bounded by the
-// timeout and ctx, and joins their errors.
+// Offline calls every registry's Offline in parallel and joins their
+// errors. A failed attempt is retried with back-off until it succeeds or
+// ctx ends: a registry that is restarting when the pod stops should still
+// see the instance go offline once it is back, inside the budget.
 func (s *Set) Offline(ctx context.Context) error {
-	return s.each(ctx, "offline", Registry.Offline)
+	return s.each(ctx, "offline", false, func(r Registry, ctx context.Context) error {
+		return s.retry(ctx, r, r.Offline)
+	})
+}
+
+// retry calls step until it succeeds or ctx ends; each attempt is bounded
+// by the timeout. It returns the last error.
+func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) error) error {
+	delay := s.RetryMin
+	if delay <= 0 {
+		delay = 250 * time.Millisecond
+	}
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := s.callCtx(ctx)
+		err := step(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		s.Log.Warn("registry offline attempt failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // Close calls every registry's Close in parallel, each bounded.
 func (s *Set) Close(ctx context.Context) error {
-	return s.each(ctx, "close", Registry.Close)
+	return s.each(ctx, "close", true, Registry.Close)
 }
 
-func (s *Set) each(ctx context.Context, step string, call func(Registry, context.Context) error) error {
+// each runs call for every registry in parallel; perCall bounds each by the
+// timeout (calls that retry bound their own attempts instead).
+func (s *Set) each(ctx context.Context, step string, perCall bool, call func(Registry, context.Context) error) error {
 	errs := make([]error, len(s.Registries))
 	var wg sync.WaitGroup
 	for i, r := range s.Registries {
 		wg.Add(1)
 		go func(i int, r Registry) {
 			defer wg.Done()
-			cctx, cancel := s.callCtx(ctx)
+			cctx, cancel := context.WithCancel(ctx)
+			if perCall {
+				cctx, cancel = s.callCtx(ctx)
+			}
 			defer cancel()
 			start := time.Now()
 			err := call(r, cctx)
