@@ -1,0 +1,103 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// scripted is a Registry whose calls fail a set number of times, or hang.
+type scripted struct {
+	name          string
+	failOnline    int32
+	failOffline   int32
+	hang          bool
+	online, offln atomic.Int32
+	closed        atomic.Int32
+}
+
+func (s *scripted) Name() string { return s.name }
+
+func (s *scripted) call(ctx context.Context, n *atomic.Int32, fail int32) error {
+	c := n.Add(1)
+	if s.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if c <= fail {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (s *scripted) Online(ctx context.Context) error  { return s.call(ctx, &s.online, s.failOnline) }
+func (s *scripted) Offline(ctx context.Context) error { return s.call(ctx, &s.offln, s.failOffline) }
+func (s *scripted) Close(ctx context.Context) error   { s.closed.Add(1); return nil }
+
+func newSet(regs ...Registry) *Set {
+	return &Set{Registries: regs, Timeout: 200 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func TestOnlineRetriesUntilSuccess(t *testing.T) {
+	a, b := &scripted{name: "a", failOnline: 3}, &scripted{name: "b"}
+	newSet(a, b).Online(context.Background())
+	if a.online.Load() != 4 || b.online.Load() != 1 {
+		t.Fatalf("online attempts a=%d b=%d, want 4 and 1", a.online.Load(), b.online.Load())
+	}
+}
+
+func TestOnlineStopsWhenShutdownBegins(t *testing.T) {
+	a := &scripted{name: "a", failOnline: 1 << 30}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { newSet(a).Online(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Online kept retrying after its context ended")
+	}
+}
+
+func TestOfflineRetriesWithinBudget(t *testing.T) {
+	tests := []struct {
+		name    string
+		reg     *scripted
+		budget  time.Duration
+		wantErr bool
+	}{
+		{"succeeds first time", &scripted{name: "a"}, time.Second, false},
+		{"registry back after two failures", &scripted{name: "a", failOffline: 2}, 2 * time.Second, false},
+		{"registry down for the whole budget", &scripted{name: "a", failOffline: 1 << 30}, 150 * time.Millisecond, true},
+		{"registry hangs: bounded by the budget", &scripted{name: "a", hang: true}, 300 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), tt.budget)
+			defer cancel()
+			start := time.Now()
+			err := newSet(tt.reg).Offline(ctx)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Offline error = %v, want error %v", err, tt.wantErr)
+			}
+			if took := time.Since(start); took > tt.budget+time.Second {
+				t.Fatalf("Offline took %v, past its budget %v", took, tt.budget)
+			}
+		})
+	}
+}
+
+func TestCloseCallsEveryRegistry(t *testing.T) {
+	a, b := &scripted{name: "a"}, &scripted{name: "b"}
+	if err := newSet(a, b).Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a.closed.Load() != 1 || b.closed.Load() != 1 {
+		t.Fatal("Close must reach every registry once")
+	}
+}
