@@ -1,0 +1,23 @@
+package drain
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrUnavailable is wrapped by NewWatcher's error when the kernel's
+// sock_diag interface cannot be used here; a quiet drain then runs as a
+// fixed one.
+var ErrUnavailable = errors.New("sock_diag unavailable")
+
+// Sample is what one look at the app's sockets found.
+type Sample struct {
+	At time.Time // when the sample was taken
+	// LastActivity is the latest new connection or received byte seen on
+	// the watched ports by this or any earlier sample of the Watcher; zero
+	// if none. Never later than At.
+	LastActivity time.Time
+	Conns        int // connections on the watched ports, in any state but LISTEN
+	New          int // of Conns, those the previous sample did not see
+	Listeners    int // listening sockets on the watched ports
+}

@@ -1,0 +1,561 @@
+//go:build linux
+
+package drain
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Wire format of the inet_diag netlink interface (linux/inet_diag.h,
+// linux/sock_diag.h). golang.org/x/sys/unix has the netlink basics and
+// struct tcp_info, but not these.
+const (
+	tcpdiagGetsock = 18 // TCPDIAG_GETSOCK: the original request, answered for both address families in one dump
+	reqBytecode    = 1  // INET_DIAG_REQ_BYTECODE
+	attrInfo       = 2  // INET_DIAG_INFO: struct tcp_info
+	bcJmp          = 1  // INET_DIAG_BC_JMP
+	bcSGE          = 2  // INET_DIAG_BC_S_GE: local port >= op[1].no
+	bcSLE          = 3  // INET_DIAG_BC_S_LE: local port <= op[1].no
+
+	nlmsgHdrLen = unix.SizeofNlMsghdr
+	reqV1Len    = 60 // struct inet_diag_req
+	reqV2Len    = 56 // struct inet_diag_req_v2
+	diagMsgLen  = 72 // struct inet_diag_msg
+
+	// Offsets in struct inet_diag_msg.
+	offState   = 1
+	offSport   = 4  // id.idiag_sport, network byte order
+	offCookie  = 44 // id.idiag_cookie[2], host byte order, low word first
+	offExpires = 52 // ms until the socket's timer fires
+
+	// Offsets in struct tcp_info (checked against unix.TCPInfo in a test).
+	offLastDataRecv  = 52  // tcpi_last_data_recv, ms since data (or the handshake) was last received
+	offBytesReceived = 128 // tcpi_bytes_received, since Linux 4.1
+
+	// TCP_TIMEWAIT_LEN, a kernel constant: a TIME_WAIT socket's age is this
+	// minus the time left on its timer.
+	timeWaitLen = 60 * time.Second
+
+	// recvBufLen exceeds the 32 KiB the kernel ever puts in one dump
+	// datagram, so a read never truncates one.
+	recvBufLen = 64 << 10
+	// recvTimeout bounds a read from the kernel, which answers a dump at
+	// once; it only guards against the unforeseen.
+	recvTimeout = 2 * time.Second
+	// maxFilterRanges keeps the filter far below the 64 KiB an attribute
+	// can hold; an app with more disjoint port ranges is filtered here.
+	maxFilterRanges = 256
+)
+
+// TCP states (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpSynRecv     = 3
+	tcpFinWait1    = 4
+	tcpFinWait2    = 5
+	tcpTimeWait    = 6
+	tcpCloseWait   = 8
+	tcpLastAck     = 9
+	tcpListen      = 10
+	tcpClosing     = 11
+)
+
+// stateMask asks for every state a connection to a listening port can be
+// in, and the listeners themselves. SYN_SENT is left out (outgoing), as
+// are CLOSE and unconnected bound sockets.
+const stateMask = 1<<tcpEstablished | 1<<tcpSynRecv | 1<<tcpFinWait1 | 1<<tcpFinWait2 |
+	1<<tcpTimeWait | 1<<tcpCloseWait | 1<<tcpLastAck | 1<<tcpListen | 1<<tcpClosing
+
+// reqMode is how a sample asks the kernel.
+type reqMode int
+
+const (
+	// modeLegacy sends one TCPDIAG_GETSOCK request, which the kernel answers
+	// for IPv4 and IPv6 in a single walk of its socket hash tables. That
+	// walk visits every bucket of the (host-wide, unless
+	// tcp_child_ehash_entries is set) established table and is most of a
+	// sample's cost, so one walk instead of two halves it.
+	modeLegacy reqMode = iota
+	// modeV2 sends one SOCK_DIAG_BY_FAMILY request (inet_diag_req_v2) per
+	// address family: the documented interface, used where the legacy
+	// request is refused.
+	modeV2
+)
+
+func (m reqMode) String() string {
+	if m == modeLegacy {
+		return "TCPDIAG_GETSOCK"
+	}
+	return "SOCK_DIAG_BY_FAMILY"
+}
+
+// reqConfig is one way of asking that NewWatcher may try.
+type reqConfig struct {
+	mode   reqMode
+	filter bool // send the port filter as inet_diag bytecode
+}
+
+// defaultConfigs are tried in order until one answers.
+//
+// The port filter runs in the kernel when it can: a socket it rejects is
+// neither locked nor described (tcp_get_info takes the socket lock), so the
+// app's own outgoing connections, to its database, its registry and other
+// services, cost nothing and never contend with the app. The userspace check
+// in handle stays as a guard and is the only filter when the kernel refuses
+// the bytecode.
+var defaultConfigs = []reqConfig{
+	{modeLegacy, true},
+	{modeV2, true},
+	{modeV2, false},
+}
+
+// Watcher samples the TCP sockets on a set of local ports in the current
+// network namespace through the kernel's sock_diag interface, IPv4 and
+// IPv6, and keeps the time of the latest activity: a connection not seen
+// before, or data received. A Watcher is not safe for concurrent use.
+type Watcher struct {
+	fd      int // -1 after a failed dump (reopened by the next Sample) or Close
+	closed  bool
+	cfg     reqConfig
+	ranges  []portRange
+	ports   *portSet
+	reqs    [][]byte
+	reqType uint16
+	seq     uint32
+	buf     []byte
+
+	prev, cur map[uint64]connState // by socket cookie
+	prevAt    time.Time            // At of the previous good sample; zero before the first
+	last      time.Time            // latest activity seen
+	s         Sample               // the sample being taken
+}
+
+// connState is what a sample remembers of a socket for the next one.
+type connState struct {
+	kind     uint8
+	hasBytes bool
+	bytes    uint64 // tcpi_bytes_received, less the peer's FIN
+}
+
+const (
+	kindFull uint8 = iota // a full socket, with tcp_info
+	kindReq               // a request socket: handshake under way
+	kindTW                // a TIME_WAIT or FIN_WAIT2 mini socket
+)
+
+// NewWatcher opens a sock_diag netlink socket and takes a first sample,
+// which sees the connections that already exist. Its error wraps
+// ErrUnavailable when the kernel interface cannot be used.
+func NewWatcher(ports []int) (*Watcher, error) {
+	return openWatcher(ports, defaultConfigs)
+}
+
+func openWatcher(ports []int, configs []reqConfig) (*Watcher, error) {
+	set, ranges, err := makePorts(ports)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		fd:     -1,
+		ranges: ranges,
+		ports:  set,
+		buf:    make([]byte, recvBufLen),
+		prev:   make(map[uint64]connState, 64),
+		cur:    make(map[uint64]connState, 64),
+	}
+	var msgs []string
+	for _, c := range configs {
+		w.configure(c)
+		if _, err := w.Sample(); err != nil {
+			msgs = append(msgs, fmt.Sprintf("%s (filter %t): %v", c.mode, c.filter, err))
+			continue
+		}
+		return w, nil
+	}
+	w.closeFD()
+	return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(msgs, "; "))
+}
+
+// configure builds the requests for c and forgets what earlier samples saw.
+func (w *Watcher) configure(c reqConfig) {
+	w.cfg = c
+	var bc []byte
+	if c.filter && len(w.ranges) <= maxFilterRanges {
+		bc = portFilter(w.ranges)
+	}
+	w.reqs = w.reqs[:0]
+	switch c.mode {
+	case modeLegacy:
+		w.reqType = tcpdiagGetsock
+		r := newRequest(tcpdiagGetsock, reqV1Len, bc)
+		p := r[nlmsgHdrLen:]
+		p[0] = unix.AF_UNSPEC
+		p[3] = 1 << (attrInfo - 1)
+		binary.NativeEndian.PutUint32(p[52:], stateMask)
+		w.reqs = append(w.reqs, r)
+	default:
+		w.reqType = unix.SOCK_DIAG_BY_FAMILY
+		for _, family := range []byte{unix.AF_INET, unix.AF_INET6} {
+			r := newRequest(unix.SOCK_DIAG_BY_FAMILY, reqV2Len, bc)
+			p := r[nlmsgHdrLen:]
+			p[0] = family
+			p[1] = unix.IPPROTO_TCP
+			p[2] = 1 << (attrInfo - 1)
+			binary.NativeEndian.PutUint32(p[4:], stateMask)
+			w.reqs = append(w.reqs, r)
+		}
+	}
+	clear(w.prev)
+	clear(w.cur)
+	w.prevAt = time.Time{}
+	w.last = time.Time{}
+}
+
+// newRequest lays out a dump request: netlink header, a zeroed body of
+// bodyLen bytes, and the bytecode attribute if bc is not nil.
+func newRequest(typ uint16, bodyLen int, bc []byte) []byte {
+	n := nlmsgHdrLen + bodyLen
+	if bc != nil {
+		n += 4 + len(bc)
+	}
+	r := make([]byte, n)
+	binary.NativeEndian.PutUint32(r[0:], uint32(n))
+	binary.NativeEndian.PutUint16(r[4:], typ)
+	binary.NativeEndian.PutUint16(r[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	if bc != nil {
+		a := r[nlmsgHdrLen+bodyLen:]
+		binary.NativeEndian.PutUint16(a[0:], uint16(4+len(bc)))
+		binary.NativeEndian.PutUint16(a[2:], reqBytecode)
+		copy(a[4:], bc)
+	}
+	return r
+}
+
+// Sample takes one look at the sockets on the watched ports. After an
+// error the next Sample starts over on a new netlink socket.
+func (w *Watcher) Sample() (Sample, error) {
+	if w.closed {
+		return Sample{}, errors.New("drain: Sample on a closed Watcher")
+	}
+	if w.fd < 0 {
+		if err := w.openFD(); err != nil {
+			return Sample{}, err
+		}
+	}
+	w.s = Sample{}
+	clear(w.cur)
+	for _, req := range w.reqs {
+		if err := w.dump(req); err != nil {
+			clear(w.cur)
+			return Sample{}, err
+		}
+	}
+	w.prev, w.cur = w.cur, w.prev
+	w.prevAt = w.s.At
+	w.s.LastActivity = w.last
+	return w.s, nil
+}
+
+// Close releases the netlink socket.
+func (w *Watcher) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.closeFD()
+}
+
+func (w *Watcher) openFD() error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("netlink receive timeout: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("netlink bind: %w", err)
+	}
+	w.fd = fd
+	return nil
+}
+
+func (w *Watcher) closeFD() error {
+	if w.fd < 0 {
+		return nil
+	}
+	err := unix.Close(w.fd)
+	w.fd = -1
+	return err
+}
+
+// dump sends one request and reads its answer to the end. A dump the
+// kernel has begun stays pending until it is read out, and blocks the next
+// request with EBUSY, so one that fails half way closes the socket: the
+// next Sample opens a new one.
+func (w *Watcher) dump(req []byte) error {
+	w.seq++
+	binary.NativeEndian.PutUint32(req[8:], w.seq)
+	for {
+		_, err := unix.Write(w.fd, req)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			_ = w.closeFD()
+			return fmt.Errorf("sock_diag request: %w", err)
+		}
+		break
+	}
+	for {
+		n, err := unix.Read(w.fd, w.buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			_ = w.closeFD()
+			return fmt.Errorf("sock_diag read: %w", err)
+		}
+		// The kernel fills each datagram while the read waits, so this is
+		// when its sockets' timestamps were taken, give or take the copy.
+		at := time.Now()
+		w.s.At = at
+		done, err := w.parse(w.buf[:n], at)
+		if done {
+			return err
+		}
+		if err != nil {
+			_ = w.closeFD()
+			return err
+		}
+	}
+}
+
+var errMalformed = errors.New("sock_diag: malformed netlink message")
+
+// parse handles one datagram of the current dump. done reports the dump's
+// end, with its error if the kernel refused it.
+func (w *Watcher) parse(b []byte, at time.Time) (done bool, err error) {
+	for len(b) > 0 {
+		if len(b) < nlmsgHdrLen {
+			return false, errMalformed
+		}
+		l := int(binary.NativeEndian.Uint32(b[0:]))
+		if l < nlmsgHdrLen || l > len(b) {
+			return false, errMalformed
+		}
+		typ := binary.NativeEndian.Uint16(b[4:])
+		seq := binary.NativeEndian.Uint32(b[8:])
+		body := b[nlmsgHdrLen:l]
+		b = b[min(align4(l), len(b)):]
+		if seq != w.seq {
+			continue // left over from an earlier request
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			if len(body) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(body)); e < 0 {
+					return true, fmt.Errorf("sock_diag dump: %w", unix.Errno(-e))
+				}
+			}
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if len(body) < 4 {
+				return true, errMalformed
+			}
+			if e := int32(binary.NativeEndian.Uint32(body)); e < 0 {
+				return true, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
+			}
+		case w.reqType:
+			w.handle(body, at)
+		}
+	}
+	return false, nil
+}
+
+// handle accounts for one socket of a dump taken at at.
+func (w *Watcher) handle(m []byte, at time.Time) {
+	if len(m) < diagMsgLen {
+		return
+	}
+	if !w.ports.has(binary.BigEndian.Uint16(m[offSport:])) {
+		return
+	}
+	state := m[offState]
+	if state == tcpListen {
+		w.s.Listeners++
+		return
+	}
+	// The cookie names a socket for its whole life (a TIME_WAIT socket
+	// inherits it) and is never reused, unlike a 4-tuple.
+	cookie := uint64(binary.NativeEndian.Uint32(m[offCookie:])) |
+		uint64(binary.NativeEndian.Uint32(m[offCookie+4:]))<<32
+	prev, seen := w.prev[cookie]
+	w.s.Conns++
+	if !seen {
+		w.s.New++
+	}
+	info := findAttr(m[diagMsgLen:], attrInfo)
+	switch {
+	case len(info) >= offLastDataRecv+4:
+		// A full socket. The kernel stamps it when data arrives and when
+		// the handshake completes, so at - last_data_recv dates both a
+		// request and a new connection, even one still in the accept queue,
+		// to the jiffy rather than to the sample interval.
+		c := connState{kind: kindFull}
+		t := at.Add(-time.Duration(binary.NativeEndian.Uint32(info[offLastDataRecv:])) * time.Millisecond)
+		if len(info) >= offBytesReceived+8 {
+			c.hasBytes = true
+			c.bytes = binary.NativeEndian.Uint64(info[offBytesReceived:])
+			// The peer's FIN advances the counter by one but is no request.
+			if (state == tcpCloseWait || state == tcpLastAck || state == tcpClosing) && c.bytes > 0 {
+				c.bytes--
+			}
+		}
+		switch {
+		case !seen || prev.kind != kindFull || !c.hasBytes || !prev.hasBytes:
+			w.note(t, at)
+		case c.bytes > prev.bytes:
+			// Data arrived since the previous sample; should the timestamp
+			// say otherwise, trust the counter and date it now.
+			if !t.After(w.prevAt) {
+				t = at
+			}
+			w.note(t, at)
+		}
+		// Same count as before: no data since, whatever the stamp says.
+		w.cur[cookie] = c
+	case state == tcpSynRecv:
+		// A handshake in progress carries no timestamp; it started after
+		// the previous sample, so now errs by less than an interval.
+		if !seen {
+			w.note(at, at)
+		}
+		w.cur[cookie] = connState{kind: kindReq}
+	default:
+		// A TIME_WAIT (or FIN_WAIT2) mini socket not seen before: a
+		// connection that was opened, served and closed by the app between
+		// two samples. One seen before as a full socket is the app closing
+		// a connection already accounted for, such as an idle keep-alive.
+		if !seen {
+			t := at
+			if state == tcpTimeWait {
+				if left := time.Duration(binary.NativeEndian.Uint32(m[offExpires:])) * time.Millisecond; left < timeWaitLen {
+					t = at.Add(left - timeWaitLen)
+				}
+				if t.Before(w.prevAt) {
+					t = w.prevAt
+				}
+			}
+			w.note(t, at)
+		}
+		w.cur[cookie] = connState{kind: kindTW}
+	}
+}
+
+// note records activity at t, which cannot be later than the sample.
+func (w *Watcher) note(t, at time.Time) {
+	if t.After(at) {
+		t = at
+	}
+	if t.After(w.last) {
+		w.last = t
+	}
+}
+
+// findAttr returns the payload of the first netlink attribute of type typ.
+func findAttr(b []byte, typ uint16) []byte {
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b[0:]))
+		if l < 4 || l > len(b) {
+			return nil
+		}
+		if binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == typ {
+			return b[4:l]
+		}
+		b = b[min(align4(l), len(b)):]
+	}
+	return nil
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }
+
+// portRange is an inclusive range of local ports.
+type portRange struct{ lo, hi uint16 }
+
+// portSet holds one bit per port.
+type portSet [1024]uint64
+
+func (s *portSet) add(p uint16)      { s[p>>6] |= 1 << (p & 63) }
+func (s *portSet) has(p uint16) bool { return s[p>>6]&(1<<(p&63)) != 0 }
+
+// makePorts checks ports and returns them as a set and as sorted,
+// merged ranges.
+func makePorts(ports []int) (*portSet, []portRange, error) {
+	if len(ports) == 0 {
+		return nil, nil, errors.New("drain: no ports to watch")
+	}
+	sorted := slices.Clone(ports)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	set := new(portSet)
+	var ranges []portRange
+	for _, p := range sorted {
+		if p < 1 || p > 65535 {
+			return nil, nil, fmt.Errorf("drain: port %d out of range 1-65535", p)
+		}
+		set.add(uint16(p))
+		if n := len(ranges); n > 0 && int(ranges[n-1].hi)+1 == p {
+			ranges[n-1].hi = uint16(p)
+			continue
+		}
+		ranges = append(ranges, portRange{uint16(p), uint16(p)})
+	}
+	return set, ranges, nil
+}
+
+// portFilter compiles "the local port lies in one of ranges" to inet_diag
+// bytecode. The kernel runs it per socket: an op's yes or no offset moves
+// on by that many bytes; landing exactly on the end accepts, overshooting
+// it by 4 rejects. Per range:
+//
+//	+0  S_GE lo  yes +8 (next test)  no +20 (next range, or reject)
+//	+8  S_LE hi  yes +8 (the jump)   no +12 (next range, or reject)
+//	+16 JMP          no: to the end (accept); absent after the last range
+//
+// Every op is reachable along the yes offsets and every no offset lands on
+// an op or just past the end, which is what the kernel's audit demands.
+// Only GE and LE are used, as the kernel has had them from the start; the
+// port to compare sits in the no field of the op that follows each test.
+func portFilter(ranges []portRange) []byte {
+	size := 20*len(ranges) - 4
+	bc := make([]byte, size)
+	for i, r := range ranges {
+		o := 20 * i
+		putOp(bc[o:], bcSGE, 8, 20)
+		binary.NativeEndian.PutUint16(bc[o+6:], r.lo)
+		putOp(bc[o+8:], bcSLE, 8, 12)
+		binary.NativeEndian.PutUint16(bc[o+14:], r.hi)
+		if i < len(ranges)-1 {
+			putOp(bc[o+16:], bcJmp, 4, uint16(size-o-16))
+		}
+	}
+	return bc
+}
+
+// putOp writes a struct inet_diag_bc_op.
+func putOp(b []byte, code, yes byte, no uint16) {
+	b[0] = code
+	b[1] = yes
+	binary.NativeEndian.PutUint16(b[2:], no)
+}

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package drain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Watcher needs Linux's sock_diag; elsewhere a quiet drain runs as a fixed
+// one.
+type Watcher struct{}
+
+// NewWatcher always fails with ErrUnavailable outside Linux.
+func NewWatcher(ports []int) (*Watcher, error) {
+	return nil, fmt.Errorf("%w: not Linux", ErrUnavailable)
+}
+
+// Sample always fails outside Linux.
+func (w *Watcher) Sample() (Sample, error) {
+	return Sample{}, errors.New("drain: no Watcher outside Linux")
+}
+
+// Close does nothing outside Linux.
+func (w *Watcher) Close() error { return nil }
