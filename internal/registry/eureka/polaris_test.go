@@ -1,0 +1,367 @@
+package eureka
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hudl/fargo"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+)
+
+// These tests run against a real Eureka-protocol server, Polaris (see
+// /work/shared/reference/test-bed.md). Where Polaris differs from Netflix
+// Eureka (400 instead of 404 for an unknown instance's status; re-registering
+// as UP clears OUT_OF_SERVICE), the backend tolerates both and the Netflix
+// behaviour is covered by the contract tests.
+
+// visible is how long a change may take to reach a polling consumer: Polaris
+// rebuilds its /apps cache every second; the rest is slack for a loaded
+// 2-core machine.
+const visible = 5 * time.Second
+
+// springApp stands in for a Spring Cloud Netflix app: a fargo client that
+// registers its own instance and heartbeats every second, registering again
+// when the server has lost it, as DiscoveryClient does.
+type springApp struct {
+	conn     fargo.EurekaConnection
+	app, id  string
+	ip       string
+	port     int
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startSpringApp(t *testing.T, eurekaURL, app, id, ip string, port int) *springApp {
+	t.Helper()
+	a := &springApp{conn: fargo.NewConn(eurekaURL), app: app, id: id, ip: ip, port: port,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	a.conn.UseJson = true
+	if err := a.conn.ReregisterInstance(a.instance()); err != nil {
+		t.Fatalf("app %s: register: %v", id, err)
+	}
+	go a.heartbeat()
+	t.Cleanup(a.exit)
+	return a
+}
+
+// instance is a fresh document each time: fargo overwrites the one it
+// registers with what the server reports (an OUT_OF_SERVICE status too).
+func (a *springApp) instance() *fargo.Instance {
+	return &fargo.Instance{
+		InstanceId:     a.id,
+		HostName:       a.ip,
+		App:            a.app,
+		IPAddr:         a.ip,
+		VipAddress:     strings.ToLower(a.app),
+		Status:         fargo.UP,
+		Port:           a.port,
+		PortEnabled:    true,
+		DataCenterInfo: fargo.DataCenterInfo{Name: fargo.MyOwn},
+	}
+}
+
+func (a *springApp) heartbeat() {
+	defer close(a.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			err := a.conn.HeartBeatInstance(a.instance())
+			if code, ok := fargo.HTTPResponseStatusCode(err); ok && code == http.StatusNotFound {
+				_ = a.conn.ReregisterInstance(a.instance())
+			}
+		}
+	}
+}
+
+// exit stops the heartbeats, like a JVM that has exited.
+func (a *springApp) exit() {
+	a.stopOnce.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+// consumer polls the server like a fargo consumer and reports an instance's
+// status, "" when the instance is not listed.
+type consumer struct{ conn fargo.EurekaConnection }
+
+// newConsumer reads XML, fargo's default: Polaris writes the port's
+// "@enabled" as a JSON boolean, which fargo's JSON decoding rejects.
+func newConsumer(eurekaURL string) *consumer {
+	return &consumer{conn: fargo.NewConn(eurekaURL)}
+}
+
+func (c *consumer) instance(app, id string) *fargo.Instance {
+	a, err := c.conn.GetApp(app)
+	if err != nil {
+		return nil
+	}
+	for _, in := range a.Instances {
+		if in.InstanceId == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func (c *consumer) status(app, id string) string {
+	if in := c.instance(app, id); in != nil {
+		return string(in.Status)
+	}
+	return ""
+}
+
+// waitStatus polls until cond holds for the instance's status and returns
+// how long that took.
+func (c *consumer) waitStatus(t *testing.T, app, id, what string, within time.Duration, cond func(string) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(within)
+	for {
+		s := c.status(app, id)
+		if cond(s) {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: status %q after %v, want %s", app, id, s, within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func isUp(s string) bool    { return s == "UP" }
+func notUp(s string) bool   { return s != "UP" }
+func missing(s string) bool { return s == "" }
+
+func polarisConfig(url, mode, app, id string) *config.Config {
+	cfg := testConfig(mode, url)
+	cfg.Service = strings.ToLower(app)
+	cfg.Eureka.App = app
+	cfg.Eureka.InstanceID = id
+	return cfg
+}
+
+// onlineEventually calls Online until it succeeds, as registry.Set does.
+func onlineEventually(t *testing.T, e *Eureka, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := e.Online(ctxFor(t, 2*time.Second))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Online still failing after %v: %v", within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestPolarisMarkModeDrain: Offline takes the app's own instance out of what
+// consumers see within seconds, the other instance stays, and the app's
+// continuing heartbeats do not bring it back.
+func TestPolarisMarkModeDrain(t *testing.T) {
+	srv := registrytest.StartPolaris(t)
+	const app, id1, id2 = "DRAIN-SVC", "pod-1:drain-svc:8080", "pod-2:drain-svc:8080"
+	startSpringApp(t, srv.EurekaURL, app, id1, "127.0.0.2", 8080)
+	startSpringApp(t, srv.EurekaURL, app, id2, "127.0.0.3", 8080)
+	c := newConsumer(srv.EurekaURL)
+	c.waitStatus(t, app, id1, "UP", visible, isUp)
+	c.waitStatus(t, app, id2, "UP", visible, isUp)
+
+	log, logs := testLogger()
+	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id1), log)
+	onlineEventually(t, e, visible)
+	start := time.Now()
+	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	took := time.Since(start)
+	gone := c.waitStatus(t, app, id1, "not UP", visible, notUp)
+	t.Logf("Offline call %v; consumer stopped seeing the instance UP %v after it returned", took.Round(time.Millisecond), gone.Round(time.Millisecond))
+	if s := c.status(app, id2); s != "UP" {
+		t.Fatalf("the other instance is %q, want UP", s)
+	}
+	// Three of the app's heartbeats later it is still out of rotation.
+	time.Sleep(3500 * time.Millisecond)
+	if s := c.status(app, id1); s == "UP" {
+		t.Fatal("the app's heartbeats put the instance back UP")
+	}
+	if err := e.Close(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if c.status(app, id1) == "" {
+		t.Fatal("Close deregistered the instance without --eureka-deregister-on-exit")
+	}
+	if !strings.Contains(logs.String(), "instance marked OUT_OF_SERVICE") {
+		t.Errorf("Offline not logged:\n%s", logs)
+	}
+}
+
+// TestPolarisStaleOverrideRepairedByOnline: an OUT_OF_SERVICE left by an
+// earlier drain is removed once the app is up again; an instance the app has
+// not registered yet makes Online fail (to be retried) and Offline a no-op.
+func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
+	srv := registrytest.StartPolaris(t)
+	const app, id = "REPAIR-SVC", "pod-1:repair-svc:8080"
+	ctx := ctxFor(t, time.Minute)
+
+	// Not registered yet.
+	log, logs := testLogger()
+	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), log)
+	if err := e.Online(ctxFor(t, 5*time.Second)); err == nil || !strings.Contains(err.Error(), "not registered yet") {
+		t.Fatalf("Online before the app registered = %v, want a not-registered error", err)
+	}
+	other := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, "pod-9:repair-svc:8080"), log)
+
+	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	c := newConsumer(srv.EurekaURL)
+	c.waitStatus(t, app, id, "UP", visible, isUp)
+	if err := other.Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Offline of an unknown instance = %v, want nil", err)
+	}
+
+	// The drain of the previous pod left the instance OUT_OF_SERVICE.
+	if err := e.Offline(ctx); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	c.waitStatus(t, app, id, "not UP", visible, notUp)
+
+	fresh := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), log)
+	onlineEventually(t, fresh, visible)
+	back := c.waitStatus(t, app, id, "UP", visible, isUp)
+	t.Logf("consumer saw the instance UP again %v after Online", back.Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "OUT_OF_SERVICE override cleared") {
+		t.Errorf("repair not logged:\n%s", logs)
+	}
+	// Nothing left to repair: a second Online changes nothing.
+	if err := fresh.Online(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("second Online: %v", err)
+	}
+}
+
+// TestPolarisRegisterModeRoundTrip: gracefulinit registers the instance,
+// keeps it alive with heartbeats, and removes it at Offline.
+func TestPolarisRegisterModeRoundTrip(t *testing.T) {
+	srv := registrytest.StartPolaris(t)
+	const app, id = "REG-SVC", "pod-1:reg-svc:9090"
+	cfg := polarisConfig(srv.EurekaURL, "register", app, id)
+	cfg.IP, cfg.Ports = "127.0.0.4", []int{9090}
+	// Polaris expires an instance after 3 renewal intervals without a
+	// heartbeat: 1 s makes a stopped heartbeat show within the test.
+	cfg.Eureka.Heartbeat = time.Second
+	cfg.Eureka.Metadata = map[string]string{"zone": "zone-a"}
+	log, logs := testLogger()
+	e := mustNew(t, cfg, log)
+
+	start := time.Now()
+	onlineEventually(t, e, visible)
+	c := newConsumer(srv.EurekaURL)
+	c.waitStatus(t, app, id, "UP", visible, isUp)
+	t.Logf("registered instance visible %v after Online began", time.Since(start).Round(time.Millisecond))
+	in := c.instance(app, id)
+	if in == nil || in.IPAddr != "127.0.0.4" || in.Port != 9090 || in.VipAddress != "reg-svc" {
+		t.Fatalf("registered instance %+v does not match the config", in)
+	}
+	if zone, _ := in.Metadata.GetString("zone"); zone != "zone-a" {
+		t.Errorf("metadata zone = %q, want zone-a", zone)
+	}
+	// Well past Polaris's 3 s expiry, heartbeats keep it UP.
+	time.Sleep(5 * time.Second)
+	if s := c.status(app, id); s != "UP" {
+		t.Fatalf("after 5 s of heartbeats the instance is %q, want UP", s)
+	}
+
+	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	c.waitStatus(t, app, id, "deregistered", visible, missing)
+	if err := e.Close(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if strings.Contains(logs.String(), "heartbeat failed") {
+		t.Errorf("heartbeats failed:\n%s", logs)
+	}
+}
+
+// TestPolarisDownAtOffline: a registry that is gone answers nothing; Offline
+// reports it within its deadline instead of hanging the drain.
+func TestPolarisDownAtOffline(t *testing.T) {
+	srv := registrytest.StartPolaris(t)
+	const app, id = "DOWN-SVC", "pod-1:down-svc:8080"
+	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	newConsumer(srv.EurekaURL).waitStatus(t, app, id, "UP", visible, isUp)
+	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), nil)
+	onlineEventually(t, e, visible)
+
+	srv.Stop()
+	const deadline = 2 * time.Second
+	start := time.Now()
+	err := e.Offline(ctxFor(t, deadline))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Offline with the server down succeeded")
+	}
+	if took > deadline+time.Second {
+		t.Fatalf("Offline took %v, deadline %v", took, deadline)
+	}
+	t.Logf("Offline with the server down failed after %v: %v", took.Round(time.Millisecond), err)
+}
+
+// TestPolarisDownAtOnline: while the registry is down Online keeps failing
+// and registry.Set keeps retrying; once it is back the stale override is
+// repaired.
+func TestPolarisDownAtOnline(t *testing.T) {
+	srv := registrytest.StartPolaris(t)
+	const app, id = "BACK-SVC", "pod-1:back-svc:8080"
+	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	c := newConsumer(srv.EurekaURL)
+	c.waitStatus(t, app, id, "UP", visible, isUp)
+	if err := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), nil).Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStatus(t, app, id, "not UP", visible, notUp)
+
+	srv.Stop()
+	log, logs := testLogger()
+	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), log)
+	set := &registry.Set{Registries: []registry.Registry{e}, Timeout: time.Second,
+		RetryMin: 200 * time.Millisecond, RetryMax: time.Second, Log: log}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { set.Online(ctx); close(done) }()
+
+	time.Sleep(2 * time.Second)
+	select {
+	case <-done:
+		t.Fatalf("Online gave up or succeeded with the server down:\n%s", logs)
+	default:
+	}
+	if n := strings.Count(logs.String(), "registry online failed"); n < 2 {
+		t.Fatalf("%d failed attempts logged while the server was down, want >= 2:\n%s", n, logs)
+	}
+
+	srv.Start(t)
+	restarted := time.Now()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Online did not succeed within 30 s of the server's return:\n%s", logs)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Online ended by its context, not by success:\n%s", logs)
+	}
+	c.waitStatus(t, app, id, "UP", visible, isUp)
+	t.Logf("instance back UP %v after the server restarted", time.Since(restarted).Round(time.Millisecond))
+}
