@@ -1,0 +1,270 @@
+package nacos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// maxErrBody bounds how much of a server's answer goes into an error.
+const maxErrBody = 300
+
+// response is one server's answer, kept whole for the caller to interpret.
+type response struct {
+	method, path string
+	server       string // display form, no userinfo
+	status       int
+	body         []byte
+	scrub        func(string) string
+}
+
+// fail turns an unexpected answer into an error naming the request, the
+// status and the (trimmed, scrubbed) body.
+func (r *response) fail(why string) error {
+	body := strings.Join(strings.Fields(string(r.body)), " ")
+	if len(body) > maxErrBody {
+		body = body[:maxErrBody] + "..."
+	}
+	msg := fmt.Sprintf("%s %s%s: HTTP %d", r.method, r.server, r.path, r.status)
+	if body != "" {
+		msg += ": " + body
+	}
+	if why != "" {
+		msg += " (" + why + ")"
+	}
+	return errors.New(r.scrub(msg))
+}
+
+// do sends one request, failing over across the servers (starting with the
+// last one that answered) on transport errors and 5xx answers. Any answer
+// below 500 is returned as is; when every server failed, the last 5xx answer
+// is returned if there was one, else the joined transport errors. Each
+// server gets an equal share of what is left of ctx's deadline, so a server
+// that hangs cannot eat the whole budget.
+func (m *mark) do(ctx context.Context, method, path string, params url.Values) (*response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.timeout)
+		defer cancel()
+	}
+	m.mu.Lock()
+	start := m.preferred
+	m.mu.Unlock()
+	n := len(m.servers)
+	var errs []error
+	var last5xx *response
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		idx := (start + i) % n
+		actx, cancel := shareOf(ctx, n-i)
+		resp, err := m.doOn(actx, idx, method, path, params)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if resp.status >= 500 {
+			last5xx = resp
+			errs = append(errs, resp.fail(""))
+			continue
+		}
+		m.mu.Lock()
+		m.preferred = idx
+		m.mu.Unlock()
+		return resp, nil
+	}
+	if last5xx != nil {
+		return last5xx, nil
+	}
+	if len(errs) == 0 {
+		errs = append(errs, ctx.Err())
+	}
+	return nil, errors.Join(errs...)
+}
+
+// shareOf gives one of k remaining attempts its share of ctx's time left.
+func shareOf(ctx context.Context, k int) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok || k <= 1 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(k))
+}
+
+// doOn sends the request to one server, logging in first when credentials
+// are set, and once more when the server rejects the token (expired early,
+// server restarted with a new secret).
+func (m *mark) doOn(ctx context.Context, idx int, method, path string, params url.Values) (*response, error) {
+	tok, err := m.tokenFor(ctx, idx, false)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.send(ctx, idx, method, path, params, tok)
+	if err != nil || m.user == "" || (resp.status != http.StatusUnauthorized && resp.status != http.StatusForbidden) {
+		return resp, err
+	}
+	m.log.Info("nacos rejected the access token; logging in again", "server", m.servers[idx].display, "status", resp.status)
+	if tok, err = m.tokenFor(ctx, idx, true); err != nil {
+		return nil, err
+	}
+	return m.send(ctx, idx, method, path, params, tok)
+}
+
+// send puts params in the query string, like Nacos's own clients do; writes
+// also carry a form Content-Type, which Polaris insists on.
+func (m *mark) send(ctx context.Context, idx int, method, path string, params url.Values, token string) (*response, error) {
+	s := m.servers[idx]
+	q := url.Values{}
+	for k, v := range params {
+		q[k] = v
+	}
+	if token != "" {
+		q.Set("accessToken", token)
+	}
+	u := *s.base
+	u.Path = s.contextPath + path
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, m.transportErr(method, s, path, err)
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return m.roundTrip(req, method, s, path)
+}
+
+func (m *mark) roundTrip(req *http.Request, method string, s server, path string) (*response, error) {
+	req.Header.Set("User-Agent", "gracefulinit")
+	req.Header.Set("Accept", "application/json")
+	resp, err := m.hc.Do(req)
+	if err != nil {
+		return nil, m.transportErr(method, s, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, m.transportErr(method, s, path, err)
+	}
+	return &response{method: method, path: s.contextPath + path, server: s.display, status: resp.StatusCode, body: body, scrub: m.scrub}, nil
+}
+
+// transportErr names the request without its URL: *url.Error would print the
+// query string, and with it the access token.
+func (m *mark) transportErr(method string, s server, path string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return errors.New(m.scrub(fmt.Sprintf("%s %s%s: %v", method, s.display, s.contextPath+path, err)))
+}
+
+// tokenFor returns a valid access token ("" without credentials), logging in
+// when there is none, when it is about to expire, or when force is set.
+// Logging in lazily matters: the supervisor lives for weeks, tokens for hours.
+func (m *mark) tokenFor(ctx context.Context, idx int, force bool) (string, error) {
+	if m.user == "" {
+		return "", nil
+	}
+	m.mu.Lock()
+	if !force && m.token != "" && m.now().Before(m.tokenRefresh) {
+		tok := m.token
+		m.mu.Unlock()
+		return tok, nil
+	}
+	m.mu.Unlock()
+	tok, ttl, err := m.login(ctx, idx)
+	if err != nil {
+		return "", err
+	}
+	// Refresh a little before expiry so a request never carries a token
+	// that dies in flight.
+	margin := ttl / 10
+	if margin > 5*time.Minute {
+		margin = 5 * time.Minute
+	}
+	m.mu.Lock()
+	m.token, m.tokenRefresh = tok, m.now().Add(ttl-margin)
+	m.mu.Unlock()
+	m.log.Debug("nacos login ok", "server", m.servers[idx].display, "user", m.user, "token_ttl", ttl)
+	return tok, nil
+}
+
+// login posts the credentials in a form body (never in the URL, where proxies
+// and access logs would keep them). Nacos 3.x moved the endpoint.
+func (m *mark) login(ctx context.Context, idx int) (string, time.Duration, error) {
+	s := m.servers[idx]
+	var resp *response
+	for _, path := range []string{"/v1/auth/login", "/v3/auth/user/login"} {
+		form := url.Values{"username": {m.user}, "password": {m.password}}
+		u := *s.base
+		u.Path = s.contextPath + path
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+		if err != nil {
+			return "", 0, m.transportErr(http.MethodPost, s, path, err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err = m.roundTrip(req, http.MethodPost, s, path)
+		if err != nil {
+			return "", 0, fmt.Errorf("nacos login as %q: %w", m.user, err)
+		}
+		if resp.status != http.StatusNotFound && resp.status != http.StatusGone && resp.status != http.StatusMethodNotAllowed {
+			break
+		}
+	}
+	if resp.status != http.StatusOK {
+		return "", 0, fmt.Errorf("nacos login as %q: %w", m.user, resp.fail(""))
+	}
+	type result struct {
+		AccessToken string `json:"accessToken"`
+		TokenTTL    int64  `json:"tokenTtl"`
+	}
+	var r struct {
+		result
+		Data *result `json:"data"` // 3.x wraps answers in {code, message, data}
+	}
+	if err := json.Unmarshal(resp.body, &r); err != nil {
+		return "", 0, fmt.Errorf("nacos login as %q: %w", m.user, resp.fail("unreadable answer"))
+	}
+	if r.AccessToken == "" && r.Data != nil {
+		r.result = *r.Data
+	}
+	if r.AccessToken == "" {
+		return "", 0, fmt.Errorf("nacos login as %q: %w", m.user, resp.fail("no accessToken in the answer"))
+	}
+	ttl := time.Duration(r.TokenTTL) * time.Second
+	if ttl <= 0 {
+		ttl = 18000 * time.Second // Nacos's default
+	}
+	return r.AccessToken, ttl, nil
+}
+
+// tokenPattern finds token and password values in server answers and SDK
+// log lines, whatever the quoting.
+var tokenPattern = regexp.MustCompile(`(?i)("?(?:accessToken|access_token|password)"?\s*[:=]\s*"?)([^"&,\s}\]]+)`)
+
+// scrub removes secrets from text bound for an error or a log.
+func (m *mark) scrub(s string) string {
+	m.mu.Lock()
+	tok := m.token
+	m.mu.Unlock()
+	return scrubSecrets(s, m.password, tok)
+}
+
+func scrubSecrets(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+			if esc := url.QueryEscape(sec); esc != sec {
+				s = strings.ReplaceAll(s, esc, "xxxxx")
+			}
+		}
+	}
+	return tokenPattern.ReplaceAllString(s, "${1}xxxxx")
+}

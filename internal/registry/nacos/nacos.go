@@ -1,0 +1,151 @@
+// Package nacos takes the app's instance in and out of Nacos.
+//
+// Two modes, chosen by --nacos-mode:
+//
+//   - mark (default): the app registers itself (Spring Cloud Alibaba or any
+//     Nacos client); gracefulinit only changes that instance's weight or
+//     enabled flag through the HTTP ops API, using net/http alone. It never
+//     publishes an instance of its own: nacos-sdk-go's UpdateInstance is a
+//     re-register over the supervisor's connection and would create a second
+//     copy instead of changing the app's (nacos-sdk-go#866).
+//   - register: the app does not register itself; gracefulinit registers an
+//     ephemeral instance with nacos-sdk-go and deregisters it at drain start.
+//     Binaries built with -tags nosdk leave the SDK (about 12 MiB) out and
+//     refuse this mode.
+package nacos
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+)
+
+// New builds the Nacos registry described by cfg.Nacos, dispatching on
+// cfg.Nacos.Mode ("mark" when empty). It does no network I/O.
+func New(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("registry", "nacos")
+	if len(cfg.Nacos.Addrs) == 0 {
+		return nil, errors.New("nacos: no server address: set --nacos-addr, e.g. http://nacos:8848")
+	}
+	if cfg.Service == "" {
+		return nil, errors.New("nacos: no service name: set --service")
+	}
+	if net.ParseIP(cfg.IP) == nil {
+		return nil, fmt.Errorf("nacos: instance IP %q is not an IP address: set --ip or POD_IP", cfg.IP)
+	}
+	if cfg.Port() <= 0 {
+		return nil, errors.New("nacos: no instance port: set --port")
+	}
+	servers := make([]server, 0, len(cfg.Nacos.Addrs))
+	for _, a := range cfg.Nacos.Addrs {
+		s, err := parseServer(a)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	switch cfg.Nacos.Mode {
+	case "", "mark":
+		return newMark(cfg, servers, log), nil
+	case "register":
+		return newRegister(cfg, servers, log)
+	default:
+		return nil, fmt.Errorf("nacos: mode %q: use mark or register", cfg.Nacos.Mode)
+	}
+}
+
+// server is one Nacos address split the way both the HTTP client and the SDK
+// need it.
+type server struct {
+	base        *url.URL // scheme://[userinfo@]host:port, no path
+	contextPath string   // "/nacos" unless the address named another path
+	host        string
+	port        uint64
+	display     string // for logs and errors: userinfo redacted
+}
+
+// parseServer accepts "host:port", "http://host:port" and
+// "http://host:port/ctx"; a path in the address is Nacos's context path
+// (server.servlet.contextPath), "/nacos" when absent.
+func parseServer(raw string) (server, error) {
+	a := raw
+	if !strings.Contains(a, "://") {
+		a = "http://" + a
+	}
+	u, err := url.Parse(a)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return server{}, fmt.Errorf("nacos: address %q: want a URL like http://nacos:8848", config.Redact(a))
+	}
+	s := server{contextPath: strings.TrimRight(u.Path, "/"), host: u.Hostname()}
+	if s.contextPath == "" {
+		s.contextPath = "/nacos"
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return server{}, fmt.Errorf("nacos: address %q: bad port", config.Redact(a))
+		}
+		s.port = n
+	} else if u.Scheme == "https" {
+		s.port = 443
+	} else {
+		s.port = 8848
+	}
+	base := *u
+	base.Path, base.RawPath, base.RawQuery, base.Fragment = "", "", "", ""
+	base.Host = net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10))
+	s.base = &base
+	disp := base
+	disp.User = nil
+	s.display = disp.String()
+	return s, nil
+}
+
+// instanceKey is what every Nacos API needs to name the app's instance.
+type instanceKey struct {
+	namespace string
+	group     string
+	service   string // without group
+	cluster   string
+	ip        string
+	port      int
+}
+
+func keyFrom(cfg *config.Config) instanceKey {
+	k := instanceKey{
+		namespace: cfg.Nacos.Namespace,
+		group:     cfg.Nacos.Group,
+		service:   cfg.Service,
+		cluster:   cfg.Nacos.Cluster,
+		ip:        cfg.IP,
+		port:      cfg.Port(),
+	}
+	if k.namespace == "" {
+		k.namespace = "public"
+	}
+	if k.group == "" {
+		k.group = "DEFAULT_GROUP"
+	}
+	if k.cluster == "" {
+		k.cluster = "DEFAULT"
+	}
+	return k
+}
+
+// groupedService is GROUP@@service: every server version (and Polaris,
+// which ignores groupName) accepts it as serviceName.
+func (k instanceKey) groupedService() string { return k.group + "@@" + k.service }
+
+func (k instanceKey) String() string {
+	return fmt.Sprintf("%s:%d of %s (namespace %s, cluster %s)", k.ip, k.port, k.groupedService(), k.namespace, k.cluster)
+}
