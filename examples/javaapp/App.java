@@ -124,13 +124,18 @@ public final class App {
         System.exit(2);
     }
 
+    /** A non-negative decimal flag (seconds, milliseconds, a weight) times 1000. */
     static long millis(Map<String, String> o, String name) {
         try {
-            return Math.round(Double.parseDouble(o.get(name)) * 1000);
+            double v = Double.parseDouble(o.get(name));
+            if (v >= 0 && !Double.isInfinite(v)) {
+                return Math.round(v * 1000);
+            }
         } catch (NumberFormatException e) {
-            die("--" + name + ": want seconds, got " + o.get(name));
-            return 0;
+            // reported below
         }
+        die("--" + name + ": want a non-negative number, got " + o.get(name));
+        return 0;
     }
 
     static int integer(Map<String, String> o, String name) {
@@ -176,7 +181,7 @@ public final class App {
         port = integer(o, "port");
         String bind = o.get("bind");
         service = o.get("service");
-        latencyMs = Long.parseLong(o.get("latency-ms"));
+        latencyMs = millis(o, "latency-ms") / 1000;
         ip = o.get("ip").isEmpty() ? localIP(bind) : o.get("ip");
         long startDelay = millis(o, "start-delay");
         long shutdownTimeout = millis(o, "shutdown-timeout");
@@ -190,15 +195,11 @@ public final class App {
                 : HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(regTimeout).build();
         if (!o.get("nacos").isEmpty()) {
             registries.add(new Nacos(http, regTimeout, list(o.get("nacos")), o.get("namespace"), o.get("group"),
-                    service, o.get("cluster"), Double.parseDouble(o.get("weight")), metadata,
+                    service, o.get("cluster"), millis(o, "weight") / 1000.0, metadata,
                     millis(o, "nacos-beat")));
         }
         if (!o.get("eureka").isEmpty()) {
-            String app = o.get("app");
-            String id = o.get("instance-id").isEmpty()
-                    ? ip + ":" + app.toLowerCase(Locale.ROOT) + ":" + port
-                    : o.get("instance-id");
-            registries.add(new Eureka(http, regTimeout, list(o.get("eureka")), app, id, metadata,
+            registries.add(new Eureka(http, regTimeout, list(o.get("eureka")), o.get("app"), o.get("instance-id"), metadata,
                     millis(o, "eureka-heartbeat")));
         }
 
@@ -291,6 +292,8 @@ public final class App {
             return t;
         }));
         server.start();
+        // --port 0: the kernel picked one; register and report that one.
+        port = server.getAddress().getPort();
         log("listening on " + bind + ":" + port);
     }
 
@@ -637,7 +640,7 @@ public final class App {
 
     /** Eureka, the way Spring Cloud Netflix's client does it over REST. */
     static final class Eureka extends Registry {
-        final String app, id;
+        final String app, idFlag;
         final Map<String, String> metadata;
         final long beatMs;
         volatile long dirty;
@@ -646,7 +649,7 @@ public final class App {
                 Map<String, String> metadata, long beatMs) {
             super(http, timeout, servers);
             this.app = app.toUpperCase(Locale.ROOT);
-            this.id = id;
+            this.idFlag = id;
             this.metadata = metadata;
             this.beatMs = beatMs;
         }
@@ -666,8 +669,13 @@ public final class App {
             b.header("Accept", "application/json");
         }
 
+        /** Spring's default id with prefer-ip-address (ip:app:port), known only once the port is bound. */
+        String id() {
+            return idFlag.isEmpty() ? ip + ":" + app.toLowerCase(Locale.ROOT) + ":" + port : idFlag;
+        }
+
         String path() {
-            return "/apps/" + enc(app) + "/" + enc(id);
+            return "/apps/" + enc(app) + "/" + enc(id());
         }
 
         @Override
@@ -676,7 +684,7 @@ public final class App {
             String home = "http://" + ip + ":" + port;
             long renewal = Math.max(1, beatMs / 1000);
             String body = "{\"instance\":{"
-                    + "\"instanceId\":" + q(id)
+                    + "\"instanceId\":" + q(id())
                     + ",\"hostName\":" + q(ip)
                     + ",\"app\":" + q(app)
                     + ",\"ipAddr\":" + q(ip)
@@ -699,7 +707,7 @@ public final class App {
                     + "}}";
             HttpResponse<String> r = call("POST", "/apps/" + enc(app), "application/json", body);
             registered = ok(r);
-            log(registered ? "eureka registered " + app + "/" + id + " status=UP"
+            log(registered ? "eureka registered " + app + "/" + id() + " status=UP"
                     : "eureka register failed: " + describe(r));
             return registered;
         }
@@ -722,7 +730,7 @@ public final class App {
         void deregister() {
             HttpResponse<String> r = call("DELETE", path(), null, null);
             registered = false;
-            log(ok(r) ? "eureka deregistered " + app + "/" + id : "eureka deregister failed: " + describe(r));
+            log(ok(r) ? "eureka deregistered " + app + "/" + id() : "eureka deregister failed: " + describe(r));
         }
     }
 

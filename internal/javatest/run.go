@@ -135,10 +135,25 @@ func (p *Proc) Lines() []string {
 // WaitLine waits for the first output line that starts with prefix and
 // returns it. It fails when ctx ends or the output ends without one.
 func (p *Proc) WaitLine(ctx context.Context, prefix string) (string, error) {
+	return p.WaitMatch(ctx, fmt.Sprintf("a line starting with %q", prefix), func(l string) bool {
+		return strings.HasPrefix(l, prefix)
+	})
+}
+
+// WaitLineContaining waits for the first output line that contains substr.
+func (p *Proc) WaitLineContaining(ctx context.Context, substr string) (string, error) {
+	return p.WaitMatch(ctx, fmt.Sprintf("a line containing %q", substr), func(l string) bool {
+		return strings.Contains(l, substr)
+	})
+}
+
+// WaitMatch waits for the first output line (from the start of the output)
+// for which match is true; what describes the line in errors.
+func (p *Proc) WaitMatch(ctx context.Context, what string, match func(string) bool) (string, error) {
 	for i := 0; ; {
 		p.mu.Lock()
 		for ; i < len(p.lines); i++ {
-			if strings.HasPrefix(p.lines[i], prefix) {
+			if match(p.lines[i]) {
 				l := p.lines[i]
 				p.mu.Unlock()
 				return l, nil
@@ -147,12 +162,12 @@ func (p *Proc) WaitLine(ctx context.Context, prefix string) (string, error) {
 		eof, more := p.eof, p.more
 		p.mu.Unlock()
 		if eof {
-			return "", fmt.Errorf("output ended without a line starting with %q", prefix)
+			return "", fmt.Errorf("output ended without %s", what)
 		}
 		select {
 		case <-more:
 		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for a line starting with %q: %w", prefix, ctx.Err())
+			return "", fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 		}
 	}
 }
