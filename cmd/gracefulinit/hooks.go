@@ -1,19 +1,36 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/eureka"
+	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
 )
 
+// backends maps --registry names to their constructors.
+var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry, error){
+	"nacos":  nacos.New,
+	"eureka": eureka.New,
+}
+
 // buildHooks turns the registry settings into the supervisor's hooks, and
-// returns the bound for closing them.
+// returns the bound for closing them. Constructors only validate and
+// prepare; nothing touches the network before the app is started.
 func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, time.Duration, error) {
 	if !cfg.HasRegistry() {
 		return supervisor.NoHooks{}, cfg.RegistryTimeout, nil
 	}
-	return nil, 0, errors.New("registries are not wired in yet")
+	set := &registry.Set{Timeout: cfg.RegistryTimeout, Log: log}
+	for _, name := range cfg.Registries {
+		r, err := backends[name](cfg, log.With("registry", name))
+		if err != nil {
+			return nil, 0, err
+		}
+		set.Registries = append(set.Registries, r)
+	}
+	return set, cfg.RegistryTimeout, nil
 }
