@@ -91,7 +91,8 @@ type run struct {
 	deadline    time.Time
 	killTimer   *time.Timer
 	drainCancel context.CancelFunc
-	drainCh     chan drain.Reason
+	drainCh     chan drain.Result
+	drainResult *drain.Result
 	drainReason string
 	drainEnd    time.Time
 	offlineCh   chan offlineResult
@@ -227,9 +228,10 @@ func (r *run) loop(sigs chan os.Signal) int {
 			r.onSignal(s.(syscall.Signal))
 		case err := <-r.readyCh:
 			r.onReady(err)
-		case reason := <-r.drainCh:
+		case res := <-r.drainCh:
 			r.drainCh = nil
-			r.endDrain(string(reason))
+			r.drainResult = &res
+			r.endDrain(string(res.Reason))
 		case res := <-r.offlineCh:
 			r.offlineCh = nil
 			r.offline = &res
@@ -330,10 +332,10 @@ func (r *run) onTerm(sig syscall.Signal) {
 	r.phase = phaseDraining
 	dctx, dcancel := context.WithCancel(context.Background())
 	r.drainCancel = dcancel
-	r.drainCh = make(chan drain.Reason, 1)
+	r.drainCh = make(chan drain.Result, 1)
 	opts := r.o.Drain
 	log := r.log
-	go func() { r.drainCh <- drain.Run(dctx, opts, log) }()
+	go func() { r.drainCh <- drain.RunDetailed(dctx, opts, log) }()
 	r.log.Info("draining", "max", opts.Max, "quiet", opts.Quiet, "min", opts.Min, "ports", opts.Ports)
 }
 
@@ -362,7 +364,11 @@ func (r *run) endDrain(reason string) {
 	r.drainCh = nil
 	r.drainReason = reason
 	r.drainEnd = time.Now()
-	r.log.Info("drain ended", "reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond))
+	attrs := []any{"reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond)}
+	if res := r.drainResult; res != nil && !res.LastActivity.IsZero() {
+		attrs = append(attrs, "last_traffic_ago", r.drainEnd.Sub(res.LastActivity).Round(time.Millisecond))
+	}
+	r.log.Info("drain ended", attrs...)
 	r.sendStop()
 }
 
