@@ -41,29 +41,35 @@ public final class App {
 
     /** Flag name (without --) to default; the environment variable is APP_ + upper snake case. */
     private static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
+    private static final Map<String, String> HELP = new LinkedHashMap<>();
     private static final List<String> BOOLEANS = List.of("early-bind");
 
+    private static void opt(String name, String def, String help) {
+        DEFAULTS.put(name, def);
+        HELP.put(name, help);
+    }
+
     static {
-        DEFAULTS.put("port", "8080");
-        DEFAULTS.put("bind", "0.0.0.0");
-        DEFAULTS.put("ip", "");
-        DEFAULTS.put("start-delay", "0");
-        DEFAULTS.put("latency-ms", "0");
-        DEFAULTS.put("shutdown-timeout", "30");
-        DEFAULTS.put("early-bind", "false");
-        DEFAULTS.put("service", "javaapp");
-        DEFAULTS.put("metadata", "");
-        DEFAULTS.put("nacos", "");
-        DEFAULTS.put("group", "DEFAULT_GROUP");
-        DEFAULTS.put("namespace", "public");
-        DEFAULTS.put("cluster", "DEFAULT");
-        DEFAULTS.put("weight", "1.0");
-        DEFAULTS.put("nacos-beat", "5");
-        DEFAULTS.put("eureka", "");
-        DEFAULTS.put("app", "");
-        DEFAULTS.put("instance-id", "");
-        DEFAULTS.put("eureka-heartbeat", "30");
-        DEFAULTS.put("registry-timeout", "5");
+        opt("port", "8080", "HTTP port (0: any free port, logged)");
+        opt("bind", "0.0.0.0", "listen address");
+        opt("ip", "", "registered IP (default: the bind address, or the first non-loopback IPv4)");
+        opt("start-delay", "0", "seconds before the port opens and the app registers (context refresh)");
+        opt("latency-ms", "0", "time / takes to answer (per request: /?ms=N)");
+        opt("shutdown-timeout", "30", "seconds in-flight requests get after SIGTERM");
+        opt("early-bind", "false", "open the port at once (health DOWN, / 503 while starting)");
+        opt("service", "javaapp", "service name (Nacos service, default Eureka app)");
+        opt("metadata", "", "instance metadata k=v,k=v");
+        opt("nacos", "", "Nacos server URL(s), comma separated: register there");
+        opt("group", "DEFAULT_GROUP", "Nacos group");
+        opt("namespace", "public", "Nacos namespace id");
+        opt("cluster", "DEFAULT", "Nacos cluster");
+        opt("weight", "1.0", "Nacos weight");
+        opt("nacos-beat", "5", "seconds between Nacos heartbeats");
+        opt("eureka", "", "Eureka service URL(s), comma separated (e.g. http://host:8761/eureka)");
+        opt("app", "", "Eureka app name (default: --service)");
+        opt("instance-id", "", "Eureka instance id (default: ip:app:port)");
+        opt("eureka-heartbeat", "30", "seconds between Eureka renewals");
+        opt("registry-timeout", "5", "seconds per registry request");
     }
 
     static String envName(String flag) {
@@ -114,8 +120,8 @@ public final class App {
     static void usage() {
         System.out.println("usage: java -jar javaapp.jar [--flag value]...  (each flag also reads APP_<FLAG>)");
         for (Map.Entry<String, String> e : DEFAULTS.entrySet()) {
-            System.out.printf("  --%-18s %-24s default %s%n", e.getKey(), envName(e.getKey()),
-                    e.getValue().isEmpty() ? "(none)" : e.getValue());
+            System.out.printf("  --%-17s %-22s %s%s%n", e.getKey(), envName(e.getKey()), HELP.get(e.getKey()),
+                    e.getValue().isEmpty() ? "" : " [" + e.getValue() + "]");
         }
     }
 
