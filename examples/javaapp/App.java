@@ -42,7 +42,7 @@ public final class App {
     /** Flag name (without --) to default; the environment variable is APP_ + upper snake case. */
     private static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
     private static final Map<String, String> HELP = new LinkedHashMap<>();
-    private static final List<String> BOOLEANS = List.of("early-bind");
+    private static final List<String> BOOLEANS = List.of("early-bind", "ignore-term");
 
     private static void opt(String name, String def, String help) {
         DEFAULTS.put(name, def);
@@ -57,6 +57,7 @@ public final class App {
         opt("latency-ms", "0", "time / takes to answer (per request: /?ms=N)");
         opt("shutdown-timeout", "30", "seconds in-flight requests get after SIGTERM");
         opt("early-bind", "false", "open the port at once (health DOWN, / 503 while starting)");
+        opt("ignore-term", "false", "fault injection: log and ignore SIGTERM (only SIGKILL stops the app)");
         opt("service", "javaapp", "service name (Nacos service, default Eureka app)");
         opt("metadata", "", "instance metadata k=v,k=v");
         opt("nacos", "", "Nacos server URL(s), comma separated: register there");
@@ -210,6 +211,10 @@ public final class App {
         }
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> shutdown(shutdownTimeout), "javaapp-shutdown"));
+        if (Boolean.parseBoolean(o.get("ignore-term"))) {
+            // A broken app: e.g. a shell entrypoint that swallows the signal.
+            sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> log("SIGTERM ignored (--ignore-term)"));
+        }
 
         boolean early = Boolean.parseBoolean(o.get("early-bind"));
         if (early) {

@@ -267,6 +267,28 @@ func TestEarlyBindIsDownWhileStarting(t *testing.T) {
 	}
 }
 
+func TestIgnoreTerm(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, port := startApp(ctx, t, []string{"APP_IGNORE_TERM=true"}, "--bind", "127.0.0.1", "--port", "0")
+	waitLog(ctx, t, p, "started in")
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(ctx, t, p, "SIGTERM ignored")
+	select {
+	case <-p.Done():
+		t.Fatal("exited on an ignored SIGTERM")
+	case <-time.After(500 * time.Millisecond):
+	}
+	mustGet(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/actuator/health", port), 200, "UP")
+	p.Kill()
+	if code := exitCode(ctx, t, p); code != 137 {
+		t.Fatalf("exit code %d after SIGKILL, want 137", code)
+	}
+}
+
 // Every flag can come from APP_<FLAG>; a flag on the command line wins.
 func TestEnvConfiguration(t *testing.T) {
 	t.Parallel()
