@@ -239,6 +239,41 @@ func TestParseEvents(t *testing.T) {
 	}
 }
 
+func TestInOrder(t *testing.T) {
+	t.Parallel()
+	evs, err := ParseEvents("1 request\n2 ready\n3 request\n4 term\n5 hook-start\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		names   []string
+		wantAt  []int64 // ms of the events found
+		wantErr string
+	}{
+		{[]string{"ready", "request", "term"}, []int64{2, 3, 4}, ""},
+		{[]string{"request", "request"}, []int64{1, 3}, ""},
+		{[]string{"term", "ready"}, nil, `event "ready" does not follow "term"`},
+		{[]string{"ready", "exit"}, nil, `event "exit" missing`},
+		{[]string{"exit"}, nil, `event "exit" missing`},
+	}
+	for _, tt := range tests {
+		got, err := InOrder(evs, tt.names...)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("InOrder(%v) = %v, %v; want error %q", tt.names, got, err, tt.wantErr)
+			}
+			continue
+		}
+		var at []int64
+		for _, e := range got {
+			at = append(at, e.At.UnixMilli())
+		}
+		if err != nil || fmt.Sprint(at) != fmt.Sprint(tt.wantAt) {
+			t.Errorf("InOrder(%v) = %v, %v; want events at %v", tt.names, at, err, tt.wantAt)
+		}
+	}
+}
+
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
