@@ -80,6 +80,11 @@ func (b *basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func newHTTPClient(user, pass string) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Connect directly, as the JVM's own Eureka client does (it ignores
+	// HTTP(S)_PROXY): a pod whose proxy variables exist for internet egress
+	// would otherwise send registry calls through a proxy that cannot reach
+	// the in-cluster Eureka.
+	t.Proxy = nil
 	// Few calls, spread over weeks: keep one idle connection per server for
 	// the heartbeat and let the rest go.
 	t.MaxIdleConnsPerHost = 1

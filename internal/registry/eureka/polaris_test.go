@@ -2,6 +2,7 @@ package eureka
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -237,7 +238,8 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 	}
 	c.waitStatus(t, app, id, "not UP", visible, notUp)
 
-	fresh := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), log)
+	// Netflix's base path, with a trailing slash, works as well.
+	fresh := mustNew(t, polarisConfig(srv.EurekaURL+"/v2/", "mark", app, id), log)
 	onlineEventually(t, fresh, visible)
 	back := c.waitStatus(t, app, id, "UP", visible, isUp)
 	t.Logf("consumer saw the instance UP again %v after Online", back.Round(time.Millisecond))
@@ -255,7 +257,15 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 	srv := registrytest.StartPolaris(t)
 	const app, id = "REG-SVC", "pod-1:reg-svc:9090"
-	cfg := polarisConfig(srv.EurekaURL, "register", app, id)
+	// The first service URL is down: every call fails over to Polaris.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/eureka"
+	ln.Close()
+	cfg := polarisConfig(dead, "register", app, id)
+	cfg.Eureka.URLs = append(cfg.Eureka.URLs, srv.EurekaURL)
 	cfg.IP, cfg.Ports = "127.0.0.4", []int{9090}
 	// Polaris expires an instance after 3 renewal intervals without a
 	// heartbeat: 1 s makes a stopped heartbeat show within the test.
@@ -280,6 +290,19 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	if s := c.status(app, id); s != "UP" {
 		t.Fatalf("after 5 s of heartbeats the instance is %q, want UP", s)
+	}
+
+	// Removed behind our back (an eviction, a wiped server): a heartbeat's
+	// 404 registers it again. Polaris keeps accepting heartbeats for about
+	// 4 s after a deregistration (its health-check cache), hence the wait.
+	if err := c.conn.DeregisterInstance(&fargo.Instance{App: app, InstanceId: id}); err != nil {
+		t.Fatalf("removing the instance: %v", err)
+	}
+	c.waitStatus(t, app, id, "removed", visible, missing)
+	back := c.waitStatus(t, app, id, "UP again", 2*visible, isUp)
+	t.Logf("re-registered by the heartbeat, visible %v after the removal was", back.Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "registering it again") {
+		t.Errorf("re-registration not logged:\n%s", logs)
 	}
 
 	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
