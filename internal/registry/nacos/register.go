@@ -308,10 +308,18 @@ func (l *sdkLog) Warn(args ...interface{})  { l.emit(slog.LevelInfo, fmt.Sprint(
 func (l *sdkLog) Error(args ...interface{}) { l.emit(slog.LevelWarn, fmt.Sprint(args...)) }
 func (l *sdkLog) Debug(args ...interface{}) { l.emit(slog.LevelDebug, fmt.Sprint(args...)) }
 
-func (l *sdkLog) Infof(f string, args ...interface{})  { l.emit(slog.LevelDebug, fmt.Sprintf(f, args...)) }
-func (l *sdkLog) Warnf(f string, args ...interface{})  { l.emit(slog.LevelInfo, fmt.Sprintf(f, args...)) }
-func (l *sdkLog) Errorf(f string, args ...interface{}) { l.emit(slog.LevelWarn, fmt.Sprintf(f, args...)) }
-func (l *sdkLog) Debugf(f string, args ...interface{}) { l.emit(slog.LevelDebug, fmt.Sprintf(f, args...)) }
+func (l *sdkLog) Infof(f string, args ...interface{}) {
+	l.emit(slog.LevelDebug, fmt.Sprintf(f, args...))
+}
+func (l *sdkLog) Warnf(f string, args ...interface{}) {
+	l.emit(slog.LevelInfo, fmt.Sprintf(f, args...))
+}
+func (l *sdkLog) Errorf(f string, args ...interface{}) {
+	l.emit(slog.LevelWarn, fmt.Sprintf(f, args...))
+}
+func (l *sdkLog) Debugf(f string, args ...interface{}) {
+	l.emit(slog.LevelDebug, fmt.Sprintf(f, args...))
+}
 
 // Close is called by the SDK when another logger replaces this one; our
 // logger is not the SDK's to close.
