@@ -13,7 +13,7 @@
 //   --trap SIG[,SIG]    record these signals (e.g. HUP,USR1) and keep running
 //   --spawn N           start N grandchildren `sleep 1000` (stdout: CHILD <pid>)
 //   --events FILE       append "<epoch-ms> <event>[ <detail>]" lines
-//   --exit N            exit with code N right after becoming ready
+//   --exit N            System.exit(N) right after becoming ready (hooks run)
 //   --exit-delay-ms N   with --exit: wait N ms after ready first
 //
 // HTTP: /  -> "ok <bind>:<port>" (header X-Request-Count), /count -> requests
