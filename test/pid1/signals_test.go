@@ -218,4 +218,3 @@ func grandchildPID(t *testing.T, p *testbin.Proc) int {
 	}
 	return kids[0]
 }
-
