@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SignalResult is section 4: from kill(init, SIGUSR1) to the child's
+// handler running.
+type SignalResult struct {
+	Signals int          `json:"signals_per_init"`
+	Modes   []SignalMode `json:"modes"`
+}
+
+// SignalMode holds one way of running the inits; Direct is the recorder
+// signalled without an init, the floor every init adds to.
+type SignalMode struct {
+	Mode   Mode        `json:"mode"`
+	Direct Stats       `json:"direct"`
+	Rows   []SignalRow `json:"rows"`
+}
+
+// SignalRow is one init's latency distribution.
+type SignalRow struct {
+	Name    string `json:"name"`
+	Latency Stats  `json:"latency"`
+	Lost    int    `json:"lost"`
+}
+
+func (r *runner) measureSignals(ctx context.Context) error {
+	res := &SignalResult{Signals: r.p.signals}
+	r.rep.Signals = res
+	var errs []error
+	for _, mode := range []Mode{ModeChild, ModePID1} {
+		m, err := r.signalMode(ctx, mode)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", mode, err))
+		}
+		if m != nil {
+			res.Modes = append(res.Modes, *m)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// signalMode runs one recorder per init at once and signals them in a
+// shuffled round-robin, one signal in flight at a time: a second pending
+// signal would merge with the first.
+func (r *runner) signalMode(ctx context.Context, mode Mode) (*SignalMode, error) {
+	inits := append([]Init{{Name: "direct", Style: StyleDirect}}, r.present()...)
+	procs := make([]*proc, len(inits))
+	defer func() {
+		for _, p := range procs {
+			if p != nil {
+				p.kill()
+			}
+		}
+	}()
+	pids := make([]int, len(inits))
+	for i, in := range inits {
+		m := mode
+		if in.Style == StyleDirect {
+			// The floor is the recorder's own signal handling, not
+			// unshare's; as a bare PID 1 it would be the init under test.
+			m = ModeChild
+		}
+		p, err := launch(m, in.argv(m == ModePID1, nil, []string{r.helper, "recorder"}))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		procs[i] = p
+		if _, err := p.line(ctx, "ready", 10*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		if in.Style == StyleDirect {
+			pids[i] = p.cmd.Process.Pid
+			continue
+		}
+		if pids[i], err = p.findInit(ctx, 10*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+	}
+	samples := make([][]time.Duration, len(inits))
+	lost := make([]int, len(inits))
+	order := make([]int, len(inits))
+	for i := range order {
+		order[i] = i
+	}
+	for n := 0; n < r.p.signals; n++ {
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if lost[i] > 10 {
+				continue // this init no longer forwards; do not wait on it 500 times
+			}
+			d, err := signalOnce(procs[i], pids[i])
+			if err != nil {
+				lost[i]++
+				continue
+			}
+			samples[i] = append(samples[i], d)
+		}
+	}
+	m := &SignalMode{Mode: mode, Direct: summarize(samples[0])}
+	var errs []error
+	for i, in := range inits[1:] {
+		m.Rows = append(m.Rows, SignalRow{Name: in.Name, Latency: summarize(samples[i+1]), Lost: lost[i+1]})
+		if lost[i+1] > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d signals never reached the child", in.Name, lost[i+1]))
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+// signalOnce sends SIGUSR1 to pid and returns how long until the recorder
+// below it stamped it.
+func signalOnce(p *proc, pid int) (time.Duration, error) {
+	// A late answer to an earlier signal must not be taken for this one.
+	for drained := false; !drained; {
+		select {
+		case <-p.lines:
+		default:
+			drained = true
+		}
+	}
+	sent := mono()
+	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+		return 0, err
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				return 0, errors.New("recorder output ended")
+			}
+			ns, found := strings.CutPrefix(l, "sig ")
+			if !found {
+				continue
+			}
+			at, err := strconv.ParseInt(ns, 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return time.Duration(at - sent), nil
+		case <-t.C:
+			return 0, errTimeout
+		}
+	}
+}

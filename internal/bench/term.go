@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TermResult is section 6: SIGTERM to the init until the init has exited,
+// with no drain, for a child (sleep) that dies on SIGTERM at once.
+type TermResult struct {
+	Runs  int        `json:"runs"`
+	Flags []string   `json:"gracefulinit_flags"`
+	Modes []TermMode `json:"modes"`
+}
+
+// TermMode holds one way of running the inits.
+type TermMode struct {
+	Mode Mode      `json:"mode"`
+	Rows []TermRow `json:"rows"`
+}
+
+// TermRow is one init's distribution.
+type TermRow struct {
+	Name     string `json:"name"`
+	Exit     Stats  `json:"exit"`
+	Failures int    `json:"failures"`
+}
+
+var termFlags = []string{"--drain", "0"}
+
+func (r *runner) measureTerm(ctx context.Context) error {
+	inits := r.present()
+	res := &TermResult{Runs: r.p.termRuns, Flags: termFlags}
+	r.rep.Term = res
+	var errs []error
+	// PID 1 first: it is the case that matters in a container.
+	for _, mode := range []Mode{ModePID1, ModeChild} {
+		samples := make([][]time.Duration, len(inits))
+		fails := make([]int, len(inits))
+		var lastErr error
+		order := make([]int, len(inits))
+		for i := range order {
+			order[i] = i
+		}
+		for run := 0; run < r.p.termRuns; run++ {
+			rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+			for _, i := range order {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				d, err := r.termOnce(ctx, mode, inits[i])
+				if err != nil {
+					fails[i]++
+					lastErr = fmt.Errorf("%s %s: %w", mode, inits[i].Name, err)
+					continue
+				}
+				samples[i] = append(samples[i], d)
+			}
+		}
+		m := TermMode{Mode: mode}
+		for i, in := range inits {
+			m.Rows = append(m.Rows, TermRow{Name: in.Name, Exit: summarize(samples[i]), Failures: fails[i]})
+		}
+		res.Modes = append(res.Modes, m)
+		if lastErr != nil {
+			errs = append(errs, fmt.Errorf("%d runs failed, last: %w", sum(fails), lastErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// termOnce starts INIT -- sleep, waits until sleep runs, then times
+// SIGTERM to the init's exit. The exit is seen through a pidfd, which
+// works for an init inside unshare that is not our child, and stops the
+// clock before anyone reaps it.
+func (r *runner) termOnce(ctx context.Context, mode Mode, in Init) (time.Duration, error) {
+	p, err := launch(mode, in.argv(mode == ModePID1, termFlags, []string{r.sleep, "600"}))
+	if err != nil {
+		return 0, err
+	}
+	defer p.kill()
+	pid, err := p.findInit(ctx, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return 0, fmt.Errorf("pidfd_open: %w", err)
+	}
+	defer unix.Close(fd)
+	start := time.Now()
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+		return 0, err
+	}
+	if err := waitExit(fd, 10*time.Second); err != nil {
+		return 0, fmt.Errorf("init did not exit after SIGTERM: %w: %s", err, p.errb.tail())
+	}
+	return time.Since(start), nil
+}
