@@ -1,0 +1,182 @@
+// Command rollout reproduces a rolling update under load on one machine and
+// counts the requests that fail: a real Nacos/Eureka-protocol server
+// (Polaris), N instances of the example Java app each under an init (tini or
+// gracefulinit) bound to its own loopback address like pods, a consumer that
+// discovers them the way Spring Cloud consumers do (registry push or polling,
+// plus a load-balancer cache), and a constant request rate.
+//
+// Each variant rolls every instance K times on the same load: (a) tini, the
+// app deregistering itself on SIGTERM; (b) gracefulinit with a fixed drain
+// of the consumer's cache TTL plus propagation (what a preStop sleep does);
+// (c) gracefulinit with the traffic-aware drain. Results go to a JSON file,
+// a markdown table and a timeline chart per run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config is one harness run. Every field has a flag.
+type Config struct {
+	Registries    []string      // nacos, eureka
+	Variants      []string      // tini, fixed, quiet
+	Instances     int           // pods per service
+	Rollouts      int           // full rollouts per variant
+	Rate          int           // requests per second
+	CacheTTL      time.Duration // consumer load-balancer cache (Spring Cloud LoadBalancer: 35s)
+	EurekaRefresh time.Duration // consumer's Eureka registry fetch interval (Eureka client: 30s)
+	Propagation   time.Duration // added to the cache TTL for the fixed drain
+	Quiet         time.Duration // --drain-quiet of the traffic-aware variant
+	StopTimeout   time.Duration // --stop-timeout
+	AppStart      time.Duration // the app's start-up delay
+	Latency       time.Duration // the app's per-request latency
+	ReqTimeout    time.Duration // consumer's request timeout
+	MaxDuration   time.Duration // abort the whole run after this
+	Fault         string        // none, registry-restart, registry-slow, ignore-term
+	SlowDelay     time.Duration // registry-slow: delay the proxy adds to each answer
+	Out           string        // output directory
+	Init          string        // gracefulinit binary
+	Tini          string        // tini binary
+	Polaris       string        // polaris-server binary ("" = build/find the cached one)
+	Port          int           // the app's port on every pod address
+	Verbose       bool
+}
+
+// Presets give flag defaults; explicit flags override them.
+var presets = map[string]Config{
+	// About a minute: what CI runs.
+	"quick": {Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 2 * time.Second, EurekaRefresh: time.Second,
+		Propagation: 2 * time.Second, Quiet: 700 * time.Millisecond, StopTimeout: 5 * time.Second,
+		AppStart: 300 * time.Millisecond, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 8 * time.Minute},
+	// The goal: 5 full rollouts of 3 pods at 200 req/s.
+	"full": {Instances: 3, Rollouts: 5, Rate: 200, CacheTTL: 10 * time.Second, EurekaRefresh: 3 * time.Second,
+		Propagation: 3 * time.Second, Quiet: time.Second, StopTimeout: 10 * time.Second,
+		AppStart: 2 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 90 * time.Minute},
+	// Production-like caches: Spring Cloud LoadBalancer's 35 s TTL.
+	"production": {Instances: 3, Rollouts: 1, Rate: 200, CacheTTL: 35 * time.Second, EurekaRefresh: 30 * time.Second,
+		Propagation: 5 * time.Second, Quiet: 2 * time.Second, StopTimeout: 10 * time.Second,
+		AppStart: 3 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 90 * time.Minute},
+}
+
+func parseFlags(args []string) (Config, error) {
+	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
+	preset := fs.String("preset", "quick", "quick (about a minute), full (5 rollouts x 3 pods at 200 req/s) or production (35 s caches)")
+	var c Config
+	regs := fs.String("registry", "nacos,eureka", "registries to test: nacos, eureka (comma list)")
+	vars := fs.String("variants", "tini,fixed,quiet", "variants: tini, fixed, quiet (comma list)")
+	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
+	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
+	fs.IntVar(&c.Rate, "rate", 0, "requests per second (preset)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", -1, "consumer load-balancer cache TTL (preset; 0 = none)")
+	fs.DurationVar(&c.EurekaRefresh, "eureka-refresh", 0, "consumer's Eureka fetch interval (preset)")
+	fs.DurationVar(&c.Propagation, "propagation", -1, "added to the cache TTL for the fixed drain (preset)")
+	fs.DurationVar(&c.Quiet, "drain-quiet", 0, "--drain-quiet of the traffic-aware variant (preset)")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", 0, "--stop-timeout given to gracefulinit (preset)")
+	fs.DurationVar(&c.AppStart, "app-start", -1, "the app's start-up delay (preset)")
+	fs.DurationVar(&c.Latency, "latency", -1, "the app's per-request latency (preset)")
+	fs.DurationVar(&c.ReqTimeout, "timeout", 0, "consumer request timeout (preset)")
+	fs.DurationVar(&c.MaxDuration, "max-duration", 0, "abort after this long (preset)")
+	fs.StringVar(&c.Fault, "fault", "none", "inject a fault: none, registry-restart, registry-slow, ignore-term")
+	fs.DurationVar(&c.SlowDelay, "slow-delay", 2*time.Second, "registry-slow: delay added to each registry answer")
+	fs.StringVar(&c.Out, "out", "examples/rollout/out", "output directory")
+	fs.StringVar(&c.Init, "gracefulinit", "bin/gracefulinit", "gracefulinit binary")
+	fs.StringVar(&c.Tini, "tini", "/usr/bin/tini-static", "tini binary")
+	fs.StringVar(&c.Polaris, "polaris", "", "polaris-server binary (default: the cached build, built if missing)")
+	fs.IntVar(&c.Port, "port", 8080, "the app's port on every pod address")
+	fs.BoolVar(&c.Verbose, "v", false, "print pod logs")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	p, ok := presets[*preset]
+	if !ok {
+		return c, fmt.Errorf("-preset %q: use quick, full or production", *preset)
+	}
+	c.Registries = splitList(*regs)
+	c.Variants = splitList(*vars)
+	fill := func(v *time.Duration, unset time.Duration, def time.Duration) {
+		if *v == unset {
+			*v = def
+		}
+	}
+	if c.Instances == 0 {
+		c.Instances = p.Instances
+	}
+	if c.Rollouts == 0 {
+		c.Rollouts = p.Rollouts
+	}
+	if c.Rate == 0 {
+		c.Rate = p.Rate
+	}
+	fill(&c.CacheTTL, -1, p.CacheTTL)
+	fill(&c.EurekaRefresh, 0, p.EurekaRefresh)
+	fill(&c.Propagation, -1, p.Propagation)
+	fill(&c.Quiet, 0, p.Quiet)
+	fill(&c.StopTimeout, 0, p.StopTimeout)
+	fill(&c.AppStart, -1, p.AppStart)
+	fill(&c.Latency, -1, p.Latency)
+	fill(&c.ReqTimeout, 0, p.ReqTimeout)
+	fill(&c.MaxDuration, 0, p.MaxDuration)
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	for _, r := range c.Registries {
+		if r != "nacos" && r != "eureka" {
+			return fmt.Errorf("-registry %q: use nacos, eureka", r)
+		}
+	}
+	for _, v := range c.Variants {
+		if v != "tini" && v != "fixed" && v != "quiet" {
+			return fmt.Errorf("-variants %q: use tini, fixed, quiet", v)
+		}
+	}
+	switch c.Fault {
+	case "none", "registry-restart", "registry-slow", "ignore-term":
+	default:
+		return fmt.Errorf("-fault %q: use none, registry-restart, registry-slow, ignore-term", c.Fault)
+	}
+	if c.Instances < 1 || c.Instances > 200 || c.Rollouts < 1 || c.Rate < 1 {
+		return fmt.Errorf("-instances (1-200), -rollouts and -rate must be positive")
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rollout:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelRun := context.WithTimeout(ctx, cfg.MaxDuration)
+	defer cancelRun()
+	rep, err := Run(ctx, cfg, os.Stderr)
+	if rep != nil {
+		if werr := rep.Write(cfg.Out); werr != nil {
+			fmt.Fprintln(os.Stderr, "rollout: writing results:", werr)
+		}
+		fmt.Println(rep.Markdown())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rollout:", err)
+		os.Exit(1)
+	}
+}
