@@ -7,7 +7,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CACHE     ?= $(or $(GRACEFULINIT_CACHE),$(HOME)/.cache/gracefulinit)
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all build build-nosdk test test-short bench lint demo polaris deps clean
+.PHONY: all build build-nosdk test test-short bench lint demo rollout rollout-full jars polaris deps clean
 
 all: build
 
@@ -41,8 +41,18 @@ deps:
 polaris:
 	@./scripts/build-polaris.sh
 
-demo: build
-	@./scripts/demo.sh
+# The main job, end to end: Polaris, two Java pods under tini and under gracefulinit, a rollout under load.
+demo: deps build
+	$(GO) run ./examples/rollout -preset demo -v
+
+# The rolling-update harness: ROLLOUT_FLAGS="-preset full" for the 5 x 3 pods at 200 req/s run.
+ROLLOUT_FLAGS ?= -preset quick
+rollout: deps build
+	$(GO) run ./examples/rollout $(ROLLOUT_FLAGS)
+
+jars:
+	$(GO) run ./internal/javatest/cmd/buildjar testdata/java bin/testapp.jar
+	$(GO) run ./internal/javatest/cmd/buildjar examples/javaapp bin/javaapp.jar
 
 clean:
 	rm -rf bin

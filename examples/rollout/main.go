@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -52,35 +53,43 @@ type Config struct {
 // Presets give flag defaults; explicit flags override them.
 var presets = map[string]Config{
 	// About a minute: what CI runs.
-	"quick": {Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 2 * time.Second, EurekaRefresh: time.Second,
+	"quick": {Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
+		Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 2 * time.Second, EurekaRefresh: time.Second,
 		Propagation: 2 * time.Second, Quiet: 700 * time.Millisecond, StopTimeout: 5 * time.Second,
 		AppStart: 300 * time.Millisecond, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 8 * time.Minute},
+	// make demo: today's setup next to gracefulinit, on Nacos.
+	"demo": {Registries: []string{"nacos"}, Variants: []string{"tini", "quiet"},
+		Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 3 * time.Second, EurekaRefresh: time.Second,
+		Propagation: 2 * time.Second, Quiet: time.Second, StopTimeout: 5 * time.Second,
+		AppStart: time.Second, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 8 * time.Minute},
 	// The goal: 5 full rollouts of 3 pods at 200 req/s.
-	"full": {Instances: 3, Rollouts: 5, Rate: 200, CacheTTL: 10 * time.Second, EurekaRefresh: 3 * time.Second,
+	"full": {Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
+		Instances: 3, Rollouts: 5, Rate: 200, CacheTTL: 10 * time.Second, EurekaRefresh: 3 * time.Second,
 		Propagation: 3 * time.Second, Quiet: time.Second, StopTimeout: 10 * time.Second,
 		AppStart: 2 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 90 * time.Minute},
-	// Production-like caches: Spring Cloud LoadBalancer's 35 s TTL.
-	"production": {Instances: 3, Rollouts: 1, Rate: 200, CacheTTL: 35 * time.Second, EurekaRefresh: 30 * time.Second,
+	// Production-like caches: Spring Cloud LoadBalancer's 35 s TTL, Eureka's 30 s fetch.
+	"production": {Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
+		Instances: 3, Rollouts: 1, Rate: 200, CacheTTL: 35 * time.Second, EurekaRefresh: 30 * time.Second,
 		Propagation: 5 * time.Second, Quiet: 2 * time.Second, StopTimeout: 10 * time.Second,
 		AppStart: 3 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 90 * time.Minute},
 }
 
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
-	preset := fs.String("preset", "quick", "quick (about a minute), full (5 rollouts x 3 pods at 200 req/s) or production (35 s caches)")
+	preset := fs.String("preset", "quick", "quick (about a minute), demo, full (5 rollouts x 3 pods at 200 req/s) or production (35 s caches)")
 	var c Config
-	regs := fs.String("registry", "nacos,eureka", "registries to test: nacos, eureka (comma list)")
-	vars := fs.String("variants", "tini,fixed,quiet", "variants: tini, fixed, quiet (comma list)")
+	regs := fs.String("registry", "", "registries to test: nacos, eureka (comma list; preset)")
+	vars := fs.String("variants", "", "variants: tini, fixed, quiet (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
 	fs.IntVar(&c.Rate, "rate", 0, "requests per second (preset)")
-	fs.DurationVar(&c.CacheTTL, "cache-ttl", -1, "consumer load-balancer cache TTL (preset; 0 = none)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "consumer load-balancer cache TTL, 0 = none (preset)")
 	fs.DurationVar(&c.EurekaRefresh, "eureka-refresh", 0, "consumer's Eureka fetch interval (preset)")
-	fs.DurationVar(&c.Propagation, "propagation", -1, "added to the cache TTL for the fixed drain (preset)")
+	fs.DurationVar(&c.Propagation, "propagation", 0, "added to the cache TTL for the fixed drain (preset)")
 	fs.DurationVar(&c.Quiet, "drain-quiet", 0, "--drain-quiet of the traffic-aware variant (preset)")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", 0, "--stop-timeout given to gracefulinit (preset)")
-	fs.DurationVar(&c.AppStart, "app-start", -1, "the app's start-up delay (preset)")
-	fs.DurationVar(&c.Latency, "latency", -1, "the app's per-request latency (preset)")
+	fs.DurationVar(&c.AppStart, "app-start", 0, "the app's start-up delay (preset)")
+	fs.DurationVar(&c.Latency, "latency", 0, "the app's per-request latency (preset)")
 	fs.DurationVar(&c.ReqTimeout, "timeout", 0, "consumer request timeout (preset)")
 	fs.DurationVar(&c.MaxDuration, "max-duration", 0, "abort after this long (preset)")
 	fs.StringVar(&c.Fault, "fault", "none", "inject a fault: none, registry-restart, registry-slow, ignore-term")
@@ -90,39 +99,46 @@ func parseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.Tini, "tini", "/usr/bin/tini-static", "tini binary")
 	fs.StringVar(&c.Polaris, "polaris", "", "polaris-server binary (default: the cached build, built if missing)")
 	fs.IntVar(&c.Port, "port", 8080, "the app's port on every pod address")
-	fs.BoolVar(&c.Verbose, "v", false, "print pod logs")
+	fs.BoolVar(&c.Verbose, "v", false, "print the log of each variant's first pod shutdown")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	p, ok := presets[*preset]
 	if !ok {
-		return c, fmt.Errorf("-preset %q: use quick, full or production", *preset)
+		return c, fmt.Errorf("-preset %q: use quick, demo, full or production", *preset)
 	}
-	c.Registries = splitList(*regs)
-	c.Variants = splitList(*vars)
-	fill := func(v *time.Duration, unset time.Duration, def time.Duration) {
-		if *v == unset {
-			*v = def
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.Registries, c.Variants = p.Registries, p.Variants
+	if set["registry"] {
+		c.Registries = splitList(*regs)
+	}
+	if set["variants"] {
+		c.Variants = splitList(*vars)
+	}
+	ints := []struct {
+		name     string
+		dst, def *int
+	}{{"instances", &c.Instances, &p.Instances}, {"rollouts", &c.Rollouts, &p.Rollouts}, {"rate", &c.Rate, &p.Rate}}
+	for _, f := range ints {
+		if !set[f.name] {
+			*f.dst = *f.def
 		}
 	}
-	if c.Instances == 0 {
-		c.Instances = p.Instances
+	durs := []struct {
+		name     string
+		dst, def *time.Duration
+	}{
+		{"cache-ttl", &c.CacheTTL, &p.CacheTTL}, {"eureka-refresh", &c.EurekaRefresh, &p.EurekaRefresh},
+		{"propagation", &c.Propagation, &p.Propagation}, {"drain-quiet", &c.Quiet, &p.Quiet},
+		{"stop-timeout", &c.StopTimeout, &p.StopTimeout}, {"app-start", &c.AppStart, &p.AppStart},
+		{"latency", &c.Latency, &p.Latency}, {"timeout", &c.ReqTimeout, &p.ReqTimeout}, {"max-duration", &c.MaxDuration, &p.MaxDuration},
 	}
-	if c.Rollouts == 0 {
-		c.Rollouts = p.Rollouts
+	for _, f := range durs {
+		if !set[f.name] {
+			*f.dst = *f.def
+		}
 	}
-	if c.Rate == 0 {
-		c.Rate = p.Rate
-	}
-	fill(&c.CacheTTL, -1, p.CacheTTL)
-	fill(&c.EurekaRefresh, 0, p.EurekaRefresh)
-	fill(&c.Propagation, -1, p.Propagation)
-	fill(&c.Quiet, 0, p.Quiet)
-	fill(&c.StopTimeout, 0, p.StopTimeout)
-	fill(&c.AppStart, -1, p.AppStart)
-	fill(&c.Latency, -1, p.Latency)
-	fill(&c.ReqTimeout, 0, p.ReqTimeout)
-	fill(&c.MaxDuration, 0, p.MaxDuration)
 	return c, c.validate()
 }
 
@@ -144,6 +160,9 @@ func (c Config) validate() error {
 	}
 	if c.Instances < 1 || c.Instances > 200 || c.Rollouts < 1 || c.Rate < 1 {
 		return fmt.Errorf("-instances (1-200), -rollouts and -rate must be positive")
+	}
+	if c.EurekaRefresh <= 0 || c.Quiet <= 0 || c.ReqTimeout <= 0 || c.MaxDuration <= 0 {
+		return fmt.Errorf("-eureka-refresh, -drain-quiet, -timeout and -max-duration must be positive")
 	}
 	return nil
 }
@@ -173,10 +192,26 @@ func main() {
 		if werr := rep.Write(cfg.Out); werr != nil {
 			fmt.Fprintln(os.Stderr, "rollout: writing results:", werr)
 		}
+		if cfg.Verbose {
+			printFirstShutdowns(rep, cfg.Out)
+		}
 		fmt.Println(rep.Markdown())
+		fmt.Printf("results, charts and pod logs: %s\n", cfg.Out)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rollout:", err)
 		os.Exit(1)
+	}
+}
+
+// printFirstShutdowns shows, per phase, what the first old pod logged: the
+// init's shutdown sequence next to the app's own lines.
+func printFirstShutdowns(rep *Report, out string) {
+	for _, p := range rep.Phases {
+		b, err := os.ReadFile(filepath.Join(out, "logs", p.Registry+"-"+p.Variant, "g0-s0.log"))
+		if err != nil {
+			continue
+		}
+		fmt.Printf("\n==== %s / %s: pod g0-s0 ====\n%s", p.Registry, variantNames[p.Variant], b)
 	}
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gracefulinit/gracefulinit/internal/testbin"
+)
+
+// TestQuickRollout runs the quick preset end to end, as CI does: real
+// Polaris, real JVMs under tini and gracefulinit as PID 1 of their own PID
+// namespaces, a real consumer under load. It asserts the product's claim:
+// zero failed requests with gracefulinit's drains, and failures with tini,
+// without which the harness would not be showing anything.
+func TestQuickRollout(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatal("unshare is needed (util-linux)")
+	}
+	cfg, err := parseFlags([]string{"-preset", "quick", "-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
+	defer cancel()
+	rep, err := Run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Write(cfg.Out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Markdown())
+	for _, p := range rep.Phases {
+		if p.Error != "" {
+			t.Errorf("%s/%s: phase error: %s", p.Registry, p.Variant, p.Error)
+			continue
+		}
+		if p.Requests < cfg.Rate {
+			t.Errorf("%s/%s: only %d requests sent", p.Registry, p.Variant, p.Requests)
+		}
+		switch p.Variant {
+		case "tini":
+			if p.Failed == 0 {
+				t.Errorf("%s/tini: no failed requests: the harness does not reproduce the problem", p.Registry)
+			}
+		default:
+			if p.Failed != 0 {
+				t.Errorf("%s/%s: %d failed requests %v, want 0", p.Registry, p.Variant, p.Failed, p.FailureKinds)
+			}
+		}
+		for _, s := range p.Shutdowns {
+			if p.Variant != "tini" && (s.Exit != 0 || s.Took > s.Deadline) {
+				t.Errorf("%s/%s: pod %s exited %d after %v (deadline %v)", p.Registry, p.Variant, s.Pod, s.Exit, s.Took, s.Deadline)
+			}
+		}
+	}
+	for _, f := range []string{"results.json", "results.md", "timeline-nacos-quiet.png", "timeline-eureka-quiet.png"} {
+		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("output %s missing or empty: %v", f, err)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
