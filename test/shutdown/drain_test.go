@@ -60,35 +60,45 @@ func TestDrainThenStop(t *testing.T) {
 	}
 }
 
+// connModes are the ways consumers use connections; the drain watcher must
+// see traffic in each.
+var connModes = []connMode{keepAlive, serverCloses, clientCloses}
+
 // TestQuietDrainEndsEarly: a client sends for about 2 s after SIGTERM, then
 // stops; with --drain-quiet 1s the drain ends about 1 s after its last
 // request, far before the 20 s maximum.
 func TestQuietDrainEndsEarly(t *testing.T) {
 	t.Parallel()
-	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--drain", "20s", "--drain-quiet", "1s", "--port", "{port}"}})
-	a.waitReady()
-	c := startClient(t, a.port, 100*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
-	sent := a.term()
-	time.Sleep(2 * time.Second)
-	last := c.stop()
-	n, errs := c.stats()
-	if errs > 0 || n < 10 {
-		t.Fatalf("client: %d requests ok, %d failed; want >= 10 and no failure during the drain", n, errs)
-	}
-	code, _ := a.wait(30 * time.Second)
-	if code != 143 {
-		t.Errorf("exit code %d, want 143", code)
-	}
-	term := a.event("term").At
-	t.Logf("last request %v after SIGTERM, JVM saw TERM %v after SIGTERM", last.Sub(sent), term.Sub(sent))
-	// Quiet for 1 s after the last request, so at least that; and it must
-	// not wait for the 20 s maximum.
-	between(t, "last request to the JVM's TERM", term.Sub(last), time.Second-early, time.Second+3*late)
-	between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 3*time.Second-early, 10*time.Second)
-	s := a.summary()
-	if s.DrainEnd != "quiet" || s.Killed || s.ExitCode != 143 {
-		t.Errorf("summary %+v: want drain_end quiet, not killed, exit 143", s)
+	for _, mode := range connModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--grace-period", "40s", "--drain", "20s", "--drain-quiet", "1s", "--port", "{port}"}})
+			a.waitReady()
+			c := startClient(t, a.port, 100*time.Millisecond, mode)
+			time.Sleep(300 * time.Millisecond)
+			sent := a.term()
+			time.Sleep(2 * time.Second)
+			last := c.stop()
+			n, errs, firstErr := c.stats()
+			if errs > 0 || n < 10 {
+				t.Fatalf("client: %d requests ok, %d failed (%v); want >= 10 and no failure during the drain", n, errs, firstErr)
+			}
+			code, _ := a.wait(30 * time.Second)
+			if code != 143 {
+				t.Errorf("exit code %d, want 143", code)
+			}
+			term := a.event("term").At
+			t.Logf("last request %v after SIGTERM, JVM saw TERM %v after SIGTERM; %d requests served during the drain",
+				last.Sub(sent), term.Sub(sent), requestsBetween(a.evs(), sent, term))
+			// Quiet for 1 s after the last request, so at least that; and it
+			// must not wait for the 20 s maximum.
+			between(t, "last request to the JVM's TERM", term.Sub(last), time.Second-early, time.Second+3*late)
+			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 3*time.Second-early, 10*time.Second)
+			s := a.summary()
+			if s.DrainEnd != "quiet" || s.Killed || s.ExitCode != 143 {
+				t.Errorf("summary %+v: want drain_end quiet, not killed, exit 143", s)
+			}
+		})
 	}
 }
 
@@ -96,24 +106,46 @@ func TestQuietDrainEndsEarly(t *testing.T) {
 // until its maximum.
 func TestQuietDrainKeepsGoing(t *testing.T) {
 	t.Parallel()
-	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--drain", "4s", "--drain-quiet", "1s", "--port", "{port}"}})
-	a.waitReady()
-	c := startClient(t, a.port, 200*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
-	sent := a.term()
-	term := a.waitEvent("term", 20*time.Second).At
-	c.stop()
-	code, _ := a.wait(20 * time.Second)
-	if code != 143 {
-		t.Errorf("exit code %d, want 143", code)
+	for _, mode := range connModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--drain", "4s", "--drain-quiet", "1s", "--port", "{port}"}})
+			a.waitReady()
+			c := startClient(t, a.port, 200*time.Millisecond, mode)
+			time.Sleep(300 * time.Millisecond)
+			sent := a.term()
+			term := a.waitEvent("term", 20*time.Second).At
+			c.stop()
+			code, _ := a.wait(20 * time.Second)
+			if code != 143 {
+				t.Errorf("exit code %d, want 143", code)
+			}
+			n, errs, firstErr := c.stats()
+			served := requestsBetween(a.evs(), sent, term)
+			t.Logf("client: %d ok, %d failed (%v); the JVM served %d requests between SIGTERM and TERM", n, errs, firstErr, served)
+			if errs > 0 || served < 3 {
+				t.Errorf("the client's traffic did not flow during the drain (%d errors, %d served)", errs, served)
+			}
+			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 4*time.Second-early, 4*time.Second+late)
+			s := a.summary()
+			if s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 {
+				t.Errorf("summary %+v: want drain_end max, not killed, exit 143", s)
+			}
+			between(t, "summary drain", s.Drain, 4*time.Second, 4*time.Second+late)
+		})
 	}
-	between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 4*time.Second-early, 4*time.Second+late)
-	s := a.summary()
-	if s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 {
-		t.Errorf("summary %+v: want drain_end max, not killed, exit 143", s)
-	}
-	between(t, "summary drain", s.Drain, 4*time.Second, 4*time.Second+late)
 }
 
 // ms formats d as TestApp's millisecond flags want it.
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// requestsBetween counts the requests to / the app received in [from, to).
+func requestsBetween(evs []javatest.Event, from, to time.Time) int {
+	n := 0
+	for _, e := range evs {
+		if e.Name == "request" && e.Detail == "/" && !e.At.Before(from.Truncate(time.Millisecond)) && e.At.Before(to) {
+			n++
+		}
+	}
+	return n
+}

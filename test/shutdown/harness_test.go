@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,14 +89,22 @@ func start(t *testing.T, c appConfig) *app {
 	return a
 }
 
+// freePort finds a free port in 20000-29999. That range lies below the
+// kernel's ephemeral ports (32768 and up), so no client socket of another
+// test can share the port: it would count as traffic for the drain
+// watcher, and a probe could even connect to itself there.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(10000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-29999")
+	return 0
 }
 
 // waitStdout waits until the child printed a line equal to line (TestApp's
@@ -323,45 +334,69 @@ func between(t *testing.T, what string, got, lo, hi time.Duration) {
 	}
 }
 
-// client sends GET / to the app every interval from its own goroutine,
-// over one keep-alive connection as a real consumer does, until stop.
+// connMode is how a client uses its connections.
+type connMode int
+
+const (
+	// keepAlive reuses one connection, as a consumer's pool does.
+	keepAlive connMode = iota
+	// serverCloses asks for "Connection: close": the app closes each
+	// connection after its response.
+	serverCloses
+	// clientCloses closes each connection itself once it has the response,
+	// as curl or a script's one-off client does.
+	clientCloses
+)
+
+func (m connMode) String() string {
+	return [...]string{"keep-alive", "server closes", "client closes"}[m]
+}
+
+// client sends GET / to the app every interval from its own goroutine
+// until stop.
 type client struct {
 	mu        sync.Mutex
 	sent      int
 	lastStart time.Time
 	errs      int
+	firstErr  error
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
 
-func startClient(t *testing.T, port int, interval time.Duration) *client {
+func startClient(t *testing.T, port int, interval time.Duration, mode connMode) *client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &client{cancel: cancel, done: make(chan struct{})}
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	tr := &http.Transport{MaxIdleConnsPerHost: 1}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: tr}
 	go func() {
 		defer close(c.done)
+		defer tr.CloseIdleConnections()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			begin := time.Now()
-			resp, err := hc.Do(req)
+			var err error
+			if mode == keepAlive {
+				err = getPooled(ctx, hc, "http://"+addr+"/")
+			} else {
+				err = getOnce(ctx, addr, mode)
+			}
 			c.mu.Lock()
 			if err == nil {
 				c.sent++
 				c.lastStart = begin
 			} else if ctx.Err() == nil {
 				c.errs++
+				if c.firstErr == nil {
+					c.firstErr = fmt.Errorf("after %d requests: %w", c.sent, err)
+				}
 			}
 			c.mu.Unlock()
-			if err == nil {
-				_ = resp.Body.Close()
-			}
 			select {
 			case <-ctx.Done():
-				hc.CloseIdleConnections()
 				return
 			case <-tick.C:
 			}
@@ -369,6 +404,61 @@ func startClient(t *testing.T, port int, interval time.Duration) *client {
 	}()
 	t.Cleanup(func() { c.stop() })
 	return c
+}
+
+func getPooled(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	// Read to the end, or the connection cannot be reused.
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// getOnce sends one request on a connection of its own. Who closes it
+// first is the point, so the exchange is spelled out rather than left to
+// net/http: with serverCloses the client waits for the app's FIN; with
+// clientCloses it hangs up as soon as it has the response.
+func getOnce(ctx context.Context, addr string, mode connMode) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	hdr := "Connection: keep-alive"
+	if mode == serverCloses {
+		hdr = "Connection: close"
+	}
+	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n\r\n", addr, hdr); err != nil {
+		return err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /: %s", resp.Status)
+	}
+	if mode == serverCloses {
+		if _, err := br.ReadByte(); err != io.EOF {
+			return fmt.Errorf("the app did not close the connection: %v", err)
+		}
+	}
+	return nil
 }
 
 // stop ends the client and returns when it sent its last request.
@@ -380,10 +470,11 @@ func (c *client) stop() time.Time {
 	return c.lastStart
 }
 
-func (c *client) stats() (sent, errs int) {
+// stats reports the requests answered and failed, and the first failure.
+func (c *client) stats() (sent, errs int, first error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sent, c.errs
+	return c.sent, c.errs, c.firstErr
 }
 
 // procID identifies a process across pid reuse: its pid and start time.
