@@ -129,6 +129,14 @@ func Run(o Options) int {
 	// Go runtime may retire threads: pin this goroutine to its thread for
 	// the whole run.
 	runtime.LockOSThread()
+	// The child starts with the mask of the thread that forked it, this
+	// one, and Go threads keep the mask gracefulinit was started with: a
+	// parent that blocked signals would leave them blocked in the app.
+	// Clearing this thread's mask is enough; Go handles signals on any.
+	var none unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil); err != nil {
+		r.log.Warn("cannot clear the signal mask; the app inherits gracefulinit's", "error", err)
+	}
 
 	if !r.pid1 || o.Subreaper {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
