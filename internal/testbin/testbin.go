@@ -89,6 +89,10 @@ type Options struct {
 	PID1 bool     // run as PID 1 of a new PID namespace
 	Env  []string // added to os.Environ()
 	Dir  string
+	// Wrapper, if set, is an argv prefix run in gracefulinit's place; the
+	// binary's path and args are appended. It must exec gracefulinit (so
+	// the pid stays the same), e.g. to start it with a dirty signal state.
+	Wrapper []string
 }
 
 // Start runs gracefulinit with args. It is killed (with its whole
@@ -96,13 +100,12 @@ type Options struct {
 func Start(t testing.TB, o Options, args ...string) *Proc {
 	t.Helper()
 	bin := Binary(t)
-	var cmd *exec.Cmd
+	argv := append(append(append([]string{}, o.Wrapper...), bin), args...)
 	if o.PID1 {
 		// --kill-child: if the test dies, the namespace dies with unshare.
-		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child=KILL", bin}, args...)...)
-	} else {
-		cmd = exec.Command(bin, args...)
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"}, argv...)
 	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Dir = o.Dir
 	p := &Proc{t: t, Cmd: cmd, PID1: o.PID1, Stdout: &SafeBuffer{}, Stderr: &SafeBuffer{}, done: make(chan struct{})}
