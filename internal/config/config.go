@@ -170,6 +170,9 @@ func (s *signalValue) Type() string { return "signal" }
 func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("gracefulinit", pflag.ContinueOnError)
 	fs.SetOutput(out)
+	// The caller prints --help to stdout; pflag's own usage would print it
+	// a second time on the error stream.
+	fs.Usage = func() {}
 	fs.SortFlags = false
 	fs.SetInterspersed(false)
 
