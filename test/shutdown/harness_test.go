@@ -112,10 +112,20 @@ func freePort(t *testing.T) int {
 func (a *app) waitStdout(line string, timeout time.Duration) {
 	a.t.Helper()
 	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
-		return hasLine(a.p.Stdout.String(), line)
+		return hasLine(a.p.Stdout.String(), line) || a.exited()
 	})
-	if !ok {
+	if !ok || !hasLine(a.p.Stdout.String(), line) {
 		a.t.Fatalf("no %q line on stdout within %v\nstdout:\n%s\nstderr:\n%s", line, timeout, a.p.Stdout, a.p.Stderr)
+	}
+}
+
+// exited reports whether gracefulinit has exited.
+func (a *app) exited() bool {
+	select {
+	case <-a.p.Done():
+		return true
+	default:
+		return false
 	}
 }
 
@@ -189,6 +199,16 @@ func (a *app) waitEvent(name string, timeout time.Duration) javatest.Event {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// An exited gracefulinit (a bad flag, say) ends the wait early; the
+	// event may still be in the file.
+	go func() {
+		select {
+		case <-a.p.Done():
+			time.Sleep(100 * time.Millisecond)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	e, err := javatest.WaitEvent(ctx, a.events, name)
 	if err != nil {
 		a.t.Fatalf("%v\nstderr:\n%s", err, a.p.Stderr)
@@ -247,9 +267,9 @@ func (a *app) waitLog(msg string, timeout time.Duration) (logLine, time.Time) {
 	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
 		l, ok := a.findLog(msg)
 		found = l
-		return ok
+		return ok || a.exited()
 	})
-	if !ok {
+	if !ok || found == nil {
 		a.t.Fatalf("gracefulinit did not log %q within %v\nstderr:\n%s", msg, timeout, a.p.Stderr)
 	}
 	return found, time.Now()

@@ -87,14 +87,7 @@ func TestReadyTimeout(t *testing.T) {
 		t.Errorf("ready timeout logged at %s, want WARN: %v", l.str("level"), l)
 	}
 	// Still supervising a running app a while later.
-	if testbin.WaitFor(context.Background(), time.Second, func() bool {
-		select {
-		case <-a.p.Done():
-			return true
-		default:
-			return false
-		}
-	}) {
+	if testbin.WaitFor(context.Background(), time.Second, a.exited) {
 		t.Fatalf("gracefulinit exited after the ready timeout\nstderr:\n%s", a.p.Stderr)
 	}
 	if a.hasEvent("term") || a.hasEvent("hook-start") {
