@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -201,6 +202,10 @@ func classifyStartError(name string, err error) (int, string) {
 	var pe *fs.PathError
 	switch {
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		if path := inPathNotExecutable(name); path != "" {
+			// exec.LookPath skips it; a shell or tini would say 126.
+			return ExitNotExecutable, fmt.Sprintf("cannot run %q: %s is not executable (chmod +x it)", name, path)
+		}
 		return ExitNotFound, fmt.Sprintf("cannot run %q: command not found (check the path and $PATH)", name)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
 		return ExitNotExecutable, fmt.Sprintf("cannot run %q: not executable (%v)", name, rootCause(err))
@@ -208,6 +213,24 @@ func classifyStartError(name string, err error) (int, string) {
 		return ExitNotExecutable, fmt.Sprintf("cannot run %q: %v", name, pe.Err)
 	}
 	return ExitInitFailure, fmt.Sprintf("cannot run %q: %v", name, err)
+}
+
+// inPathNotExecutable returns the first regular file named name in $PATH,
+// when name is a bare command name; "" otherwise.
+func inPathNotExecutable(name string) string {
+	if strings.Contains(name, "/") {
+		return ""
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			return path
+		}
+	}
+	return ""
 }
 
 func rootCause(err error) error {
