@@ -80,7 +80,13 @@ func helper(t testing.TB) string {
 // gracefulinit go to the host's init and would leak into later tests.
 func start(t *testing.T, m mode, env []string, args ...string) *testbin.Proc {
 	t.Helper()
-	p := testbin.Start(t, testbin.Options{PID1: m.pid1, Env: env}, args...)
+	return startWith(t, testbin.Options{PID1: m.pid1, Env: env}, args...)
+}
+
+// startWith is start with every testbin option.
+func startWith(t *testing.T, o testbin.Options, args ...string) *testbin.Proc {
+	t.Helper()
+	p := testbin.Start(t, o, args...)
 	trackChildGroup(t, p)
 	return p
 }

@@ -10,7 +10,7 @@
 //	    process group, killed by the kernel when this recorder dies.
 //
 //	pid1helper wrap [-block SIGS] [-ignore SIGS] -- CMD [ARGS...]
-//	    Blocks SIGS (comma list of names), sets SIG_IGN for -ignore SIGS, then
+//	    Blocks SIGS (comma list of names or numbers), sets SIG_IGN for -ignore SIGS, then
 //	    execs CMD: a parent that leaves a dirty signal state behind, as some
 //	    shells, CI runners and container runtimes do.
 package main
@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -119,6 +120,9 @@ func parseSigs(list string) ([]syscall.Signal, error) {
 			continue
 		}
 		s := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG"))
+		if n, err := strconv.Atoi(name); err == nil && n > 0 && n <= 64 {
+			s = syscall.Signal(n)
+		}
 		if s == 0 {
 			return nil, fmt.Errorf("unknown signal %q", name)
 		}

@@ -1,0 +1,475 @@
+package pid1_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/testbin"
+)
+
+// TestExecFailures: a command that cannot be run makes gracefulinit exit
+// like a shell would (127 not found, 126 not executable) with one line on
+// stderr naming the command.
+func TestExecFailures(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain-file")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage-binary")
+	if err := os.WriteFile(garbage, []byte("\x7fELF not really\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	subdir := filepath.Join(dir, "a-directory")
+	if err := os.Mkdir(subdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An entrypoint copied into $PATH without chmod +x: the shell and tini
+	// say 126, the file is there.
+	pathDir := filepath.Join(dir, "bin")
+	if err := os.Mkdir(pathDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pathDir, "entrypoint-gi.sh"), []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withPath := []string{"PATH=" + pathDir + ":" + os.Getenv("PATH")}
+	tests := []struct {
+		name    string
+		env     []string
+		command string
+		want    int
+		wantMsg string
+	}{
+		{"missing path", nil, filepath.Join(dir, "no-such-app"), 127, "not found"},
+		{"missing in PATH", nil, "no-such-command-gi", 127, "not found"},
+		{"no exec bit", nil, plain, 126, "not executable"},
+		{"no exec bit in PATH", withPath, "entrypoint-gi.sh", 126, "not executable"},
+		{"exec format error", nil, garbage, 126, "not executable"},
+		{"directory", nil, subdir, 126, "not executable"},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				res := mustRun(t, m, tc.env, "--", tc.command, "arg")
+				if res.code != tc.want {
+					t.Fatalf("exit code %d, want %d (stderr %q)", res.code, tc.want, res.stderr)
+				}
+				l := lines(res.stderr)
+				if len(l) != 1 || !strings.Contains(l[0], tc.command) || !strings.Contains(l[0], tc.wantMsg) {
+					t.Fatalf("stderr %q: want one line naming %q and saying %q", res.stderr, tc.command, tc.wantMsg)
+				}
+				if res.stdout != "" {
+					t.Fatalf("stdout %q, want nothing", res.stdout)
+				}
+			})
+		}
+	})
+}
+
+// TestBadInvocation: bad flags, a missing command or an unknown signal name
+// stop gracefulinit before it starts anything: non-zero exit, a one-line
+// error and a usage hint, and the command (which would create a marker
+// file) never ran.
+func TestBadInvocation(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		flags   []string
+		noCmd   bool
+		wantMsg string
+	}{
+		{"unknown flag", nil, []string{"--bogus"}, false, "unknown flag: --bogus"},
+		{"unknown shorthand", nil, []string{"-Z"}, false, "-Z"},
+		{"bad remap code", nil, []string{"-e", "x"}, false, "remap-exit"},
+		{"remap code out of range", nil, []string{"-e", "256"}, false, "256"},
+		{"unknown stop signal", nil, []string{"--stop-signal", "FOO"}, false, `unknown signal "FOO"`},
+		{"stop signal out of range", nil, []string{"--stop-signal", "99"}, false, "99"},
+		{"unknown pdeathsig", nil, []string{"-p", "BOGUS"}, false, `unknown signal "BOGUS"`},
+		{"unknown pdeathsig long", nil, []string{"--pdeathsig=SIGNOPE"}, false, `unknown signal "SIGNOPE"`},
+		{"unknown signal from env", []string{"GRACEFULINIT_STOP_SIGNAL=FOO"}, nil, false, "GRACEFULINIT_STOP_SIGNAL"},
+		{"bad TINI_VERBOSITY", []string{"TINI_VERBOSITY=loud"}, nil, false, "TINI_VERBOSITY"},
+		{"no command", nil, nil, true, "no command"},
+		{"only --", nil, []string{"--"}, true, "no command"},
+		{"flags but no command", nil, []string{"-v", "-g", "--"}, true, "no command"},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				marker := filepath.Join(t.TempDir(), "child-ran")
+				args := slices.Clone(tc.flags)
+				if !tc.noCmd {
+					args = append(args, "--", "touch", marker)
+				}
+				res := mustRun(t, m, tc.env, args...)
+				if res.code == 0 {
+					t.Fatalf("exit code 0, want non-zero (stderr %q)", res.stderr)
+				}
+				l := lines(res.stderr)
+				if len(l) != 2 || !strings.HasPrefix(l[0], "gracefulinit: ") || !strings.Contains(l[0], tc.wantMsg) ||
+					!strings.Contains(l[1], "--help") {
+					t.Fatalf("stderr %q: want one error line mentioning %q, then a usage hint", res.stderr, tc.wantMsg)
+				}
+				if _, err := os.Stat(marker); err == nil {
+					t.Fatal("the command ran despite the bad invocation")
+				}
+			})
+		}
+	})
+}
+
+// TestVersionAndHelp: --version and --help print to stdout, exit 0 and
+// start nothing.
+func TestVersionAndHelp(t *testing.T) {
+	version := regexp.MustCompile(`^gracefulinit \S+ \(commit \S+, go1\.\d+\S* linux/\w+\)\n$`)
+	helpFlags := []string{"--subreaper", "--pgroup", "--remap-exit", "--pdeathsig", "--verbose", "--version",
+		"--stop-signal", "--grace-period", "--kill-margin"}
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, stdout string)
+	}{
+		{"--version", []string{"--version"}, func(t *testing.T, out string) {
+			if !version.MatchString(out) {
+				t.Fatalf("stdout %q, want a line like %q", out, "gracefulinit v1.2.3 (commit abc123, go1.26.8 linux/amd64)")
+			}
+		}},
+		{"--help", []string{"--help"}, nil},
+		{"-h", []string{"-h"}, nil},
+		{"--help with a command", []string{"--help", "--"}, nil},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				marker := filepath.Join(t.TempDir(), "child-ran")
+				res := mustRun(t, m, nil, append(slices.Clone(tc.args), "touch", marker)...)
+				if res.code != 0 || res.stderr != "" {
+					t.Fatalf("exit code %d, stderr %q: want 0 and nothing", res.code, res.stderr)
+				}
+				if _, err := os.Stat(marker); err == nil {
+					t.Fatal("the command ran")
+				}
+				if tc.check != nil {
+					tc.check(t, res.stdout)
+					return
+				}
+				if !strings.HasPrefix(res.stdout, "Usage: gracefulinit") {
+					t.Fatalf("stdout starts %q, want the usage", firstLine(res.stdout))
+				}
+				for _, f := range helpFlags {
+					if !strings.Contains(res.stdout, f) {
+						t.Errorf("--help does not mention %s", f)
+					}
+				}
+			})
+		}
+	})
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// selfTerm is an app that sends SIGTERM to gracefulinit and waits for it to
+// come back: a run that logs at info level (the stop sequence) on its own.
+var selfTerm = []string{"--", "sh", "-c", "kill -TERM $PPID; exec sleep 30"}
+
+// TestLogging: quiet by default, debug logs with -v (or the variables), the
+// flags winning over the variables.
+func TestLogging(t *testing.T) {
+	type want int
+	const (
+		silent want = iota // no output at all
+		info               // info lines, no debug
+		debug              // debug lines
+	)
+	trueCmd := []string{"--", "true"}
+	tests := []struct {
+		name     string
+		env      []string
+		flags    []string
+		app      []string
+		wantCode int
+		want     want
+	}{
+		{"default run is quiet", nil, nil, trueCmd, 0, silent},
+		{"-v", nil, []string{"-v"}, trueCmd, 0, debug},
+		{"--verbose", nil, []string{"--verbose"}, trueCmd, 0, debug},
+		{"--log-level debug", nil, []string{"--log-level", "debug"}, trueCmd, 0, debug},
+		{"GRACEFULINIT_VERBOSE", []string{"GRACEFULINIT_VERBOSE=1"}, nil, trueCmd, 0, debug},
+		{"TINI_VERBOSITY=3", []string{"TINI_VERBOSITY=3"}, nil, trueCmd, 0, debug},
+		{"flag wins over TINI_VERBOSITY", []string{"TINI_VERBOSITY=3"}, []string{"--log-level", "info"}, trueCmd, 0, silent},
+		{"stop sequence logs at info", nil, nil, selfTerm, 143, info},
+		{"TINI_VERBOSITY=2", []string{"TINI_VERBOSITY=2"}, nil, selfTerm, 143, info},
+		{"TINI_VERBOSITY=0", []string{"TINI_VERBOSITY=0"}, nil, selfTerm, 143, silent},
+		{"flag wins over TINI_VERBOSITY=0", []string{"TINI_VERBOSITY=0"}, []string{"-v"}, selfTerm, 143, debug},
+		{"--log-level error", nil, []string{"--log-level", "error"}, selfTerm, 143, silent},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				res := mustRun(t, m, tc.env, append(slices.Clone(tc.flags), tc.app...)...)
+				if res.code != tc.wantCode {
+					t.Fatalf("exit code %d, want %d (stderr %q)", res.code, tc.wantCode, res.stderr)
+				}
+				hasDebug := strings.Contains(res.stderr, "level=DEBUG")
+				hasInfo := strings.Contains(res.stderr, "level=INFO")
+				switch tc.want {
+				case silent:
+					if res.stderr != "" {
+						t.Fatalf("stderr %q, want nothing", res.stderr)
+					}
+				case info:
+					if !hasInfo || hasDebug {
+						t.Fatalf("stderr %q, want info lines and no debug", res.stderr)
+					}
+				case debug:
+					if !hasDebug || !strings.Contains(res.stderr, `msg="child started"`) {
+						t.Fatalf("stderr %q, want debug lines including the child's start", res.stderr)
+					}
+				}
+			})
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		res := mustRun(t, modes[0], nil, "-v", "--log-format", "json", "--", "true")
+		l := lines(res.stderr)
+		if res.code != 0 || len(l) == 0 {
+			t.Fatalf("exit code %d, stderr %q", res.code, res.stderr)
+		}
+		for _, line := range l {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["level"] == nil || rec["msg"] == nil {
+				t.Fatalf("log line %q is not a JSON record with level and msg: %v", line, err)
+			}
+		}
+	})
+}
+
+// TestEnvConfig: every variable the issue lists is read, and the flag wins
+// over the variable. The behaviour behind each is tested elsewhere in
+// this package; this reads the resolved configuration that --check prints.
+func TestEnvConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   []string
+		flags []string
+		flag  string
+		want  string
+	}{
+		{"GRACEFULINIT_REMAP_EXIT", []string{"GRACEFULINIT_REMAP_EXIT=3,143"}, nil, "remap-exit", "[3,143]"},
+		{"remap flag wins", []string{"GRACEFULINIT_REMAP_EXIT=3"}, []string{"-e", "4"}, "remap-exit", "[4]"},
+		{"GRACEFULINIT_PGROUP", []string{"GRACEFULINIT_PGROUP=true"}, nil, "pgroup", "true"},
+		{"pgroup flag wins", []string{"GRACEFULINIT_PGROUP=true"}, []string{"--pgroup=false"}, "pgroup", "false"},
+		{"TINI_SUBREAPER", []string{"TINI_SUBREAPER="}, nil, "subreaper", "true"},
+		{"TINI_SUBREAPER=1", []string{"TINI_SUBREAPER=1"}, nil, "subreaper", "true"},
+		{"subreaper flag wins", []string{"TINI_SUBREAPER=1"}, []string{"--subreaper=false"}, "subreaper", "false"},
+		{"TINI_KILL_PROCESS_GROUP", []string{"TINI_KILL_PROCESS_GROUP=1"}, nil, "pgroup", "true"},
+		{"pgroup flag wins over tini", []string{"TINI_KILL_PROCESS_GROUP=1"}, []string{"-g=false"}, "pgroup", "false"},
+		{"TINI_VERBOSITY=3", []string{"TINI_VERBOSITY=3"}, nil, "log-level", "debug"},
+		{"TINI_VERBOSITY=1", []string{"TINI_VERBOSITY=1"}, nil, "log-level", "warn"},
+		{"log-level flag wins", []string{"TINI_VERBOSITY=3"}, []string{"--log-level", "error"}, "log-level", "error"},
+		{"unset", nil, nil, "pgroup", "false"},
+	}
+	m := modes[1]
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := mustRun(t, m, tc.env, append(slices.Clone(tc.flags), "--check", "--", "true")...)
+			if res.code != 0 {
+				t.Fatalf("--check exit code %d, stderr %q", res.code, res.stderr)
+			}
+			re := regexp.MustCompile(`(?m)^\s*--` + regexp.QuoteMeta(tc.flag) + `\s+(\S+)`)
+			got := re.FindStringSubmatch(res.stdout)
+			if got == nil || got[1] != tc.want {
+				t.Fatalf("--check shows --%s as %v, want %q\n%s", tc.flag, got, tc.want, res.stdout)
+			}
+		})
+	}
+}
+
+// sigFields reads SigBlk and SigIgn from a /proc/PID/status dump.
+func sigFields(t *testing.T, status string) (blk, ign uint64) {
+	t.Helper()
+	found := 0
+	for _, l := range lines(status) {
+		name, v, ok := strings.Cut(l, ":")
+		if !ok || (name != "SigBlk" && name != "SigIgn") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			t.Fatalf("bad %s line %q", name, l)
+		}
+		if name == "SigBlk" {
+			blk = n
+		} else {
+			ign = n
+		}
+		found++
+	}
+	if found != 2 {
+		t.Fatalf("no SigBlk/SigIgn in %q", status)
+	}
+	return blk, ign
+}
+
+func sigBits(sigs ...syscall.Signal) uint64 {
+	var b uint64
+	for _, s := range sigs {
+		b |= 1 << (uint(s) - 1)
+	}
+	return b
+}
+
+// dirtyBlocked and dirtyIgnored are the signal state a careless parent
+// leaves behind. SIGCHLD blocked must not stop gracefulinit reaping; INT and
+// HUP ignored are the ones Go would otherwise keep ignored.
+var (
+	dirtyBlocked = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGCONT, syscall.SIGWINCH, 40}
+	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM, 40}
+)
+
+func sigList(sigs []syscall.Signal) string {
+	var s []string
+	for _, x := range sigs {
+		s = append(s, strconv.Itoa(int(x)))
+	}
+	return strings.Join(s, ",")
+}
+
+func dirtyWrapper(t *testing.T) []string {
+	return []string{helper(t), "wrap", "-block", sigList(dirtyBlocked), "-ignore", sigList(dirtyIgnored), "--"}
+}
+
+// TestCleanSignalState: the app starts with no signal blocked and none
+// ignored, even when gracefulinit itself was started with a dirty state.
+func TestCleanSignalState(t *testing.T) {
+	bin := testbin.Binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
+	defer cancel()
+
+	// The wrapper must really leave that state behind, or the test proves nothing.
+	res, err := run(ctx, modes[1], "cat", nil, dirtyWrapper(t), "/proc/self/status")
+	if err != nil || res.code != 0 {
+		t.Fatalf("wrapper: %v, exit %d", err, res.code)
+	}
+	blk, ign := sigFields(t, res.stdout)
+	if want := sigBits(dirtyBlocked...); blk != want {
+		t.Fatalf("wrapper left SigBlk %016x, want %016x", blk, want)
+	}
+	if want := sigBits(dirtyIgnored...); ign != want {
+		t.Fatalf("wrapper left SigIgn %016x, want %016x", ign, want)
+	}
+
+	tests := []struct {
+		name string
+		wrap []string
+	}{
+		{"clean start", nil},
+		{"dirty start", dirtyWrapper(t)},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				res, err := run(ctx, m, bin, nil, tc.wrap, "--", "cat", "/proc/self/status")
+				if err != nil || res.code != 0 {
+					t.Fatalf("run: %v, exit code %d, stderr %q", err, res.code, res.stderr)
+				}
+				blk, ign := sigFields(t, res.stdout)
+				if blk != 0 || ign != 0 {
+					t.Fatalf("the app started with SigBlk %016x SigIgn %016x, want both 0", blk, ign)
+				}
+			})
+		}
+		// Started dirty, gracefulinit must still catch and forward what
+		// its parent blocked or ignored, and still reap.
+		t.Run("dirty start forwards", func(t *testing.T) {
+			rec := newRecorder(t, "child")
+			sent := []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGTERM}
+			p := startWith(t, testbin.Options{PID1: m.pid1, Wrapper: dirtyWrapper(t)},
+				"--", helper(t), "record", "-log", rec.path, "-exit-after", strconv.Itoa(len(sent)), "-code", "9")
+			rec.waitReady(t, p)
+			for i, s := range sent {
+				p.Signal(s)
+				if got := rec.waitCount(t, i+1); !slices.Equal(got, names(sent[:i+1])) {
+					t.Fatalf("child recorded %v, want %v", got, names(sent[:i+1]))
+				}
+			}
+			if code := p.Wait(exitTimeout); code != 9 {
+				t.Fatalf("exit code %d, want the child's 9", code)
+			}
+		})
+	})
+}
+
+// TestPdeathsig: with -p, the app gets the signal when gracefulinit is
+// SIGKILLed (as a plain child; as PID 1 the kernel kills the namespace).
+func TestPdeathsig(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   []string
+		flags []string
+		want  string // "" : no signal
+	}{
+		{"-p USR1", nil, []string{"-p", "USR1"}, "USR1"},
+		{"--pdeathsig SIGHUP", nil, []string{"--pdeathsig=SIGHUP"}, "HUP"},
+		{"number", nil, []string{"-p", "12"}, "USR2"},
+		{"TERM", nil, []string{"-p", "TERM"}, "TERM"},
+		{"GRACEFULINIT_PDEATHSIG", []string{"GRACEFULINIT_PDEATHSIG=INT"}, nil, "INT"},
+		{"flag wins over env", []string{"GRACEFULINIT_PDEATHSIG=INT"}, []string{"-p", "QUIT"}, "QUIT"},
+		{"none", nil, nil, ""},
+	}
+	m := modes[1]
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, rec := startRecorder(t, m, tc.env, tc.flags, 1, 0)
+			app := mustAppPID(t, p)
+			init := p.Cmd.Process.Pid
+			if err := syscall.Kill(init, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			// The kernel queues the parent-death signal as it re-parents
+			// the app, so once the app has a new parent the signal is sent.
+			if !testbin.WaitFor(context.Background(), eventTimeout, func() bool {
+				ppid, err := strconv.Atoi(statusField(t, app, "PPid"))
+				return err == nil && ppid != init
+			}) {
+				t.Fatalf("app %d never left the killed gracefulinit %d", app, init)
+			}
+			// Wait below needs the app gone: it holds gracefulinit's output
+			// pipes. The recorder exits after its first signal.
+			defer func() {
+				if code := p.Wait(exitTimeout); code != -1 {
+					t.Errorf("gracefulinit exit code %d, want -1 (killed)", code)
+				}
+			}()
+			if tc.want != "" {
+				if got := rec.waitCount(t, 1); !slices.Equal(got, []string{tc.want}) {
+					t.Fatalf("app recorded %v, want [%s]", got, tc.want)
+				}
+				return
+			}
+			// A higher-numbered marker sent now is handed out after any
+			// pending parent-death signal.
+			if err := syscall.Kill(app, syscall.SIGWINCH); err != nil {
+				t.Fatal(err)
+			}
+			rec.waitCount(t, 1)
+			time.Sleep(100 * time.Millisecond)
+			if got := rec.signals(); !slices.Equal(got, []string{"WINCH"}) {
+				t.Fatalf("app recorded %v, want only the marker [WINCH]", got)
+			}
+		})
+	}
+}
