@@ -17,7 +17,8 @@ type Sample struct {
 	// the watched ports by this or any earlier sample of the Watcher; zero
 	// if none. Never later than At.
 	LastActivity time.Time
-	Conns        int // connections on the watched ports, in any state but LISTEN
-	New          int // of Conns, those the previous sample did not see
+	Conns        int // open connections on the watched ports, handshakes under way included
+	Closed       int // connections the app has closed that the kernel still keeps (TIME_WAIT, FIN_WAIT2)
+	New          int // of Conns and Closed, those the previous sample did not see
 	Listeners    int // listening sockets on the watched ports
 }

@@ -132,7 +132,10 @@ type Watcher struct {
 	buf     []byte
 
 	prev, cur map[uint64]connState // by socket cookie
-	prevAt    time.Time            // At of the previous good sample; zero before the first
+	// Every socket a sample describes changed after that sample began and
+	// before its At. startAt is when the current one began; prevStart when
+	// the previous good one did, zero before the first.
+	startAt, prevStart time.Time
 	last      time.Time            // latest activity seen
 	s         Sample               // the sample being taken
 }
@@ -214,7 +217,7 @@ func (w *Watcher) configure(c reqConfig) {
 	}
 	clear(w.prev)
 	clear(w.cur)
-	w.prevAt = time.Time{}
+	w.prevStart = time.Time{}
 	w.last = time.Time{}
 }
 
@@ -250,6 +253,7 @@ func (w *Watcher) Sample() (Sample, error) {
 		}
 	}
 	w.s = Sample{}
+	w.startAt = time.Now()
 	clear(w.cur)
 	for _, req := range w.reqs {
 		if err := w.dump(req); err != nil {
@@ -258,7 +262,7 @@ func (w *Watcher) Sample() (Sample, error) {
 		}
 	}
 	w.prev, w.cur = w.cur, w.prev
-	w.prevAt = w.s.At
+	w.prevStart = w.startAt
 	w.s.LastActivity = w.last
 	return w.s, nil
 }
@@ -401,7 +405,6 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 	cookie := uint64(binary.NativeEndian.Uint32(m[offCookie:])) |
 		uint64(binary.NativeEndian.Uint32(m[offCookie+4:]))<<32
 	prev, seen := w.prev[cookie]
-	w.s.Conns++
 	if !seen {
 		w.s.New++
 	}
@@ -412,6 +415,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		// the handshake completes, so at - last_data_recv dates both a
 		// request and a new connection, even one still in the accept queue,
 		// to the jiffy rather than to the sample interval.
+		w.s.Conns++
 		c := connState{kind: kindFull}
 		t := at.Add(-time.Duration(binary.NativeEndian.Uint32(info[offLastDataRecv:])) * time.Millisecond)
 		if len(info) >= offBytesReceived+8 {
@@ -426,10 +430,11 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		case !seen || prev.kind != kindFull || !c.hasBytes || !prev.hasBytes:
 			w.note(t, at)
 		case c.bytes > prev.bytes:
-			// Data arrived since the previous sample; should the timestamp
-			// say otherwise, trust the counter and date it now.
-			if !t.After(w.prevAt) {
-				t = at
+			// Data arrived since the previous sample described the socket,
+			// which it did after it began. The stamp is in jiffies and may
+			// read a few milliseconds early; it cannot be earlier than that.
+			if t.Before(w.prevStart) {
+				t = w.prevStart
 			}
 			w.note(t, at)
 		}
@@ -438,6 +443,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 	case state == tcpSynRecv:
 		// A handshake in progress carries no timestamp; it started after
 		// the previous sample, so now errs by less than an interval.
+		w.s.Conns++
 		if !seen {
 			w.note(at, at)
 		}
@@ -447,14 +453,15 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		// connection that was opened, served and closed by the app between
 		// two samples. One seen before as a full socket is the app closing
 		// a connection already accounted for, such as an idle keep-alive.
+		w.s.Closed++
 		if !seen {
 			t := at
 			if state == tcpTimeWait {
 				if left := time.Duration(binary.NativeEndian.Uint32(m[offExpires:])) * time.Millisecond; left < timeWaitLen {
 					t = at.Add(left - timeWaitLen)
 				}
-				if t.Before(w.prevAt) {
-					t = w.prevAt
+				if t.Before(w.prevStart) {
+					t = w.prevStart
 				}
 			}
 			w.note(t, at)

@@ -1,0 +1,206 @@
+package drain
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// family is how a test server listens and how its clients reach it.
+type family struct {
+	name       string
+	listenHost string
+	dialHost   string
+}
+
+var families = []family{
+	{"ipv4", "127.0.0.1", "127.0.0.1"},
+	{"ipv6", "::1", "::1"},
+	// An IPv4 client of a dual-stack listener: the kernel keeps the
+	// connection as an AF_INET6 socket with a v4-mapped address, which is
+	// how a JVM listening on :: serves IPv4.
+	{"dual-stack", "::", "127.0.0.1"},
+}
+
+// listenLow listens on host at a random port in 20000-29999 that no other
+// test of this process has used. Ports there lie below the kernel's
+// ephemeral range (32768 and up), so no client socket of a parallel test
+// can share the port, and a drain, which watches a port on every address,
+// sees no other test's traffic.
+func listenLow(t testing.TB, host string) net.Listener {
+	t.Helper()
+	usedPorts.Lock()
+	defer usedPorts.Unlock()
+	for range 100 {
+		port := 20000 + rand.IntN(10000)
+		if usedPorts.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			usedPorts.m[port] = true
+			return ln
+		}
+	}
+	t.Fatalf("no free port on %s in 20000-29999", host)
+	return nil
+}
+
+var usedPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// serverMode says what a test server does with a connection.
+type serverMode int
+
+const (
+	serveRead      serverMode = iota // accept and read until EOF, keep the socket open
+	serveNoAccept                    // never accept: connections wait in the accept queue
+	serveWriteClose                  // accept, write one byte, close first (the server side ends in TIME_WAIT)
+)
+
+type server struct {
+	ln   net.Listener
+	port int
+	addr string // host:port for clients
+
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startServer(t testing.TB, f family, mode serverMode) *server {
+	t.Helper()
+	ln := listenLow(t, f.listenHost)
+	port := ln.Addr().(*net.TCPAddr).Port
+	s := &server{ln: ln, port: port, addr: net.JoinHostPort(f.dialHost, strconv.Itoa(port))}
+	if mode != serveNoAccept {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if mode == serveWriteClose {
+					_, _ = c.Write([]byte{'x'})
+					_ = c.Close()
+					continue
+				}
+				s.mu.Lock()
+				s.conns = append(s.conns, c)
+				s.mu.Unlock()
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					_, _ = io.Copy(io.Discard, c)
+				}()
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// dial connects to s and closes the connection at the end of the test.
+func dial(t testing.TB, s *server) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.addr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// send writes one byte and returns when it was handed to the kernel,
+// which on loopback is when the server's socket received it.
+func send(t testing.TB, c net.Conn) time.Time {
+	t.Helper()
+	if _, err := c.Write([]byte{'r'}); err != nil {
+		t.Errorf("write: %v", err)
+	}
+	return time.Now()
+}
+
+// syncBuffer is a log sink that tests can read while a drain writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testLogger logs to the test output and to the returned buffer.
+func testLogger(t testing.TB) (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	h := slog.NewTextHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelDebug})
+	return slog.New(h), buf
+}
+
+// countLines counts log lines containing substr.
+func countLines(log, substr string) int {
+	n := 0
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// runAsync starts a drain and returns its start time and result channel.
+func runAsync(ctx context.Context, o Options, log *slog.Logger) (time.Time, <-chan Result) {
+	ch := make(chan Result, 1)
+	start := time.Now()
+	go func() { ch <- RunDetailed(ctx, o, log) }()
+	return start, ch
+}
+
+// await waits for a drain's result, failing the test if it takes too long.
+func await(t testing.TB, ch <-chan Result, limit time.Duration) Result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(limit):
+		t.Fatalf("drain did not end within %s", limit)
+		return Result{}
+	}
+}
+
+// within fails the test unless lo <= d <= hi.
+func within(t testing.TB, what string, d, lo, hi time.Duration) {
+	t.Helper()
+	if d < lo || d > hi {
+		t.Errorf("%s = %s, want between %s and %s", what, d, lo, hi)
+	}
+}

@@ -1,0 +1,196 @@
+//go:build linux
+
+package drain
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// The kernel stamps sockets in jiffies (1 to 10 ms) and reports
+// milliseconds; activity times are expected that close, with room for a
+// loaded machine.
+const stampSlack = 30 * time.Millisecond
+
+func TestQuietDrainEndsAfterTrafficStops(t *testing.T) {
+	t.Parallel()
+	const quiet = 500 * time.Millisecond
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, f, serveRead)
+			c := dial(t, srv)
+			log, buf := testLogger(t)
+			o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}
+			start, ch := runAsync(t.Context(), o, log)
+
+			var last time.Time
+			for range 8 {
+				last = send(t, c)
+				time.Sleep(100 * time.Millisecond)
+			}
+			res := await(t, ch, 15*time.Second)
+			end := start.Add(res.Elapsed)
+			if res.Reason != ReasonQuiet || res.Fallback {
+				t.Fatalf("result = %+v, want ReasonQuiet without fallback", res)
+			}
+			within(t, "end - last request - quiet", end.Sub(last)-quiet, -stampSlack, slack)
+			within(t, "LastActivity - last request", res.LastActivity.Sub(last), -stampSlack, stampSlack)
+			if res.Samples < 5 {
+				t.Errorf("Samples = %d, want at least 5", res.Samples)
+			}
+			if n := countLines(buf.String(), "level=WARN"); n != 0 {
+				t.Errorf("unexpected warnings:\n%s", buf)
+			}
+		})
+	}
+}
+
+func TestQuietDrainContinuesWhileTrafficFlows(t *testing.T) {
+	t.Parallel()
+	const max = 2500 * time.Millisecond
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, f, serveRead)
+			c := dial(t, srv)
+			log, _ := testLogger(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			o := Options{Max: max, Quiet: time.Second, Ports: []int{srv.port}}
+			_, ch := runAsync(ctx, o, log)
+
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				tick := time.NewTicker(300 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					if _, err := c.Write([]byte{'r'}); err != nil {
+						return
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+			res := await(t, ch, 10*time.Second)
+			cancel()
+			<-stopped
+			if res.Reason != ReasonMax || res.Fallback {
+				t.Fatalf("result = %+v, want ReasonMax without fallback", res)
+			}
+			within(t, "elapsed", res.Elapsed, max, max+slack)
+		})
+	}
+}
+
+func TestNewConnectionIsActivity(t *testing.T) {
+	t.Parallel()
+	const quiet = 600 * time.Millisecond
+	modes := []struct {
+		name string
+		mode serverMode
+	}{
+		{"accepted", serveRead},
+		{"in accept queue", serveNoAccept},
+	}
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
+				srv := startServer(t, f, m.mode)
+				log, _ := testLogger(t)
+				o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}
+				start, ch := runAsync(t.Context(), o, log)
+
+				time.Sleep(400 * time.Millisecond)
+				dial(t, srv) // no data: the connection itself is the activity
+				dialled := time.Now()
+				res := await(t, ch, 15*time.Second)
+				end := start.Add(res.Elapsed)
+				if res.Reason != ReasonQuiet {
+					t.Fatalf("result = %+v, want ReasonQuiet", res)
+				}
+				within(t, "end - connect - quiet", end.Sub(dialled)-quiet, -stampSlack, slack)
+				within(t, "LastActivity - connect", res.LastActivity.Sub(dialled), -stampSlack, stampSlack)
+			})
+		}
+	}
+}
+
+func TestQuietCountsFromDrainStart(t *testing.T) {
+	t.Parallel()
+	const quiet = 400 * time.Millisecond
+	srv := startServer(t, families[0], serveRead)
+	c := dial(t, srv)
+	old := send(t, c) // before the drain: not enough to end it early
+	time.Sleep(quiet + 100*time.Millisecond)
+	log, _ := testLogger(t)
+	start := time.Now()
+	res := RunDetailed(t.Context(), Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, log)
+	if res.Reason != ReasonQuiet {
+		t.Fatalf("result = %+v, want ReasonQuiet", res)
+	}
+	within(t, "elapsed", time.Since(start), quiet, quiet+slack)
+	within(t, "LastActivity - request before the drain", res.LastActivity.Sub(old), -stampSlack, stampSlack)
+}
+
+func TestMinIsRespected(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		quiet    time.Duration
+		min      time.Duration
+		wantLo   time.Duration
+		wantHi   time.Duration
+		traffic  bool
+		wantWhat Reason
+	}{
+		{"min longer than quiet", 200 * time.Millisecond, time.Second, time.Second, time.Second + slack, false, ReasonQuiet},
+		{"min shorter than quiet", 600 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond, 600*time.Millisecond + slack, false, ReasonQuiet},
+		{"min beyond max", 200 * time.Millisecond, 5 * time.Second, 1500 * time.Millisecond, 1500*time.Millisecond + slack, false, ReasonMax},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, families[0], serveRead)
+			dial(t, srv)
+			log, _ := testLogger(t)
+			o := Options{Max: 1500 * time.Millisecond, Quiet: tt.quiet, Min: tt.min, Ports: []int{srv.port}}
+			res := RunDetailed(t.Context(), o, log)
+			if res.Reason != tt.wantWhat {
+				t.Errorf("Reason = %q, want %q", res.Reason, tt.wantWhat)
+			}
+			within(t, "elapsed", res.Elapsed, tt.wantLo, tt.wantHi)
+		})
+	}
+}
+
+func TestQuietDrainWatchesSeveralPorts(t *testing.T) {
+	t.Parallel()
+	const quiet = 500 * time.Millisecond
+	a := startServer(t, families[0], serveRead)
+	b := startServer(t, families[1], serveRead)
+	other := startServer(t, families[0], serveRead) // not watched
+	ca, cb, co := dial(t, a), dial(t, b), dial(t, other)
+	log, _ := testLogger(t)
+	o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{a.port, b.port}}
+	start, ch := runAsync(t.Context(), o, log)
+
+	send(t, ca)
+	time.Sleep(300 * time.Millisecond)
+	last := send(t, cb)
+	for range 6 { // traffic elsewhere does not count
+		time.Sleep(150 * time.Millisecond)
+		send(t, co)
+	}
+	res := await(t, ch, 15*time.Second)
+	if res.Reason != ReasonQuiet {
+		t.Fatalf("result = %+v, want ReasonQuiet", res)
+	}
+	within(t, "end - last watched request - quiet", start.Add(res.Elapsed).Sub(last)-quiet, -stampSlack, slack)
+}
