@@ -63,9 +63,9 @@ var usedPorts = struct {
 type serverMode int
 
 const (
-	serveRead      serverMode = iota // accept and read until EOF, keep the socket open
-	serveNoAccept                    // never accept: connections wait in the accept queue
-	serveWriteClose                  // accept, write one byte, close first (the server side ends in TIME_WAIT)
+	serveRead       serverMode = iota // accept and read until EOF, keep the socket open
+	serveNoAccept                     // never accept: connections wait in the accept queue
+	serveWriteClose                   // accept, write one byte, close first (the server side ends in TIME_WAIT)
 )
 
 type server struct {

@@ -136,8 +136,8 @@ type Watcher struct {
 	// before its At. startAt is when the current one began; prevStart when
 	// the previous good one did, zero before the first.
 	startAt, prevStart time.Time
-	last      time.Time            // latest activity seen
-	s         Sample               // the sample being taken
+	last               time.Time // latest activity seen
+	s                  Sample    // the sample being taken
 }
 
 // connState is what a sample remembers of a socket for the next one.
