@@ -14,13 +14,18 @@ import (
 func TestDrainThenStop(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		init  []string
-		drain time.Duration
-		hook  time.Duration
+		name     string
+		init     []string
+		drain    time.Duration
+		hook     time.Duration
+		grace    time.Duration // the summary's deadline
+		drainEnd string
+		exit     int // gracefulinit's code; the JVM's is always 143
 	}{
-		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond},
-		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond},
+		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond, 30 * time.Second, "max", 143},
+		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond, 8 * time.Second, "max", 143},
+		{"no drain", nil, 0, 300 * time.Millisecond, 30 * time.Second, "none", 143},
+		{"remap 143 to 0", []string{"--drain", "1s", "--remap-exit", "143"}, time.Second, 0, 30 * time.Second, "max", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,8 +34,8 @@ func TestDrainThenStop(t *testing.T) {
 			a.waitReady()
 			sent := a.term()
 			code, exited := a.wait(tt.drain + tt.hook + 10*time.Second)
-			if code != 143 {
-				t.Errorf("exit code %d, want 143 (the JVM's own code after TERM)", code)
+			if code != tt.exit {
+				t.Errorf("exit code %d, want %d (the JVM's own code after TERM is 143)", code, tt.exit)
 			}
 			evs, err := javatest.InOrder(a.evs(), "ready", "term", "hook-start", "hook-done")
 			if err != nil {
@@ -44,8 +49,8 @@ func TestDrainThenStop(t *testing.T) {
 				t.Errorf("gracefulinit exited at %v, before the hook finished at %v", exited, hookDone)
 			}
 			s := a.summary()
-			if s.Signal != "SIGTERM" || s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 || s.ChildCode != 143 || s.StopSignal != "SIGTERM" || s.Offline != "none" {
-				t.Errorf("summary %+v: want signal SIGTERM, drain_end max, not killed, codes 143, stop_signal SIGTERM, offline none", s)
+			if s.Signal != "SIGTERM" || s.DrainEnd != tt.drainEnd || s.Killed || s.ExitCode != tt.exit || s.ChildCode != 143 || s.StopSignal != "SIGTERM" || s.Offline != "none" {
+				t.Errorf("summary %+v: want signal SIGTERM, drain_end %s, not killed, child code 143, exit code %d, stop_signal SIGTERM, offline none", s, tt.drainEnd, tt.exit)
 			}
 			between(t, "summary drain", s.Drain, tt.drain, tt.drain+late)
 			between(t, "summary stop_sent_at", s.StopSentAt, tt.drain, tt.drain+late)
@@ -53,8 +58,8 @@ func TestDrainThenStop(t *testing.T) {
 			if s.Total < s.ChildExitAt {
 				t.Errorf("summary total %v < child_exit_at %v", s.Total, s.ChildExitAt)
 			}
-			if s.Deadline <= 0 {
-				t.Errorf("summary deadline %v, want the grace period", s.Deadline)
+			if s.Deadline != tt.grace {
+				t.Errorf("summary deadline %v, want the grace period %v", s.Deadline, tt.grace)
 			}
 		})
 	}
