@@ -47,6 +47,11 @@ type Config struct {
 	DumbInit     string
 	Catatonit    string
 
+	// Sections limits the run to these sections (names as in
+	// Report.Timing: idle_rss, startup, signals, reaping, sigterm_to_exit,
+	// drain); empty means all.
+	Sections []string
+
 	// ModuleDir is the module root the helper program is built from;
 	// empty means found from the working directory.
 	ModuleDir string
@@ -176,6 +181,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		},
 		Timing: map[string]int64{},
 	}
+	sections := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"idle_rss", r.measureRSS},
+		{"startup", r.measureStartup},
+		{"signals", r.measureSignals},
+		{"reaping", r.measureReap},
+		{"sigterm_to_exit", r.measureTerm},
+		{"drain", r.measureDrain},
+	}
+	for _, name := range cfg.Sections {
+		known := false
+		for _, s := range sections {
+			known = known || s.name == name
+		}
+		if !known {
+			return nil, fmt.Errorf("unknown section %q: use idle_rss, startup, signals, reaping, sigterm_to_exit or drain", name)
+		}
+	}
 	// Orphans of anything the benchmark starts come back to it rather
 	// than to the host's init, and are reaped by reapStrays.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -192,21 +217,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
+	// Even a cancelled run reports what it measured against the goals.
+	defer func() { r.rep.Goals = r.goals() }()
 
-	sections := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"idle_rss", r.measureRSS},
-		{"startup", r.measureStartup},
-		{"signals", r.measureSignals},
-		{"reaping", r.measureReap},
-		{"sigterm_to_exit", r.measureTerm},
-		{"drain", r.measureDrain},
-	}
 	for _, s := range sections {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err
+		}
+		if len(cfg.Sections) > 0 && !contains(cfg.Sections, s.name) {
+			continue
 		}
 		fmt.Fprintf(r.log, "bench: %s...\n", s.name)
 		start := time.Now()
@@ -221,7 +240,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fmt.Fprintf(r.log, "bench: %s failed: %v\n", s.name, err)
 		}
 	}
-	r.rep.Goals = r.goals()
 	return r.rep, nil
 }
 

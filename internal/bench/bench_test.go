@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -154,27 +156,103 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
-// buildGracefulinit builds the full and the nosdk binary as the Makefile does.
+// TestCancelCleansUp cancels a run in the middle of a drain measurement:
+// Run must return promptly and leave no process behind.
+func TestCancelCleansUp(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Quick = true
+	cfg.Gracefulinit, cfg.NoSDK = buildGracefulinit(t)
+	ensurePeers(t, cfg)
+	cfg.Sections = []string{"drain"}
+	progress := &capBuffer{max: 1 << 20}
+	cfg.Log = progress
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// The helper build comes first; cancel once the drain is under way.
+		for !strings.Contains(progress.String(), "drain delay run") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(700 * time.Millisecond)
+		cancel()
+	}()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := Run(ctx, cfg)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("Run = %v, want context.Canceled\nprogress:\n%s", err, progress.String())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("Run did not return %v after start", time.Since(start))
+	}
+	if kids := children(os.Getpid()); len(kids) > 0 {
+		t.Errorf("processes left behind: %v", kids)
+	}
+}
+
+func TestUnknownSection(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Sections = []string{"startup", "bogus"}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `"bogus"`) {
+		t.Errorf("Run = %v, want an error naming the section", err)
+	}
+}
+
+var (
+	buildOnce   sync.Once
+	builtFull   string
+	builtNoSDK  string
+	buildErr    error
+	buildTmpDir string
+)
+
+// TestMain removes the binaries buildGracefulinit shares between tests.
+// Returning from TestMain exits with m.Run's code.
+func TestMain(m *testing.M) {
+	m.Run()
+	if buildTmpDir != "" {
+		os.RemoveAll(buildTmpDir)
+	}
+}
+
+// buildGracefulinit builds the full and the nosdk binary as the Makefile
+// does, once per test process.
 func buildGracefulinit(t *testing.T) (full, nosdk string) {
 	t.Helper()
-	dir := t.TempDir()
-	root, err := moduleDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	full, nosdk = filepath.Join(dir, "gracefulinit"), filepath.Join(dir, "gracefulinit-nosdk")
-	for _, b := range []struct{ out, tags string }{{full, ""}, {nosdk, "nosdk"}} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		cancel()
+	buildOnce.Do(func() {
+		root, err := moduleDir()
 		if err != nil {
-			t.Fatalf("build %s: %v\n%s", b.out, err, out)
+			buildErr = err
+			return
 		}
+		if buildTmpDir, err = os.MkdirTemp("", "bench-test-bin-"); err != nil {
+			buildErr = err
+			return
+		}
+		builtFull, builtNoSDK = filepath.Join(buildTmpDir, "gracefulinit"), filepath.Join(buildTmpDir, "gracefulinit-nosdk")
+		for _, b := range []struct{ out, tags string }{{builtFull, ""}, {builtNoSDK, "nosdk"}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b.out, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return full, nosdk
+	return builtFull, builtNoSDK
 }
 
 // ensurePeers installs the peer inits through the project's own script

@@ -99,8 +99,12 @@ func launch(mode Mode, argv []string) (*proc, error) {
 	p.cmd.Stdout = w
 	p.cmd.Stderr = p.errb
 	// Its own process group keeps a Ctrl-C on the terminal from reaching
-	// the inits directly: the benchmark cleans up in order instead.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// the inits directly: the benchmark cleans up in order instead. If the
+	// benchmark is killed outright, Pdeathsig takes the init (or unshare,
+	// and with it the namespace) along. It fires when the forking thread
+	// exits, and the Go runtime only retires threads that a goroutine
+	// locked and never unlocked, which the benchmark does not do.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	tracked.Lock()
 	err = p.cmd.Start()
 	if err == nil {

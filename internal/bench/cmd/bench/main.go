@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,9 +36,13 @@ func run() int {
 	flag.StringVar(&cfg.Catatonit, "catatonit", cfg.Catatonit, "catatonit")
 	jsonPath := flag.String("json", "bin/bench.json", "write the report as JSON here (empty: don't)")
 	mdPath := flag.String("md", "bin/bench.md", "also write the markdown here (empty: don't)")
+	only := flag.String("only", "", "comma list of sections to run: idle_rss,startup,signals,reaping,sigterm_to_exit,drain (default all)")
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up after this long")
 	flag.Parse()
 	cfg.Log = os.Stderr
+	if *only != "" {
+		cfg.Sections = strings.Split(*only, ",")
+	}
 
 	// Ctrl-C or a SIGTERM cancels the run; Run still kills and reaps
 	// everything it started before returning.
