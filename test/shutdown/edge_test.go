@@ -12,7 +12,7 @@ import (
 // drains; the drain stops and gracefulinit exits with the app's code at once.
 func TestChildExitsDuringDrain(t *testing.T) {
 	t.Parallel()
-	a := start(t, appConfig{pid1: true, init: []string{"--drain", "10s"}, jvm: []string{"--exit", "3", "--exit-delay-ms", "2000"}})
+	a := start(t, appConfig{pid1: true, init: []string{"--drain", "10s"}, jvm: []string{"--exit", "3", "--exit-delay-ms", "3000"}})
 	a.waitReady()
 	sent := a.term()
 	code, exited := a.wait(20 * time.Second)
@@ -24,7 +24,7 @@ func TestChildExitsDuringDrain(t *testing.T) {
 		t.Fatalf("the app exited %v before SIGTERM: the test raced its own timing", sent.Sub(exit))
 	}
 	between(t, "app exit to gracefulinit exit", exited.Sub(exit), -early, late)
-	if exited.Sub(sent) > 5*time.Second {
+	if exited.Sub(sent) > 8*time.Second {
 		t.Errorf("gracefulinit exited %v after SIGTERM: it kept draining after the app had gone", exited.Sub(sent))
 	}
 	if a.hasEvent("term") {
