@@ -252,19 +252,30 @@ func (w *Watcher) Sample() (Sample, error) {
 			return Sample{}, err
 		}
 	}
-	w.s = Sample{}
-	w.startAt = time.Now()
-	clear(w.cur)
+	w.begin(time.Now())
 	for _, req := range w.reqs {
 		if err := w.dump(req); err != nil {
 			clear(w.cur)
 			return Sample{}, err
 		}
 	}
+	return w.commit(), nil
+}
+
+// begin starts a sample at now.
+func (w *Watcher) begin(now time.Time) {
+	w.s = Sample{}
+	w.startAt = now
+	clear(w.cur)
+}
+
+// commit ends a sample that saw every socket, and makes it the one the
+// next compares against.
+func (w *Watcher) commit() Sample {
 	w.prev, w.cur = w.cur, w.prev
 	w.prevStart = w.startAt
 	w.s.LastActivity = w.last
-	return w.s, nil
+	return w.s
 }
 
 // Close releases the netlink socket.
