@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.rep = &Report{
 		Meta: Meta{
 			Start: time.Now(), Quick: cfg.Quick, Kernel: kernel(), CPUs: runtime.NumCPU(),
-			GoVersion: runtime.Version(),
+			GoVersion: runtime.Version(), Notes: []string{},
 		},
 		Timing: map[string]int64{},
 	}

@@ -121,8 +121,9 @@ func TestQuickRun(t *testing.T) {
 		q := paramsFor(true)
 		for _, run := range s.Runs {
 			// The stop signal comes after the traffic and never after the
-			// drain's maximum (plus slack for a loaded machine).
-			if run.DrainMS < ms(q.traffic) || run.DrainMS > ms(q.drainMax+2*time.Second) || run.Reason == "unknown" {
+			// drain's maximum (plus slack for a loaded machine). Why the
+			// drain ended is gracefulinit's business, only reported here.
+			if run.DrainMS < ms(q.traffic) || run.DrainMS > ms(q.drainMax+2*time.Second) {
 				t.Errorf("drain run: %+v", run)
 			}
 		}

@@ -108,13 +108,30 @@ func freePort() (int, error) {
 }
 
 // startServer runs gracefulinit as PID 1 over the HTTP helper and waits
-// until the helper listens.
+// until the helper listens. The free port may be taken by someone else
+// before the helper binds it; then it tries another.
 func (r *runner) startServer(ctx context.Context, gi Init, flags []string) (*proc, int, int, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var p *proc
+		var pid, port int
+		p, pid, port, err = r.startServerOnce(ctx, gi, flags)
+		if err == nil {
+			return p, pid, port, nil
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, 0, 0, err
+}
+
+func (r *runner) startServerOnce(ctx context.Context, gi Init, flags []string) (*proc, int, int, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	flags = append(flags, "--port", strconv.Itoa(port))
+	flags = append(append([]string(nil), flags...), "--port", strconv.Itoa(port))
 	p, err := launch(ModePID1, gi.argv(true, flags, []string{r.helper, "httpserver", strconv.Itoa(port)}))
 	if err != nil {
 		return nil, 0, 0, err
