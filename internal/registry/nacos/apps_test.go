@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,46 +281,6 @@ func setInstanceRaw(t *testing.T, s *registrytest.Server, service, ip string, po
 
 func voOne(service string) vo.SelectOneHealthInstanceParam {
 	return vo.SelectOneHealthInstanceParam{ServiceName: service, GroupName: testGroup}
-}
-
-// logSink collects a test's log output and forwards it to t.Log while the
-// test runs; the SDK's global logger can outlive a test, and t.Log after the
-// end panics.
-type logSink struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-	buf  strings.Builder
-}
-
-func newLogSink(t *testing.T) *logSink {
-	l := &logSink{t: t}
-	t.Cleanup(func() {
-		l.mu.Lock()
-		l.done = true
-		l.mu.Unlock()
-	})
-	return l
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	if !l.done {
-		l.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logSink) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // selected is the set of ip:port a subscribed consumer picks from: the SDK's

@@ -65,9 +65,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			target := fmt.Sprintf("%s:%d", tc.ip, port)
 			r := newMarkFor(t, s, service, tc.ip, port, tc.offline)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := r.Offline(ctx); err != nil {
+			if err := bounded(r.Offline); err != nil {
 				t.Fatalf("Offline: %v", err)
 			}
 			took := eventually(t, 10*time.Second, "consumer stops selecting "+target, func() error {
@@ -95,7 +93,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			}
 			// Twice is fine: a no-op, even while the server's list cache
 			// still shows the old weight.
-			if err := r.Offline(ctx); err != nil {
+			if err := bounded(r.Offline); err != nil {
 				t.Fatalf("second Offline: %v", err)
 			}
 
@@ -122,7 +120,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 					}
 					return nil
 				})
-				if err := r.Online(ctx); err != nil {
+				if err := bounded(r.Online); err != nil {
 					t.Fatalf("Online: %v", err)
 				}
 				if h := findHost(listHosts(t, s, service), tc.ip, port); h == nil {
@@ -144,7 +142,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 				t.Fatalf("after Online: %+v", h)
 			}
 			// Online on a healthy instance changes nothing.
-			if err := r.Online(ctx); err != nil {
+			if err := bounded(r.Online); err != nil {
 				t.Fatalf("second Online: %v", err)
 			}
 		})
@@ -166,6 +164,13 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			t.Fatalf("Offline in an unknown service: %v", err)
 		}
 	})
+}
+
+// bounded runs one registry call with a fresh deadline, as registry.Set does.
+func bounded(call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return call(ctx)
 }
 
 func waitGone(t *testing.T, s *registrytest.Server, service, ip string, port int) {

@@ -83,7 +83,7 @@ func parseServer(raw string) (server, error) {
 		a = "http://" + a
 	}
 	u, err := url.Parse(a)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if err != nil || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return server{}, fmt.Errorf("nacos: address %q: want a URL like http://nacos:8848", config.Redact(a))
 	}
 	s := server{contextPath: strings.TrimRight(u.Path, "/"), host: u.Hostname()}

@@ -92,7 +92,6 @@ func TestRegisterRoundTrip(t *testing.T) {
 		t.Fatalf("registered instance: %+v", h)
 	}
 
-	start = time.Now()
 	if err := r.Offline(ctx); err != nil {
 		t.Fatalf("Offline: %v", err)
 	}

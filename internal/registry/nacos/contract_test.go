@@ -1,0 +1,486 @@
+package nacos
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+)
+
+const testPassword = "hunter2-pa55"
+
+func contractConfig(addrs ...string) *config.Config {
+	return &config.Config{
+		Registries:      []string{"nacos"},
+		RegistryTimeout: 2 * time.Second,
+		Service:         "svc",
+		IP:              "10.1.2.3",
+		Ports:           []int{8080},
+		Nacos: config.Nacos{
+			Addrs:     addrs,
+			Namespace: "public",
+			Group:     "DEFAULT_GROUP",
+			Cluster:   "DEFAULT",
+			Offline:   "weight",
+			Mode:      "mark",
+			Weight:    2,
+		},
+	}
+}
+
+func newContract(t *testing.T, cfg *config.Config) (registry.Registry, *logSink) {
+	t.Helper()
+	sink := newLogSink(t)
+	r, err := New(cfg, sink.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, sink
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// route is "METHOD path" of a request, for sequence checks.
+func routes(reqs []fakeReq) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, r.method+" "+r.path)
+	}
+	return out
+}
+
+func TestContractDialects(t *testing.T) {
+	cases := []struct {
+		dialect string
+		// Requests of a first Offline, and of a second one (a no-op).
+		first, second []string
+		// Parameters every write must carry, beyond ip and port.
+		writeParams map[string]string
+	}{
+		{
+			dialect: "nacos2",
+			first:   []string{"GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance"},
+			second:  []string{"GET /nacos/v1/ns/instance"},
+			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
+				"clusterName": "DEFAULT", "ephemeral": "true", "weight": "0", "enabled": "true"},
+		},
+		{
+			dialect: "polaris",
+			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v1/ns/instance/list",
+				"PATCH /nacos/v1/ns/instance", "PUT /nacos/v1/ns/instance"},
+			second: []string{"GET /nacos/v1/ns/instance/list"},
+			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
+				"clusterName": "DEFAULT", "ephemeral": "true", "weight": "0", "enabled": "true"},
+		},
+		{
+			dialect: "nacos3",
+			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v3/admin/ns/instance",
+				"PUT /nacos/v3/admin/ns/instance/partial"},
+			second: []string{"GET /nacos/v3/admin/ns/instance"},
+			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
+				"cluster": "DEFAULT", "weight": "0", "enabled": "true"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.dialect, func(t *testing.T) {
+			f := newFake(t, tc.dialect)
+			r, _ := newContract(t, contractConfig(f.srv.URL))
+			ctx := ctxFor(t, 5*time.Second)
+
+			if err := r.Offline(ctx); err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			if got := routes(f.requests()); strings.Join(got, ",") != strings.Join(tc.first, ",") {
+				t.Fatalf("requests:\n got %q\nwant %q", got, tc.first)
+			}
+			_, weight, enabled, md := f.state()
+			if weight != 0 || !enabled || md["k"] != "v" {
+				t.Fatalf("after Offline: weight %v enabled %v metadata %v", weight, enabled, md)
+			}
+			w := f.writes()
+			last := w[len(w)-1]
+			for k, v := range tc.writeParams {
+				if got := last.query.Get(k); got != v {
+					t.Errorf("write %s %s: %s=%q, want %q", last.method, last.path, k, got, v)
+				}
+			}
+			if last.query.Get("ip") != "10.1.2.3" || last.query.Get("port") != "8080" {
+				t.Errorf("write names %s:%s", last.query.Get("ip"), last.query.Get("port"))
+			}
+			if !strings.HasPrefix(last.contentType, "application/x-www-form-urlencoded") {
+				t.Errorf("write Content-Type %q", last.contentType)
+			}
+			if last.method == http.MethodPut {
+				// A PUT replaces metadata: the current metadata goes back.
+				var sent map[string]string
+				if err := json.Unmarshal([]byte(last.query.Get("metadata")), &sent); err != nil || sent["k"] != "v" {
+					t.Errorf("PUT metadata %q", last.query.Get("metadata"))
+				}
+			}
+
+			n := len(f.requests())
+			if err := r.Offline(ctx); err != nil {
+				t.Fatalf("second Offline: %v", err)
+			}
+			if got := routes(f.requests()[n:]); strings.Join(got, ",") != strings.Join(tc.second, ",") {
+				t.Fatalf("second Offline requests:\n got %q\nwant %q", got, tc.second)
+			}
+
+			// The restart trap: Online puts the configured weight back.
+			if err := r.Online(ctx); err != nil {
+				t.Fatalf("Online: %v", err)
+			}
+			if _, weight, enabled, _ = f.state(); weight != 2 || !enabled {
+				t.Fatalf("after Online: weight %v enabled %v", weight, enabled)
+			}
+			n = len(f.writes())
+			if err := r.Online(ctx); err != nil {
+				t.Fatalf("second Online: %v", err)
+			}
+			if len(f.writes()) != n {
+				t.Fatalf("Online of an instance in rotation wrote: %q", routes(f.writes()[n:]))
+			}
+
+			// Not registered: Offline is a no-op, Online a retryable error.
+			f.set(false, 1, true)
+			n = len(f.writes())
+			if err := r.Offline(ctx); err != nil {
+				t.Fatalf("Offline of an unregistered instance: %v", err)
+			}
+			if err := r.Online(ctx); err == nil || !strings.Contains(err.Error(), "not registered") {
+				t.Fatalf("Online of an unregistered instance: %v", err)
+			}
+			if len(f.writes()) != n {
+				t.Fatalf("wrote for an unregistered instance: %q", routes(f.writes()[n:]))
+			}
+		})
+	}
+}
+
+func TestContractDisable(t *testing.T) {
+	f := newFake(t, "nacos2")
+	cfg := contractConfig(f.srv.URL)
+	cfg.Nacos.Offline = "disable"
+	r, _ := newContract(t, cfg)
+	ctx := ctxFor(t, 5*time.Second)
+	if err := r.Offline(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := f.writes()
+	if len(w) != 1 || w[0].method != http.MethodPatch || w[0].query.Get("enabled") != "false" || w[0].query.Get("weight") != "1" {
+		t.Fatalf("disable wrote %+v", w)
+	}
+	// The 1.x/2.x detail read cannot show enabled=false: Online asserts it.
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, weight, enabled, _ := f.state(); weight != 1 || !enabled {
+		t.Fatalf("after Online: weight %v enabled %v", weight, enabled)
+	}
+}
+
+func TestContractAuth(t *testing.T) {
+	f := newFake(t, "nacos2")
+	f.user, f.pass, f.ttl = "gi", testPassword, 18000
+	cfg := contractConfig(f.srv.URL)
+	cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+	r, sink := newContract(t, cfg)
+	ctx := ctxFor(t, 10*time.Second)
+
+	// No login until a call needs one; then one login for many calls.
+	if len(f.requests()) != 0 {
+		t.Fatal("New talked to the server")
+	}
+	for i := 0; i < 3; i++ {
+		if err := r.Offline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Online(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.logins != 1 {
+		t.Fatalf("%d logins for 6 calls, want 1 (token reuse)", f.logins)
+	}
+	for _, q := range f.requests() {
+		if strings.Contains(q.path, "/auth/") {
+			if q.query.Get("password") != "" || q.form.Get("password") != testPassword || q.form.Get("username") != "gi" {
+				t.Fatalf("login must post the credentials in the body: query %v", q.query)
+			}
+			continue
+		}
+		if q.query.Get("accessToken") != "tok-1-s3cr3t" {
+			t.Fatalf("%s %s without the token", q.method, q.path)
+		}
+	}
+
+	// The server forgets the token (restart with a new secret): 403, then
+	// one login and a retry.
+	f.mu.Lock()
+	f.token = "rotated"
+	f.mu.Unlock()
+	if err := r.Offline(ctx); err != nil {
+		t.Fatalf("Offline after token rotation: %v", err)
+	}
+	if f.logins != 2 {
+		t.Fatalf("logins %d after a 403, want 2", f.logins)
+	}
+
+	// Expiry: a short TTL makes the next call log in again before use.
+	f.mu.Lock()
+	f.ttl = 1
+	f.mu.Unlock()
+	m := r.(*mark)
+	m.mu.Lock()
+	m.token = "" // force the next login to pick up the short TTL
+	m.mu.Unlock()
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := f.logins
+	time.Sleep(1100 * time.Millisecond)
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.logins != before+1 {
+		t.Fatalf("logins %d after the token expired, want %d", f.logins, before+1)
+	}
+
+	// Wrong password: an error naming the user and the answer, never the secret.
+	f.mu.Lock()
+	f.pass = "other"
+	f.token = "rotated-again"
+	f.mu.Unlock()
+	err := r.Offline(ctx)
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), `"gi"`) {
+		t.Fatalf("bad credentials: %v", err)
+	}
+	for _, s := range []string{err.Error(), sink.String()} {
+		if strings.Contains(s, testPassword) || strings.Contains(s, "s3cr3t") {
+			t.Fatalf("secret leaked: %s", s)
+		}
+	}
+}
+
+func TestContractErrors(t *testing.T) {
+	hang := func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return true
+	}
+	cases := []struct {
+		name     string
+		hook     func(w http.ResponseWriter, r *http.Request) bool
+		deadline time.Duration
+		want     []string // in the error
+	}{
+		{
+			name: "5xx with secrets in the body",
+			hook: func(w http.ResponseWriter, r *http.Request) bool {
+				if strings.Contains(r.URL.Path, "/auth/") {
+					return false
+				}
+				http.Error(w, `{"error":"boom","password":"`+testPassword+`","accessToken":"`+r.URL.Query().Get("accessToken")+`"}`, http.StatusServiceUnavailable)
+				return true
+			},
+			deadline: 3 * time.Second,
+			want:     []string{"503", "boom", "/nacos/v1/ns/instance"},
+		},
+		{
+			name:     "hanging server",
+			hook:     hang,
+			deadline: 700 * time.Millisecond,
+			want:     []string{"deadline exceeded"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, "nacos2")
+			f.user, f.pass = "gi", testPassword
+			f.hook = tc.hook
+			cfg := contractConfig(f.srv.URL)
+			cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+			r, sink := newContract(t, cfg)
+			for _, call := range []func(context.Context) error{r.Offline, r.Online} {
+				ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
+				start := time.Now()
+				err := call(ctx)
+				took := time.Since(start)
+				cancel()
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if took > tc.deadline+time.Second {
+					t.Fatalf("took %v with a %v deadline", took, tc.deadline)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				for _, s := range []string{err.Error(), sink.String()} {
+					if strings.Contains(s, testPassword) || strings.Contains(s, "s3cr3t") {
+						t.Fatalf("secret leaked: %s", s)
+					}
+				}
+				t.Logf("error: %v (after %v)", err, took.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+func TestContractFailover(t *testing.T) {
+	// A refused connection, a server answering 503, and a hanging one all
+	// give way to the next address, within one call's deadline.
+	refused := func(t *testing.T) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := "http://" + l.Addr().String()
+		l.Close()
+		return addr
+	}
+	cases := []struct {
+		name  string
+		first func(t *testing.T) (addr string, hits func() int)
+	}{
+		{"refused", func(t *testing.T) (string, func() int) { return refused(t), func() int { return 0 } }},
+		{"503", func(t *testing.T) (string, func() int) {
+			f := newFake(t, "nacos2")
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool { http.Error(w, "down", http.StatusServiceUnavailable); return true }
+			return f.srv.URL, func() int { return len(f.requests()) }
+		}},
+		{"hanging", func(t *testing.T) (string, func() int) {
+			f := newFake(t, "nacos2")
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool { <-r.Context().Done(); return true }
+			return f.srv.URL, func() int { return len(f.requests()) }
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			first, firstHits := tc.first(t)
+			good := newFake(t, "nacos2")
+			r, _ := newContract(t, contractConfig(first, good.srv.URL))
+			start := time.Now()
+			if err := r.Offline(ctxFor(t, 3*time.Second)); err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			t.Logf("Offline with a %s first server took %v", tc.name, time.Since(start).Round(time.Millisecond))
+			if _, weight, _, _ := good.state(); weight != 0 {
+				t.Fatalf("second server weight %v", weight)
+			}
+			// The server that answered is tried first from now on.
+			hits := firstHits()
+			if err := r.Online(ctxFor(t, 3*time.Second)); err != nil {
+				t.Fatalf("Online: %v", err)
+			}
+			if firstHits() != hits {
+				t.Fatal("the failed server was tried again before the one that answered")
+			}
+		})
+	}
+}
+
+// Userinfo in an address must not reach errors or logs, even when the
+// server is unreachable (net/http's own errors print the URL).
+func TestContractUserinfoNotLeaked(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r, sink := newContract(t, contractConfig("http://gi:"+testPassword+"@"+addr))
+	err = r.Offline(ctxFor(t, 2*time.Second))
+	if err == nil {
+		t.Fatal("Offline against a closed port succeeded")
+	}
+	for _, s := range []string{err.Error(), sink.String()} {
+		if strings.Contains(s, testPassword) {
+			t.Fatalf("password leaked: %s", s)
+		}
+	}
+	t.Logf("error: %v", err)
+}
+
+func TestParseServer(t *testing.T) {
+	cases := []struct {
+		in, display, ctx, host string
+		port                   uint64
+		bad                    bool
+	}{
+		{in: "nacos:8848", display: "http://nacos:8848", ctx: "/nacos", host: "nacos", port: 8848},
+		{in: "http://10.0.0.1:8848/", display: "http://10.0.0.1:8848", ctx: "/nacos", host: "10.0.0.1", port: 8848},
+		{in: "https://u:" + testPassword + "@nacos.example/custom/", display: "https://nacos.example:443", ctx: "/custom", host: "nacos.example", port: 443},
+		{in: "http://nacos", display: "http://nacos:8848", ctx: "/nacos", host: "nacos", port: 8848},
+		{in: "ftp://nacos:21", bad: true},
+		{in: "http://:8848", bad: true},
+	}
+	for _, tc := range cases {
+		s, err := parseServer(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: accepted", tc.in)
+			} else if strings.Contains(err.Error(), testPassword) {
+				t.Errorf("%q: error leaks the password: %v", tc.in, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if s.display != tc.display || s.contextPath != tc.ctx || s.host != tc.host || s.port != tc.port {
+			t.Errorf("%q: got %+v", tc.in, s)
+		}
+	}
+}
+
+func TestScrubSecrets(t *testing.T) {
+	in := `login failed: params:{"username":"gi","password":"` + testPassword + `"} url=/x?accessToken=eyJabc.def&b=1 header:{"accessToken":"eyJxyz"} ` + url.QueryEscape(testPassword+"&")
+	out := scrubSecrets(in, testPassword+"&", testPassword)
+	for _, leak := range []string{testPassword, "eyJabc", "eyJxyz"} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("%q survived: %s", leak, out)
+		}
+	}
+	if !strings.Contains(out, `"username":"gi"`) {
+		t.Fatalf("over-scrubbed: %s", out)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	base := func() *config.Config { return contractConfig("http://127.0.0.1:8848") }
+	cases := []struct {
+		name string
+		mut  func(*config.Config)
+	}{
+		{"no address", func(c *config.Config) { c.Nacos.Addrs = nil }},
+		{"no service", func(c *config.Config) { c.Service = "" }},
+		{"bad ip", func(c *config.Config) { c.IP = "pod-1" }},
+		{"no port", func(c *config.Config) { c.Ports = nil }},
+		{"bad mode", func(c *config.Config) { c.Nacos.Mode = "both" }},
+		{"bad address", func(c *config.Config) { c.Nacos.Addrs = []string{"ftp://x"} }},
+	}
+	for _, tc := range cases {
+		cfg := base()
+		tc.mut(cfg)
+		if _, err := New(cfg, nil); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+}
