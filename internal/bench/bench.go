@@ -141,6 +141,7 @@ type InitInfo struct {
 	Present bool   `json:"present"`
 	Size    int64  `json:"size_bytes"`
 	Static  bool   `json:"static"`
+	Version string `json:"version,omitempty"`
 	SHA256  string `json:"sha256,omitempty"`
 	Note    string `json:"note,omitempty"`
 }
@@ -336,6 +337,7 @@ func inspect(in Init) InitInfo {
 	}
 	info.Present = true
 	info.Size = st.Size()
+	info.Version = version(info.Init)
 	if b, err := os.ReadFile(info.Path); err == nil {
 		sum := sha256.Sum256(b)
 		info.SHA256 = hex.EncodeToString(sum[:])
@@ -349,6 +351,23 @@ func inspect(in Init) InitInfo {
 		}
 	}
 	return info
+}
+
+// version asks the program for its version, for the record; "" if it
+// does not say within a few seconds.
+func version(in Init) string {
+	flag := "--version"
+	if in.Style == StyleCatatonit {
+		flag = "-V"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, in.Path, flag).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
 }
 
 // buildHelper compiles cmd/benchhelper into the run's temp dir.

@@ -223,17 +223,17 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 			tiniSize = i.Size
 		}
 	}
-	p("## 1. Binary size\n\n| init | size | linking | vs tini-static | note |\n|---|---:|---|---:|---|\n")
+	p("## 1. Binary size\n\n| init | version | size | linking | vs tini-static | note |\n|---|---|---:|---|---:|---|\n")
 	for _, i := range rep.Inits {
 		if !i.Present {
-			p("| %s | - | - | - | missing (%s) |\n", i.Name, i.Path)
+			p("| %s | - | - | - | - | missing (%s) |\n", i.Name, i.Path)
 			continue
 		}
 		link := "static"
 		if !i.Static {
 			link = "dynamic (+ libc)"
 		}
-		p("| %s | %s | %s | %s | %s |\n", i.Name, kbSize(i.Size), link, fmtRatio(ratio(float64(i.Size), float64(tiniSize))), i.Note)
+		p("| %s | %s | %s | %s | %s | %s |\n", i.Name, i.Version, kbSize(i.Size), link, fmtRatio(ratio(float64(i.Size), float64(tiniSize))), i.Note)
 	}
 	p("\n")
 
