@@ -120,27 +120,6 @@ func startServer(t testing.TB, f family, mode serverMode) *server {
 	return s
 }
 
-// dial connects to s and closes the connection at the end of the test.
-func dial(t testing.TB, s *server) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", s.addr, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// send writes one byte and returns when it was handed to the kernel,
-// which on loopback is when the server's socket received it.
-func send(t testing.TB, c net.Conn) time.Time {
-	t.Helper()
-	if _, err := c.Write([]byte{'r'}); err != nil {
-		t.Errorf("write: %v", err)
-	}
-	return time.Now()
-}
-
 // syncBuffer is a log sink that tests can read while a drain writes.
 type syncBuffer struct {
 	mu sync.Mutex

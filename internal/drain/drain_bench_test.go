@@ -1,0 +1,124 @@
+//go:build linux
+
+package drain
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkSample measures one sample: the netlink dump and its parsing,
+// with conns established connections on the watched port, for both ways of
+// asking the kernel.
+func BenchmarkSample(b *testing.B) {
+	for _, conns := range []int{0, 100, 1000} {
+		srv := startServer(b, families[0], serveRead)
+		for range conns {
+			dial(b, srv)
+		}
+		for _, c := range []reqConfig{{modeLegacy, true}, {modeV2, true}} {
+			b.Run(fmt.Sprintf("%s/conns=%d", c.mode, conns), func(b *testing.B) {
+				w, err := openWatcher([]int{srv.port}, []reqConfig{c})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = w.Close() }()
+				b.ReportAllocs()
+				var s Sample
+				for b.Loop() {
+					if s, err = w.Sample(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if s.Conns < conns {
+					b.Fatalf("sample saw %d connections, want %d", s.Conns, conns)
+				}
+			})
+		}
+	}
+}
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWatchCPU measures the CPU time a quiet drain costs per second
+// of watching at the default interval, against the same time idle:
+// cpu-ms/s is the drain's share, idle-cpu-ms/s what the test process spends
+// anyway.
+func BenchmarkWatchCPU(b *testing.B) {
+	const period = 3 * time.Second
+	for _, conns := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			srv := startServer(b, families[0], serveRead)
+			for range conns {
+				dial(b, srv)
+			}
+			log := slog.New(slog.DiscardHandler)
+			var watch, idle time.Duration
+			samples := 0
+			for b.Loop() {
+				c0 := cpuTime(b)
+				time.Sleep(period)
+				c1 := cpuTime(b)
+				res := RunDetailed(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log)
+				c2 := cpuTime(b)
+				if res.Reason != ReasonMax || res.Fallback {
+					b.Fatalf("drain %+v, want ReasonMax without fallback", res)
+				}
+				idle += c1 - c0
+				watch += c2 - c1
+				samples += res.Samples
+			}
+			secs := float64(b.N) * period.Seconds()
+			b.ReportMetric(float64(watch-idle)/float64(time.Millisecond)/secs, "cpu-ms/s")
+			b.ReportMetric(float64(idle)/float64(time.Millisecond)/secs, "idle-cpu-ms/s")
+			b.ReportMetric(float64(samples)/secs, "samples/s")
+		})
+	}
+}
+
+// BenchmarkQuietDelay measures how long after the quiet time a drain ends:
+// the drain's end, minus the last request, minus Quiet, at the default
+// interval. A drain that ended at the first sample after the quiet time
+// would be up to an interval (100 ms) late; this one aims at the deadline
+// itself. Reported as the median and the worst over at least 15 drains.
+func BenchmarkQuietDelay(b *testing.B) {
+	const quiet = 300 * time.Millisecond
+	srv := startServer(b, families[0], serveRead)
+	conn := dial(b, srv)
+	log := slog.New(slog.DiscardHandler)
+	var delays, stampErrs []float64
+	for b.Loop() {
+		for len(delays) < 15 || len(delays) < b.N {
+			start, ch := runAsync(b.Context(), Options{Max: 5 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, log)
+			var last time.Time
+			for range 4 {
+				time.Sleep(50 * time.Millisecond)
+				last = send(b, conn)
+			}
+			res := await(b, ch, 10*time.Second)
+			if res.Reason != ReasonQuiet {
+				b.Fatalf("drain %+v, want ReasonQuiet", res)
+			}
+			end := start.Add(res.Elapsed)
+			delays = append(delays, float64(end.Sub(last)-quiet)/float64(time.Millisecond))
+			stampErrs = append(stampErrs, float64(res.LastActivity.Sub(last))/float64(time.Millisecond))
+		}
+	}
+	slices.Sort(delays)
+	slices.Sort(stampErrs)
+	b.ReportMetric(delays[len(delays)/2], "ms-after-quiet")
+	b.ReportMetric(delays[len(delays)-1], "ms-after-quiet-max")
+	b.ReportMetric(stampErrs[len(stampErrs)/2], "ms-stamp-error")
+}
