@@ -107,7 +107,7 @@ type reqConfig struct {
 // The port filter runs in the kernel when it can: a socket it rejects is
 // neither locked nor described (tcp_get_info takes the socket lock), so the
 // app's own outgoing connections, to its database, its registry and other
-// services, cost nothing and never contend with the app. The userspace check
+// services, cost next to nothing and never contend with the app. The userspace check
 // in handle stays as a guard and is the only filter when the kernel refuses
 // the bytecode.
 var defaultConfigs = []reqConfig{
@@ -120,6 +120,13 @@ var defaultConfigs = []reqConfig{
 // network namespace through the kernel's sock_diag interface, IPv4 and
 // IPv6, and keeps the time of the latest activity: a connection not seen
 // before, or data received. A Watcher is not safe for concurrent use.
+//
+// Activity is dated from the kernel's own per-socket stamps, so its time is
+// known to a few milliseconds whatever the sampling interval. What sampling
+// can miss entirely is a connection that is opened, served and closed by
+// the client between two samples: it leaves no socket behind (one the app
+// closes first leaves a TIME_WAIT socket, which counts). Pooled keep-alive
+// connections, the usual traffic between services, are always seen.
 type Watcher struct {
 	fd      int // -1 after a failed dump (reopened by the next Sample) or Close
 	closed  bool
@@ -138,6 +145,7 @@ type Watcher struct {
 	startAt, prevStart time.Time
 	last               time.Time // latest activity seen
 	s                  Sample    // the sample being taken
+	described          int       // sockets the kernel described in this sample, watched or not
 }
 
 // connState is what a sample remembers of a socket for the next one.
@@ -182,7 +190,7 @@ func openWatcher(ports []int, configs []reqConfig) (*Watcher, error) {
 		}
 		return w, nil
 	}
-	w.closeFD()
+	_ = w.closeFD() // nothing more to learn from a socket that did not work
 	return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(msgs, "; "))
 }
 
@@ -265,6 +273,7 @@ func (w *Watcher) Sample() (Sample, error) {
 // begin starts a sample at now.
 func (w *Watcher) begin(now time.Time) {
 	w.s = Sample{}
+	w.described = 0
 	w.startAt = now
 	clear(w.cur)
 }
@@ -403,6 +412,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 	if len(m) < diagMsgLen {
 		return
 	}
+	w.described++
 	if !w.ports.has(binary.BigEndian.Uint16(m[offSport:])) {
 		return
 	}

@@ -135,8 +135,19 @@ func TestWatcherPortRanges(t *testing.T) {
 	for _, c := range allConfigs {
 		t.Run(c.String(), func(t *testing.T) {
 			w := openTest(t, []int{p, p + 1, p + 5}, c)
-			if s := sample(t, w); s.Listeners != 3 || s.Conns != 1+2+8 {
+			s := sample(t, w)
+			if s.Listeners != 3 || s.Conns != 1+2+8 {
 				t.Errorf("sample %+v, want 3 listeners and 11 connections", s)
+			}
+			// The kernel applied the filter: it described only the
+			// watched sockets, not the 15 client ends or the listener
+			// and 4 connections on p+3.
+			watched := s.Listeners + s.Conns + s.Closed
+			if c.filter && w.described != watched {
+				t.Errorf("kernel described %d sockets, want only the %d watched", w.described, watched)
+			}
+			if !c.filter && w.described < watched+15+5 {
+				t.Errorf("kernel described %d sockets without a filter, want at least %d", w.described, watched+15+5)
 			}
 		})
 	}
