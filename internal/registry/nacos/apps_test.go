@@ -19,6 +19,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	sdklogger "github.com/nacos-group/nacos-sdk-go/v2/common/logger"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
@@ -279,23 +280,76 @@ func setInstanceRaw(t *testing.T, s *registrytest.Server, service, ip string, po
 	}
 }
 
-func voOne(service string) vo.SelectOneHealthInstanceParam {
-	return vo.SelectOneHealthInstanceParam{ServiceName: service, GroupName: testGroup}
+// consumer is a subscribed nacos-sdk-go client, the judge of what traffic
+// an instance gets.
+type consumer struct {
+	client  naming_client.INamingClient
+	service string
+
+	mu     sync.Mutex
+	pushed []model.Instance // copy of the last pushed list
 }
 
-// selected is the set of ip:port a subscribed consumer picks from: the SDK's
-// SelectInstances(healthy) drops weight<=0 and disabled instances, as every
-// Nacos client does.
-func selected(consumer naming_client.INamingClient, service string) (map[string]bool, error) {
-	ins, err := consumer.SelectInstances(vo.SelectInstancesParam{ServiceName: service, GroupName: testGroup, HealthyOnly: true})
+func newConsumer(t *testing.T, s *registrytest.Server, service string) *consumer {
+	t.Helper()
+	c := &consumer{client: sdkClient(t, s), service: service}
+	err := c.client.Subscribe(&vo.SubscribeParam{ServiceName: service, GroupName: testGroup,
+		SubscribeCallback: func(ins []model.Instance, err error) {
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.pushed = append([]model.Instance(nil), ins...)
+			c.mu.Unlock()
+		}})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
+	}
+	return c
+}
+
+// selected is the set of ip:port the consumer picks from: the SDK's
+// SelectInstances(healthy) drops weight<=0 and disabled instances, as every
+// Nacos client does. Under -race the same filter runs on a copy of the
+// pushed list instead, because SelectInstances races inside the SDK.
+func (c *consumer) selected() (map[string]bool, error) {
+	var ins []model.Instance
+	if raceEnabled {
+		c.mu.Lock()
+		for _, i := range c.pushed {
+			if i.Healthy && i.Enable && i.Weight > 0 {
+				ins = append(ins, i)
+			}
+		}
+		c.mu.Unlock()
+	} else {
+		var err error
+		ins, err = c.client.SelectInstances(vo.SelectInstancesParam{ServiceName: c.service, GroupName: testGroup, HealthyOnly: true})
+		if err != nil {
+			return nil, err
+		}
 	}
 	m := map[string]bool{}
 	for _, i := range ins {
 		m[fmt.Sprintf("%s:%d", i.Ip, i.Port)] = true
 	}
 	return m, nil
+}
+
+// pickOne is the SDK's weighted random choice (SelectOneHealthyInstance).
+func (c *consumer) pickOne() (string, error) {
+	if raceEnabled {
+		sel, err := c.selected()
+		for k := range sel {
+			return k, err
+		}
+		return "", fmt.Errorf("nothing selectable")
+	}
+	i, err := c.client.SelectOneHealthyInstance(vo.SelectOneHealthInstanceParam{ServiceName: c.service, GroupName: testGroup})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s:%d", i.Ip, i.Port), nil
 }
 
 // eventually polls cond until it returns nil, and reports how long it took.

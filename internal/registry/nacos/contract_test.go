@@ -361,7 +361,10 @@ func TestContractFailover(t *testing.T) {
 		{"refused", func(t *testing.T) (string, func() int) { return refused(t), func() int { return 0 } }},
 		{"503", func(t *testing.T) (string, func() int) {
 			f := newFake(t, "nacos2")
-			f.hook = func(w http.ResponseWriter, r *http.Request) bool { http.Error(w, "down", http.StatusServiceUnavailable); return true }
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return true
+			}
 			return f.srv.URL, func() int { return len(f.requests()) }
 		}},
 		{"hanging", func(t *testing.T) (string, func() int) {

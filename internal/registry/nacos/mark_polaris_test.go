@@ -36,10 +36,10 @@ func TestMarkAgainstPolaris(t *testing.T) {
 	grpcA.start()
 	httpB.start()
 	other.start()
-	consumer := sdkClient(t, s)
+	consumer := newConsumer(t, s, service)
 	all := []string{"127.0.0.2:18080", "127.0.0.3:18080", "127.0.0.4:18080"}
 	eventually(t, 10*time.Second, "consumer sees all three instances", func() error {
-		sel, err := selected(consumer, service)
+		sel, err := consumer.selected()
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 				t.Fatalf("Offline: %v", err)
 			}
 			took := eventually(t, 10*time.Second, "consumer stops selecting "+target, func() error {
-				sel, err := selected(consumer, service)
+				sel, err := consumer.selected()
 				if err != nil {
 					return err
 				}
@@ -83,11 +83,11 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			})
 			t.Logf("consumer stopped selecting %s %v after Offline", target, took.Round(10*time.Millisecond))
 			for i := 0; i < 20; i++ {
-				one, err := consumer.SelectOneHealthyInstance(voOne(service))
+				one, err := consumer.pickOne()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if one.Ip == tc.ip {
+				if one == target {
 					t.Fatalf("SelectOneHealthyInstance picked %s after Offline", target)
 				}
 			}
@@ -128,7 +128,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 				}
 			}
 			took = eventually(t, 10*time.Second, "consumer selects "+target+" again", func() error {
-				sel, err := selected(consumer, service)
+				sel, err := consumer.selected()
 				if err != nil {
 					return err
 				}

@@ -69,7 +69,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 	// (UpdateCacheWhenEmpty=false): keep another instance in the service.
 	other := &grpcApp{t: t, s: s, service: service, ip: "127.0.0.4", port: port}
 	other.start()
-	consumer := sdkClient(t, s)
+	consumer := newConsumer(t, s, service)
 	target := fmt.Sprintf("%s:%d", ip, port)
 	start := time.Now()
 	if err := r.Online(ctx); err != nil {
@@ -77,7 +77,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 	}
 	t.Logf("Online (client start + register) took %v", time.Since(start).Round(time.Millisecond))
 	took := eventually(t, 10*time.Second, "consumer selects the registered instance", func() error {
-		sel, err := selected(consumer, service)
+		sel, err := consumer.selected()
 		if err != nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 		t.Fatalf("Offline: %v", err)
 	}
 	took = eventually(t, 10*time.Second, "instance gone after Offline", func() error {
-		sel, err := selected(consumer, service)
+		sel, err := consumer.selected()
 		if err != nil {
 			return err
 		}
