@@ -81,7 +81,7 @@ if [[ -z $driver ]]; then
 	fi
 fi
 
-mkdir -p "$dir/storage" "$dir/run" "$dir/tmp" "$dir/static" "$dir/volumes" "$dir/networks"
+mkdir -p "$dir/storage" "$dir/run" "$dir/tmp" "$dir/networks"
 
 tmpconf=$(mktemp "$dir/.containers.conf.XXXXXX")
 cat >"$tmpconf" <<EOF
@@ -95,11 +95,12 @@ log_driver = "k8s-file"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-events_logfile_path = "$dir/events.log"
 tmp_dir = "$dir/tmp"
-static_dir = "$dir/static"
-volume_path = "$dir/volumes"
-# podman 4.3's no_pivot default and the image pull policy are fine as is.
+# static_dir, volume_path and the events log keep their defaults, derived
+# from graphroot and tmp_dir: conmon starts "podman container cleanup"
+# without CONTAINERS_CONF, and that process must find the same database, or
+# attached runs and "podman wait" hang 20 s waiting for the exit to be
+# recorded.
 
 [engine.runtimes]
 runc = ["$runtime"]

@@ -40,8 +40,45 @@ func TestContainer(t *testing.T) {
 	p := setupPodman(t)
 	img := buildImages(t, p)
 
+	t.Run("dist image", func(t *testing.T) { testDistImage(t, p, img) })
 	t.Run("stop", func(t *testing.T) { testStop(t, p, img) })
 	t.Run("reaping", func(t *testing.T) { testReaping(t, p, img) })
+}
+
+// testDistImage checks the image the repository's Dockerfile produced:
+// both binaries run from it (static, FROM scratch) and report the version
+// it was built with, which its OCI labels carry too.
+func testDistImage(t *testing.T, p *podman, img images) {
+	if img.version == "" {
+		t.Log("GRACEFULINIT_TEST_BINARY is set: the Dockerfile was not built")
+		return
+	}
+	for _, bin := range []string{"/gracefulinit", "/gracefulinit-nosdk"} {
+		out := p.must(t, time.Minute, "run", "--rm", "--network", "none", "--entrypoint", bin, img.dist, "--version")
+		if !strings.Contains(out, "gracefulinit "+img.version+" ") {
+			t.Errorf("%s --version printed %q, want version %s", bin, out, img.version)
+		}
+	}
+	// The image's default command is --version too.
+	if out := p.must(t, time.Minute, "run", "--rm", "--network", "none", img.dist); !strings.Contains(out, img.version) {
+		t.Errorf("the image's default command printed %q", out)
+	}
+	labels := map[string]string{
+		"org.opencontainers.image.version":  img.version,
+		"org.opencontainers.image.revision": "container-test",
+		"org.opencontainers.image.title":    "gracefulinit",
+		"org.opencontainers.image.source":   "https://github.com/gracefulinit/gracefulinit",
+	}
+	for k, want := range labels {
+		got := strings.TrimSpace(p.must(t, time.Minute, "image", "inspect", "--format", `{{index .Labels "`+k+`"}}`, img.dist))
+		if got != want {
+			t.Errorf("label %s = %q, want %q", k, got, want)
+		}
+	}
+	ep := strings.TrimSpace(p.must(t, time.Minute, "image", "inspect", "--format", "{{json .Config.Entrypoint}}", img.dist))
+	if ep != `["/gracefulinit"]` {
+		t.Errorf("entrypoint %s, want [\"/gracefulinit\"]", ep)
+	}
 }
 
 func testStop(t *testing.T, p *podman, img images) {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,16 +27,24 @@ const (
 )
 
 var (
-	jreModules      = "java.base,jdk.httpserver,jdk.unsupported"
-	busyboxApplets  = []string{"sh", "sleep", "ps", "cat", "ls"}
-	jreImageFormat  = "jre-image-v1" // bump when the base image's layout changes
+	jreModules     = "java.base,jdk.httpserver,jdk.unsupported"
+	busyboxApplets = []string{"sh", "sleep", "ps", "cat", "ls"}
+)
+
+const (
+	// Bump a format when that cached image's layout changes.
+	jreImageFormat  = "jre-image-v1"
+	goImageFormat   = "go-image-v1"
 	jreImageRepo    = "localhost/gracefulinit-test-jre"
+	imageKeyLabel   = "io.github.gracefulinit.test-key"
 	buildStepBudget = 5 * time.Minute
 )
 
 // images are what the container cases run.
 type images struct {
-	app string // examples/spring-boot/Dockerfile over the test JRE, with the test app
+	dist    string // the repository's Dockerfile: /gracefulinit and /gracefulinit-nosdk
+	version string // the VERSION build argument dist was built with ("" for a prebuilt binary)
+	app     string // examples/spring-boot/Dockerfile over the test JRE, with the test app
 }
 
 // buildImages builds gracefulinit and the test app, a FROM-scratch JRE base
@@ -46,28 +56,28 @@ func buildImages(t *testing.T, p *podman) images {
 	root := repoRoot(t)
 	jre := ensureJREImage(t, p)
 
-	distCtx := t.TempDir()
-	goBuild(t, root, filepath.Join(distCtx, "gracefulinit"))
-	// The same layout as the release image built by the repository's
-	// Dockerfile: users COPY --from it.
-	writeFile(t, filepath.Join(distCtx, "Containerfile"), "FROM scratch\nCOPY gracefulinit /gracefulinit\nENTRYPOINT [\"/gracefulinit\"]\n")
-	dist := "localhost/gracefulinit-test-dist:" + randomSuffix(t)
-	buildImage(t, p, dist, distCtx, filepath.Join(distCtx, "Containerfile"))
+	dist, distVersion := buildDistImage(t, p, root)
+	t.Logf("gracefulinit image %s built", dist)
 
 	appCtx := t.TempDir()
 	javaBuild(t, filepath.Join("testdata", "app"), filepath.Join(appCtx, "target", "app.jar"))
 	app := "localhost/gracefulinit-test-app:" + randomSuffix(t)
-	buildImage(t, p, app, appCtx, filepath.Join(root, "examples", "spring-boot", "Dockerfile"),
+	// With --layers=false, buildah 1.28 deletes the image a stage is only
+	// FROM'd from (the Dockerfile's "FROM ${GRACEFULINIT_IMAGE} AS
+	// gracefulinit") as if it were an intermediate image. With layers, the
+	// intermediate images are the app image's parents, removed with it.
+	buildImage(t, p, app, appCtx, filepath.Join(root, "examples", "spring-boot", "Dockerfile"), true,
 		"--build-arg", "GRACEFULINIT_IMAGE="+dist,
 		"--build-arg", "JRE_IMAGE="+jre)
-	return images{app: app}
+	return images{dist: dist, version: distVersion, app: app}
 }
 
-// buildImage builds one image and removes it at cleanup. --layers=false
-// leaves no intermediate images behind.
-func buildImage(t *testing.T, p *podman, tag, contextDir, file string, extra ...string) {
+// buildImage builds one image and removes it at cleanup. Without layers no
+// intermediate image is left behind; see buildImages for when layers are
+// needed anyway.
+func buildImage(t *testing.T, p *podman, tag, contextDir, file string, layers bool, extra ...string) {
 	t.Helper()
-	args := append([]string{"build", "--layers=false", "--network", "none", "-q", "-t", tag, "-f", file}, extra...)
+	args := append([]string{"build", "--layers=" + strconv.FormatBool(layers), "--network", "none", "-q", "-t", tag, "-f", file}, extra...)
 	args = append(args, contextDir)
 	if _, _, err := p.run(buildStepBudget, args...); err != nil {
 		t.Fatal(err)
@@ -79,27 +89,127 @@ func buildImage(t *testing.T, p *podman, tag, contextDir, file string, extra ...
 	})
 }
 
-// goBuild builds gracefulinit the way the release does: static, stripped.
-// GRACEFULINIT_TEST_BINARY names a prebuilt static binary to use instead
-// (e.g. bin/gracefulinit from make build, or a release artifact).
-func goBuild(t *testing.T, root, out string) {
+// buildDistImage builds the image users COPY --from: the repository's own
+// Dockerfile, offline. Its golang base is a local stand-in holding the host's
+// Go toolchain, and modules come from the host's module cache, mounted as a
+// file:// GOPROXY. GRACEFULINIT_TEST_BINARY instead names a prebuilt static
+// binary (e.g. bin/gracefulinit from make build, or a release artifact) to
+// put in an image of the same layout.
+func buildDistImage(t *testing.T, p *podman, root string) (tag, version string) {
 	t.Helper()
+	tag = "localhost/gracefulinit-test-dist:" + randomSuffix(t)
 	if bin := os.Getenv("GRACEFULINIT_TEST_BINARY"); bin != "" {
-		copyFile(t, bin, out, 0o755)
+		ctxDir := t.TempDir()
+		copyFile(t, bin, filepath.Join(ctxDir, "gracefulinit"), 0o755)
+		writeFile(t, filepath.Join(ctxDir, "Containerfile"), "FROM scratch\nCOPY gracefulinit /gracefulinit\nENTRYPOINT [\"/gracefulinit\"]\n")
+		buildImage(t, p, tag, ctxDir, filepath.Join(ctxDir, "Containerfile"), false)
+		return tag, ""
+	}
+	dockerfile := filepath.Join(root, "Dockerfile")
+	ensureGoImage(t, p, dockerfile)
+	modcache := goEnv(t, "GOMODCACHE")
+	version = "v0.0.0-test." + randomSuffix(t)
+	buildImage(t, p, tag, root, dockerfile, false,
+		"--volume", filepath.Join(modcache, "cache", "download")+":/goproxy:ro",
+		"--build-arg", "VERSION="+version,
+		"--build-arg", "COMMIT=container-test")
+	return tag, version
+}
+
+// goImageFrom finds the golang base image the Dockerfile builds with.
+var goImageFrom = regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(golang:\S+)\s+AS\s+build\b`)
+
+// ensureGoImage provides the Dockerfile's golang:TAG base without a
+// registry: FROM scratch, the host's GOROOT, busybox for RUN's shell, and the
+// environment pointing the go command at /goproxy (mounted at build time).
+// It is rebuilt only when the host's Go or busybox changes.
+func ensureGoImage(t *testing.T, p *podman, dockerfile string) {
+	t.Helper()
+	b, err := os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := goImageFrom.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s: no \"FROM golang:TAG AS build\" line", dockerfile)
+	}
+	tag := "localhost/" + string(m[1])
+	goroot := goEnv(t, "GOROOT")
+	h := sha256.New()
+	fmt.Fprintln(h, goImageFormat, goEnv(t, "GOVERSION"), goroot)
+	bb, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write(bb)
+	key := hex.EncodeToString(h.Sum(nil))[:16]
+	if out, _, err := p.run(time.Minute, "image", "inspect", "--format", `{{index .Labels "`+imageKeyLabel+`"}}`, tag); err == nil && strings.TrimSpace(out) == key {
 		return
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = "/usr/local/go/bin/go"
+	unlock := lockFile(t, "go-image")
+	defer unlock()
+	if out, _, err := p.run(time.Minute, "image", "inspect", "--format", `{{index .Labels "`+imageKeyLabel+`"}}`, tag); err == nil && strings.TrimSpace(out) == key {
+		return
+	}
+
+	start := time.Now()
+	ctxDir := t.TempDir()
+	rootfs := filepath.Join(ctxDir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "usr", "local"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildStepBudget)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/gracefulinit")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/gracefulinit: %v\n%s", err, b)
+	if out, err := exec.CommandContext(ctx, "cp", "-a", goroot, filepath.Join(rootfs, "usr", "local", "go")).CombinedOutput(); err != nil {
+		t.Fatalf("copy GOROOT: %v\n%s", err, out)
 	}
+	addBusybox(t, rootfs)
+	file := filepath.Join(ctxDir, "Containerfile")
+	writeFile(t, file, strings.Join([]string{
+		"FROM scratch",
+		"COPY rootfs/ /",
+		// GOTOOLCHAIN=local: never try to download another toolchain.
+		// GOSUMDB=off: go.sum still verifies every module; the checksum
+		// database is unreachable offline.
+		"ENV PATH=/usr/local/go/bin:/bin GOPATH=/go HOME=/root GOTOOLCHAIN=local GOPROXY=file:///goproxy GOSUMDB=off",
+		"LABEL " + imageKeyLabel + "=" + key,
+		"",
+	}, "\n"))
+	args := []string{"build", "--layers=false", "--network", "none", "-q", "-t", tag, "-f", file, ctxDir}
+	if _, _, err := p.run(buildStepBudget, args...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built the stand-in %s from the host's Go in %s", tag, time.Since(start).Round(time.Millisecond))
+}
+
+func goEnv(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command(goTool(), "env", name).Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go env %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// lockFile serializes image builds across test processes sharing the store.
+func lockFile(t *testing.T, name string) (unlock func()) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(cacheDir(), "podman", "."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	return func() { f.Close() }
 }
 
 // javaBuild compiles the JDK-only app in srcDir into a runnable jar at out.
@@ -137,15 +247,8 @@ func ensureJREImage(t *testing.T, p *podman) string {
 		return tag
 	}
 	// Concurrent test processes would both jlink; one is enough.
-	lockPath := filepath.Join(cacheDir(), "podman", ".jre-image.lock")
-	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockFile(t, "jre-image")
+	defer unlock()
 	if _, _, err := p.run(time.Minute, "image", "exists", tag); err == nil {
 		return tag
 	}
@@ -168,20 +271,8 @@ func ensureJREImage(t *testing.T, p *podman) string {
 	for _, lib := range sharedLibs(t, javaHome) {
 		copyFile(t, lib, filepath.Join(rootfs, lib), 0o755)
 	}
-	copyFile(t, busyboxPath, filepath.Join(rootfs, "bin", "busybox"), 0o755)
-	for _, a := range busyboxApplets {
-		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addBusybox(t, rootfs)
 	copyFile(t, tiniPath, filepath.Join(rootfs, "sbin", "tini"), 0o755)
-	tmp := filepath.Join(rootfs, "tmp")
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(tmp, 0o1777); err != nil {
-		t.Fatal(err)
-	}
 	file := filepath.Join(ctxDir, "Containerfile")
 	writeFile(t, file, strings.Join([]string{
 		"FROM scratch",
@@ -270,6 +361,25 @@ func sharedLibs(t *testing.T, javaHome string) []string {
 		t.Fatalf("ldd found no shared libraries for %s: is ldd installed?", javaHome)
 	}
 	return libs
+}
+
+// addBusybox puts a static busybox with a few applet links and a
+// world-writable /tmp into rootfs.
+func addBusybox(t *testing.T, rootfs string) {
+	t.Helper()
+	copyFile(t, busyboxPath, filepath.Join(rootfs, "bin", "busybox"), 0o755)
+	for _, a := range busyboxApplets {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := filepath.Join(rootfs, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // copyFile copies src's content (following symlinks) to dst.

@@ -80,6 +80,9 @@ func setupPodman(t *testing.T) *podman {
 	if len(p.env) != len(os.Environ())+2 {
 		t.Fatalf("podman-setup.sh printed no CONTAINERS_CONF/CONTAINERS_STORAGE_CONF:\n%s", out)
 	}
+	// Buildah keeps RUN --mount=type=cache directories under $TMPDIR
+	// (default /var/tmp): keep them with the rest of the private state.
+	p.env = append(p.env, "TMPDIR="+filepath.Join(dir, "tmp"))
 	return p
 }
 
