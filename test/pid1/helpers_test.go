@@ -52,6 +52,14 @@ var (
 	helperErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if helperPath != "" {
+		os.RemoveAll(filepath.Dir(helperPath))
+	}
+	os.Exit(code)
+}
+
 // helper builds testdata/pid1/pid1helper once per test process.
 func helper(t testing.TB) string {
 	t.Helper()
