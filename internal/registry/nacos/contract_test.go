@@ -243,7 +243,7 @@ func TestContractAuth(t *testing.T) {
 	f.mu.Unlock()
 	m := r.(*mark)
 	m.mu.Lock()
-	m.token = "" // force the next login to pick up the short TTL
+	m.tokenRefresh = time.Time{} // force the next login to pick up the short TTL
 	m.mu.Unlock()
 	if err := r.Online(ctx); err != nil {
 		t.Fatal(err)
@@ -270,6 +270,29 @@ func TestContractAuth(t *testing.T) {
 		if strings.Contains(s, testPassword) || strings.Contains(s, "s3cr3t") {
 			t.Fatalf("secret leaked: %s", s)
 		}
+	}
+}
+
+// A server without a login endpoint (Polaris) gets requests without a token
+// rather than a failed shutdown.
+func TestContractNoAuthEndpoint(t *testing.T) {
+	f := newFake(t, "polaris")
+	cfg := contractConfig(f.srv.URL)
+	cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+	r, sink := newContract(t, cfg)
+	if err := r.Offline(ctxFor(t, 3*time.Second)); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	if _, weight, _, _ := f.state(); weight != 0 {
+		t.Fatalf("weight %v", weight)
+	}
+	for _, q := range f.requests() {
+		if q.query.Get("accessToken") != "" {
+			t.Fatalf("%s %s sent a token", q.method, q.path)
+		}
+	}
+	if !strings.Contains(sink.String(), "no login endpoint") {
+		t.Fatal("no warning about the missing login endpoint")
 	}
 }
 

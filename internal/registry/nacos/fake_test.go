@@ -102,6 +102,10 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := r.URL.Query()
+	if strings.Contains(r.URL.Path, "/auth/") && f.dialect == "polaris" {
+		http.Error(w, "404: Page Not Found", http.StatusNotFound)
+		return
+	}
 	if r.URL.Path == "/nacos/v1/auth/login" {
 		if r.Method != http.MethodPost || form.Get("username") != f.user || form.Get("password") != f.pass || f.user == "" {
 			http.Error(w, "unknown user!", http.StatusForbidden)

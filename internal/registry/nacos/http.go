@@ -173,13 +173,22 @@ func (m *mark) tokenFor(ctx context.Context, idx int, force bool) (string, error
 		return "", nil
 	}
 	m.mu.Lock()
-	if !force && m.token != "" && m.now().Before(m.tokenRefresh) {
+	if !force && m.now().Before(m.tokenRefresh) {
 		tok := m.token
 		m.mu.Unlock()
 		return tok, nil
 	}
 	m.mu.Unlock()
 	tok, ttl, err := m.login(ctx, idx)
+	if errors.Is(err, errNoAuthEndpoint) {
+		if !force {
+			m.log.Warn("nacos server has no login endpoint; sending requests without a token", "server", m.servers[idx].display, "user", m.user)
+			m.mu.Lock()
+			m.token, m.tokenRefresh = "", m.now().Add(time.Minute)
+			m.mu.Unlock()
+		}
+		return "", nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -218,6 +227,12 @@ func (m *mark) login(ctx context.Context, idx int) (string, time.Duration, error
 			break
 		}
 	}
+	if resp.status == http.StatusNotFound {
+		// No login endpoint at all (Polaris, or Nacos-compatible servers
+		// without auth): requests go without a token; a server that does
+		// want one answers them 401/403, which says more than this 404.
+		return "", 0, errNoAuthEndpoint
+	}
 	if resp.status != http.StatusOK {
 		return "", 0, fmt.Errorf("nacos login as %q: %w", m.user, resp.fail(""))
 	}
@@ -244,6 +259,8 @@ func (m *mark) login(ctx context.Context, idx int) (string, time.Duration, error
 	}
 	return r.AccessToken, ttl, nil
 }
+
+var errNoAuthEndpoint = errors.New("no login endpoint")
 
 // tokenPattern finds token and password values in server answers and SDK
 // log lines, whatever the quoting.

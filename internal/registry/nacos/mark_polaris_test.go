@@ -148,6 +148,20 @@ func TestMarkAgainstPolaris(t *testing.T) {
 		})
 	}
 
+	t.Run("credentials-without-auth-endpoint", func(t *testing.T) {
+		// Polaris has no Nacos login endpoint: credentials must not break
+		// the calls.
+		cfg := markConfig(s, service, "127.0.0.4", port)
+		cfg.Nacos.Username, cfg.Nacos.Password = "nacos", "nacos-pw"
+		r, err := New(cfg, newLogSink(t).logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bounded(r.Online); err != nil {
+			t.Fatalf("Online with credentials: %v", err)
+		}
+	})
+
 	t.Run("not-registered", func(t *testing.T) {
 		r := newMarkFor(t, s, service, "127.0.0.9", port, "weight")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
