@@ -255,8 +255,10 @@ func (r *register) clientFor(ctx context.Context) (naming_client.INamingClient, 
 }
 
 func (r *register) newClient() (naming_client.INamingClient, error) {
+	// The SDK only writes there for subscriptions, which register mode never
+	// makes: a read-only root filesystem is no reason to stay unregistered.
 	if err := os.MkdirAll(r.cc.CacheDir, 0o700); err != nil {
-		return nil, fmt.Errorf("nacos cache dir: %w", err)
+		r.log.Warn("nacos SDK cache dir not writable", "dir", r.cc.CacheDir, "error", err)
 	}
 	cc := r.cc
 	c, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: &cc, ServerConfigs: r.sc})

@@ -133,14 +133,21 @@ func TestRegisterRoundTrip(t *testing.T) {
 
 // TestRegisterServerDown: with no server, Online fails within its deadline
 // (the SDK's own connect retries run in the background) and registers once
-// the server is up; Close tears the client down.
+// the server is up, even without a usable cache dir; Close tears the client
+// down.
 func TestRegisterServerDown(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, ip, port = "billing", "127.0.0.6", 18083
 	s.Stop()
 	cfg := markConfig(s, service, ip, port)
 	cfg.Nacos.Mode = "register"
-	cfg.Nacos.CacheDir = t.TempDir()
+	// An unusable cache dir (read-only root filesystem) must not keep the
+	// instance unregistered: the SDK only writes there for subscriptions.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Nacos.CacheDir = filepath.Join(blocker, "nacos")
 	r, err := New(cfg, newLogSink(t).logger())
 	if err != nil {
 		t.Fatal(err)
