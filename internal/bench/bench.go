@@ -294,6 +294,23 @@ func (r *runner) setup(ctx context.Context) error {
 	return nil
 }
 
+// judge turns one init's failed runs into the section's error or a note.
+// Any failure of gracefulinit is an error: it is what is under test. A
+// peer failing some runs is its own behaviour, measured and noted (dumb-init
+// as PID 1 was seen to ignore one SIGTERM in a few hundred); a peer
+// failing every run means the harness is wrong, an error again.
+func (r *runner) judge(section, name string, failed, total int, last error) error {
+	if failed == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%s: %s failed %d of %d runs, last: %v", section, name, failed, total, last)
+	if strings.HasPrefix(name, NameGracefulinit) || failed >= total {
+		return errors.New(msg)
+	}
+	r.rep.Meta.Notes = append(r.rep.Meta.Notes, msg)
+	return nil
+}
+
 // info finds the InitInfo by name.
 func (r *runner) info(name string) *InitInfo {
 	for i := range r.rep.Inits {

@@ -63,7 +63,7 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("startup: %+v", s)
 	} else {
 		for _, row := range s.Rows {
-			if row.Raw.N != s.Runs || row.Raw.MedianUS <= 0 || row.Failures != 0 {
+			if !okRuns(row.Name, row.Failures, row.Raw.N, s.Runs) || row.Raw.MedianUS <= 0 {
 				t.Errorf("startup %s: %+v", row.Name, row)
 			}
 		}
@@ -79,7 +79,7 @@ func TestQuickRun(t *testing.T) {
 			for _, row := range m.Rows {
 				// A latency below zero would mean the clocks disagree; one
 				// above a second would have been counted as lost.
-				if row.Lost != 0 || row.Latency.N != s.Signals || row.Latency.MinUS <= 0 || row.Latency.MaxUS > 1e6 {
+				if !okRuns(row.Name, row.Lost, row.Latency.N, s.Signals) || row.Latency.MinUS <= 0 || row.Latency.MaxUS > 2e6 {
 					t.Errorf("signals %s %s: %+v", m.Mode, row.Name, row)
 				}
 			}
@@ -96,7 +96,7 @@ func TestQuickRun(t *testing.T) {
 			}
 			for _, n := range peers {
 				row := got[n]
-				if row.FailedRuns != 0 || row.TotalMS <= 0 || row.SpawnMS <= 0 || row.TotalMS < row.SpawnMS {
+				if !okRuns(row.Name, row.FailedRuns, len(row.RunsTotalMS), st.Runs) || row.TotalMS <= 0 || row.SpawnMS <= 0 || row.TotalMS < row.SpawnMS {
 					t.Errorf("reaping %s %s: %+v", st.How, n, row)
 				}
 			}
@@ -108,7 +108,7 @@ func TestQuickRun(t *testing.T) {
 	} else {
 		for _, m := range s.Modes {
 			for _, row := range m.Rows {
-				if row.Failures != 0 || row.Exit.N != s.Runs || row.Exit.MedianUS <= 0 {
+				if !okRuns(row.Name, row.Failures, row.Exit.N, s.Runs) || row.Exit.MedianUS <= 0 {
 					t.Errorf("sigterm to exit %s %s: %+v", m.Mode, row.Name, row)
 				}
 			}
@@ -155,6 +155,19 @@ func TestQuickRun(t *testing.T) {
 	if t.Failed() {
 		t.Logf("report:\n%s\nprogress:\n%s", md.String(), progress.String())
 	}
+}
+
+// okRuns checks an init's count of failed and measured runs: gracefulinit
+// may not fail any; a peer may fail the odd run (its behaviour, noted in
+// the report) but not most of them.
+func okRuns(name string, failed, measured, want int) bool {
+	if failed+measured != want {
+		return false
+	}
+	if strings.HasPrefix(name, NameGracefulinit) {
+		return failed == 0
+	}
+	return failed*2 < want
 }
 
 // TestCancelCleansUp cancels a run in the middle of a drain measurement:

@@ -191,3 +191,38 @@ func waitExit(pidfd int, timeout time.Duration) error {
 		}
 	}
 }
+
+// describeTree says what pid and its children are doing, for an error
+// message about a process that did not do what was expected.
+func describeTree(pid int) string {
+	var parts []string
+	for _, p := range append([]int{pid}, children(pid)...) {
+		st, err := readStat(p)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("pid %d gone", p))
+			continue
+		}
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		var sig []string
+		for _, k := range []string{"SigPnd", "ShdPnd", "SigBlk"} {
+			if v, err := statusField(p, k); err == nil {
+				sig = append(sig, k+"="+v)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("pid %d %s state %s %s", p, exe, st.State, strings.Join(sig, " ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func statusField(pid int, key string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(rest), nil
+		}
+	}
+	return "", fmt.Errorf("no %s", key)
+}

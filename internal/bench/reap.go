@@ -80,7 +80,7 @@ func (r *runner) reapStorm(ctx context.Context, how string, runs int) (ReapStorm
 		peak, failed       int
 	}
 	accs := make([]acc, len(inits))
-	var errs []error
+	lastErr := make([]error, len(inits))
 	order := make([]int, len(inits))
 	for i := range order {
 		order[i] = i
@@ -95,7 +95,7 @@ func (r *runner) reapStorm(ctx context.Context, how string, runs int) (ReapStorm
 			o, err := r.reapOnce(ctx, inits[i], how)
 			if err != nil {
 				accs[i].failed++
-				errs = append(errs, fmt.Errorf("%s run %d: %w", inits[i].Name, run+1, err))
+				lastErr[i] = err
 				continue
 			}
 			a := &accs[i]
@@ -105,8 +105,12 @@ func (r *runner) reapStorm(ctx context.Context, how string, runs int) (ReapStorm
 			a.peak = max(a.peak, o.peak)
 		}
 	}
+	var errs []error
 	for i, in := range inits {
 		a := accs[i]
+		if err := r.judge("reaping "+how, in.Name, a.failed, runs, lastErr[i]); err != nil {
+			errs = append(errs, err)
+		}
 		row := ReapRow{Name: in.Name, FailedRuns: a.failed, PeakUnreaped: a.peak, RunsTotalMS: a.total}
 		if len(a.total) > 0 {
 			row.TotalMS, row.SpawnMS, row.TailMS = medianFloat(a.total), medianFloat(a.spawn), medianFloat(a.tail)

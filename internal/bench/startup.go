@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -31,7 +32,7 @@ func (r *runner) measureStartup(ctx context.Context) error {
 	inits := append([]Init{{Name: "true alone", Style: StyleDirect}}, r.present()...)
 	samples := make([][]time.Duration, len(inits))
 	fails := make([]int, len(inits))
-	var lastErr error
+	lastErr := make([]error, len(inits))
 	order := make([]int, len(inits))
 	for i := range order {
 		order[i] = i
@@ -45,7 +46,7 @@ func (r *runner) measureStartup(ctx context.Context) error {
 			d, err := runOnce(inits[i].argv(false, nil, []string{r.true_}), 10*time.Second)
 			if err != nil {
 				fails[i]++
-				lastErr = fmt.Errorf("%s: %w", inits[i].Name, err)
+				lastErr[i] = err
 				continue
 			}
 			samples[i] = append(samples[i], d)
@@ -61,18 +62,13 @@ func (r *runner) measureStartup(ctx context.Context) error {
 		})
 	}
 	r.rep.Startup = res
-	if lastErr != nil {
-		return fmt.Errorf("%d runs failed, last: %w", sum(fails), lastErr)
+	var errs []error
+	for i, in := range inits {
+		if err := r.judge("startup", in.Name, fails[i], r.p.startRuns, lastErr[i]); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
-}
-
-func sum(v []int) int {
-	n := 0
-	for _, x := range v {
-		n += x
-	}
-	return n
+	return errors.Join(errs...)
 }
 
 // runOnce times argv from fork to reaped exit; a non-zero exit is an error.

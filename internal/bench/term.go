@@ -42,7 +42,7 @@ func (r *runner) measureTerm(ctx context.Context) error {
 	for _, mode := range []Mode{ModePID1, ModeChild} {
 		samples := make([][]time.Duration, len(inits))
 		fails := make([]int, len(inits))
-		var lastErr error
+		lastErr := make([]error, len(inits))
 		order := make([]int, len(inits))
 		for i := range order {
 			order[i] = i
@@ -56,7 +56,7 @@ func (r *runner) measureTerm(ctx context.Context) error {
 				d, err := r.termOnce(ctx, mode, inits[i])
 				if err != nil {
 					fails[i]++
-					lastErr = fmt.Errorf("%s %s: %w", mode, inits[i].Name, err)
+					lastErr[i] = err
 					continue
 				}
 				samples[i] = append(samples[i], d)
@@ -65,11 +65,11 @@ func (r *runner) measureTerm(ctx context.Context) error {
 		m := TermMode{Mode: mode}
 		for i, in := range inits {
 			m.Rows = append(m.Rows, TermRow{Name: in.Name, Exit: summarize(samples[i]), Failures: fails[i]})
+			if err := r.judge("sigterm_to_exit "+string(mode), in.Name, fails[i], r.p.termRuns, lastErr[i]); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		res.Modes = append(res.Modes, m)
-		if lastErr != nil {
-			errs = append(errs, fmt.Errorf("%d runs failed, last: %w", sum(fails), lastErr))
-		}
 	}
 	return errors.Join(errs...)
 }
@@ -98,7 +98,7 @@ func (r *runner) termOnce(ctx context.Context, mode Mode, in Init) (time.Duratio
 		return 0, err
 	}
 	if err := waitExit(fd, 10*time.Second); err != nil {
-		return 0, fmt.Errorf("init did not exit after SIGTERM: %w: %s", err, p.errb.tail())
+		return 0, fmt.Errorf("init did not exit within 10 s of SIGTERM (%s): %s", describeTree(pid), p.errb.tail())
 	}
 	return time.Since(start), nil
 }
