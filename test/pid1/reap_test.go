@@ -48,15 +48,16 @@ func TestReapThousandsOfOrphans(t *testing.T) {
 			if n := len(zombiesBelow(init)); n > maxZombies {
 				maxZombies = n
 			}
-			return reaped() >= orphans
+			_, err := os.Stat(marker)
+			return err == nil && reaped() >= orphans
 		})
+		if _, err := os.Stat(marker); err != nil {
+			t.Fatalf("the app never finished spawning (%v); gracefulinit reaped %d orphans", err, reaped())
+		}
 		if !ok {
 			t.Fatalf("gracefulinit reaped %d orphans, want %d", reaped(), orphans)
 		}
 		took := time.Since(begin)
-		if _, err := os.Stat(marker); err != nil {
-			t.Fatalf("the app never finished spawning: %v", err)
-		}
 		// A few more ms for anything in flight, then the tree must be clean.
 		time.Sleep(200 * time.Millisecond)
 		if z := zombiesBelow(init); len(z) > 0 {
