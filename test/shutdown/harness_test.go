@@ -230,6 +230,12 @@ func (l logLine) str(key string) string {
 	return fmt.Sprint(v)
 }
 
+// dur reads a duration that slog's JSON handler wrote as nanoseconds.
+func (l logLine) dur(key string) time.Duration {
+	f, _ := l[key].(float64)
+	return time.Duration(f)
+}
+
 // logs parses gracefulinit's JSON records out of stderr, which it shares
 // with the child (the JVM's own stderr lines are skipped).
 func (a *app) logs() []logLine {
