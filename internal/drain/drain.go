@@ -13,6 +13,7 @@ package drain
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -27,10 +28,14 @@ const (
 
 // Options shape one drain.
 type Options struct {
-	Max      time.Duration // longest drain; 0 means no drain
-	Quiet    time.Duration // 0 means a fixed drain of Max
-	Min      time.Duration // with Quiet: never end before this
-	Ports    []int         // the app's listening ports, watched when Quiet > 0
+	Max   time.Duration // longest drain; 0 means no drain
+	Quiet time.Duration // 0 means a fixed drain of Max
+	Min   time.Duration // with Quiet: never end before this
+	Ports []int         // the app's listening ports, watched when Quiet > 0
+	// Addrs, when set, limits the watch to sockets whose local address is
+	// one of these: apps that share a network namespace (hostNetwork pods,
+	// several instances on one machine) share their ports too.
+	Addrs    []netip.Addr
 	Interval time.Duration // sampling period; 0 means 100ms
 }
 
@@ -74,7 +79,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) Reason {
 // up. It returns ReasonMax after Max at the latest, and ReasonCancelled as
 // soon as ctx is done. It starts no goroutines.
 func RunDetailed(ctx context.Context, o Options, log *slog.Logger) Result {
-	return run(ctx, o, log, newSampler)
+	return run(ctx, o, log, func(ports []int) (sampler, error) { return newSampler(ports, o.Addrs) })
 }
 
 // sampler is what run needs from a Watcher; tests substitute failing ones.
@@ -83,11 +88,12 @@ type sampler interface {
 	Close() error
 }
 
-func newSampler(ports []int) (sampler, error) {
+func newSampler(ports []int, addrs []netip.Addr) (sampler, error) {
 	w, err := NewWatcher(ports)
 	if err != nil {
 		return nil, err
 	}
+	w.LimitAddrs(addrs)
 	return w, nil
 }
 

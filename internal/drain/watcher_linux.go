@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -31,7 +32,9 @@ const (
 
 	// Offsets in struct inet_diag_msg.
 	offState   = 1
+	offFamily  = 0
 	offSport   = 4  // id.idiag_sport, network byte order
+	offSrc     = 8  // id.idiag_src[4], network byte order; IPv4 in the first word
 	offCookie  = 44 // id.idiag_cookie[2], host byte order, low word first
 	offExpires = 52 // ms until the socket's timer fires
 
@@ -143,9 +146,43 @@ type Watcher struct {
 	// before its At. startAt is when the current one began; prevStart when
 	// the previous good one did, zero before the first.
 	startAt, prevStart time.Time
-	last               time.Time // latest activity seen
-	s                  Sample    // the sample being taken
-	described          int       // sockets the kernel described in this sample, watched or not
+	last               time.Time    // latest activity seen
+	s                  Sample       // the sample being taken
+	described          int          // sockets the kernel described in this sample, watched or not
+	addrs              []netip.Addr // when set, only sockets with one of these local addresses count
+}
+
+// LimitAddrs makes later samples count only sockets whose local address is
+// one of addrs (IPv4-mapped IPv6 addresses match their IPv4 form); nil
+// counts every address. It is for apps that share their ports with others
+// in one network namespace.
+func (w *Watcher) LimitAddrs(addrs []netip.Addr) {
+	w.addrs = w.addrs[:0]
+	for _, a := range addrs {
+		w.addrs = append(w.addrs, a.Unmap())
+	}
+}
+
+// localAllowed reports whether the socket in m has a watched local address.
+func (w *Watcher) localAllowed(m []byte) bool {
+	if len(w.addrs) == 0 {
+		return true
+	}
+	var a netip.Addr
+	switch m[offFamily] {
+	case unix.AF_INET:
+		a = netip.AddrFrom4([4]byte(m[offSrc : offSrc+4]))
+	case unix.AF_INET6:
+		a = netip.AddrFrom16([16]byte(m[offSrc : offSrc+16])).Unmap()
+	default:
+		return false
+	}
+	for _, want := range w.addrs {
+		if a == want {
+			return true
+		}
+	}
+	return false
 }
 
 // connState is what a sample remembers of a socket for the next one.
@@ -413,7 +450,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		return
 	}
 	w.described++
-	if !w.ports.has(binary.BigEndian.Uint16(m[offSport:])) {
+	if !w.ports.has(binary.BigEndian.Uint16(m[offSport:])) || !w.localAllowed(m) {
 		return
 	}
 	state := m[offState]

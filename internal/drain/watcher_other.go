@@ -5,6 +5,7 @@ package drain
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // Watcher needs Linux's sock_diag; elsewhere a quiet drain runs as a fixed
@@ -20,6 +21,9 @@ func NewWatcher(ports []int) (*Watcher, error) {
 func (w *Watcher) Sample() (Sample, error) {
 	return Sample{}, errors.New("drain: no Watcher outside Linux")
 }
+
+// LimitAddrs does nothing outside Linux.
+func (w *Watcher) LimitAddrs(addrs []netip.Addr) {}
 
 // Close does nothing outside Linux.
 func (w *Watcher) Close() error { return nil }
