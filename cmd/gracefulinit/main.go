@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -79,6 +80,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 			Quiet: cfg.DrainQuiet,
 			Min:   cfg.DrainMin,
 			Ports: cfg.Ports,
+			Addrs: drainAddrs(cfg),
 		},
 		StopSignal: cfg.StopSignal,
 
@@ -159,6 +161,16 @@ func childEnv(env []string) []string {
 			continue
 		}
 		out = append(out, kv)
+	}
+	return out
+}
+
+func drainAddrs(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range cfg.DrainIPs {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap())
+		}
 	}
 	return out
 }

@@ -50,6 +50,7 @@ type Config struct {
 	DrainMin    time.Duration
 	DrainSet    bool // any of --drain, --drain-quiet, --drain-min was given
 	Ports       []int
+	DrainIPs    []net.IP
 	StopSignal  syscall.Signal
 
 	// Readiness.
@@ -196,6 +197,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
 	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
 	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
+	fs.IPSliceVar(&cfg.DrainIPs, "drain-ip", nil, "watch only traffic to this local `IP` (repeatable; for apps sharing a network namespace, e.g. hostNetwork)")
 	cfg.StopSignal = syscall.SIGTERM
 	fs.Var((*signalValue)(&cfg.StopSignal), "stop-signal", "signal sent to the app after the drain")
 
@@ -411,6 +413,9 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	}
 	if cfg.DrainQuiet > 0 && len(cfg.Ports) == 0 {
 		return errors.New("--drain-quiet needs the app's ports: add --port, e.g. --port 8080")
+	}
+	if len(cfg.DrainIPs) > 0 && cfg.DrainQuiet == 0 && !cfg.HasRegistry() {
+		return errors.New("--drain-ip only applies with --drain-quiet: add --drain-quiet or remove --drain-ip")
 	}
 	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
 		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
