@@ -4,6 +4,7 @@ package drain
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -193,4 +194,45 @@ func TestQuietDrainWatchesSeveralPorts(t *testing.T) {
 		t.Fatalf("result = %+v, want ReasonQuiet", res)
 	}
 	within(t, "end - last watched request - quiet", start.Add(res.Elapsed).Sub(last)-quiet, -stampSlack, slack)
+}
+
+func TestRunStartsNoGoroutines(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	srv := startServer(t, families[0], serveRead)
+	dial(t, srv)
+	time.Sleep(50 * time.Millisecond) // let the server's goroutines start
+	before := runtime.NumGoroutine()
+	log, _ := testLogger(t)
+	seen := 0
+	res := run(t.Context(), Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}, log,
+		func(ports []int) (sampler, error) {
+			w, err := NewWatcher(ports)
+			if err != nil {
+				return nil, err
+			}
+			return countingSampler{w, &seen, before, t}, nil
+		})
+	if res.Reason != ReasonQuiet || seen == 0 {
+		t.Fatalf("result %+v after %d checked samples, want ReasonQuiet", res, seen)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines after the drain, %d before", after, before)
+	}
+}
+
+// countingSampler checks, at every sample, that the drain runs on the
+// caller's goroutine alone.
+type countingSampler struct {
+	*Watcher
+	seen   *int
+	before int
+	t      *testing.T
+}
+
+func (c countingSampler) Sample() (Sample, error) {
+	*c.seen++
+	if n := runtime.NumGoroutine(); n > c.before {
+		c.t.Errorf("sample %d: %d goroutines, %d before the drain", *c.seen, n, c.before)
+	}
+	return c.Watcher.Sample()
 }
