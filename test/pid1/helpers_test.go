@@ -202,6 +202,9 @@ func run(ctx context.Context, m mode, bin string, env, wrap []string, args ...st
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A timed-out run takes its whole group (and namespace) with it.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// The app leads a group of its own; if it outlives a cancelled run it
+	// must not hold the output pipes open forever.
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -237,7 +240,7 @@ func newRecorder(t *testing.T, name string) recorder {
 	return recorder{path: filepath.Join(t.TempDir(), name+".log")}
 }
 
-// lines is the log without the "ready" line.
+// signals lists the signal names logged so far, without the "ready" line.
 func (r recorder) signals() []string {
 	b, _ := os.ReadFile(r.path)
 	var out []string
