@@ -25,11 +25,7 @@ func check(cfg *config.Config, w io.Writer) int {
 		if f.Name == "help" || f.Name == "check" || f.Name == "version" {
 			return
 		}
-		src := cfg.Source[f.Name]
-		if src == "env" {
-			src = "env " + config.EnvName(f.Name)
-		}
-		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), src)
+		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), cfg.Source[f.Name])
 	})
 	if len(cfg.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", strings.Join(cfg.Command, " "))

@@ -260,16 +260,11 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 		return nil, err
 	}
 	fs.Visit(func(f *pflag.Flag) { cfg.Source[f.Name] = "flag" })
-	if err := applyEnv(fs, lookup); err != nil {
+	if err := applyEnv(fs, lookup, cfg.Source); err != nil {
 		return nil, err
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
-		if _, ok := cfg.Source[f.Name]; ok {
-			return
-		}
-		if f.Changed {
-			cfg.Source[f.Name] = "env"
-		} else {
+		if _, ok := cfg.Source[f.Name]; !ok {
 			cfg.Source[f.Name] = "default"
 		}
 	})
@@ -292,8 +287,9 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 }
 
 // applyEnv sets every flag not given on the command line from its
-// GRACEFULINIT_* variable, then the tini variables.
-func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+// GRACEFULINIT_* variable, then the tini variables, and records in src
+// which variable set which flag.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[string]string) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if err != nil || f.Changed || f.Name == "help" {
@@ -314,11 +310,14 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 				_ = f.Value.Set("+1")
 			}
 			f.Changed = true
+			src[f.Name] = "env " + EnvName(f.Name)
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
 			err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, serr)
+			return
 		}
+		src[f.Name] = "env " + EnvName(f.Name)
 	})
 	if err != nil {
 		return err
@@ -331,6 +330,7 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 		// tini treats any value, even empty, as "on".
 		if _, ok := lookup(t.env); ok && !fs.Changed(t.flag) {
 			_ = fs.Set(t.flag, "true")
+			src[t.flag] = "env " + t.env
 		}
 	}
 	if v, ok := lookup("TINI_VERBOSITY"); ok && !fs.Changed("verbose") && !fs.Changed("log-level") {
@@ -343,6 +343,7 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 			lvl = "debug"
 		}
 		_ = fs.Set("log-level", lvl)
+		src["log-level"] = "env TINI_VERBOSITY"
 	}
 	return nil
 }
