@@ -103,7 +103,7 @@ func paramsFor(quick bool) params {
 	}
 	return params{
 		rssRuns: 3, rssSettle: time.Second, startRuns: 200, signals: 500,
-		orphans: 10000, reapRuns: 3, reapExecRuns: 1, termRuns: 100,
+		orphans: 10000, reapRuns: 3, reapExecRuns: 3, termRuns: 100,
 		drainRuns: 3, drainMax: 10 * time.Second, drainQuiet: 500 * time.Millisecond,
 		traffic: time.Second, cpuWindow: 5 * time.Second, idleConns: 50,
 		reapTimeout: 120 * time.Second, drainTimeout: 60 * time.Second,
@@ -296,8 +296,7 @@ func (r *runner) setup(ctx context.Context) error {
 
 // judge turns one init's failed runs into the section's error or a note.
 // Any failure of gracefulinit is an error: it is what is under test. A
-// peer failing some runs is its own behaviour, measured and noted (dumb-init
-// as PID 1 was seen to ignore one SIGTERM in a few hundred); a peer
+// peer failing some runs is its own behaviour, measured and noted; a peer
 // failing every run means the harness is wrong, an error again.
 func (r *runner) judge(section, name string, failed, total int, last error) error {
 	if failed == 0 {

@@ -152,17 +152,35 @@ func statusKB(pid int, key string) (int64, error) {
 // execedChild returns a child of pid that runs another program than pid
 // itself, i.e. one past its exec. Before that, a signal the init forwards
 // may hit the init's own copy between fork and exec.
+//
+// pid's own program is read again after its children's: inside unshare,
+// pid may exec the init and fork between the reads, and its not yet
+// exec'd child would then differ from a stale "unshare". That race, once
+// in a few hundred starts, sent signals before dumb-init's child had even
+// called setsid, and the forwarded signal went nowhere.
 func execedChild(pid int) int {
-	self, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
+	exe := func(p int) string {
+		s, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		if err != nil {
+			return ""
+		}
+		return s
+	}
+	self := exe(pid)
+	if self == "" {
 		return 0
 	}
+	found := 0
 	for _, c := range children(pid) {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe != self {
-			return c
+		if e := exe(c); e != "" && e != self {
+			found = c
+			break
 		}
 	}
-	return 0
+	if found == 0 || exe(pid) != self {
+		return 0
+	}
+	return found
 }
 
 // errTimeout is returned by the waits below when their time runs out.
