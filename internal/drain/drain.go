@@ -78,6 +78,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) Reason {
 // consumers that still hold the instance in a cache get that long to show
 // up. It returns ReasonMax after Max at the latest, and ReasonCancelled as
 // soon as ctx is done. It starts no goroutines.
+//
+// Activity is dated from the kernel's per-socket timestamps and the loop
+// takes a sample exactly when the quiet time would run out, so the drain
+// ends within a few milliseconds of it whatever the Interval. The Interval
+// bounds instead how long a connection can exist without being sampled: one
+// that a client opens and closes between two samples goes unseen.
 func RunDetailed(ctx context.Context, o Options, log *slog.Logger) Result {
 	return run(ctx, o, log, func(ports []int) (sampler, error) { return newSampler(ports, o.Addrs) })
 }
