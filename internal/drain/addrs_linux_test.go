@@ -1,6 +1,7 @@
 package drain
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -74,5 +75,73 @@ func TestLimitAddrs(t *testing.T) {
 				t.Fatalf("new connections seen = %d, want activity %v", s.New, tt.wantActive)
 			}
 		})
+	}
+}
+
+// TestQuietDrainLimitedToAddrs: an app listening on the wildcard address,
+// watched for one local address only. Traffic to another address of the
+// same port does not keep the drain going, and the wildcard listener
+// counts as listening on the watched address.
+func TestQuietDrainLimitedToAddrs(t *testing.T) {
+	t.Parallel()
+	const quiet, max = 400 * time.Millisecond, 1500 * time.Millisecond
+	tests := []struct {
+		name     string
+		busyHost string
+		want     Reason
+	}{
+		{"traffic to another address", "127.0.0.3", ReasonQuiet},
+		{"traffic to the watched address", "127.0.0.2", ReasonMax},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, family{"wildcard", "0.0.0.0", tt.busyHost}, serveRead)
+			c := dial(t, srv)
+			log, buf := testLogger(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			o := Options{Max: max, Quiet: quiet, Ports: []int{srv.port}, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}
+			_, ch := runAsync(ctx, o, log)
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				for ctx.Err() == nil {
+					if _, err := c.Write([]byte{'r'}); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+			res := await(t, ch, 10*time.Second)
+			cancel()
+			<-stopped
+			if res.Reason != tt.want {
+				t.Errorf("result %+v, want %q", res, tt.want)
+			}
+			if tt.want == ReasonQuiet {
+				within(t, "elapsed", res.Elapsed, quiet, quiet+slack)
+			}
+			if n := countLines(buf.String(), "level=WARN"); n != 0 {
+				t.Errorf("unexpected warnings:\n%s", buf)
+			}
+		})
+	}
+}
+
+// TestLimitAddrsForgets: activity seen on other addresses before
+// LimitAddrs does not stay in LastActivity.
+func TestLimitAddrsForgets(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, family{"wildcard", "0.0.0.0", "127.0.0.3"}, serveRead)
+	c := dial(t, srv)
+	send(t, c)
+	w := openTest(t, []int{srv.port}, reqConfig{modeLegacy, true})
+	if s := sample(t, w); s.LastActivity.IsZero() {
+		t.Fatalf("sample %+v saw no activity", s)
+	}
+	w.LimitAddrs([]netip.Addr{netip.MustParseAddr("127.0.0.2")})
+	if s := sample(t, w); !s.LastActivity.IsZero() || s.Conns != 0 || s.Listeners != 1 {
+		t.Errorf("after LimitAddrs: %+v, want the wildcard listener and nothing else", s)
 	}
 }

@@ -95,11 +95,10 @@ type sampler interface {
 }
 
 func newSampler(ports []int, addrs []netip.Addr) (sampler, error) {
-	w, err := NewWatcher(ports)
+	w, err := newWatcherAddrs(ports, addrs)
 	if err != nil {
 		return nil, err
 	}
-	w.LimitAddrs(addrs)
 	return w, nil
 }
 

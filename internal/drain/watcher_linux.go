@@ -152,11 +152,18 @@ type Watcher struct {
 	addrs              []netip.Addr // when set, only sockets with one of these local addresses count
 }
 
-// LimitAddrs makes later samples count only sockets whose local address is
-// one of addrs (IPv4-mapped IPv6 addresses match their IPv4 form); nil
-// counts every address. It is for apps that share their ports with others
-// in one network namespace.
+// LimitAddrs makes the Watcher count only sockets whose local address is
+// one of addrs (an IPv4-mapped IPv6 address matches its IPv4 form), and
+// listeners on the wildcard address, which serve them all; nil counts every
+// address. It is for apps that share their ports with others in one
+// network namespace. It starts the watch over, as if the Watcher were new:
+// what it saw on other addresses must not linger in LastActivity.
 func (w *Watcher) LimitAddrs(addrs []netip.Addr) {
+	w.setAddrs(addrs)
+	w.forget()
+}
+
+func (w *Watcher) setAddrs(addrs []netip.Addr) {
 	w.addrs = w.addrs[:0]
 	for _, a := range addrs {
 		w.addrs = append(w.addrs, a.Unmap())
@@ -176,6 +183,11 @@ func (w *Watcher) localAllowed(m []byte) bool {
 		a = netip.AddrFrom16([16]byte(m[offSrc : offSrc+16])).Unmap()
 	default:
 		return false
+	}
+	// Only a listener has no local address of its own; one on the wildcard
+	// address accepts for the watched addresses too.
+	if a.IsUnspecified() {
+		return true
 	}
 	for _, want := range w.addrs {
 		if a == want {
@@ -202,10 +214,16 @@ const (
 // which sees the connections that already exist. Its error wraps
 // ErrUnavailable when the kernel interface cannot be used.
 func NewWatcher(ports []int) (*Watcher, error) {
-	return openWatcher(ports, defaultConfigs)
+	return openWatcher(ports, nil, defaultConfigs)
 }
 
-func openWatcher(ports []int, configs []reqConfig) (*Watcher, error) {
+// newWatcherAddrs is NewWatcher followed by LimitAddrs, without a first
+// sample of every address.
+func newWatcherAddrs(ports []int, addrs []netip.Addr) (*Watcher, error) {
+	return openWatcher(ports, addrs, defaultConfigs)
+}
+
+func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig) (*Watcher, error) {
 	set, ranges, err := makePorts(ports)
 	if err != nil {
 		return nil, err
@@ -218,6 +236,7 @@ func openWatcher(ports []int, configs []reqConfig) (*Watcher, error) {
 		prev:   make(map[uint64]connState, 64),
 		cur:    make(map[uint64]connState, 64),
 	}
+	w.setAddrs(addrs)
 	var msgs []string
 	for _, c := range configs {
 		w.configure(c)
@@ -260,6 +279,11 @@ func (w *Watcher) configure(c reqConfig) {
 			w.reqs = append(w.reqs, r)
 		}
 	}
+	w.forget()
+}
+
+// forget drops what earlier samples saw: the next one is a first sample.
+func (w *Watcher) forget() {
 	clear(w.prev)
 	clear(w.cur)
 	w.prevStart = time.Time{}

@@ -17,6 +17,10 @@ func NewWatcher(ports []int) (*Watcher, error) {
 	return nil, fmt.Errorf("%w: not Linux", ErrUnavailable)
 }
 
+func newWatcherAddrs(ports []int, addrs []netip.Addr) (*Watcher, error) {
+	return NewWatcher(ports)
+}
+
 // Sample always fails outside Linux.
 func (w *Watcher) Sample() (Sample, error) {
 	return Sample{}, errors.New("drain: no Watcher outside Linux")
