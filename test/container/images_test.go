@@ -152,6 +152,8 @@ func ensureGoImage(t *testing.T, p *podman, dockerfile string) {
 		return
 	}
 
+	// The image this one replaces, if any, is removed once it is untagged.
+	oldID, _, _ := p.run(time.Minute, "image", "inspect", "--format", "{{.Id}}", tag)
 	start := time.Now()
 	ctxDir := t.TempDir()
 	rootfs := filepath.Join(ctxDir, "rootfs")
@@ -180,6 +182,10 @@ func ensureGoImage(t *testing.T, p *podman, dockerfile string) {
 		t.Fatal(err)
 	}
 	t.Logf("built the stand-in %s from the host's Go in %s", tag, time.Since(start).Round(time.Millisecond))
+	if id := strings.TrimSpace(oldID); id != "" {
+		// Fails harmlessly while a concurrent build still uses it.
+		_, _, _ = p.run(time.Minute, "rmi", id)
+	}
 }
 
 func goEnv(t *testing.T, name string) string {
@@ -286,6 +292,13 @@ func ensureJREImage(t *testing.T, p *podman) string {
 		t.Fatal(err)
 	}
 	t.Logf("built %s in %s", tag, time.Since(start).Round(time.Millisecond))
+	// Base images for an earlier JDK, busybox or tini are dead weight now.
+	out, _, _ := p.run(time.Minute, "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference="+jreImageRepo)
+	for _, old := range strings.Fields(out) {
+		if old != tag {
+			_, _, _ = p.run(time.Minute, "rmi", old)
+		}
+	}
 	return tag
 }
 
