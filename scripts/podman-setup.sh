@@ -20,6 +20,9 @@
 #                                   "setrlimit ... operation not permitted".
 #   netns "none"                    the default bridge creates a host interface.
 #   events_logger "file"            journald is not running.
+# Buildah keeps RUN --mount=type=cache directories under $TMPDIR (default
+# /var/tmp), which no config file moves: set TMPDIR=DIR/tmp for podman build
+# to keep those private too (the container test does).
 # Idempotent; parallel callers serialize on a lock in DIR.
 set -euo pipefail
 
