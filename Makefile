@@ -7,7 +7,11 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CACHE     ?= $(or $(GRACEFULINIT_CACHE),$(HOME)/.cache/gracefulinit)
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all build build-nosdk test test-short bench lint demo rollout rollout-full jars polaris deps clean
+CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+IMAGE     ?= gracefulinit:$(VERSION)
+PLATFORMS ?= linux/amd64 linux/arm64
+
+.PHONY: all build build-nosdk test test-short bench lint demo rollout jars polaris deps image test-container release clean
 
 all: build
 
@@ -54,5 +58,23 @@ jars:
 	$(GO) run ./internal/javatest/cmd/buildjar testdata/java bin/testapp.jar
 	$(GO) run ./internal/javatest/cmd/buildjar examples/javaapp bin/javaapp.jar
 
+# The FROM-scratch distribution image (users COPY --from it).
+image:
+	$(CONTAINER_CLI) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
+
+# Real containers under podman (part of make test too).
+test-container: deps
+	$(GO) test -count=1 -v -timeout 20m ./test/container/ ./examples/kubernetes/
+
+# Static release binaries with checksums, in dist/.
+release:
+	rm -rf dist && mkdir -p dist
+	set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-$$os-$$arch ./cmd/gracefulinit; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -tags nosdk -o dist/gracefulinit-nosdk-$$os-$$arch ./cmd/gracefulinit; \
+	done
+	cd dist && sha256sum gracefulinit-* > SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
