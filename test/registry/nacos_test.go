@@ -117,6 +117,8 @@ func TestNacosRestartTrap(t *testing.T) {
 	} else if h.Weight != 0 {
 		t.Logf("Polaris reset the weight to %v on re-registration; re-applying Nacos's surviving override (weight 0)", h.Weight)
 		setNacosWeight(t, s, service, ip, port, 0)
+	} else {
+		t.Logf("the re-registered instance kept weight 0 from the drain: the trap, as on Nacos")
 	}
 	waitNacos(t, s, service, ip, port, "stale weight 0 visible", visible, nacosWeight0)
 	if l := second.findLogs("registry online", ""); len(l) > 0 {
@@ -238,26 +240,27 @@ func TestNacosRegisterMode(t *testing.T) {
 // succeed.
 func TestNacosServerTroubleAtShutdown(t *testing.T) {
 	t.Parallel()
+	const troubleService = "trouble-svc"
 	cases := []struct {
 		name  string
 		setup func(t *testing.T) (init, app []string, wentWrong func())
 	}{
 		{"down", func(t *testing.T) ([]string, []string, func()) {
 			s := registrytest.StartPolaris(t)
-			return nacosInit(s, "down-svc"), nacosApp(s), s.Stop
+			return nacosInit(s, troubleService), nacosApp(s), s.Stop
 		}},
 		{"hanging", func(t *testing.T) ([]string, []string, func()) {
 			// Nothing can register in a server that never answers: the app
 			// runs without a registry, gracefulinit's online step keeps
 			// retrying, and the offline step meets the same silence.
-			return []string{"--registry", "nacos", "--nacos-addr", hangingServer(t), "--service", "hang-svc"}, nil, func() {}
+			return []string{"--registry", "nacos", "--nacos-addr", hangingServer(t), "--service", troubleService}, nil, func() {}
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			init, app, wentWrong := tc.setup(t)
-			p := startPod(t, podSpec{service: "svc", init: init, app: app, drain: 3 * time.Second, grace: 15 * time.Second})
+			p := startPod(t, podSpec{service: troubleService, init: init, app: app, drain: 3 * time.Second, grace: 15 * time.Second})
 			p.waitHealthy()
 			if tc.name == "down" {
 				p.waitLog("registry online", "nacos", visible)
@@ -290,7 +293,10 @@ func TestNacosServerDownAtStart(t *testing.T) {
 	const service = "late-svc"
 	p := startPod(t, podSpec{service: service, init: nacosInit(s, service), app: nacosApp(s), drain: 2 * time.Second})
 	healthy := p.waitHealthy()
-	t.Logf("app healthy %v after start with the registry down", healthy.Round(10*time.Millisecond))
+	if _, ok := p.jvmEvent("nacos register failed"); !ok {
+		t.Fatalf("the app did not meet the registry down at start\nstdout:\n%s", p.p.Stdout)
+	}
+	t.Logf("app healthy %v after the pod started, with the registry down", healthy.Round(10*time.Millisecond))
 	testbinWaitRetries(t, p, 2)
 	if l := p.findLogs("registry online", "nacos"); len(l) > 0 {
 		t.Fatalf("registry online while the server is down: %v", l)

@@ -1,0 +1,229 @@
+package registry
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+)
+
+// eurekaPod starts a pod whose app registers itself in Eureka as app, with
+// gracefulinit in mark mode (plus extra flags).
+func eurekaPod(t *testing.T, s *registrytest.Server, app string, drain time.Duration, extra ...string) *pod {
+	t.Helper()
+	ip, port := podAddr(t)
+	id := eurekaID(strings.ToLower(app), ip, port)
+	return startPod(t, podSpec{service: strings.ToLower(app), ip: ip, port: port, drain: drain,
+		init: eurekaInit(s, app, id, extra...), app: eurekaApp(s, app, id)})
+}
+
+func (p *pod) eurekaID() string { return eurekaID(p.spec.service, p.ip, p.port) }
+
+// TestEurekaMarkDrain: two instances, each under its own gracefulinit.
+// SIGTERM to one makes a polling consumer see it not UP within seconds while
+// its JVM still runs (the app's heartbeats do not undo it); the other stays
+// UP; the JVM gets its stop signal after the drain.
+func TestEurekaMarkDrain(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const app = "ORDERS"
+	a, b := eurekaPod(t, s, app, 5*time.Second), eurekaPod(t, s, app, 5*time.Second)
+	c := newEurekaConsumer(s)
+	a.waitHealthy()
+	b.waitHealthy()
+	c.waitStatus(t, app, a.eurekaID(), "UP", visible, isUp)
+	c.waitStatus(t, app, b.eurekaID(), "UP", visible, isUp)
+	a.waitLog("registry online", "eureka", visible)
+	b.waitLog("registry online", "eureka", visible)
+
+	a.term()
+	gone := c.waitStatus(t, app, a.eurekaID(), "not UP after SIGTERM", visible, func(st string) bool {
+		if other := c.status(app, b.eurekaID()); other != "UP" {
+			t.Fatalf("the other instance is %q, want UP", other)
+		}
+		return notUp(st)
+	})
+	if a.jvmTermed() {
+		t.Fatalf("the JVM got its stop signal before consumers saw the instance out (%v after SIGTERM)", gone)
+	}
+	t.Logf("consumer saw %s %q %v after SIGTERM, JVM still running", a.eurekaID(), c.status(app, a.eurekaID()), gone.Round(10*time.Millisecond))
+	// The app keeps renewing every second during the drain; the override
+	// must hold until the JVM is told to stop.
+	for time.Since(a.termAt) < a.spec.drain-500*time.Millisecond {
+		if st := c.status(app, a.eurekaID()); st == "UP" {
+			t.Fatalf("instance UP again %v after SIGTERM, during the drain", time.Since(a.termAt).Round(10*time.Millisecond))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if sum := a.checkStopOnSchedule(); sum.str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	}
+	c.waitStatus(t, app, a.eurekaID(), "deregistered by the app", visible, missing)
+	if st := c.status(app, b.eurekaID()); st != "UP" {
+		t.Fatalf("the other instance is %q after the first stopped, want UP", st)
+	}
+	b.term()
+	b.checkStopOnSchedule()
+}
+
+// TestEurekaStaleOverrideRepaired: an OUT_OF_SERVICE override on the
+// instance (left by an earlier drain: Eureka keeps it through
+// re-registration) is removed by gracefulinit once the app is ready.
+func TestEurekaStaleOverrideRepaired(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const app = "REPAIR"
+	ip, port := podAddr(t)
+	id := eurekaID("repair", ip, port)
+	g := newGate(t, fmt.Sprintf("http://%s:%d/actuator/health", ip, port))
+	p := startPod(t, podSpec{service: "repair", ip: ip, port: port, drain: 2 * time.Second, readyURL: g.srv.URL,
+		init: eurekaInit(s, app, id), app: eurekaApp(s, app, id)})
+	c := newEurekaConsumer(s)
+	p.waitHealthy()
+	c.waitStatus(t, app, id, "UP (registered by the app)", visible, isUp)
+	setEurekaStatus(t, s, app, id, "OUT_OF_SERVICE")
+	c.waitStatus(t, app, id, "OUT_OF_SERVICE", visible, func(st string) bool { return st == "OUT_OF_SERVICE" })
+	// A few of the app's renewals later it is still out of rotation.
+	time.Sleep(2500 * time.Millisecond)
+	if st := c.status(app, id); st != "OUT_OF_SERVICE" {
+		t.Fatalf("status %q after the app's renewals, want OUT_OF_SERVICE", st)
+	}
+	if l := p.findLogs("registry online", ""); len(l) > 0 {
+		t.Fatalf("registry online before readiness: %v", l)
+	}
+
+	g.open.Store(true)
+	back := c.waitStatus(t, app, id, "UP after readiness", visible, isUp)
+	t.Logf("consumer saw the instance UP %v after readiness", back.Round(10*time.Millisecond))
+	p.waitLog("OUT_OF_SERVICE override cleared: instance is UP", "eureka", visible)
+	p.waitLog("registry online", "eureka", visible)
+	p.term()
+	p.checkStopOnSchedule()
+}
+
+// TestEurekaRegisterMode: with --eureka-mode register gracefulinit
+// registers an app that does not register itself once it is ready, keeps it
+// alive, and removes it at SIGTERM while the JVM still serves.
+func TestEurekaRegisterMode(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const app = "REG"
+	ip, port := podAddr(t)
+	id := eurekaID("reg", ip, port)
+	p := startPod(t, podSpec{service: "reg", ip: ip, port: port, drain: 4 * time.Second,
+		init: eurekaInit(s, app, id, "--eureka-mode", "register", "--eureka-heartbeat", "1s"),
+		app:  []string{"--start-delay", "2"}})
+	c := newEurekaConsumer(s)
+	eventually(t, jvmStart, "app healthy", func() error {
+		st := c.status(app, id)
+		healthy := p.health() == http.StatusOK
+		if st != "" && !healthy {
+			t.Fatalf("registered (%s) before the app was ready", st)
+		}
+		if !healthy {
+			return fmt.Errorf("not healthy yet")
+		}
+		return nil
+	})
+	up := c.waitStatus(t, app, id, "UP (registered by gracefulinit)", visible, isUp)
+	t.Logf("registered instance UP %v after the app turned healthy", up.Round(10*time.Millisecond))
+	p.waitLog("registry online", "eureka", visible)
+	// Past Polaris's expiry of three missed renewals, gracefulinit's
+	// heartbeats keep it.
+	time.Sleep(4 * time.Second)
+	if st := c.status(app, id); st != "UP" {
+		t.Fatalf("after 4 s of heartbeats the instance is %q, want UP", st)
+	}
+
+	p.term()
+	gone := c.waitStatus(t, app, id, "deregistered at SIGTERM", visible, missing)
+	if p.jvmTermed() {
+		t.Fatalf("the JVM got its stop signal before the instance was deregistered (%v)", gone)
+	}
+	t.Logf("deregistered %v after SIGTERM, JVM still running", gone.Round(10*time.Millisecond))
+	if sum := p.checkStopOnSchedule(); sum.str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	}
+	if st := c.status(app, id); st != "" {
+		t.Errorf("after exit the instance is %q, want gone", st)
+	}
+}
+
+// TestEurekaServerDownAtShutdown: the Eureka server is gone when the pod
+// stops: the JVM still gets its stop signal after the configured drain and
+// gracefulinit exits inside the grace period.
+func TestEurekaServerDownAtShutdown(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const app = "GONE"
+	p := eurekaPod(t, s, app, 3*time.Second)
+	p.waitHealthy()
+	p.waitLog("registry online", "eureka", visible)
+	s.Stop()
+	p.term()
+	sum := p.checkStopOnSchedule()
+	if off := sum.str("offline"); off == "ok" || off == "none" {
+		t.Errorf("summary: offline %q, want failed or unfinished", off)
+	}
+}
+
+// TestBothRegistries: --registry nacos,eureka updates both at SIGTERM, side
+// by side, before the JVM is told to stop.
+func TestBothRegistries(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const service, app = "both", "BOTH"
+	ip, port := podAddr(t)
+	id := eurekaID(service, ip, port)
+	init := []string{"--registry", "nacos,eureka", "--service", service,
+		"--nacos-addr", s.NacosAddr, "--eureka-url", s.EurekaURL, "--eureka-app", app, "--eureka-instance-id", id}
+	p := startPod(t, podSpec{service: service, ip: ip, port: port, drain: 4 * time.Second, init: init,
+		app: append(nacosApp(s), eurekaApp(s, app, id)...)})
+	nc := newNacosConsumer(t, s, service)
+	ec := newEurekaConsumer(s)
+	p.waitHealthy()
+	p.waitLog("registry online", "nacos", visible)
+	p.waitLog("registry online", "eureka", visible)
+	ec.waitStatus(t, app, id, "UP", visible, isUp)
+	eventually(t, visible, "nacos consumer selects the instance", func() error {
+		sel, err := nc.selected()
+		if err != nil {
+			return err
+		}
+		if !sel[p.addr()] {
+			return fmt.Errorf("selected: %v", sel)
+		}
+		return nil
+	})
+
+	p.term()
+	eventually(t, visible, "nacos consumer drops the instance", func() error {
+		sel, err := nc.selected()
+		if err != nil {
+			return err
+		}
+		if sel[p.addr()] {
+			return fmt.Errorf("still selected: %v", sel)
+		}
+		return nil
+	})
+	nacosGone := time.Since(p.termAt)
+	ec.waitStatus(t, app, id, "not UP after SIGTERM", visible, notUp)
+	eurekaGone := time.Since(p.termAt)
+	if p.jvmTermed() {
+		t.Fatalf("the JVM got its stop signal before both registries took the instance out")
+	}
+	t.Logf("out of rotation after SIGTERM: nacos by %v, eureka by %v; JVM still running",
+		nacosGone.Round(10*time.Millisecond), eurekaGone.Round(10*time.Millisecond))
+	for _, r := range []string{"nacos", "eureka"} {
+		if l := p.findLogs("registry offline done", r); len(l) != 1 {
+			t.Errorf("%d 'registry offline done' logs for %s, want 1", len(l), r)
+		}
+	}
+	if sum := p.checkStopOnSchedule(); sum.str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	}
+}
