@@ -105,19 +105,29 @@ func (s *Set) Offline(ctx context.Context) error {
 }
 
 // retry calls step until it succeeds or ctx ends; each attempt is bounded
-// by the timeout. It returns the last error.
+// by the timeout. It returns the last error; an attempt cut short by the end
+// of ctx reports the error of the attempt before it, which says more about
+// why the step failed than the cancellation.
 func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) error) error {
 	delay := s.RetryMin
 	if delay <= 0 {
 		delay = 250 * time.Millisecond
 	}
+	var last error
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := s.callCtx(ctx)
 		err := step(cctx)
 		cancel()
-		if err == nil || ctx.Err() != nil {
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			if last != nil {
+				return last
+			}
 			return err
 		}
+		last = err
 		s.Log.Warn("registry offline attempt failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
 		select {
 		case <-ctx.Done():

@@ -102,6 +102,10 @@ type run struct {
 	killed      bool
 }
 
+// offlineAnswerWait bounds the wait, after the app exited, for a cancelled
+// offline step to report its last error.
+const offlineAnswerWait = 250 * time.Millisecond
+
 type offlineResult struct {
 	err  error
 	took time.Duration
@@ -496,17 +500,19 @@ func (r *run) finish(ws unix.WaitStatus) int {
 			stop()
 		}
 	}
-	// An offline step still in flight gets its answer only if it arrives
-	// now; the app is gone and the summary must not wait for the registry.
+	// An offline step still in flight (retrying a registry that is down or
+	// hangs) is cut short: the app is gone. Its answer is awaited only
+	// briefly, for the summary to say why it failed; hooks honour their
+	// context, and the summary must not wait for the registry.
+	if r.offlineStop != nil {
+		r.offlineStop()
+	}
 	if r.offlineCh != nil {
 		select {
 		case res := <-r.offlineCh:
 			r.offline = &res
-		default:
+		case <-time.After(offlineAnswerWait):
 		}
-	}
-	if r.offlineStop != nil {
-		r.offlineStop()
 	}
 	r.closeHooks()
 
