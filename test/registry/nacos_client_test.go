@@ -108,7 +108,6 @@ func waitNacos(t *testing.T, s *registrytest.Server, service, ip string, port in
 	})
 }
 
-func nacosListed(h *nacosHost) bool  { return h != nil }
 func nacosAbsent(h *nacosHost) bool  { return h == nil }
 func nacosWeight0(h *nacosHost) bool { return h != nil && h.Weight == 0 }
 func nacosInRotation(h *nacosHost) bool {
