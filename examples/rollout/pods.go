@@ -96,10 +96,12 @@ func (s podSpec) command() []string {
 	case "fixed":
 		gi = append(gi, "--drain", s.fixedDrain().String())
 	case "quiet":
-		// The ceiling is the same as the fixed drain: the quiet drain may
-		// only ever be shorter. Pods share the port on one machine, so the
-		// watcher is told which address is this pod's.
-		gi = append(gi, "--drain", s.fixedDrain().String(), "--drain-quiet", s.cfg.Quiet.String(), "--drain-ip", s.ip)
+		// No --drain: with a registry the ceiling is the whole drain
+		// budget, gracefulinit's default, so a slow registry or a slow
+		// consumer lengthens the drain instead of failing requests. Pods
+		// share the port on one machine, so the watcher is told which
+		// address is this pod's.
+		gi = append(gi, "--drain-quiet", s.cfg.Quiet.String(), "--drain-ip", s.ip)
 	}
 	return append(append(gi, "--"), app...)
 }

@@ -70,3 +70,39 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p[:len(p)-1]))
 	return len(p), nil
 }
+
+// TestFaults runs the quick preset's traffic-aware variant under each
+// fault. Whatever the registry does, every shutdown must end inside its
+// deadline; failed requests are reported, and the ones a fault can cause
+// are explained in the README.
+func TestFaults(t *testing.T) {
+	for _, fault := range []string{"registry-restart", "registry-slow", "ignore-term"} {
+		t.Run(fault, func(t *testing.T) {
+			cfg, err := parseFlags([]string{"-preset", "quick", "-registry", "nacos", "-variants", "quiet", "-fault", fault,
+				"-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
+			defer cancel()
+			rep, err := Run(ctx, cfg, testWriter{t})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", rep.Markdown())
+			for _, p := range rep.Phases {
+				if p.Error != "" {
+					t.Errorf("phase error: %s", p.Error)
+				}
+				if len(p.Shutdowns) != cfg.Instances*cfg.Rollouts {
+					t.Errorf("%d shutdowns, want %d", len(p.Shutdowns), cfg.Instances*cfg.Rollouts)
+				}
+				for _, s := range p.Shutdowns {
+					if s.Took > s.Deadline {
+						t.Errorf("pod %s took %v, past its deadline %v", s.Pod, s.Took, s.Deadline)
+					}
+				}
+			}
+		})
+	}
+}
