@@ -48,9 +48,17 @@ type podSpec struct {
 }
 
 // grace is the pod's terminationGracePeriodSeconds: room for the fixed
-// drain, the stop timeout and the kill margin.
+// drain, the stop timeout and the kill margin, plus the headroom an
+// operator who knows the registry can be slow or restarting would give.
 func (s podSpec) grace() time.Duration {
-	return s.fixedDrain() + s.cfg.StopTimeout + 2*time.Second
+	g := s.fixedDrain() + s.cfg.StopTimeout + 2*time.Second
+	switch s.cfg.Fault {
+	case "registry-slow":
+		g += 4 * s.cfg.SlowDelay // a read and a write, each answered late, twice over
+	case "registry-restart":
+		g += restartDowntime + 5*time.Second
+	}
+	return g
 }
 
 func (s podSpec) fixedDrain() time.Duration {

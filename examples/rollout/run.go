@@ -312,15 +312,18 @@ func (ph *phase) registered(s podSpec) bool {
 	return false
 }
 
+// restartDowntime is how long the registry-restart fault keeps it down.
+const restartDowntime = 5 * time.Second
+
 // restartRegistry is the registry-restart fault: the server dies shortly
-// after the first pod's shutdown begins and is back five seconds later.
+// after the first pod's shutdown begins and is back restartDowntime later.
 func (ph *phase) restartRegistry(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	time.Sleep(ph.cfg.AppStart + 2*time.Second)
 	ph.logf("fault: killing the registry")
 	ph.event("registry", "down")
 	ph.srv.Stop()
-	time.Sleep(5 * time.Second)
+	time.Sleep(restartDowntime)
 	if err := ph.srv.Relaunch(ctx); err != nil {
 		ph.logf("fault: registry restart failed: %v", err)
 		return

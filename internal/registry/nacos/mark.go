@@ -44,6 +44,7 @@ type mark struct {
 	token        string    // secret: never logged, scrubbed from errors
 	tokenRefresh time.Time // log in again after this
 	noDetail     bool      // detail GET answered 405: read from the list
+	noPatch      bool      // PATCH answered 405: write with PUT straight away
 	v3           bool      // v1 answered 410: use the v3 admin API
 }
 
@@ -343,6 +344,15 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 	p.Set("weight", formatWeight(weight))
 	p.Set("enabled", strconv.FormatBool(enabled))
 	p.Set("ephemeral", "true")
+	// Every round trip counts when the registry is slow at shutdown: skip
+	// the PATCH once it was refused, and on a server without the detail
+	// read (Polaris), which has no PATCH either.
+	m.mu.Lock()
+	skipPatch := m.noPatch || m.noDetail
+	m.mu.Unlock()
+	if skipPatch {
+		return m.put(ctx, inst, p)
+	}
 	resp, err := m.do(ctx, http.MethodPatch, "/v1/ns/instance", p)
 	if err != nil {
 		return err
@@ -356,25 +366,32 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 		m.setV3()
 		return m.writeV3(ctx, inst, weight, enabled)
 	case http.StatusMethodNotAllowed:
-		// PUT replaces metadata (and on Polaris flips healthy without it):
-		// send the instance's current metadata back unchanged.
-		p.Set("metadata", metadataJSON(inst.Metadata))
-		resp, err = m.do(ctx, http.MethodPut, "/v1/ns/instance", p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case resp.status == http.StatusOK:
-			return nil
-		case resp.status == http.StatusNotFound:
-			return errNotRegistered
-		case resp.status == http.StatusInternalServerError && strings.Contains(string(resp.body), "no change"):
-			// Polaris refuses a PUT that changes nothing with a 500; its
-			// list lags writes by its cache interval, so a read can show
-			// the state from just before our own earlier write.
-			return nil
-		}
-		return resp.fail("")
+		m.mu.Lock()
+		m.noPatch = true
+		m.mu.Unlock()
+		return m.put(ctx, inst, p)
+	}
+	return resp.fail("")
+}
+
+// put writes with PUT, which replaces metadata (and on Polaris flips
+// healthy without it): the instance's current metadata goes back unchanged.
+func (m *mark) put(ctx context.Context, inst *instance, p url.Values) error {
+	p.Set("metadata", metadataJSON(inst.Metadata))
+	resp, err := m.do(ctx, http.MethodPut, "/v1/ns/instance", p)
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.status == http.StatusOK:
+		return nil
+	case resp.status == http.StatusNotFound:
+		return errNotRegistered
+	case resp.status == http.StatusInternalServerError && strings.Contains(string(resp.body), "no change"):
+		// Polaris refuses a PUT that changes nothing with a 500; its
+		// list lags writes by its cache interval, so a read can show
+		// the state from just before our own earlier write.
+		return nil
 	}
 	return resp.fail("")
 }
