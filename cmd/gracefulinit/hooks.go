@@ -26,7 +26,7 @@ func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, time.Du
 	}
 	set := &registry.Set{Timeout: cfg.RegistryTimeout, Log: log}
 	for _, name := range cfg.Registries {
-		r, err := backends[name](cfg, log.With("registry", name))
+		r, err := backends[name](cfg, log)
 		if err != nil {
 			return nil, 0, err
 		}

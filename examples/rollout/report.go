@@ -215,7 +215,7 @@ func (p PhaseResult) chart() ([]byte, error) {
 		Title:      fmt.Sprintf("%s: %s (%d failed of %d)", p.Registry, variantNames[p.Variant], p.Failed, p.Requests),
 		Width:      1200,
 		Height:     500,
-		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 20, Bottom: 20}},
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 20, Bottom: 60}},
 		XAxis:      chart.XAxis{Name: "seconds"},
 		YAxis:      chart.YAxis{Name: "requests/s"},
 		YAxisSecondary: chart.YAxis{Name: "pods",
@@ -229,7 +229,7 @@ func (p PhaseResult) chart() ([]byte, error) {
 				Style: chart.Style{StrokeColor: drawing.ColorFromHex("ef6c00"), FillColor: drawing.ColorFromHex("ef6c00").WithAlpha(60)}},
 		},
 	}
-	g.Elements = []chart.Renderable{chart.Legend(&g)}
+	g.Elements = []chart.Renderable{chart.LegendThin(&g)}
 	var buf bytes.Buffer
 	if err := g.Render(chart.PNG, &buf); err != nil {
 		return nil, err

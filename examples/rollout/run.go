@@ -124,7 +124,9 @@ func (ph *phase) spec(ip string) podSpec {
 }
 
 // javaFlags make a small JVM start fast, as the tests do.
-var javaFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k", "-Xshare:auto"}
+// -XX:-UsePerfData: pods share /tmp, and JVMs that are all pid 10 in their
+// own namespaces would fight over the same hsperfdata file.
+var javaFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k", "-Xshare:auto", "-XX:-UsePerfData"}
 
 func (ph *phase) event(pod, what string) {
 	ph.events = append(ph.events, PodEvent{At: time.Since(ph.start), Pod: pod, Event: what})

@@ -80,7 +80,13 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt, "error", err)
 			return
 		}
-		s.Log.Warn("registry online failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
+		// An app still registering itself is the usual case for the
+		// first seconds; only a longer wait deserves a warning.
+		level := slog.LevelInfo
+		if time.Since(start) > 10*time.Second {
+			level = slog.LevelWarn
+		}
+		s.Log.Log(ctx, level, "registry online not done yet, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
 		select {
 		case <-ctx.Done():
 			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt)

@@ -273,7 +273,7 @@ func (r *run) loop(sigs chan os.Signal) int {
 			if res.err != nil {
 				r.log.Warn("registry offline failed; the drain goes on", "elapsed", res.took.Round(time.Millisecond), "error", res.err)
 			} else {
-				r.log.Info("registry offline done", "elapsed", res.took.Round(time.Millisecond))
+				r.log.Debug("registry offline done", "elapsed", res.took.Round(time.Millisecond))
 			}
 		case <-killC:
 			r.killTree()
