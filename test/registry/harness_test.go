@@ -36,6 +36,10 @@ const (
 	visible = 8 * time.Second
 )
 
+// onlineRetryMsg is the message of gracefulinit's log line for an online
+// step that has not succeeded yet and will be retried.
+const onlineRetryMsg = "registry online not done yet, retrying"
+
 // podSpec describes one "pod": gracefulinit as PID 1 with the example app
 // (examples/javaapp) as its child, bound to its own loopback address.
 type podSpec struct {

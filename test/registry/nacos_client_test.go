@@ -135,6 +135,8 @@ func setNacosWeight(t *testing.T, s *registrytest.Server, service, ip string, po
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Polaris's router answers a PUT without a content type with 406.
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
