@@ -39,7 +39,13 @@ func TestReadinessGatesDrain(t *testing.T) {
 			a := start(t, appConfig{pid1: true, withPort: true, init: init, jvm: tt.jvm})
 			if tt.ready {
 				l, _ := a.waitLog("app ready", jvmStart)
-				readyAt := a.event("ready").At
+				// A TCP probe succeeds as soon as the port is bound, which
+				// TestApp records as "listen", a moment before "ready".
+				readyEvent := "ready"
+				if tt.probe[0] == "--ready-tcp" {
+					readyEvent = "listen"
+				}
+				readyAt := a.event(readyEvent).At
 				if at := logTime(t, l); at.Before(readyAt.Add(-early)) {
 					t.Errorf("gracefulinit saw the app ready at %v, before it was (%v)", at, readyAt)
 				}
