@@ -25,7 +25,7 @@ func BenchmarkSample(b *testing.B) {
 		}
 		for _, c := range []reqConfig{{modeLegacy, true}, {modeV2, true}, {modeLegacy, false}} {
 			b.Run(fmt.Sprintf("%s/conns=%d", c, conns), func(b *testing.B) {
-				w, err := openWatcher([]int{srv.port}, nil, []reqConfig{c})
+				w, err := openWatcher([]int{srv.port}, nil, []reqConfig{c}, joinGroup)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -66,6 +66,10 @@ const (
 	serveRead       serverMode = iota // accept and read until EOF, keep the socket open
 	serveNoAccept                     // never accept: connections wait in the accept queue
 	serveWriteClose                   // accept, write one byte, close first (the server side ends in TIME_WAIT)
+	// serveRespond answers each read with one byte and closes once the
+	// client has: a client that closes first leaves the server's socket no
+	// TIME_WAIT, as with a Java app and curl.
+	serveRespond
 )
 
 type server struct {
@@ -100,6 +104,14 @@ func startServer(t testing.TB, f family, mode serverMode) *server {
 				s.mu.Lock()
 				s.conns = append(s.conns, c)
 				s.mu.Unlock()
+				if mode == serveRespond {
+					s.wg.Add(1)
+					go func() {
+						defer s.wg.Done()
+						respond(c)
+					}()
+					continue
+				}
 				s.wg.Add(1)
 				go func() {
 					defer s.wg.Done()
@@ -118,6 +130,26 @@ func startServer(t testing.TB, f family, mode serverMode) *server {
 		s.wg.Wait()
 	})
 	return s
+}
+
+// respond answers every read on c with one byte until the client closes,
+// or the server's cleanup does.
+func respond(c net.Conn) {
+	defer func() { _ = c.Close() }()
+	// Bounded, so that a test's cleanup cannot wait on a stuck client.
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	b := make([]byte, 512)
+	for {
+		n, err := c.Read(b)
+		if n > 0 {
+			if _, werr := c.Write([]byte{'k'}); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // syncBuffer is a log sink that tests can read while a drain writes.

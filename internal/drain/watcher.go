@@ -21,4 +21,9 @@ type Sample struct {
 	Closed       int // connections the app has closed that the kernel still keeps (TIME_WAIT, FIN_WAIT2)
 	New          int // of Conns and Closed, those the previous sample did not see
 	Listeners    int // listening sockets on the watched ports
+	// Gone counts the connections on the watched ports that the kernel
+	// destroyed since the previous sample, as its destroy messages report
+	// them (see Watcher); always 0 where those cannot be read. Of these,
+	// GoneUnseen were never seen alive: opened and closed between samples.
+	Gone, GoneUnseen int
 }

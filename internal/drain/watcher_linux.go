@@ -125,11 +125,17 @@ var defaultConfigs = []reqConfig{
 // before, or data received. A Watcher is not safe for concurrent use.
 //
 // Activity is dated from the kernel's own per-socket stamps, so its time is
-// known to a few milliseconds whatever the sampling interval. What sampling
-// can miss entirely is a connection that is opened, served and closed by
-// the client between two samples: it leaves no socket behind (one the app
-// closes first leaves a TIME_WAIT socket, which counts). Pooled keep-alive
-// connections, the usual traffic between services, are always seen.
+// known to a few milliseconds whatever the sampling interval. Pooled
+// keep-alive connections, the usual traffic between services, are always
+// seen, and so is a connection that the app closes first between two
+// samples: it leaves a TIME_WAIT socket. One that the client closes first
+// (one request per connection, as curl does) leaves nothing behind for a
+// dump; the Watcher learns of it from the kernel's sock_diag destroy
+// messages, which it reads at each sample. Such a connection is dated from
+// its tcp_info as the message was read, not sent, so up to an interval
+// late. The destroy messages need CAP_NET_ADMIN in the network namespace;
+// without it, a connection the client opens and closes between two samples
+// goes unseen.
 type Watcher struct {
 	fd      int // -1 after a failed dump (reopened by the next Sample) or Close
 	closed  bool
@@ -150,6 +156,9 @@ type Watcher struct {
 	s                  Sample       // the sample being taken
 	described          int          // sockets the kernel described in this sample, watched or not
 	addrs              []netip.Addr // when set, only sockets with one of these local addresses count
+
+	gone    *goneWatch // nil when destroyed sockets are not watched, and goneErr says why
+	goneErr error
 }
 
 // LimitAddrs makes the Watcher count only sockets whose local address is
@@ -214,16 +223,18 @@ const (
 // which sees the connections that already exist. Its error wraps
 // ErrUnavailable when the kernel interface cannot be used.
 func NewWatcher(ports []int) (*Watcher, error) {
-	return openWatcher(ports, nil, defaultConfigs)
+	return openWatcher(ports, nil, defaultConfigs, joinGroup)
 }
 
 // newWatcherAddrs is NewWatcher followed by LimitAddrs, without a first
 // sample of every address.
 func newWatcherAddrs(ports []int, addrs []netip.Addr) (*Watcher, error) {
-	return openWatcher(ports, addrs, defaultConfigs)
+	return openWatcher(ports, addrs, defaultConfigs, joinGroup)
 }
 
-func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig) (*Watcher, error) {
+// openWatcher opens a Watcher that asks the kernel in the first of configs
+// that works, and joins the destroy groups with join.
+func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig, join joinFunc) (*Watcher, error) {
 	set, ranges, err := makePorts(ports)
 	if err != nil {
 		return nil, err
@@ -237,6 +248,11 @@ func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig) (*Watcher
 		cur:    make(map[uint64]connState, 64),
 	}
 	w.setAddrs(addrs)
+	// Subscribed before the first sample, so that no connection falls
+	// between it and the subscription.
+	if w.gone, err = openGone(ranges, join); err != nil {
+		w.goneErr = err
+	}
 	var msgs []string
 	for _, c := range configs {
 		w.configure(c)
@@ -246,7 +262,9 @@ func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig) (*Watcher
 		}
 		return w, nil
 	}
-	_ = w.closeFD() // nothing more to learn from a socket that did not work
+	// Nothing more to learn from sockets that did not work.
+	_ = w.closeFD()
+	w.closeGone()
 	return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(msgs, "; "))
 }
 
@@ -286,6 +304,10 @@ func (w *Watcher) configure(c reqConfig) {
 func (w *Watcher) forget() {
 	clear(w.prev)
 	clear(w.cur)
+	if w.gone != nil {
+		clear(w.gone.prevTW)
+		clear(w.gone.curTW)
+	}
 	w.prevStart = time.Time{}
 	w.last = time.Time{}
 }
@@ -322,12 +344,17 @@ func (w *Watcher) Sample() (Sample, error) {
 		}
 	}
 	w.begin(time.Now())
+	// Destroy messages first: a socket they report was gone before the
+	// dump began, so what the dump shows of it is the TIME_WAIT socket it
+	// left, if any, and settleGone can tell the two apart.
+	w.readGone()
 	for _, req := range w.reqs {
 		if err := w.dump(req); err != nil {
 			clear(w.cur)
 			return Sample{}, err
 		}
 	}
+	w.settleGone()
 	return w.commit(), nil
 }
 
@@ -337,24 +364,44 @@ func (w *Watcher) begin(now time.Time) {
 	w.described = 0
 	w.startAt = now
 	clear(w.cur)
+	if w.gone != nil {
+		clear(w.gone.curTW)
+	}
 }
 
 // commit ends a sample that saw every socket, and makes it the one the
 // next compares against.
 func (w *Watcher) commit() Sample {
 	w.prev, w.cur = w.cur, w.prev
+	if w.gone != nil {
+		w.gone.prevTW, w.gone.curTW = w.gone.curTW, w.gone.prevTW
+	}
 	w.prevStart = w.startAt
 	w.s.LastActivity = w.last
 	return w.s
 }
 
-// Close releases the netlink socket.
+// Close releases the netlink sockets.
 func (w *Watcher) Close() error {
 	if w.closed {
 		return nil
 	}
 	w.closed = true
+	w.closeGone()
 	return w.closeFD()
+}
+
+// closeGone stops watching destroyed sockets. Nothing is lost by an error
+// from close here: the socket was only read.
+func (w *Watcher) closeGone() {
+	if w.gone == nil {
+		return
+	}
+	_ = w.gone.close()
+	w.gone = nil
+	if w.goneErr == nil {
+		w.goneErr = errors.New("drain: Watcher closed")
+	}
 }
 
 func (w *Watcher) openFD() error {
@@ -547,6 +594,11 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 				}
 			}
 			w.note(t, at)
+			if w.gone != nil {
+				// Its full socket's destroy message comes under another
+				// cookie when no dump saw it alive: see settleGone.
+				w.gone.curTW[tupleOf(m)] = struct{}{}
+			}
 		}
 		w.cur[cookie] = connState{kind: kindTW}
 	}

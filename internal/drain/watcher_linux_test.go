@@ -33,7 +33,7 @@ func (c reqConfig) String() string {
 
 func openTest(t testing.TB, ports []int, c reqConfig) *Watcher {
 	t.Helper()
-	w, err := openWatcher(ports, nil, []reqConfig{c})
+	w, err := openWatcher(ports, nil, []reqConfig{c}, joinGroup)
 	if err != nil {
 		t.Fatalf("openWatcher(%v, %s): %v", ports, c, err)
 	}
