@@ -3,6 +3,7 @@
 package drain
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -61,37 +62,72 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkWatchCPU measures the CPU time a quiet drain costs per second
 // of watching at the default interval, against the same time idle:
 // cpu-ms/s is the drain's share, idle-cpu-ms/s what the test process spends
-// anyway.
+// anyway. With churn, a client in the same process opens, uses and closes
+// a connection every 10 ms, idle or not: the drain then reads about one
+// destroy message per connection. Each case runs with the destroy messages
+// and without (as without CAP_NET_ADMIN), to show what reading them costs.
 func BenchmarkWatchCPU(b *testing.B) {
 	const period = 3 * time.Second
-	for _, conns := range []int{0, 1000} {
-		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			srv := startServer(b, families[0], serveRead)
-			for range conns {
-				dial(b, srv)
-			}
-			log := slog.New(slog.DiscardHandler)
-			var watch, idle time.Duration
-			samples := 0
-			for b.Loop() {
-				c0 := cpuTime(b)
-				time.Sleep(period)
-				c1 := cpuTime(b)
-				res := RunDetailed(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log)
-				c2 := cpuTime(b)
-				if res.Reason != ReasonMax || res.Fallback {
-					b.Fatalf("drain %+v, want ReasonMax without fallback", res)
-				}
-				idle += c1 - c0
-				watch += c2 - c1
-				samples += res.Samples
-			}
-			secs := float64(b.N) * period.Seconds()
-			b.ReportMetric(float64(watch-idle)/float64(time.Millisecond)/secs, "cpu-ms/s")
-			b.ReportMetric(float64(idle)/float64(time.Millisecond)/secs, "idle-cpu-ms/s")
-			b.ReportMetric(float64(samples)/secs, "samples/s")
-		})
+	tests := []struct {
+		conns int
+		churn bool
+	}{{0, false}, {1000, false}, {0, true}}
+	watches := []struct {
+		name string
+		join joinFunc
+	}{
+		{"destroy", joinGroup},
+		{"sampling-only", func(int, int) error { return unix.EPERM }},
 	}
+	for _, tt := range tests {
+		for _, wt := range watches {
+			benchWatchCPU(b, period, tt.conns, tt.churn, wt.name, wt.join)
+		}
+	}
+}
+
+func benchWatchCPU(b *testing.B, period time.Duration, conns int, churn bool, name string, join joinFunc) {
+	b.Run(fmt.Sprintf("conns=%d/churn=%t/%s", conns, churn, name), func(b *testing.B) {
+		mode := serveRead
+		if churn {
+			mode = serveRespond
+		}
+		srv := startServer(b, families[0], mode)
+		for range conns {
+			dial(b, srv)
+		}
+		if churn {
+			ctx, stop := context.WithCancel(b.Context())
+			c := startOneShotClient(ctx, srv.addr, 10*time.Millisecond)
+			b.Cleanup(func() {
+				stop()
+				if _, n, err := c.wait(); err != nil {
+					b.Errorf("client: %v after %d requests", err, n)
+				}
+			})
+		}
+		log := slog.New(slog.DiscardHandler)
+		var watch, idle time.Duration
+		samples := 0
+		for b.Loop() {
+			c0 := cpuTime(b)
+			time.Sleep(period)
+			c1 := cpuTime(b)
+			res := run(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log,
+				func(ports []int) (sampler, error) { return openWatcher(ports, nil, defaultConfigs, join) })
+			c2 := cpuTime(b)
+			if res.Reason != ReasonMax || res.Fallback {
+				b.Fatalf("drain %+v, want ReasonMax without fallback", res)
+			}
+			idle += c1 - c0
+			watch += c2 - c1
+			samples += res.Samples
+		}
+		secs := float64(b.N) * period.Seconds()
+		b.ReportMetric(float64(watch-idle)/float64(time.Millisecond)/secs, "cpu-ms/s")
+		b.ReportMetric(float64(idle)/float64(time.Millisecond)/secs, "idle-cpu-ms/s")
+		b.ReportMetric(float64(samples)/secs, "samples/s")
+	})
 }
 
 // BenchmarkQuietDelay measures how long after the quiet time a drain ends:
@@ -127,4 +163,48 @@ func BenchmarkQuietDelay(b *testing.B) {
 	b.ReportMetric(delays[len(delays)/2], "ms-after-quiet")
 	b.ReportMetric(delays[len(delays)-1], "ms-after-quiet-max")
 	b.ReportMetric(stampErrs[len(stampErrs)/2], "ms-stamp-error")
+}
+
+// BenchmarkReadGone measures what reading destroy messages adds to a
+// sample: gone connections, opened and closed by the client since the
+// previous sample, each announced by one message, read and parsed. Only
+// that is timed, in CPU time, reported per sample (cpu-µs/op) and per
+// message (cpu-µs/msg). 100 is about what the default socket buffer holds
+// before it overflows.
+func BenchmarkReadGone(b *testing.B) {
+	srv := startServer(b, families[0], serveRespond)
+	for _, gone := range []int{0, 100} {
+		b.Run(fmt.Sprintf("gone=%d", gone), func(b *testing.B) {
+			w, err := openWatcher([]int{srv.port}, nil, defaultConfigs, joinGroup)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = w.Close() }()
+			if w.gone == nil {
+				b.Fatalf("destroyed sockets not watched: %v", w.goneErr)
+			}
+			// No allocation report: the client's would drown the reader's,
+			// which TestSampleAllocsWithGone checks are none.
+			var cpu time.Duration
+			for b.Loop() {
+				for range gone {
+					if _, err := requestOnce(srv.addr); err != nil {
+						b.Fatal(err)
+					}
+				}
+				time.Sleep(20 * time.Millisecond) // for the server's closes
+				c0 := cpuTime(b)
+				w.begin(time.Now())
+				w.readGone()
+				cpu += cpuTime(b) - c0
+				if len(w.gone.evs) != gone {
+					b.Fatalf("read %d destroy messages, want %d", len(w.gone.evs), gone)
+				}
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+			if gone > 0 {
+				b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N*gone), "cpu-µs/msg")
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -579,5 +580,39 @@ func TestParseGone(t *testing.T) {
 				t.Errorf("sample %+v, want Gone %d, GoneUnseen %d", got, tt.wantGone, tt.wantUnseen)
 			}
 		})
+	}
+}
+
+// TestSampleAllocsWithGone: reading destroy messages allocates nothing
+// once the Watcher's buffers have grown to the traffic. Not parallel: it
+// counts the process's allocations.
+func TestSampleAllocsWithGone(t *testing.T) {
+	srv := startServer(t, families[0], serveRespond)
+	w := openTest(t, []int{srv.port}, reqConfig{modeLegacy, true})
+	if w.gone == nil {
+		t.Fatalf("destroyed sockets not watched: %v", w.goneErr)
+	}
+	for round := range 4 {
+		for range 20 {
+			if _, err := requestOnce(srv.addr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // for the server's goroutines to end
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s, err := w.Sample()
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.GoneUnseen != 20 {
+			t.Fatalf("round %d: sample %+v, want 20 connections gone unseen", round, s)
+		}
+		n := after.Mallocs - before.Mallocs
+		t.Logf("round %d: %d allocations", round, n)
+		if round > 0 && n > 0 {
+			t.Errorf("round %d: %d allocations in a sample that read %d destroy messages", round, n, s.Gone)
+		}
 	}
 }

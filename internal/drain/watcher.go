@@ -24,6 +24,7 @@ type Sample struct {
 	// Gone counts the connections on the watched ports that the kernel
 	// destroyed since the previous sample, as its destroy messages report
 	// them (see Watcher); always 0 where those cannot be read. Of these,
-	// GoneUnseen were never seen alive: opened and closed between samples.
+	// GoneUnseen left nothing that a sample saw, neither the connection
+	// nor a TIME_WAIT socket: opened and closed by the client in between.
 	Gone, GoneUnseen int
 }
