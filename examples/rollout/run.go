@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // Run executes every registry x variant phase in turn against one Polaris
@@ -23,7 +25,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(logw, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, a...)...)
 	}
-	root, err := javatest.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +196,7 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 		return res
 	}
 	defer disc.Close()
-	if !waitFor(ctx, 30*time.Second, func() bool { l, _ := disc.Instances(); return len(l) == ph.cfg.Instances }) {
+	if !poll.Within(ctx, 30*time.Second, 100*time.Millisecond, func() bool { l, _ := disc.Instances(); return len(l) == ph.cfg.Instances }) {
 		res.Error = "the consumer never saw every instance"
 		return res
 	}
@@ -262,7 +264,7 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 	if err := p.WaitHealthy(wctx, ph.cfg.Port); err != nil {
 		return p, err
 	}
-	if !waitFor(wctx, 60*time.Second, func() bool { return ph.registered(spec) }) {
+	if !poll.Until(wctx, 100*time.Millisecond, func() bool { return ph.registered(spec) }) {
 		return p, fmt.Errorf("%s never showed up in rotation in %s", name, ph.registry)
 	}
 	ph.event(name, "ready")
@@ -332,19 +334,4 @@ func (ph *phase) restartRegistry(ctx context.Context, done chan struct{}) {
 	}
 	ph.event("registry", "up")
 	ph.logf("fault: registry back")
-}
-
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

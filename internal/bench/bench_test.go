@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 )
 
 // TestQuickRun runs every section in quick mode against real binaries:
@@ -149,7 +151,7 @@ func TestQuickRun(t *testing.T) {
 	}
 
 	// Nothing the benchmark started may be left behind.
-	if kids := children(os.Getpid()); len(kids) > 0 {
+	if kids := procfs.Children(os.Getpid()); len(kids) > 0 {
 		t.Errorf("processes left behind: %v", kids)
 	}
 	if t.Failed() {
@@ -205,7 +207,7 @@ func TestCancelCleansUp(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("Run did not return %v after start", time.Since(start))
 	}
-	if kids := children(os.Getpid()); len(kids) > 0 {
+	if kids := procfs.Children(os.Getpid()); len(kids) > 0 {
 		t.Errorf("processes left behind: %v", kids)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 )
 
 // Style is how an init takes its command line.
@@ -144,11 +146,11 @@ func (p *proc) findInit(ctx context.Context, timeout time.Duration) (int, error)
 	defer cancel()
 	for {
 		if p.initPID == 0 {
-			if kids := children(p.cmd.Process.Pid); len(kids) > 0 {
+			if kids := procfs.Children(p.cmd.Process.Pid); len(kids) > 0 {
 				p.initPID = kids[0]
 			}
 		}
-		if p.initPID != 0 && execedChild(p.initPID) != 0 {
+		if p.initPID != 0 && procfs.ExecedChild(p.initPID) != 0 {
 			return p.initPID, nil
 		}
 		select {
@@ -203,7 +205,7 @@ func (p *proc) kill() {
 	case <-p.done:
 	default:
 		pid := p.cmd.Process.Pid
-		for _, d := range descendants(pid) {
+		for _, d := range procfs.Descendants(pid) {
 			_ = unix.Kill(d, unix.SIGKILL)
 		}
 		_ = unix.Kill(pid, unix.SIGKILL)
@@ -221,7 +223,7 @@ func reapStrays() {
 	tracked.Lock()
 	defer tracked.Unlock()
 	self := os.Getpid()
-	for _, c := range children(self) {
+	for _, c := range procfs.Children(self) {
 		if tracked.pids[c] {
 			continue
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 )
 
 // clkTck is USER_HZ, the unit of utime and stime in /proc/PID/stat. Linux
@@ -22,25 +24,6 @@ func mono() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
-}
-
-// children lists pid's direct children. A multi-threaded parent keeps
-// them per thread, so every task is read.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // countChildren counts pid's direct children without building a list: the
@@ -60,21 +43,6 @@ func countChildren(pid int) int {
 	return n
 }
 
-// descendants lists every process below pid, parents before children.
-func descendants(pid int) []int {
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children(p) {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
-
 // procStat is the part of /proc/PID/stat the benchmark reads.
 type procStat struct {
 	State        string
@@ -83,17 +51,10 @@ type procStat struct {
 }
 
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procfs.Stat(pid)
 	if err != nil {
 		return procStat{}, err
 	}
-	// comm may hold spaces and parentheses: fields start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: no comm", pid)
-	}
-	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(f) < 13 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
@@ -149,40 +110,6 @@ func statusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, key)
 }
 
-// execedChild returns a child of pid that runs another program than pid
-// itself, i.e. one past its exec. Before that, a signal the init forwards
-// may hit the init's own copy between fork and exec.
-//
-// pid's own program is read again after its children's: inside unshare,
-// pid may exec the init and fork between the reads, and its not yet
-// exec'd child would then differ from a stale "unshare". That race, once
-// in a few hundred starts, sent signals before dumb-init's child had even
-// called setsid, and the forwarded signal went nowhere.
-func execedChild(pid int) int {
-	exe := func(p int) string {
-		s, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
-		if err != nil {
-			return ""
-		}
-		return s
-	}
-	self := exe(pid)
-	if self == "" {
-		return 0
-	}
-	found := 0
-	for _, c := range children(pid) {
-		if e := exe(c); e != "" && e != self {
-			found = c
-			break
-		}
-	}
-	if found == 0 || exe(pid) != self {
-		return 0
-	}
-	return found
-}
-
 // errTimeout is returned by the waits below when their time runs out.
 var errTimeout = errors.New("timed out")
 
@@ -214,13 +141,13 @@ func waitExit(pidfd int, timeout time.Duration) error {
 // message about a process that did not do what was expected.
 func describeTree(pid int) string {
 	var parts []string
-	for _, p := range append([]int{pid}, children(pid)...) {
+	for _, p := range append([]int{pid}, procfs.Children(pid)...) {
 		st, err := readStat(p)
 		if err != nil {
 			parts = append(parts, fmt.Sprintf("pid %d gone", p))
 			continue
 		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		exe := procfs.Exe(p)
 		var sig []string
 		for _, k := range []string{"SigPnd", "ShdPnd", "SigBlk"} {
 			if v, err := statusField(p, k); err == nil {

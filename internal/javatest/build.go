@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // Release is the Java release the sources are compiled for (javac --release):
@@ -35,17 +37,9 @@ const Release = "17"
 // the compile flags change so stale jars are not reused.
 const cacheFormat = "javatest-v1"
 
-// CacheDir is where built jars are kept: $GRACEFULINIT_CACHE/jars, else
-// $HOME/.cache/gracefulinit/jars, else under the OS temp dir.
-func CacheDir() string {
-	if d := os.Getenv("GRACEFULINIT_CACHE"); d != "" {
-		return filepath.Join(d, "jars")
-	}
-	if h, err := os.UserHomeDir(); err == nil && h != "" {
-		return filepath.Join(h, ".cache", "gracefulinit", "jars")
-	}
-	return filepath.Join(os.TempDir(), "gracefulinit-cache", "jars")
-}
+// CacheDir is where built jars are kept: jars in the repository's shared
+// cache (repo.CacheDir).
+func CacheDir() string { return filepath.Join(repo.CacheDir(), "jars") }
 
 // Tool returns the path of a JDK tool ("java", "javac"): $JAVA_HOME/bin/NAME
 // when JAVA_HOME is set and has it, else NAME on $PATH.
@@ -344,27 +338,7 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// RepoRoot returns the directory of the gracefulinit module's go.mod,
-// searching upward from the working directory (a test's package dir).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(b, []byte("module github.com/gracefulinit/gracefulinit\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("gracefulinit's go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// Source directories of the repository's Java programs, relative to RepoRoot.
+// Source directories of the repository's Java programs, relative to repo.Root.
 const (
 	TestAppDir    = "testdata/java"
 	ExampleAppDir = "examples/javaapp"

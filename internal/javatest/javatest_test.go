@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -121,7 +123,7 @@ func manifestMain(t *testing.T, jar string) string {
 // once, and build anew when a source changes.
 func TestCachedConcurrentAndKeyed(t *testing.T) {
 	t.Parallel()
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // buildTimeout bounds one javac run on a loaded 2-core machine.
@@ -28,7 +30,7 @@ func Jar(t testing.TB, srcDir string) string {
 
 func repoJar(t testing.TB, rel string) string {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // PolarisVersion is the only Polaris version the module proxy serves.
@@ -377,14 +379,13 @@ func CachedPolarisPath() string {
 	return filepath.Join(cache, "polaris-"+PolarisVersion, "polaris-server")
 }
 
-// FindPolaris returns the cached binary, or runs scripts/build-polaris.sh
-// (found by walking up from the working directory to the repository root)
-// and returns the path it prints.
+// FindPolaris returns the cached binary, or runs the repository's
+// scripts/build-polaris.sh (see repo.Root) and returns the path it prints.
 func FindPolaris(ctx context.Context) (string, error) {
 	if p := CachedPolarisPath(); isExecutable(p) {
 		return p, nil
 	}
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
@@ -400,26 +401,6 @@ func FindPolaris(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("registrytest: scripts/build-polaris.sh printed %q, not an executable", bin)
 	}
 	return bin, nil
-}
-
-// RepoRoot walks up from the working directory (a test's package dir) to the
-// directory holding this module's go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(data, []byte("module github.com/gracefulinit/gracefulinit\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("registrytest: repository root (go.mod of github.com/gracefulinit/gracefulinit) not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func isExecutable(p string) bool {

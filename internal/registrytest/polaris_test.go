@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,10 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/poll"
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 func TestTemplateInSync(t *testing.T) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +73,7 @@ func TestStartStopStart(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("register: %s", resp.Status)
 	}
-	waitFor(t, 5*time.Second, func() bool {
-		return strings.Contains(getBody(t, s.NacosAddr+"/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"), `"10.0.0.1"`)
-	})
+	waitListed(t, s)
 
 	s.Stop()
 	if s.Running() {
@@ -93,20 +95,19 @@ func TestStartStopStart(t *testing.T) {
 		}
 	}
 	// The boltdb state in Dir survives a restart, like a real outage.
-	waitFor(t, 5*time.Second, func() bool {
-		return strings.Contains(getBody(t, s.NacosAddr+"/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"), `"10.0.0.1"`)
-	})
+	waitListed(t, s)
 }
 
-func waitFor(t *testing.T, d time.Duration, ok func() bool) {
+// waitListed waits for the instance TestStartStopStart registers.
+func waitListed(t *testing.T, s *Server) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
+	list := s.NacosAddr + "/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"
+	poll.Eventually(t, 5*time.Second, "10.0.0.1 listed", func() error {
+		if b := getBody(t, list); !strings.Contains(b, `"10.0.0.1"`) {
+			return fmt.Errorf("list: %s", b)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func getBody(t *testing.T, url string) string {
@@ -131,7 +132,7 @@ func getBody(t *testing.T, url string) string {
 
 func TestBuildScriptIsIdempotent(t *testing.T) {
 	PolarisBinary(t) // make sure it is built
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,55 +4,92 @@
 package testbin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/poll"
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// RepoRoot is the module root, found from this file's location.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+// build is one package's binary, built at most once per test process.
+type build struct {
+	once sync.Once
+	path string
+	err  error
 }
 
-// Binary builds bin/gracefulinit for this test process (static, like the
-// release) and returns its path. Extra build tags may be given.
+var (
+	buildsMu sync.Mutex
+	builds   = map[string]*build{}
+)
+
+// Build builds the main package pkg (relative to the repository root, e.g.
+// "./testdata/pid1/pid1helper") once per test process, static like the
+// release, and returns the binary's path. It fails t when the build does.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	buildsMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &build{}
+		builds[pkg] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() { b.path, b.err = goBuild(pkg) })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+func goBuild(pkg string) (string, error) {
+	root, err := repo.Root()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "gracefulinit-bin-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", path, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return path, nil
+}
+
+// RemoveBuilt deletes the binaries Build made, for a TestMain to call after
+// the tests have run.
+func RemoveBuilt() {
+	buildsMu.Lock()
+	defer buildsMu.Unlock()
+	for _, b := range builds {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+}
+
+// Binary returns the path of gracefulinit built for this test process
+// (static, like the release).
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gracefulinit-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "gracefulinit")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", buildPath, "./cmd/gracefulinit")
-		cmd.Dir = RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
+	return Build(t, "./cmd/gracefulinit")
 }
 
 // Proc is a running gracefulinit.
@@ -140,11 +177,11 @@ func (p *Proc) InitPID() int {
 		pid := p.Cmd.Process.Pid
 		if p.PID1 {
 			pid = 0
-			if kids := Children(p.Cmd.Process.Pid); len(kids) > 0 {
+			if kids := procfs.Children(p.Cmd.Process.Pid); len(kids) > 0 {
 				pid = kids[0]
 			}
 		}
-		if pid != 0 && p.hasExecedChild(pid) {
+		if pid != 0 && procfs.ExecedChild(pid) != 0 {
 			return pid
 		}
 		select {
@@ -157,22 +194,15 @@ func (p *Proc) InitPID() int {
 	return 0
 }
 
-func (p *Proc) hasExecedChild(pid int) bool {
-	self, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	for _, c := range Children(pid) {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe != self {
-			return true
-		}
-	}
-	return false
-}
-
-// Signal sends sig to gracefulinit itself.
-func (p *Proc) Signal(sig syscall.Signal) {
+// Signal sends sig to gracefulinit itself and returns when it was sent.
+func (p *Proc) Signal(sig syscall.Signal) time.Time {
 	p.t.Helper()
-	if err := syscall.Kill(p.InitPID(), sig); err != nil {
+	pid := p.InitPID()
+	at := time.Now()
+	if err := syscall.Kill(pid, sig); err != nil {
 		p.t.Fatalf("signal %v: %v", sig, err)
 	}
+	return at
 }
 
 // Wait waits up to timeout for gracefulinit to exit and returns its exit code.
@@ -189,65 +219,69 @@ func (p *Proc) Wait(timeout time.Duration) int {
 // Done is closed when gracefulinit has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
+// Exited reports whether gracefulinit has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // WaitFor polls cond every 10ms until it holds or timeout passes.
 func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return cond()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return poll.Within(ctx, timeout, 10*time.Millisecond, cond)
 }
 
-// Children lists the direct children of pid, read from /proc.
-func Children(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
+// LogRecord is one of gracefulinit's JSON log records (--log-format json).
+type LogRecord map[string]any
+
+// Str is the attribute key as text: a string as is, another value as fmt
+// prints it, "" when absent.
+func (l LogRecord) Str(key string) string {
+	v, ok := l[key]
+	if !ok {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// Num is the numeric attribute key, 0 when absent or not a number.
+func (l LogRecord) Num(key string) float64 {
+	v, _ := l[key].(float64)
+	return v
+}
+
+// Dur reads a duration attribute: slog writes a time.Duration as
+// nanoseconds, the shutdown summary writes text ("4.002s"); anything else
+// (the summary's "-") is 0.
+func (l LogRecord) Dur(key string) time.Duration {
+	if n, ok := l[key].(float64); ok {
+		return time.Duration(n)
+	}
+	d, _ := time.ParseDuration(l.Str(key))
+	return d
+}
+
+// Logs parses gracefulinit's JSON records out of its stderr, which it
+// shares with its child: other lines (the JVM's own) are skipped.
+func (p *Proc) Logs() []LogRecord {
+	var out []LogRecord
+	sc := bufio.NewScanner(strings.NewReader(p.Stderr.String()))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("{")) {
 			continue
 		}
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
+		var l LogRecord
+		if json.Unmarshal(line, &l) == nil && l["logger"] == "gracefulinit" {
+			out = append(out, l)
 		}
 	}
 	return out
-}
-
-// Descendants lists every process below pid.
-func Descendants(pid int) []int {
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range Children(p) {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
-
-// State is the one-letter state of pid from /proc/PID/stat ("Z" for a zombie), or "" if gone.
-func State(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
 }

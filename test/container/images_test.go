@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // Everything the test image holds besides the JRE: busybox for the app's
@@ -53,7 +55,10 @@ type images struct {
 // removed at cleanup.
 func buildImages(t *testing.T, p *podman) images {
 	t.Helper()
-	root := repoRoot(t)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
 	jre := ensureJREImage(t, p)
 
 	dist, distVersion := buildDistImage(t, p, root)
@@ -207,7 +212,7 @@ func goTool() string {
 // lockFile serializes image builds across test processes sharing the store.
 func lockFile(t *testing.T, name string) (unlock func()) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(cacheDir(), "podman", "."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(repo.CacheDir(), "podman", "."+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

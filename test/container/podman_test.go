@@ -15,37 +15,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
 // podman runs the podman CLI against the private configuration written by
 // scripts/podman-setup.sh, never the machine's own /etc/containers state.
 type podman struct {
 	env []string
-}
-
-// cacheDir is shared with the repository's other scripts and tests.
-func cacheDir() string {
-	if d := os.Getenv("GRACEFULINIT_CACHE"); d != "" {
-		return d
-	}
-	if h, err := os.UserHomeDir(); err == nil && h != "" {
-		return filepath.Join(h, ".cache", "gracefulinit")
-	}
-	return filepath.Join(os.TempDir(), "gracefulinit-cache")
-}
-
-// repoRoot is two levels up from this package's directory, where go test
-// runs it.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found from %s: %v", root, err)
-	}
-	return root
 }
 
 // setupPodman installs podman (and the image's test tools) if needed and
@@ -55,8 +32,12 @@ func setupPodman(t *testing.T) *podman {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	dir := filepath.Join(cacheDir(), "podman")
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(t), "scripts", "podman-setup.sh"), "--test-deps", dir)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(repo.CacheDir(), "podman")
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "podman-setup.sh"), "--test-deps", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

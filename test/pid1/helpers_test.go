@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -46,41 +47,16 @@ const (
 	eventTimeout = 15 * time.Second
 )
 
-var (
-	helperOnce sync.Once
-	helperPath string
-	helperErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if helperPath != "" {
-		os.RemoveAll(filepath.Dir(helperPath))
-	}
+	testbin.RemoveBuilt()
 	os.Exit(code)
 }
 
 // helper builds testdata/pid1/pid1helper once per test process.
 func helper(t testing.TB) string {
 	t.Helper()
-	helperOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pid1helper-")
-		if err != nil {
-			helperErr = err
-			return
-		}
-		helperPath = filepath.Join(dir, "pid1helper")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", helperPath, "./testdata/pid1/pid1helper")
-		cmd.Dir = testbin.RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			helperErr = fmt.Errorf("build pid1helper: %v\n%s", err, out)
-		}
-	})
-	if helperErr != nil {
-		t.Fatal(helperErr)
-	}
-	return helperPath
+	return testbin.Build(t, "./testdata/pid1/pid1helper")
 }
 
 // start runs gracefulinit in mode m and, when the test ends, kills whatever
@@ -143,7 +119,7 @@ func initPID(p *testbin.Proc) int {
 	if !p.PID1 {
 		return p.Cmd.Process.Pid
 	}
-	if kids := testbin.Children(p.Cmd.Process.Pid); len(kids) > 0 {
+	if kids := procfs.Children(p.Cmd.Process.Pid); len(kids) > 0 {
 		return kids[0]
 	}
 	return 0
@@ -157,14 +133,14 @@ func appPID(p *testbin.Proc) int {
 	if ip == 0 {
 		return 0
 	}
-	self, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", ip))
-	for _, c := range testbin.Children(ip) {
+	self := procfs.Exe(ip)
+	for _, c := range procfs.Children(ip) {
 		pgid, err := syscall.Getpgid(c)
 		if err != nil || pgid != c {
 			continue
 		}
 		// Before exec the child is still a copy of gracefulinit.
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && exe != self {
+		if exe := procfs.Exe(c); exe != "" && exe != self {
 			return c
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -22,8 +23,8 @@ const orphanLoop = `i=0; while [ $i -lt %d ]; do (true &); i=$((i+1)); done`
 // zombiesBelow lists the processes in state Z below pid.
 func zombiesBelow(pid int) []int {
 	var out []int
-	for _, d := range testbin.Descendants(pid) {
-		if testbin.State(d) == "Z" {
+	for _, d := range procfs.Descendants(pid) {
+		if procfs.State(d) == "Z" {
 			out = append(out, d)
 		}
 	}
@@ -67,7 +68,7 @@ func TestReapThousandsOfOrphans(t *testing.T) {
 			t.Fatalf("gracefulinit reaped %d orphans, want exactly %d", n, orphans)
 		}
 		app := mustAppPID(t, p)
-		if d := testbin.Descendants(init); len(d) != 1 || d[0] != app {
+		if d := procfs.Descendants(init); len(d) != 1 || d[0] != app {
 			t.Fatalf("processes below gracefulinit: %v, want only the app %d", d, app)
 		}
 		t.Logf("%d orphans spawned and reaped in %v; at most %d zombies seen at once while polling",
@@ -158,7 +159,7 @@ func TestSubreaper(t *testing.T) {
 				app := mustAppPID(t, p)
 				var orphan int
 				found := testbin.WaitFor(context.Background(), eventTimeout, func() bool {
-					for _, c := range testbin.Children(init) {
+					for _, c := range procfs.Children(init) {
 						if c != app && cmdline(c) == "sleep 300" {
 							orphan = c
 							return true
@@ -167,7 +168,7 @@ func TestSubreaper(t *testing.T) {
 					return false
 				})
 				if !found {
-					t.Fatalf("no orphan re-parented to gracefulinit %d; its children: %v", init, testbin.Children(init))
+					t.Fatalf("no orphan re-parented to gracefulinit %d; its children: %v", init, procfs.Children(init))
 				}
 				if ppid := statusField(t, orphan, "PPid"); ppid != strconv.Itoa(init) {
 					t.Fatalf("orphan %d has PPid %s, want gracefulinit's %d", orphan, ppid, init)
@@ -175,8 +176,8 @@ func TestSubreaper(t *testing.T) {
 				if err := syscall.Kill(orphan, syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return testbin.State(orphan) == "" }) {
-					t.Fatalf("orphan %d not reaped: state %q", orphan, testbin.State(orphan))
+				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return procfs.State(orphan) == "" }) {
+					t.Fatalf("orphan %d not reaped: state %q", orphan, procfs.State(orphan))
 				}
 				p.Signal(syscall.SIGTERM)
 				if code := p.Wait(exitTimeout); code != 143 {

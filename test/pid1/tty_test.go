@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -62,7 +64,11 @@ func tpgid(pid int) int {
 // the kernel, not through gracefulinit, and gracefulinit exits with the
 // app's code.
 func TestCtrlC(t *testing.T) {
-	script := filepath.Join(testbin.RepoRoot(), "testdata", "pid1", "trap-int.sh")
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "testdata", "pid1", "trap-int.sh")
 	bin := testbin.Binary(t)
 	forModes(t, func(t *testing.T, m mode) {
 		master, slave := openPTY(t)
@@ -100,10 +106,10 @@ func TestCtrlC(t *testing.T) {
 		}
 		init := cmd.Process.Pid
 		if m.pid1 {
-			init = testbin.Children(cmd.Process.Pid)[0]
+			init = procfs.Children(cmd.Process.Pid)[0]
 		}
 		var app int
-		for _, c := range testbin.Children(init) {
+		for _, c := range procfs.Children(init) {
 			if pg, err := syscall.Getpgid(c); err == nil && pg == c {
 				app = c
 			}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hudl/fargo"
 	logging "github.com/op/go-logging"
 
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
@@ -37,49 +36,6 @@ func eurekaInit(s *registrytest.Server, app, id string, extra ...string) []strin
 func eurekaApp(s *registrytest.Server, app, id string) []string {
 	return []string{"--eureka", s.EurekaURL, "--app", app, "--instance-id", id, "--eureka-heartbeat", "1"}
 }
-
-// eurekaConsumer polls the server like a fargo consumer (Ribbon/Spring Cloud
-// LoadBalancer on Eureka's client cache). It reads XML, fargo's default:
-// Polaris writes the port's "@enabled" as a JSON boolean, which fargo's JSON
-// decoding rejects.
-type eurekaConsumer struct{ conn fargo.EurekaConnection }
-
-func newEurekaConsumer(s *registrytest.Server) *eurekaConsumer {
-	c := fargo.NewConn(s.EurekaURL)
-	c.Timeout = 3 * time.Second
-	return &eurekaConsumer{conn: c}
-}
-
-// status is the instance's status as the consumer sees it, "" when it is
-// not listed (or the server does not answer).
-func (c *eurekaConsumer) status(app, id string) string {
-	a, err := c.conn.GetApp(app)
-	if err != nil {
-		return ""
-	}
-	for _, in := range a.Instances {
-		if in.InstanceId == id {
-			return string(in.Status)
-		}
-	}
-	return ""
-}
-
-// waitStatus polls until cond accepts the instance's status and returns how
-// long that took.
-func (c *eurekaConsumer) waitStatus(t *testing.T, app, id, what string, within time.Duration, cond func(string) bool) time.Duration {
-	t.Helper()
-	return eventually(t, within, app+"/"+id+" "+what, func() error {
-		if s := c.status(app, id); !cond(s) {
-			return fmt.Errorf("status %q", s)
-		}
-		return nil
-	})
-}
-
-func isUp(s string) bool    { return s == "UP" }
-func notUp(s string) bool   { return s != "UP" }
-func missing(s string) bool { return s == "" }
 
 // setEurekaStatus puts a status override on the instance behind the app's
 // and gracefulinit's back, as an earlier drain or an operator would.

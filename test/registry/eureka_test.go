@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
 // eurekaPod starts a pod whose app registers itself in Eureka as app, with
@@ -31,38 +33,38 @@ func TestEurekaMarkDrain(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const app = "ORDERS"
 	a, b := eurekaPod(t, s, app, 5*time.Second), eurekaPod(t, s, app, 5*time.Second)
-	c := newEurekaConsumer(s)
+	c := standin.NewEurekaConsumer(s.EurekaURL)
 	a.waitHealthy()
 	b.waitHealthy()
-	c.waitStatus(t, app, a.eurekaID(), "UP", visible, isUp)
-	c.waitStatus(t, app, b.eurekaID(), "UP", visible, isUp)
+	c.WaitStatus(t, app, a.eurekaID(), "UP", visible, standin.EurekaUp)
+	c.WaitStatus(t, app, b.eurekaID(), "UP", visible, standin.EurekaUp)
 	a.waitLog("registry online", "eureka", visible)
 	b.waitLog("registry online", "eureka", visible)
 
 	a.term()
-	gone := c.waitStatus(t, app, a.eurekaID(), "not UP after SIGTERM", visible, func(st string) bool {
-		if other := c.status(app, b.eurekaID()); other != "UP" {
+	gone := c.WaitStatus(t, app, a.eurekaID(), "not UP after SIGTERM", visible, func(st string) bool {
+		if other := c.Status(app, b.eurekaID()); other != "UP" {
 			t.Fatalf("the other instance is %q, want UP", other)
 		}
-		return notUp(st)
+		return standin.EurekaNotUp(st)
 	})
 	if a.jvmTermed() {
 		t.Fatalf("the JVM got its stop signal before consumers saw the instance out (%v after SIGTERM)", gone)
 	}
-	t.Logf("consumer saw %s %q %v after SIGTERM, JVM still running", a.eurekaID(), c.status(app, a.eurekaID()), gone.Round(10*time.Millisecond))
+	t.Logf("consumer saw %s %q %v after SIGTERM, JVM still running", a.eurekaID(), c.Status(app, a.eurekaID()), gone.Round(10*time.Millisecond))
 	// The app keeps renewing every second during the drain; the override
 	// must hold until the JVM is told to stop.
 	for time.Since(a.termAt) < a.spec.drain-500*time.Millisecond {
-		if st := c.status(app, a.eurekaID()); st == "UP" {
+		if st := c.Status(app, a.eurekaID()); st == "UP" {
 			t.Fatalf("instance UP again %v after SIGTERM, during the drain", time.Since(a.termAt).Round(10*time.Millisecond))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if sum := a.checkStopOnSchedule(); sum.str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	if sum := a.checkStopOnSchedule(); sum.Str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
 	}
-	c.waitStatus(t, app, a.eurekaID(), "deregistered by the app", visible, missing)
-	if st := c.status(app, b.eurekaID()); st != "UP" {
+	c.WaitStatus(t, app, a.eurekaID(), "deregistered by the app", visible, standin.EurekaMissing)
+	if st := c.Status(app, b.eurekaID()); st != "UP" {
 		t.Fatalf("the other instance is %q after the first stopped, want UP", st)
 	}
 	b.term()
@@ -81,14 +83,14 @@ func TestEurekaStaleOverrideRepaired(t *testing.T) {
 	g := newGate(t, fmt.Sprintf("http://%s:%d/actuator/health", ip, port))
 	p := startPod(t, podSpec{service: "repair", ip: ip, port: port, drain: 2 * time.Second, readyURL: g.srv.URL,
 		init: eurekaInit(s, app, id), app: eurekaApp(s, app, id)})
-	c := newEurekaConsumer(s)
+	c := standin.NewEurekaConsumer(s.EurekaURL)
 	p.waitHealthy()
-	c.waitStatus(t, app, id, "UP (registered by the app)", visible, isUp)
+	c.WaitStatus(t, app, id, "UP (registered by the app)", visible, standin.EurekaUp)
 	setEurekaStatus(t, s, app, id, "OUT_OF_SERVICE")
-	c.waitStatus(t, app, id, "OUT_OF_SERVICE", visible, func(st string) bool { return st == "OUT_OF_SERVICE" })
+	c.WaitStatus(t, app, id, "OUT_OF_SERVICE", visible, func(st string) bool { return st == "OUT_OF_SERVICE" })
 	// A few of the app's renewals later it is still out of rotation.
 	time.Sleep(2500 * time.Millisecond)
-	if st := c.status(app, id); st != "OUT_OF_SERVICE" {
+	if st := c.Status(app, id); st != "OUT_OF_SERVICE" {
 		t.Fatalf("status %q after the app's renewals, want OUT_OF_SERVICE", st)
 	}
 	if l := p.findLogs("registry online", ""); len(l) > 0 {
@@ -96,7 +98,7 @@ func TestEurekaStaleOverrideRepaired(t *testing.T) {
 	}
 
 	g.open.Store(true)
-	back := c.waitStatus(t, app, id, "UP after readiness", visible, isUp)
+	back := c.WaitStatus(t, app, id, "UP after readiness", visible, standin.EurekaUp)
 	t.Logf("consumer saw the instance UP %v after readiness", back.Round(10*time.Millisecond))
 	p.waitLog("OUT_OF_SERVICE override cleared: instance is UP", "eureka", visible)
 	p.waitLog("registry online", "eureka", visible)
@@ -116,9 +118,9 @@ func TestEurekaRegisterMode(t *testing.T) {
 	p := startPod(t, podSpec{service: "reg", ip: ip, port: port, drain: 4 * time.Second,
 		init: eurekaInit(s, app, id, "--eureka-mode", "register", "--eureka-heartbeat", "1s"),
 		app:  []string{"--start-delay", "2"}})
-	c := newEurekaConsumer(s)
-	eventually(t, jvmStart, "app healthy", func() error {
-		st := c.status(app, id)
+	c := standin.NewEurekaConsumer(s.EurekaURL)
+	poll.Eventually(t, jvmStart, "app healthy", func() error {
+		st := c.Status(app, id)
 		healthy := p.health() == http.StatusOK
 		if st != "" && !healthy {
 			t.Fatalf("registered (%s) before the app was ready", st)
@@ -128,26 +130,26 @@ func TestEurekaRegisterMode(t *testing.T) {
 		}
 		return nil
 	})
-	up := c.waitStatus(t, app, id, "UP (registered by gracefulinit)", visible, isUp)
+	up := c.WaitStatus(t, app, id, "UP (registered by gracefulinit)", visible, standin.EurekaUp)
 	t.Logf("registered instance UP %v after the app turned healthy", up.Round(10*time.Millisecond))
 	p.waitLog("registry online", "eureka", visible)
 	// Past Polaris's expiry of three missed renewals, gracefulinit's
 	// heartbeats keep it.
 	time.Sleep(4 * time.Second)
-	if st := c.status(app, id); st != "UP" {
+	if st := c.Status(app, id); st != "UP" {
 		t.Fatalf("after 4 s of heartbeats the instance is %q, want UP", st)
 	}
 
 	p.term()
-	gone := c.waitStatus(t, app, id, "deregistered at SIGTERM", visible, missing)
+	gone := c.WaitStatus(t, app, id, "deregistered at SIGTERM", visible, standin.EurekaMissing)
 	if p.jvmTermed() {
 		t.Fatalf("the JVM got its stop signal before the instance was deregistered (%v)", gone)
 	}
 	t.Logf("deregistered %v after SIGTERM, JVM still running", gone.Round(10*time.Millisecond))
-	if sum := p.checkStopOnSchedule(); sum.str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
 	}
-	if st := c.status(app, id); st != "" {
+	if st := c.Status(app, id); st != "" {
 		t.Errorf("after exit the instance is %q, want gone", st)
 	}
 }
@@ -165,7 +167,7 @@ func TestEurekaServerDownAtShutdown(t *testing.T) {
 	s.Stop()
 	p.term()
 	sum := p.checkStopOnSchedule()
-	if off := sum.str("offline"); !strings.HasPrefix(off, "failed: eureka: ") {
+	if off := sum.Str("offline"); !strings.HasPrefix(off, "failed: eureka: ") {
 		t.Errorf("summary: offline %q, want failed with the reason", off)
 	}
 }
@@ -182,14 +184,14 @@ func TestBothRegistries(t *testing.T) {
 		"--nacos-addr", s.NacosAddr, "--eureka-url", s.EurekaURL, "--eureka-app", app, "--eureka-instance-id", id}
 	p := startPod(t, podSpec{service: service, ip: ip, port: port, drain: 4 * time.Second, init: init,
 		app: append(nacosApp(s), eurekaApp(s, app, id)...)})
-	nc := newNacosConsumer(t, s, service)
-	ec := newEurekaConsumer(s)
+	nc := standin.NewNacosConsumer(t, s, service)
+	ec := standin.NewEurekaConsumer(s.EurekaURL)
 	p.waitHealthy()
 	p.waitLog("registry online", "nacos", visible)
 	p.waitLog("registry online", "eureka", visible)
-	ec.waitStatus(t, app, id, "UP", visible, isUp)
-	eventually(t, visible, "nacos consumer selects the instance", func() error {
-		sel, err := nc.selected()
+	ec.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
+	poll.Eventually(t, visible, "nacos consumer selects the instance", func() error {
+		sel, err := nc.Selected()
 		if err != nil {
 			return err
 		}
@@ -200,8 +202,8 @@ func TestBothRegistries(t *testing.T) {
 	})
 
 	p.term()
-	eventually(t, visible, "nacos consumer drops the instance", func() error {
-		sel, err := nc.selected()
+	poll.Eventually(t, visible, "nacos consumer drops the instance", func() error {
+		sel, err := nc.Selected()
 		if err != nil {
 			return err
 		}
@@ -211,7 +213,7 @@ func TestBothRegistries(t *testing.T) {
 		return nil
 	})
 	nacosGone := time.Since(p.termAt)
-	ec.waitStatus(t, app, id, "not UP after SIGTERM", visible, notUp)
+	ec.WaitStatus(t, app, id, "not UP after SIGTERM", visible, standin.EurekaNotUp)
 	eurekaGone := time.Since(p.termAt)
 	if p.jvmTermed() {
 		t.Fatalf("the JVM got its stop signal before both registries took the instance out")
@@ -223,7 +225,7 @@ func TestBothRegistries(t *testing.T) {
 			t.Errorf("%d 'registry offline done' logs for %s, want 1", len(l), r)
 		}
 	}
-	if sum := p.checkStopOnSchedule(); sum.str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
 	}
 }

@@ -1,15 +1,12 @@
 package registry
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -154,30 +152,17 @@ func (p *pod) health() int {
 // returns how long after the pod's start that was.
 func (p *pod) waitHealthy() time.Duration {
 	p.t.Helper()
-	ok := testbin.WaitFor(context.Background(), jvmStart, func() bool { return p.health() == http.StatusOK || p.exited() })
+	ok := testbin.WaitFor(context.Background(), jvmStart, func() bool { return p.health() == http.StatusOK || p.p.Exited() })
 	if !ok || p.health() != http.StatusOK {
 		p.t.Fatalf("app on %s not healthy within %v\nstdout:\n%s\nstderr:\n%s", p.addr(), jvmStart, p.p.Stdout, p.p.Stderr)
 	}
 	return time.Since(p.startAt)
 }
 
-func (p *pod) exited() bool {
-	select {
-	case <-p.p.Done():
-		return true
-	default:
-		return false
-	}
-}
-
 // term sends SIGTERM to gracefulinit and remembers when.
 func (p *pod) term() time.Time {
 	p.t.Helper()
-	pid := p.p.InitPID()
-	p.termAt = time.Now()
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		p.t.Fatalf("SIGTERM: %v", err)
-	}
+	p.termAt = p.p.Signal(syscall.SIGTERM)
 	return p.termAt
 }
 
@@ -190,9 +175,8 @@ func (p *pod) wait(timeout time.Duration) int {
 // javaPID is the JVM's pid in the test's namespace.
 func (p *pod) javaPID() int {
 	p.t.Helper()
-	for _, pid := range testbin.Descendants(p.p.Cmd.Process.Pid) {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && filepath.Base(exe) == "java" {
+	for _, pid := range procfs.Descendants(p.p.Cmd.Process.Pid) {
+		if filepath.Base(procfs.Exe(pid)) == "java" {
 			return pid
 		}
 	}
@@ -200,50 +184,12 @@ func (p *pod) javaPID() int {
 	return 0
 }
 
-// logLine is one of gracefulinit's JSON log records.
-type logLine map[string]any
-
-func (l logLine) str(key string) string {
-	v, _ := l[key].(string)
-	return v
-}
-
-func (l logLine) num(key string) float64 {
-	v, _ := l[key].(float64)
-	return v
-}
-
-// dur reads a duration attribute: slog writes a time.Duration as
-// nanoseconds, the summary writes strings ("4.002s"; "-" is 0).
-func (l logLine) dur(key string) time.Duration {
-	if n, ok := l[key].(float64); ok {
-		return time.Duration(n)
-	}
-	d, _ := time.ParseDuration(l.str(key))
-	return d
-}
-
-// logs parses gracefulinit's stderr; lines that are not JSON (the JVM's own
-// stderr) are skipped.
-func (p *pod) logs() []logLine {
-	var out []logLine
-	sc := bufio.NewScanner(strings.NewReader(p.p.Stderr.String()))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l logLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.str("msg") != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // findLogs returns the records whose message is msg and, when registry is
 // not empty, whose registry attribute is registry.
-func (p *pod) findLogs(msg, registry string) []logLine {
-	var out []logLine
-	for _, l := range p.logs() {
-		if l.str("msg") == msg && (registry == "" || l.str("registry") == registry) {
+func (p *pod) findLogs(msg, registry string) []testbin.LogRecord {
+	var out []testbin.LogRecord
+	for _, l := range p.p.Logs() {
+		if l.Str("msg") == msg && (registry == "" || l.Str("registry") == registry) {
 			out = append(out, l)
 		}
 	}
@@ -251,9 +197,9 @@ func (p *pod) findLogs(msg, registry string) []logLine {
 }
 
 // waitLog waits for a record with message msg (and registry, if given).
-func (p *pod) waitLog(msg, registry string, timeout time.Duration) logLine {
+func (p *pod) waitLog(msg, registry string, timeout time.Duration) testbin.LogRecord {
 	p.t.Helper()
-	var found []logLine
+	var found []testbin.LogRecord
 	testbin.WaitFor(context.Background(), timeout, func() bool {
 		found = p.findLogs(msg, registry)
 		return len(found) > 0
@@ -265,7 +211,7 @@ func (p *pod) waitLog(msg, registry string, timeout time.Duration) logLine {
 }
 
 // summary returns the "shutdown summary" record, failing if there is none.
-func (p *pod) summary() logLine {
+func (p *pod) summary() testbin.LogRecord {
 	p.t.Helper()
 	l := p.findLogs("shutdown summary", "")
 	if len(l) != 1 {
@@ -315,7 +261,7 @@ func (p *pod) jvmTermed() bool {
 // checkStopOnSchedule asserts that the JVM got its stop signal one drain
 // after SIGTERM, and that gracefulinit exited 0 (JVM's 143 remapped) inside
 // the grace period without killing anything.
-func (p *pod) checkStopOnSchedule() logLine {
+func (p *pod) checkStopOnSchedule() testbin.LogRecord {
 	p.t.Helper()
 	stopAt := p.waitJVM("shutdown requested", p.spec.drain+late+5*time.Second)
 	if code := p.wait(p.spec.grace + 5*time.Second); code != 0 {
@@ -327,38 +273,21 @@ func (p *pod) checkStopOnSchedule() logLine {
 		p.t.Errorf("JVM got its stop signal %v after SIGTERM, want the drain %v (+%v slack)", got, p.spec.drain, late)
 	}
 	sum := p.summary()
-	if sum.num("child_exit_code") != 143 || sum.num("exit_code") != 0 {
+	if sum.Num("child_exit_code") != 143 || sum.Num("exit_code") != 0 {
 		p.t.Errorf("summary: child_exit_code %v exit_code %v, want 143 and 0", sum["child_exit_code"], sum["exit_code"])
 	}
 	if killed, _ := sum["killed"].(bool); killed {
 		p.t.Errorf("summary: the process tree was killed, want a clean stop")
 	}
-	if total := sum.dur("total"); total <= 0 || total >= p.spec.grace {
-		p.t.Errorf("summary: total %q, want inside the grace period %v", sum.str("total"), p.spec.grace)
+	if total := sum.Dur("total"); total <= 0 || total >= p.spec.grace {
+		p.t.Errorf("summary: total %q, want inside the grace period %v", sum.Str("total"), p.spec.grace)
 	}
-	if d := sum.dur("stop_sent_at"); d < p.spec.drain-early || d > p.spec.drain+late {
-		p.t.Errorf("summary: stop_sent_at %q, want about the drain %v", sum.str("stop_sent_at"), p.spec.drain)
+	if d := sum.Dur("stop_sent_at"); d < p.spec.drain-early || d > p.spec.drain+late {
+		p.t.Errorf("summary: stop_sent_at %q, want about the drain %v", sum.Str("stop_sent_at"), p.spec.drain)
 	}
 	p.t.Logf("summary: offline=%q offline_took=%s stop_sent_at=%s child_exit_at=%s total=%s",
-		sum.str("offline"), sum.str("offline_took"), sum.str("stop_sent_at"), sum.str("child_exit_at"), sum.str("total"))
+		sum.Str("offline"), sum.Str("offline_took"), sum.Str("stop_sent_at"), sum.Str("child_exit_at"), sum.Str("total"))
 	return sum
-}
-
-// eventually polls cond every 100 ms until it returns nil and reports how
-// long that took; it fails the test after within.
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v: %v", what, within, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // gate is a readiness endpoint the test opens: 503 until then, afterwards

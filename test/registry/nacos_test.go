@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
 // TestNacosMarkDrain: two app instances, each under its own gracefulinit.
@@ -21,13 +23,13 @@ func TestNacosMarkDrain(t *testing.T) {
 	const service = "orders"
 	spec := podSpec{service: service, init: nacosInit(s, service), app: nacosApp(s), drain: 5 * time.Second}
 	a, b := startPod(t, spec), startPod(t, spec)
-	consumer := newNacosConsumer(t, s, service)
+	consumer := standin.NewNacosConsumer(t, s, service)
 	a.waitHealthy()
 	b.waitHealthy()
 	a.waitLog("registry online", "nacos", visible)
 	b.waitLog("registry online", "nacos", visible)
-	eventually(t, visible, "consumer selects both instances", func() error {
-		sel, err := consumer.selected()
+	poll.Eventually(t, visible, "consumer selects both instances", func() error {
+		sel, err := consumer.Selected()
 		if err != nil {
 			return err
 		}
@@ -38,8 +40,8 @@ func TestNacosMarkDrain(t *testing.T) {
 	})
 
 	a.term()
-	gone := eventually(t, visible, "consumer stops selecting "+a.addr(), func() error {
-		sel, err := consumer.selected()
+	gone := poll.Eventually(t, visible, "consumer stops selecting "+a.addr(), func() error {
+		sel, err := consumer.Selected()
 		if err != nil {
 			return err
 		}
@@ -55,17 +57,17 @@ func TestNacosMarkDrain(t *testing.T) {
 		t.Fatalf("the JVM got its stop signal before consumers stopped selecting it (%v after SIGTERM)", gone)
 	}
 	t.Logf("consumer stopped selecting %s %v after SIGTERM, JVM still running", a.addr(), gone.Round(10*time.Millisecond))
-	if h, err := nacosFind(s, service, a.ip, a.port); err != nil || !nacosWeight0(h) {
+	if h, err := standin.FindNacosHost(s, service, a.ip, a.port); err != nil || !standin.NacosWeight0(h) {
 		t.Errorf("instance after offline: %+v %v, want weight 0", h, err)
 	}
 
 	sum := a.checkStopOnSchedule()
-	if sum.str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+	if sum.Str("offline") != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
 	}
 	// The app deregistered itself on its way out; the other stays selected.
-	waitNacos(t, s, service, a.ip, a.port, "deregistered by the app", visible, nacosAbsent)
-	sel, err := consumer.selected()
+	standin.WaitNacosHost(t, s, service, a.ip, a.port, "deregistered by the app", visible, standin.NacosAbsent)
+	sel, err := consumer.Selected()
 	if err != nil || !sel[b.addr()] {
 		t.Fatalf("the other instance is not selected after the first stopped: %v %v", sel, err)
 	}
@@ -90,7 +92,7 @@ func TestNacosRestartTrap(t *testing.T) {
 	first.waitHealthy()
 	first.waitLog("registry online", "nacos", visible)
 	first.term()
-	waitNacos(t, s, service, ip, port, "weight 0 after SIGTERM", visible, nacosWeight0)
+	standin.WaitNacosHost(t, s, service, ip, port, "weight 0 after SIGTERM", visible, standin.NacosWeight0)
 	// The JVM dies hard mid-drain (OOM kill, node trouble): no deregistration.
 	if err := syscall.Kill(first.javaPID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -98,7 +100,7 @@ func TestNacosRestartTrap(t *testing.T) {
 	if code := first.wait(10 * time.Second); code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("first gracefulinit exit code %d, want %d (the JVM's SIGKILL)", code, 128+int(syscall.SIGKILL))
 	}
-	if h, err := nacosFind(s, service, ip, port); err != nil || !nacosWeight0(h) {
+	if h, err := standin.FindNacosHost(s, service, ip, port); err != nil || !standin.NacosWeight0(h) {
 		t.Fatalf("after the JVM died: %+v %v, want the instance still listed at weight 0", h, err)
 	}
 
@@ -116,7 +118,7 @@ func TestNacosRestartTrap(t *testing.T) {
 	// the override back the way Nacos would have kept it.
 	reset := false
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end) && !reset; time.Sleep(200 * time.Millisecond) {
-		h, err := nacosFind(s, service, ip, port)
+		h, err := standin.FindNacosHost(s, service, ip, port)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,30 +126,30 @@ func TestNacosRestartTrap(t *testing.T) {
 	}
 	if reset {
 		t.Logf("Polaris reset the weight on re-registration; re-applying Nacos's surviving override (weight 0)")
-		setNacosWeight(t, s, service, ip, port, 0)
+		standin.SetNacosWeight(t, s, service, ip, port, 0)
 	} else {
 		t.Logf("the re-registered instance kept weight 0 from the drain: the trap, as on Nacos")
 	}
-	waitNacos(t, s, service, ip, port, "stale weight 0 visible", visible, nacosWeight0)
+	standin.WaitNacosHost(t, s, service, ip, port, "stale weight 0 visible", visible, standin.NacosWeight0)
 	if l := second.findLogs("registry online", ""); len(l) > 0 {
 		t.Fatalf("registry online before readiness: %v", l)
 	}
 
 	g.open.Store(true)
 	opened := time.Now()
-	back := waitNacos(t, s, service, ip, port, "weight restored", visible, func(h *nacosHost) bool {
-		return nacosInRotation(h) && h.Weight == 1
+	back := standin.WaitNacosHost(t, s, service, ip, port, "weight restored", visible, func(h *standin.NacosHost) bool {
+		return standin.NacosInRotation(h) && h.Weight == 1
 	})
 	t.Logf("weight back to 1 %v after readiness", back.Round(10*time.Millisecond))
 	warn := second.waitLog("nacos instance carried a stale offline mark from an earlier shutdown; put it back in rotation", "nacos", visible)
-	if warn.num("weight_was") != 0 || warn.num("weight") != 1 {
+	if warn.Num("weight_was") != 0 || warn.Num("weight") != 1 {
 		t.Errorf("repair log: %v, want weight_was 0 and weight 1", warn)
 	}
 	online := second.waitLog("registry online", "nacos", visible)
-	t.Logf("gracefulinit: %s (attempts %v, %s after readiness began)", online.str("msg"), online["attempts"], time.Since(opened).Round(time.Millisecond))
+	t.Logf("gracefulinit: %s (attempts %v, %s after readiness began)", online.Str("msg"), online["attempts"], time.Since(opened).Round(time.Millisecond))
 	// The app's heartbeats keep it there.
 	time.Sleep(2 * time.Second)
-	if h, err := nacosFind(s, service, ip, port); err != nil || !nacosInRotation(h) {
+	if h, err := standin.FindNacosHost(s, service, ip, port); err != nil || !standin.NacosInRotation(h) {
 		t.Fatalf("2 s after the repair: %+v %v", h, err)
 	}
 	second.term()
@@ -167,8 +169,8 @@ func TestNacosRegisterMode(t *testing.T) {
 		{"round-trip", func(t *testing.T, s *registrytest.Server, service string, init []string) {
 			p := startPod(t, podSpec{service: service, init: init, app: []string{"--start-delay", "2"}, drain: 4 * time.Second})
 			// Until the app answers healthy the instance must not exist.
-			eventually(t, jvmStart, "app healthy", func() error {
-				h, err := nacosFind(s, service, p.ip, p.port)
+			poll.Eventually(t, jvmStart, "app healthy", func() error {
+				h, err := standin.FindNacosHost(s, service, p.ip, p.port)
 				if err != nil {
 					return err
 				}
@@ -181,36 +183,36 @@ func TestNacosRegisterMode(t *testing.T) {
 				}
 				return nil
 			})
-			took := waitNacos(t, s, service, p.ip, p.port, "registered by gracefulinit", visible, func(h *nacosHost) bool {
-				return nacosInRotation(h) && h.Weight == 1
+			took := standin.WaitNacosHost(t, s, service, p.ip, p.port, "registered by gracefulinit", visible, func(h *standin.NacosHost) bool {
+				return standin.NacosInRotation(h) && h.Weight == 1
 			})
 			t.Logf("registered %v after the app turned healthy", took.Round(10*time.Millisecond))
 			p.waitLog("registry online", "nacos", visible)
 
 			p.term()
-			gone := waitNacos(t, s, service, p.ip, p.port, "deregistered at SIGTERM", visible, nacosAbsent)
+			gone := standin.WaitNacosHost(t, s, service, p.ip, p.port, "deregistered at SIGTERM", visible, standin.NacosAbsent)
 			if p.jvmTermed() {
 				t.Fatalf("the JVM got its stop signal before the instance was deregistered (%v)", gone)
 			}
 			t.Logf("deregistered %v after SIGTERM, JVM still running", gone.Round(10*time.Millisecond))
-			if sum := p.checkStopOnSchedule(); sum.str("offline") != "ok" {
-				t.Errorf("summary: offline %q, want ok", sum.str("offline"))
+			if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
+				t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
 			}
-			if h, err := nacosFind(s, service, p.ip, p.port); err != nil || h != nil {
+			if h, err := standin.FindNacosHost(s, service, p.ip, p.port); err != nil || h != nil {
 				t.Errorf("after exit: %+v %v, want no instance", h, err)
 			}
 		}},
 		{"never-ready", func(t *testing.T, s *registrytest.Server, service string, init []string) {
 			// --early-bind: the port answers at once, health 503 while starting.
 			p := startPod(t, podSpec{service: service, init: init, app: []string{"--early-bind", "--start-delay", "120"}, drain: 4 * time.Second})
-			eventually(t, jvmStart, "health answers 503", func() error {
+			poll.Eventually(t, jvmStart, "health answers 503", func() error {
 				if c := p.health(); c != http.StatusServiceUnavailable {
 					return fmt.Errorf("health %d", c)
 				}
 				return nil
 			})
 			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-				if h, err := nacosFind(s, service, p.ip, p.port); err != nil || h != nil {
+				if h, err := standin.FindNacosHost(s, service, p.ip, p.port); err != nil || h != nil {
 					t.Fatalf("instance of a never-ready app: %+v %v", h, err)
 				}
 			}
@@ -222,10 +224,10 @@ func TestNacosRegisterMode(t *testing.T) {
 				t.Fatalf("exit code %d, want 0", code)
 			}
 			sum := p.summary()
-			if sum.str("drain_end") != "not ready" || sum.str("offline") != "none" {
-				t.Errorf("summary: drain_end %q offline %q, want not ready / none", sum.str("drain_end"), sum.str("offline"))
+			if sum.Str("drain_end") != "not ready" || sum.Str("offline") != "none" {
+				t.Errorf("summary: drain_end %q offline %q, want not ready / none", sum.Str("drain_end"), sum.Str("offline"))
 			}
-			if d := sum.dur("stop_sent_at"); d > late {
+			if d := sum.Dur("stop_sent_at"); d > late {
 				t.Errorf("stop signal %v after SIGTERM for a never-ready app, want at once", d)
 			}
 		}},
@@ -282,7 +284,7 @@ func TestNacosServerTroubleAtShutdown(t *testing.T) {
 			// reports its last error.
 			// The reason is the registry's (refused, timed out), not the
 			// cancellation that ended the retries.
-			if off := sum.str("offline"); !strings.HasPrefix(off, "failed: nacos: ") || strings.Contains(off, "context canceled") {
+			if off := sum.Str("offline"); !strings.HasPrefix(off, "failed: nacos: ") || strings.Contains(off, "context canceled") {
 				t.Errorf("summary: offline %q, want failed with the registry's reason", off)
 			}
 			if l := p.findLogs("registry offline attempt failed, retrying", "nacos"); len(l) == 0 {
@@ -314,13 +316,13 @@ func TestNacosServerDownAtStart(t *testing.T) {
 
 	s.Start(t)
 	restarted := time.Now()
-	waitNacos(t, s, service, p.ip, p.port, "registered by the app after the outage", 30*time.Second, nacosInRotation)
+	standin.WaitNacosHost(t, s, service, p.ip, p.port, "registered by the app after the outage", 30*time.Second, standin.NacosInRotation)
 	online := p.waitLog("registry online", "nacos", 30*time.Second)
 	t.Logf("registry online %v after the server came back, attempt %v", time.Since(restarted).Round(100*time.Millisecond), online["attempts"])
-	if n := online.num("attempts"); n < 2 {
+	if n := online.Num("attempts"); n < 2 {
 		t.Errorf("registry online after %v attempts, want retries (>= 2)", n)
 	}
-	if h, err := nacosFind(s, service, p.ip, p.port); err != nil || !nacosInRotation(h) {
+	if h, err := standin.FindNacosHost(s, service, p.ip, p.port); err != nil || !standin.NacosInRotation(h) {
 		t.Errorf("after online: %+v %v", h, err)
 	}
 	p.term()
@@ -331,7 +333,7 @@ func TestNacosServerDownAtStart(t *testing.T) {
 // attempts for nacos.
 func testbinWaitRetries(t *testing.T, p *pod, n int) {
 	t.Helper()
-	eventually(t, 20*time.Second, fmt.Sprintf("%d failed online attempts", n), func() error {
+	poll.Eventually(t, 20*time.Second, fmt.Sprintf("%d failed online attempts", n), func() error {
 		if got := len(p.findLogs(onlineRetryMsg, "nacos")); got < n {
 			return fmt.Errorf("%d so far", got)
 		}

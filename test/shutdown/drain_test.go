@@ -101,7 +101,7 @@ func TestQuietDrainEndsEarly(t *testing.T) {
 			t.Logf("last request %v after SIGTERM, JVM saw TERM %v after SIGTERM; %d requests served during the drain",
 				last.Sub(sent), term.Sub(sent), requestsBetween(a.evs(), sent, term))
 			if l, ok := a.findLog("drain ended"); ok {
-				t.Logf("gracefulinit: drain ended %v after SIGTERM, last traffic %v before that", l.dur("elapsed"), l.dur("last_traffic_ago"))
+				t.Logf("gracefulinit: drain ended %v after SIGTERM, last traffic %v before that", l.Dur("elapsed"), l.Dur("last_traffic_ago"))
 			}
 			if e, ok := lastRequest(a.evs()); ok {
 				t.Logf("the JVM's last request %v after SIGTERM", e.Sub(sent))

@@ -48,7 +48,7 @@ func TestSecondTermEndsDrain(t *testing.T) {
 	first := a.term()
 	a.waitLog("draining", 10*time.Second)
 	time.Sleep(time.Second)
-	second := a.signal(syscall.SIGTERM)
+	second := a.p.Signal(syscall.SIGTERM)
 	code, _ := a.wait(20 * time.Second)
 	if code != 143 {
 		t.Errorf("exit code %d, want 143", code)
@@ -69,7 +69,7 @@ func TestSigintForwardedAtOnce(t *testing.T) {
 	t.Parallel()
 	a := start(t, appConfig{pid1: true, init: []string{"--drain", "10s"}})
 	a.waitReady()
-	sent := a.signal(syscall.SIGINT)
+	sent := a.p.Signal(syscall.SIGINT)
 	code, exited := a.wait(20 * time.Second)
 	if code != 130 {
 		t.Errorf("exit code %d, want 130 (the JVM after SIGINT)", code)
@@ -97,9 +97,9 @@ func TestSignalsForwardedDuringDrain(t *testing.T) {
 	}{{"USR1", syscall.SIGUSR1}, {"HUP", syscall.SIGHUP}, {"USR1", syscall.SIGUSR1}} {
 		time.Sleep(300 * time.Millisecond)
 		if _, ok := sent[s.name]; !ok {
-			sent[s.name] = a.signal(s.sig)
+			sent[s.name] = a.p.Signal(s.sig)
 		} else {
-			a.signal(s.sig)
+			a.p.Signal(s.sig)
 		}
 	}
 	code, _ := a.wait(20 * time.Second)

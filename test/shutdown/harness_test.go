@@ -3,7 +3,6 @@ package shutdown
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -112,20 +112,10 @@ func freePort(t *testing.T) int {
 func (a *app) waitStdout(line string, timeout time.Duration) {
 	a.t.Helper()
 	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
-		return hasLine(a.p.Stdout.String(), line) || a.exited()
+		return hasLine(a.p.Stdout.String(), line) || a.p.Exited()
 	})
 	if !ok || !hasLine(a.p.Stdout.String(), line) {
 		a.t.Fatalf("no %q line on stdout within %v\nstdout:\n%s\nstderr:\n%s", line, timeout, a.p.Stdout, a.p.Stderr)
-	}
-}
-
-// exited reports whether gracefulinit has exited.
-func (a *app) exited() bool {
-	select {
-	case <-a.p.Done():
-		return true
-	default:
-		return false
 	}
 }
 
@@ -141,21 +131,10 @@ func hasLine(out, line string) bool {
 // waitReady waits for TestApp's READY line.
 func (a *app) waitReady() { a.t.Helper(); a.waitStdout("READY", jvmStart) }
 
-// signal sends sig to gracefulinit and returns when it was sent.
-func (a *app) signal(sig syscall.Signal) time.Time {
-	a.t.Helper()
-	pid := a.p.InitPID()
-	at := time.Now()
-	if err := syscall.Kill(pid, sig); err != nil {
-		a.t.Fatalf("signal %v: %v", sig, err)
-	}
-	return at
-}
-
 // term sends SIGTERM and remembers when, for the summary checks.
 func (a *app) term() time.Time {
 	a.t.Helper()
-	a.termAt = a.signal(syscall.SIGTERM)
+	a.termAt = a.p.Signal(syscall.SIGTERM)
 	return a.termAt
 }
 
@@ -216,49 +195,10 @@ func (a *app) waitEvent(name string, timeout time.Duration) javatest.Event {
 	return e
 }
 
-// logLine is one JSON record gracefulinit logged.
-type logLine map[string]any
-
-func (l logLine) str(key string) string {
-	v, ok := l[key]
-	if !ok {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
-}
-
-// dur reads a duration that slog's JSON handler wrote as nanoseconds.
-func (l logLine) dur(key string) time.Duration {
-	f, _ := l[key].(float64)
-	return time.Duration(f)
-}
-
-// logs parses gracefulinit's JSON records out of stderr, which it shares
-// with the child (the JVM's own stderr lines are skipped).
-func (a *app) logs() []logLine {
-	var out []logLine
-	sc := bufio.NewScanner(strings.NewReader(a.p.Stderr.String()))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var l logLine
-		if json.Unmarshal([]byte(line), &l) == nil && l["logger"] == "gracefulinit" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // findLog returns the first record whose message starts with msg.
-func (a *app) findLog(msg string) (logLine, bool) {
-	for _, l := range a.logs() {
-		if strings.HasPrefix(l.str("msg"), msg) {
+func (a *app) findLog(msg string) (testbin.LogRecord, bool) {
+	for _, l := range a.p.Logs() {
+		if strings.HasPrefix(l.Str("msg"), msg) {
 			return l, true
 		}
 	}
@@ -267,13 +207,13 @@ func (a *app) findLog(msg string) (logLine, bool) {
 
 // waitLog waits for a record whose message starts with msg and returns
 // it with the time the test saw it.
-func (a *app) waitLog(msg string, timeout time.Duration) (logLine, time.Time) {
+func (a *app) waitLog(msg string, timeout time.Duration) (testbin.LogRecord, time.Time) {
 	a.t.Helper()
-	var found logLine
+	var found testbin.LogRecord
 	ok := testbin.WaitFor(context.Background(), timeout, func() bool {
 		l, ok := a.findLog(msg)
 		found = l
-		return ok || a.exited()
+		return ok || a.p.Exited()
 	})
 	if !ok || found == nil {
 		a.t.Fatalf("gracefulinit did not log %q within %v\nstderr:\n%s", msg, timeout, a.p.Stderr)
@@ -315,7 +255,7 @@ func (a *app) summary() summary {
 		}
 	}
 	dur := func(key string) time.Duration {
-		s := l.str(key)
+		s := l.Str(key)
 		if s == "-" {
 			return -1
 		}
@@ -337,11 +277,11 @@ func (a *app) summary() summary {
 		a.t.Errorf("summary killed=%v: not a boolean", l["killed"])
 	}
 	return summary{
-		Signal:      l.str("signal"),
-		Offline:     l.str("offline"),
-		DrainEnd:    l.str("drain_end"),
+		Signal:      l.Str("signal"),
+		Offline:     l.Str("offline"),
+		DrainEnd:    l.Str("drain_end"),
 		Drain:       dur("drain"),
-		StopSignal:  l.str("stop_signal"),
+		StopSignal:  l.Str("stop_signal"),
 		StopSentAt:  dur("stop_sent_at"),
 		ChildExitAt: dur("child_exit_at"),
 		Killed:      killed,
@@ -510,18 +450,9 @@ type procID struct {
 }
 
 func identify(pid int) (procID, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procID{}, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procID{}, false
-	}
-	f := strings.Fields(s[i+1:])
+	f, err := procfs.Stat(pid)
 	// Field 22 (starttime) is the 20th after the command name.
-	if len(f) < 20 {
+	if err != nil || len(f) < 20 {
 		return procID{}, false
 	}
 	return procID{pid: pid, start: f[19]}, true
@@ -535,7 +466,7 @@ func (id procID) alive() bool {
 	if !ok || now.start != id.start {
 		return false
 	}
-	st := testbin.State(id.pid)
+	st := procfs.State(id.pid)
 	return st != "" && st != "Z" && st != "X"
 }
 
@@ -548,7 +479,7 @@ func (id procID) String() string {
 func (a *app) tree() []procID {
 	a.t.Helper()
 	var out []procID
-	for _, pid := range testbin.Descendants(a.p.InitPID()) {
+	for _, pid := range procfs.Descendants(a.p.InitPID()) {
 		if id, ok := identify(pid); ok {
 			out = append(out, id)
 		}

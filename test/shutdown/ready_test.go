@@ -89,11 +89,11 @@ func TestReadyTimeout(t *testing.T) {
 		jvm:  []string{"--start-delay-ms", "60000"}})
 	a.waitEvent("listen", jvmStart)
 	l, _ := a.waitLog("app never became ready", 15*time.Second)
-	if l.str("level") != "WARN" {
-		t.Errorf("ready timeout logged at %s, want WARN: %v", l.str("level"), l)
+	if l.Str("level") != "WARN" {
+		t.Errorf("ready timeout logged at %s, want WARN: %v", l.Str("level"), l)
 	}
 	// Still supervising a running app a while later.
-	if testbin.WaitFor(context.Background(), time.Second, a.exited) {
+	if testbin.WaitFor(context.Background(), time.Second, a.p.Exited) {
 		t.Fatalf("gracefulinit exited after the ready timeout\nstderr:\n%s", a.p.Stderr)
 	}
 	if a.hasEvent("term") || a.hasEvent("hook-start") {
@@ -111,11 +111,11 @@ func TestReadyTimeout(t *testing.T) {
 }
 
 // logTime is the time a record was logged.
-func logTime(t *testing.T, l logLine) time.Time {
+func logTime(t *testing.T, l testbin.LogRecord) time.Time {
 	t.Helper()
-	at, err := time.Parse(time.RFC3339Nano, l.str("time"))
+	at, err := time.Parse(time.RFC3339Nano, l.Str("time"))
 	if err != nil {
-		t.Fatalf("log record time %q: %v", l.str("time"), err)
+		t.Fatalf("log record time %q: %v", l.Str("time"), err)
 	}
 	return at
 }

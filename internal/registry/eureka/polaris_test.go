@@ -3,17 +3,17 @@ package eureka
 import (
 	"context"
 	"net"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hudl/fargo"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
 // These tests run against a real Eureka-protocol server, Polaris (see
@@ -27,123 +27,6 @@ import (
 // 2-core machine.
 const visible = 5 * time.Second
 
-// springApp stands in for a Spring Cloud Netflix app: a fargo client that
-// registers its own instance and heartbeats every second, registering again
-// when the server has lost it, as DiscoveryClient does.
-type springApp struct {
-	conn     fargo.EurekaConnection
-	app, id  string
-	ip       string
-	port     int
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func startSpringApp(t *testing.T, eurekaURL, app, id, ip string, port int) *springApp {
-	t.Helper()
-	a := &springApp{conn: fargo.NewConn(eurekaURL), app: app, id: id, ip: ip, port: port,
-		stop: make(chan struct{}), done: make(chan struct{})}
-	a.conn.UseJson = true
-	if err := a.conn.ReregisterInstance(a.instance()); err != nil {
-		t.Fatalf("app %s: register: %v", id, err)
-	}
-	go a.heartbeat()
-	t.Cleanup(a.exit)
-	return a
-}
-
-// instance is a fresh document each time: fargo overwrites the one it
-// registers with what the server reports (an OUT_OF_SERVICE status too).
-func (a *springApp) instance() *fargo.Instance {
-	return &fargo.Instance{
-		InstanceId:     a.id,
-		HostName:       a.ip,
-		App:            a.app,
-		IPAddr:         a.ip,
-		VipAddress:     strings.ToLower(a.app),
-		Status:         fargo.UP,
-		Port:           a.port,
-		PortEnabled:    true,
-		DataCenterInfo: fargo.DataCenterInfo{Name: fargo.MyOwn},
-	}
-}
-
-func (a *springApp) heartbeat() {
-	defer close(a.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-t.C:
-			err := a.conn.HeartBeatInstance(a.instance())
-			if code, ok := fargo.HTTPResponseStatusCode(err); ok && code == http.StatusNotFound {
-				_ = a.conn.ReregisterInstance(a.instance())
-			}
-		}
-	}
-}
-
-// exit stops the heartbeats, like a JVM that has exited.
-func (a *springApp) exit() {
-	a.stopOnce.Do(func() { close(a.stop) })
-	<-a.done
-}
-
-// consumer polls the server like a fargo consumer and reports an instance's
-// status, "" when the instance is not listed.
-type consumer struct{ conn fargo.EurekaConnection }
-
-// newConsumer reads XML, fargo's default: Polaris writes the port's
-// "@enabled" as a JSON boolean, which fargo's JSON decoding rejects.
-func newConsumer(eurekaURL string) *consumer {
-	return &consumer{conn: fargo.NewConn(eurekaURL)}
-}
-
-func (c *consumer) instance(app, id string) *fargo.Instance {
-	a, err := c.conn.GetApp(app)
-	if err != nil {
-		return nil
-	}
-	for _, in := range a.Instances {
-		if in.InstanceId == id {
-			return in
-		}
-	}
-	return nil
-}
-
-func (c *consumer) status(app, id string) string {
-	if in := c.instance(app, id); in != nil {
-		return string(in.Status)
-	}
-	return ""
-}
-
-// waitStatus polls until cond holds for the instance's status and returns
-// how long that took.
-func (c *consumer) waitStatus(t *testing.T, app, id, what string, within time.Duration, cond func(string) bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(within)
-	for {
-		s := c.status(app, id)
-		if cond(s) {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: status %q after %v, want %s", app, id, s, within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func isUp(s string) bool    { return s == "UP" }
-func notUp(s string) bool   { return s != "UP" }
-func missing(s string) bool { return s == "" }
-
 func polarisConfig(url, mode, app, id string) *config.Config {
 	cfg := testConfig(mode, url)
 	cfg.Service = strings.ToLower(app)
@@ -155,17 +38,7 @@ func polarisConfig(url, mode, app, id string) *config.Config {
 // onlineEventually calls Online until it succeeds, as registry.Set does.
 func onlineEventually(t *testing.T, e *Eureka, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := e.Online(ctxFor(t, 2*time.Second))
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Online still failing after %v: %v", within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.Eventually(t, within, "Online", func() error { return e.Online(ctxFor(t, 2*time.Second)) })
 }
 
 // TestPolarisMarkModeDrain: Offline takes the app's own instance out of what
@@ -174,11 +47,11 @@ func onlineEventually(t *testing.T, e *Eureka, within time.Duration) {
 func TestPolarisMarkModeDrain(t *testing.T) {
 	srv := registrytest.StartPolaris(t)
 	const app, id1, id2 = "DRAIN-SVC", "pod-1:drain-svc:8080", "pod-2:drain-svc:8080"
-	startSpringApp(t, srv.EurekaURL, app, id1, "127.0.0.2", 8080)
-	startSpringApp(t, srv.EurekaURL, app, id2, "127.0.0.3", 8080)
-	c := newConsumer(srv.EurekaURL)
-	c.waitStatus(t, app, id1, "UP", visible, isUp)
-	c.waitStatus(t, app, id2, "UP", visible, isUp)
+	standin.StartEurekaApp(t, srv.EurekaURL, app, id1, "127.0.0.2", 8080)
+	standin.StartEurekaApp(t, srv.EurekaURL, app, id2, "127.0.0.3", 8080)
+	c := standin.NewEurekaConsumer(srv.EurekaURL)
+	c.WaitStatus(t, app, id1, "UP", visible, standin.EurekaUp)
+	c.WaitStatus(t, app, id2, "UP", visible, standin.EurekaUp)
 
 	log, logs := testLogger()
 	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id1), log)
@@ -188,20 +61,20 @@ func TestPolarisMarkModeDrain(t *testing.T) {
 		t.Fatalf("Offline: %v", err)
 	}
 	took := time.Since(start)
-	gone := c.waitStatus(t, app, id1, "not UP", visible, notUp)
+	gone := c.WaitStatus(t, app, id1, "not UP", visible, standin.EurekaNotUp)
 	t.Logf("Offline call %v; consumer stopped seeing the instance UP %v after it returned", took.Round(time.Millisecond), gone.Round(time.Millisecond))
-	if s := c.status(app, id2); s != "UP" {
+	if s := c.Status(app, id2); s != "UP" {
 		t.Fatalf("the other instance is %q, want UP", s)
 	}
 	// Three of the app's heartbeats later it is still out of rotation.
 	time.Sleep(3500 * time.Millisecond)
-	if s := c.status(app, id1); s == "UP" {
+	if s := c.Status(app, id1); s == "UP" {
 		t.Fatal("the app's heartbeats put the instance back UP")
 	}
 	if err := e.Close(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if c.status(app, id1) == "" {
+	if c.Status(app, id1) == "" {
 		t.Fatal("Close deregistered the instance without --eureka-deregister-on-exit")
 	}
 	if !strings.Contains(logs.String(), "instance marked OUT_OF_SERVICE") {
@@ -225,9 +98,9 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 	}
 	other := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, "pod-9:repair-svc:8080"), log)
 
-	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
-	c := newConsumer(srv.EurekaURL)
-	c.waitStatus(t, app, id, "UP", visible, isUp)
+	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	c := standin.NewEurekaConsumer(srv.EurekaURL)
+	c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	if err := other.Offline(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatalf("Offline of an unknown instance = %v, want nil", err)
 	}
@@ -236,12 +109,12 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 	if err := e.Offline(ctx); err != nil {
 		t.Fatalf("Offline: %v", err)
 	}
-	c.waitStatus(t, app, id, "not UP", visible, notUp)
+	c.WaitStatus(t, app, id, "not UP", visible, standin.EurekaNotUp)
 
 	// Netflix's base path, with a trailing slash, works as well.
 	fresh := mustNew(t, polarisConfig(srv.EurekaURL+"/v2/", "mark", app, id), log)
 	onlineEventually(t, fresh, visible)
-	back := c.waitStatus(t, app, id, "UP", visible, isUp)
+	back := c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	t.Logf("consumer saw the instance UP again %v after Online", back.Round(time.Millisecond))
 	if !strings.Contains(logs.String(), "OUT_OF_SERVICE override cleared") {
 		t.Errorf("repair not logged:\n%s", logs)
@@ -276,10 +149,10 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 
 	start := time.Now()
 	onlineEventually(t, e, visible)
-	c := newConsumer(srv.EurekaURL)
-	c.waitStatus(t, app, id, "UP", visible, isUp)
+	c := standin.NewEurekaConsumer(srv.EurekaURL)
+	c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	t.Logf("registered instance visible %v after Online began", time.Since(start).Round(time.Millisecond))
-	in := c.instance(app, id)
+	in := c.Instance(app, id)
 	if in == nil || in.IPAddr != "127.0.0.4" || in.Port != 9090 || in.VipAddress != "reg-svc" {
 		t.Fatalf("registered instance %+v does not match the config", in)
 	}
@@ -288,18 +161,18 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 	}
 	// Well past Polaris's 3 s expiry, heartbeats keep it UP.
 	time.Sleep(5 * time.Second)
-	if s := c.status(app, id); s != "UP" {
+	if s := c.Status(app, id); s != "UP" {
 		t.Fatalf("after 5 s of heartbeats the instance is %q, want UP", s)
 	}
 
 	// Removed behind our back (an eviction, a wiped server): a heartbeat's
 	// 404 registers it again. Polaris keeps accepting heartbeats for about
 	// 4 s after a deregistration (its health-check cache), hence the wait.
-	if err := c.conn.DeregisterInstance(&fargo.Instance{App: app, InstanceId: id}); err != nil {
+	if err := c.Conn.DeregisterInstance(&fargo.Instance{App: app, InstanceId: id}); err != nil {
 		t.Fatalf("removing the instance: %v", err)
 	}
-	c.waitStatus(t, app, id, "removed", visible, missing)
-	back := c.waitStatus(t, app, id, "UP again", 2*visible, isUp)
+	c.WaitStatus(t, app, id, "removed", visible, standin.EurekaMissing)
+	back := c.WaitStatus(t, app, id, "UP again", 2*visible, standin.EurekaUp)
 	t.Logf("re-registered by the heartbeat, visible %v after the removal was", back.Round(time.Millisecond))
 	if !strings.Contains(logs.String(), "registering it again") {
 		t.Errorf("re-registration not logged:\n%s", logs)
@@ -308,7 +181,7 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatalf("Offline: %v", err)
 	}
-	c.waitStatus(t, app, id, "deregistered", visible, missing)
+	c.WaitStatus(t, app, id, "deregistered", visible, standin.EurekaMissing)
 	if err := e.Close(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -322,8 +195,8 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 func TestPolarisDownAtOffline(t *testing.T) {
 	srv := registrytest.StartPolaris(t)
 	const app, id = "DOWN-SVC", "pod-1:down-svc:8080"
-	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
-	newConsumer(srv.EurekaURL).waitStatus(t, app, id, "UP", visible, isUp)
+	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	standin.NewEurekaConsumer(srv.EurekaURL).WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	e := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), nil)
 	onlineEventually(t, e, visible)
 
@@ -347,13 +220,13 @@ func TestPolarisDownAtOffline(t *testing.T) {
 func TestPolarisDownAtOnline(t *testing.T) {
 	srv := registrytest.StartPolaris(t)
 	const app, id = "BACK-SVC", "pod-1:back-svc:8080"
-	startSpringApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
-	c := newConsumer(srv.EurekaURL)
-	c.waitStatus(t, app, id, "UP", visible, isUp)
+	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
+	c := standin.NewEurekaConsumer(srv.EurekaURL)
+	c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	if err := mustNew(t, polarisConfig(srv.EurekaURL, "mark", app, id), nil).Offline(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitStatus(t, app, id, "not UP", visible, notUp)
+	c.WaitStatus(t, app, id, "not UP", visible, standin.EurekaNotUp)
 
 	srv.Stop()
 	log, logs := testLogger()
@@ -371,7 +244,7 @@ func TestPolarisDownAtOnline(t *testing.T) {
 		t.Fatalf("Online gave up or succeeded with the server down:\n%s", logs)
 	default:
 	}
-	if n := strings.Count(logs.String(), "registry online failed"); n < 2 {
+	if n := strings.Count(logs.String(), "registry online not done yet, retrying"); n < 2 {
 		t.Fatalf("%d failed attempts logged while the server was down, want >= 2:\n%s", n, logs)
 	}
 
@@ -385,6 +258,6 @@ func TestPolarisDownAtOnline(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("Online ended by its context, not by success:\n%s", logs)
 	}
-	c.waitStatus(t, app, id, "UP", visible, isUp)
+	c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
 	t.Logf("instance back UP %v after the server restarted", time.Since(restarted).Round(time.Millisecond))
 }

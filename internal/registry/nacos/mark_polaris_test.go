@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
 func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port int, offline string) registry.Registry {
@@ -30,19 +32,15 @@ func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port i
 func TestMarkAgainstPolaris(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, port = "orders", 18080
-	grpcA := &grpcApp{t: t, s: s, service: service, ip: "127.0.0.2", port: port}
-	httpB := &httpApp{t: t, s: s, service: service, ip: "127.0.0.3", port: port}
-	other := &grpcApp{t: t, s: s, service: service, ip: "127.0.0.4", port: port}
-	grpcA.start()
-	httpB.start()
-	other.start()
-	consumer := newConsumer(t, s, service)
+	grpcA := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port}
+	httpB := &standin.NacosHTTPApp{T: t, Server: s, Service: service, IP: "127.0.0.3", Port: port}
+	other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.4", Port: port}
+	grpcA.Start()
+	httpB.Start()
+	other.Start()
+	consumer := standin.NewNacosConsumer(t, s, service)
 	all := []string{"127.0.0.2:18080", "127.0.0.3:18080", "127.0.0.4:18080"}
-	eventually(t, 10*time.Second, "consumer sees all three instances", func() error {
-		sel, err := consumer.selected()
-		if err != nil {
-			return err
-		}
+	consumer.WaitSelection(t, 10*time.Second, "consumer sees all three instances", func(sel map[string]bool) error {
 		for _, a := range all {
 			if !sel[a] {
 				return fmt.Errorf("%s not selected yet: %v", a, sel)
@@ -57,8 +55,8 @@ func TestMarkAgainstPolaris(t *testing.T) {
 		offline string
 		restart func() // the app restarts and registers again
 	}{
-		{"grpc-app/weight", "127.0.0.2", "weight", func() { grpcA.stop(); waitGone(t, s, service, "127.0.0.2", port); grpcA.start() }},
-		{"http-app/weight", "127.0.0.3", "weight", func() { httpB.stop(); waitGone(t, s, service, "127.0.0.3", port); httpB.start() }},
+		{"grpc-app/weight", "127.0.0.2", "weight", func() { grpcA.Stop(); waitGone(t, s, service, "127.0.0.2", port); grpcA.Start() }},
+		{"http-app/weight", "127.0.0.3", "weight", func() { httpB.Stop(); waitGone(t, s, service, "127.0.0.3", port); httpB.Start() }},
 		{"grpc-app/disable", "127.0.0.2", "disable", nil},
 	}
 	for _, tc := range cases {
@@ -68,11 +66,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			if err := bounded(r.Offline); err != nil {
 				t.Fatalf("Offline: %v", err)
 			}
-			took := eventually(t, 10*time.Second, "consumer stops selecting "+target, func() error {
-				sel, err := consumer.selected()
-				if err != nil {
-					return err
-				}
+			took := consumer.WaitSelection(t, 10*time.Second, "consumer stops selecting "+target, func(sel map[string]bool) error {
 				if sel[target] {
 					return fmt.Errorf("still selected: %v", sel)
 				}
@@ -83,7 +77,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			})
 			t.Logf("consumer stopped selecting %s %v after Offline", target, took.Round(10*time.Millisecond))
 			for i := 0; i < 20; i++ {
-				one, err := consumer.pickOne()
+				one, err := consumer.PickOne()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -100,46 +94,34 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			if tc.restart == nil {
 				// Polaris hides disabled instances from every read, so
 				// Online cannot see this one; put it back by hand.
-				setEnabledRaw(t, s, service, tc.ip, port, grpcA.metadata())
+				if err := standin.SetNacosInstance(s, service, tc.ip, port, 1, true, grpcA.Metadata()); err != nil {
+					t.Fatal(err)
+				}
 			} else {
 				// The restart trap: the app comes back within Nacos's
 				// 60 s override expiry and keeps weight 0. Polaris resets
 				// the weight on re-registration, so re-apply the override
 				// the way Nacos would keep it.
 				tc.restart()
-				eventually(t, 10*time.Second, "app registered again", func() error {
-					if findHost(listHosts(t, s, service), tc.ip, port) == nil {
-						return fmt.Errorf("not listed")
-					}
-					return nil
-				})
-				setWeightRaw(t, s, service, tc.ip, port, 0)
-				eventually(t, 10*time.Second, "stale weight 0 visible", func() error {
-					if h := findHost(listHosts(t, s, service), tc.ip, port); h == nil || h.Weight != 0 {
-						return fmt.Errorf("host %+v", h)
-					}
-					return nil
-				})
+				standin.WaitNacosHost(t, s, service, tc.ip, port, "registered again", 10*time.Second, standin.NacosListed)
+				standin.SetNacosWeight(t, s, service, tc.ip, port, 0)
+				standin.WaitNacosHost(t, s, service, tc.ip, port, "stale weight 0 visible", 10*time.Second, standin.NacosWeight0)
 				if err := bounded(r.Online); err != nil {
 					t.Fatalf("Online: %v", err)
 				}
-				if h := findHost(listHosts(t, s, service), tc.ip, port); h == nil {
-					t.Fatal("instance gone after Online")
+				if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil {
+					t.Fatalf("instance gone after Online: %v", err)
 				}
 			}
-			took = eventually(t, 10*time.Second, "consumer selects "+target+" again", func() error {
-				sel, err := consumer.selected()
-				if err != nil {
-					return err
-				}
+			took = consumer.WaitSelection(t, 10*time.Second, "consumer selects "+target+" again", func(sel map[string]bool) error {
 				if !sel[target] {
 					return fmt.Errorf("not selected: %v", sel)
 				}
 				return nil
 			})
 			t.Logf("consumer selected %s again %v after Online", target, took.Round(10*time.Millisecond))
-			if h := findHost(listHosts(t, s, service), tc.ip, port); h == nil || h.Weight != 1 || !h.Enabled {
-				t.Fatalf("after Online: %+v", h)
+			if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil || h.Weight != 1 || !h.Enabled {
+				t.Fatalf("after Online: %+v %v", h, err)
 			}
 			// Online on a healthy instance changes nothing.
 			if err := bounded(r.Online); err != nil {
@@ -189,12 +171,7 @@ func bounded(call func(context.Context) error) error {
 
 func waitGone(t *testing.T, s *registrytest.Server, service, ip string, port int) {
 	t.Helper()
-	eventually(t, 10*time.Second, ip+" deregistered", func() error {
-		if findHost(listHosts(t, s, service), ip, port) != nil {
-			return fmt.Errorf("still listed")
-		}
-		return nil
-	})
+	standin.WaitNacosHost(t, s, service, ip, port, "deregistered", 10*time.Second, standin.NacosAbsent)
 }
 
 // TestMarkServerDown: a registry outage must cost at most the call's
@@ -202,14 +179,9 @@ func waitGone(t *testing.T, s *registrytest.Server, service, ip string, port int
 func TestMarkServerDown(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, port = "payments", 18081
-	app := &grpcApp{t: t, s: s, service: service, ip: "127.0.0.2", port: port}
-	app.start()
-	eventually(t, 10*time.Second, "app listed", func() error {
-		if findHost(listHosts(t, s, service), "127.0.0.2", port) == nil {
-			return fmt.Errorf("not listed")
-		}
-		return nil
-	})
+	app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port}
+	app.Start()
+	standin.WaitNacosHost(t, s, service, "127.0.0.2", port, "listed", 10*time.Second, standin.NacosListed)
 	r := newMarkFor(t, s, service, "127.0.0.2", port, "weight")
 
 	s.Stop()
@@ -235,7 +207,7 @@ func TestMarkServerDown(t *testing.T) {
 	// Server down at Online: errors until it is back, then success once
 	// the app's SDK has re-registered (the Set retries like this).
 	s.Start(t)
-	took := eventually(t, 30*time.Second, "Online after the server came back", func() error {
+	took := poll.Eventually(t, 30*time.Second, "Online after the server came back", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		return r.Online(ctx)

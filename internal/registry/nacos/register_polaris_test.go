@@ -4,14 +4,15 @@ package nacos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
 // TestRegisterRoundTrip registers on behalf of an app with the SDK: the
@@ -67,44 +68,36 @@ func TestRegisterRoundTrip(t *testing.T) {
 
 	// nacos-sdk-go consumers keep their cached list when it turns empty
 	// (UpdateCacheWhenEmpty=false): keep another instance in the service.
-	other := &grpcApp{t: t, s: s, service: service, ip: "127.0.0.4", port: port}
-	other.start()
-	consumer := newConsumer(t, s, service)
+	other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.4", Port: port}
+	other.Start()
+	consumer := standin.NewNacosConsumer(t, s, service)
 	target := fmt.Sprintf("%s:%d", ip, port)
 	start := time.Now()
 	if err := r.Online(ctx); err != nil {
 		t.Fatalf("Online: %v", err)
 	}
 	t.Logf("Online (client start + register) took %v", time.Since(start).Round(time.Millisecond))
-	took := eventually(t, 10*time.Second, "consumer selects the registered instance", func() error {
-		sel, err := consumer.selected()
-		if err != nil {
-			return err
-		}
+	took := consumer.WaitSelection(t, 10*time.Second, "consumer selects the registered instance", func(sel map[string]bool) error {
 		if !sel[target] {
 			return fmt.Errorf("not selected: %v", sel)
 		}
 		return nil
 	})
 	t.Logf("visible to the consumer %v after Online", took.Round(10*time.Millisecond))
-	h := findHost(listHosts(t, s, service), ip, port)
-	if h == nil || h.Weight != 3 || !h.Enabled || h.Metadata["version"] != "1.2.3" {
-		t.Fatalf("registered instance: %+v", h)
+	h, err := standin.FindNacosHost(s, service, ip, port)
+	if err != nil || h == nil || h.Weight != 3 || !h.Enabled || h.Metadata["version"] != "1.2.3" {
+		t.Fatalf("registered instance: %+v %v", h, err)
 	}
 
 	if err := r.Offline(ctx); err != nil {
 		t.Fatalf("Offline: %v", err)
 	}
-	took = eventually(t, 10*time.Second, "instance gone after Offline", func() error {
-		sel, err := consumer.selected()
-		if err != nil {
-			return err
-		}
+	took = consumer.WaitSelection(t, 10*time.Second, "instance gone after Offline", func(sel map[string]bool) error {
 		if sel[target] || !sel["127.0.0.4:18082"] {
 			return fmt.Errorf("selected: %v", sel)
 		}
-		if findHost(listHosts(t, s, service), ip, port) != nil {
-			return errors.New("still listed")
+		if h, err := standin.FindNacosHost(s, service, ip, port); err != nil || h != nil {
+			return fmt.Errorf("still listed: %+v %v", h, err)
 		}
 		return nil
 	})
@@ -167,27 +160,17 @@ func TestRegisterServerDown(t *testing.T) {
 	t.Logf("Online with the server down: %v after %v", err, took.Round(time.Millisecond))
 
 	s.Start(t)
-	took = eventually(t, 30*time.Second, "Online after the server came back", func() error {
+	took = poll.Eventually(t, 30*time.Second, "Online after the server came back", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		return r.Online(ctx)
 	})
 	t.Logf("Online succeeded %v after the server came back", took.Round(10*time.Millisecond))
-	eventually(t, 10*time.Second, "registered instance listed", func() error {
-		if findHost(listHosts(t, s, service), ip, port) == nil {
-			return errors.New("not listed")
-		}
-		return nil
-	})
+	standin.WaitNacosHost(t, s, service, ip, port, "registered instance listed", 10*time.Second, standin.NacosListed)
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	eventually(t, 10*time.Second, "instance gone after Close", func() error {
-		if findHost(listHosts(t, s, service), ip, port) != nil {
-			return errors.New("still listed")
-		}
-		return nil
-	})
+	standin.WaitNacosHost(t, s, service, ip, port, "gone after Close", 10*time.Second, standin.NacosAbsent)
 }

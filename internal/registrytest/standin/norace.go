@@ -1,5 +1,5 @@
 //go:build !race
 
-package registry
+package standin
 
 const raceEnabled = false

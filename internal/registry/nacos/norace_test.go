@@ -1,5 +1,0 @@
-//go:build !race
-
-package nacos
-
-const raceEnabled = false
