@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
 )
 
@@ -112,26 +114,10 @@ func exitCode(ctx context.Context, t *testing.T, p *javatest.Proc) int {
 // eventually polls check every 200 ms until it returns nil or ctx ends.
 func eventually(ctx context.Context, what string, check func() error) error {
 	var last error
-	for {
-		if last = check(); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
+	if poll.Until(ctx, 200*time.Millisecond, func() bool { last = check(); return last == nil }) {
+		return nil
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return fmt.Errorf("%s: %w (last: %v)", what, ctx.Err(), last)
 }
 
 // The app binds only when started (like Spring Boot), serves, and on SIGTERM
@@ -140,7 +126,7 @@ func TestStartServeGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	port := freePort(t)
+	port := freeport.Must(t, "127.0.0.1")
 	cmd, err := javatest.Command(context.Background(), javatest.ExampleAppJar(t),
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--start-delay", "1.5", "--shutdown-timeout", "10")
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 )
 
 // DrainResult is section 7: gracefulinit's traffic-aware drain.
@@ -71,7 +73,7 @@ func (r *runner) measureDrain(ctx context.Context) error {
 		res.Runs = append(res.Runs, dr)
 		delays = append(delays, dr.DelayMS)
 	}
-	res.MedianDelayMS = medianFloat(delays)
+	res.MedianDelayMS = medianOf(delays)
 
 	w := r.p.cpuWindow
 	variants := []struct {
@@ -96,17 +98,6 @@ func (r *runner) measureDrain(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// freePort asks the kernel for a port nobody listens on. Another process
-// could take it before the helper binds it; the helper then fails loudly.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startServer runs gracefulinit as PID 1 over the HTTP helper and waits
 // until the helper listens. The free port may be taken by someone else
 // before the helper binds it; then it tries another.
@@ -127,7 +118,7 @@ func (r *runner) startServer(ctx context.Context, gi Init, flags []string) (*pro
 }
 
 func (r *runner) startServerOnce(ctx context.Context, gi Init, flags []string) (*proc, int, int, error) {
-	port, err := freePort()
+	port, err := freeport.Pick("127.0.0.1")
 	if err != nil {
 		return nil, 0, 0, err
 	}

@@ -113,7 +113,7 @@ func (r *runner) reapStorm(ctx context.Context, how string, runs int) (ReapStorm
 		}
 		row := ReapRow{Name: in.Name, FailedRuns: a.failed, PeakUnreaped: a.peak, RunsTotalMS: a.total}
 		if len(a.total) > 0 {
-			row.TotalMS, row.SpawnMS, row.TailMS = medianFloat(a.total), medianFloat(a.spawn), medianFloat(a.tail)
+			row.TotalMS, row.SpawnMS, row.TailMS = medianOf(a.total), medianOf(a.spawn), medianOf(a.tail)
 			row.OrphansPerSec = float64(r.p.orphans) / (row.TotalMS / 1000)
 		}
 		res.Rows = append(res.Rows, row)

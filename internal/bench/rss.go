@@ -52,7 +52,7 @@ func (r *runner) measureRSS(ctx context.Context) error {
 			if len(vm[in.Name]) == 0 {
 				continue
 			}
-			m.Rows = append(m.Rows, RSSRow{Name: in.Name, VmRSSKB: medianInt(vm[in.Name]), RssAnonKB: medianInt(anon[in.Name]), RunsKB: vm[in.Name]})
+			m.Rows = append(m.Rows, RSSRow{Name: in.Name, VmRSSKB: medianOf(vm[in.Name]), RssAnonKB: medianOf(anon[in.Name]), RunsKB: vm[in.Name]})
 		}
 		res.Modes = append(res.Modes, m)
 	}

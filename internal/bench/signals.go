@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -90,31 +89,15 @@ func (r *runner) signalMode(ctx context.Context, mode Mode) (*SignalMode, error)
 			return nil, fmt.Errorf("%s: %w", in.Name, err)
 		}
 	}
-	samples := make([][]time.Duration, len(inits))
-	lost := make([]int, len(inits))
-	lastErr := make([]error, len(inits))
-	order := make([]int, len(inits))
-	for i := range order {
-		order[i] = i
+	// An init that lost more than 10 signals no longer forwards: do not
+	// wait on it 500 times.
+	got, err := interleave(ctx, len(inits), r.p.signals, 10, func(i int) (time.Duration, error) {
+		return signalOnce(procs[i], pids[i])
+	})
+	if err != nil {
+		return nil, err
 	}
-	for n := 0; n < r.p.signals; n++ {
-		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-		for _, i := range order {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if lost[i] > 10 {
-				continue // this init no longer forwards; do not wait on it 500 times
-			}
-			d, err := signalOnce(procs[i], pids[i])
-			if err != nil {
-				lost[i]++
-				lastErr[i] = err
-				continue
-			}
-			samples[i] = append(samples[i], d)
-		}
-	}
+	samples, lost, lastErr := got.samples, got.fails, got.lastErr
 	m := &SignalMode{Mode: mode, Direct: summarize(samples[0])}
 	var errs []error
 	for i, in := range inits {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 )
 
@@ -30,28 +29,13 @@ type StartupRow struct {
 // each round, so that drift in the machine's load spreads over all of them.
 func (r *runner) measureStartup(ctx context.Context) error {
 	inits := append([]Init{{Name: "true alone", Style: StyleDirect}}, r.present()...)
-	samples := make([][]time.Duration, len(inits))
-	fails := make([]int, len(inits))
-	lastErr := make([]error, len(inits))
-	order := make([]int, len(inits))
-	for i := range order {
-		order[i] = i
+	got, err := interleave(ctx, len(inits), r.p.startRuns, -1, func(i int) (time.Duration, error) {
+		return runOnce(inits[i].argv(false, nil, []string{r.true_}), 10*time.Second)
+	})
+	if err != nil {
+		return err
 	}
-	for run := 0; run < r.p.startRuns; run++ {
-		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-		for _, i := range order {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			d, err := runOnce(inits[i].argv(false, nil, []string{r.true_}), 10*time.Second)
-			if err != nil {
-				fails[i]++
-				lastErr[i] = err
-				continue
-			}
-			samples[i] = append(samples[i], d)
-		}
-	}
+	samples, fails, lastErr := got.samples, got.fails, got.lastErr
 	res := &StartupResult{Runs: r.p.startRuns, Mode: ModeChild, Baseline: summarize(samples[0])}
 	for i, in := range inits[1:] {
 		raw := summarize(samples[i+1])

@@ -1,10 +1,51 @@
 package bench
 
 import (
+	"context"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
+
+// sampled is what interleave gathered, indexed by subject.
+type sampled struct {
+	samples [][]time.Duration
+	fails   []int
+	lastErr []error
+}
+
+// interleave calls measure(i) rounds times for every subject i < n, in a
+// fresh random order each round, so that drift in the machine's load
+// spreads over all subjects. A failed call counts in fails and lastErr; a
+// subject that failed more than giveUp times is not called again (giveUp
+// < 0: never give up). It stops with ctx's error when ctx ends.
+func interleave(ctx context.Context, n, rounds, giveUp int, measure func(i int) (time.Duration, error)) (sampled, error) {
+	s := sampled{samples: make([][]time.Duration, n), fails: make([]int, n), lastErr: make([]error, n)}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	for range rounds {
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
+			if err := ctx.Err(); err != nil {
+				return s, err
+			}
+			if giveUp >= 0 && s.fails[i] > giveUp {
+				continue
+			}
+			d, err := measure(i)
+			if err != nil {
+				s.fails[i]++
+				s.lastErr[i] = err
+				continue
+			}
+			s.samples[i] = append(s.samples[i], d)
+		}
+	}
+	return s, nil
+}
 
 // Stats summarises samples in microseconds.
 type Stats struct {
@@ -47,7 +88,7 @@ func rank(sorted []time.Duration, p float64) time.Duration {
 }
 
 // median of sorted samples: the mean of the middle two for an even count.
-func median(sorted []time.Duration) time.Duration {
+func median[T ~int64 | ~float64](sorted []T) T {
 	n := len(sorted)
 	if n%2 == 1 {
 		return sorted[n/2]
@@ -55,30 +96,14 @@ func median(sorted []time.Duration) time.Duration {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-func medianInt(v []int64) int64 {
+// medianOf is the median of unsorted v, 0 for none.
+func medianOf[T ~int64 | ~float64](v []T) T {
 	if len(v) == 0 {
 		return 0
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func medianFloat(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return median(s)
 }
 
 // ratio is a/b, or 0 when b is 0 (rendered as "-").

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,28 +39,13 @@ func (r *runner) measureTerm(ctx context.Context) error {
 	var errs []error
 	// PID 1 first: it is the case that matters in a container.
 	for _, mode := range []Mode{ModePID1, ModeChild} {
-		samples := make([][]time.Duration, len(inits))
-		fails := make([]int, len(inits))
-		lastErr := make([]error, len(inits))
-		order := make([]int, len(inits))
-		for i := range order {
-			order[i] = i
+		got, err := interleave(ctx, len(inits), r.p.termRuns, -1, func(i int) (time.Duration, error) {
+			return r.termOnce(ctx, mode, inits[i])
+		})
+		if err != nil {
+			return err
 		}
-		for run := 0; run < r.p.termRuns; run++ {
-			rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-			for _, i := range order {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				d, err := r.termOnce(ctx, mode, inits[i])
-				if err != nil {
-					fails[i]++
-					lastErr[i] = err
-					continue
-				}
-				samples[i] = append(samples[i], d)
-			}
-		}
+		samples, fails, lastErr := got.samples, got.fails, got.lastErr
 		m := TermMode{Mode: mode}
 		for i, in := range inits {
 			m.Rows = append(m.Rows, TermRow{Name: in.Name, Exit: summarize(samples[i]), Failures: fails[i]})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
@@ -276,17 +276,6 @@ func TestInOrder(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func get(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -482,7 +471,7 @@ func TestTestAppHTTP(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			port := freePort(t)
+			port := freeport.Must(t, "127.0.0.1")
 			base := fmt.Sprintf("http://127.0.0.1:%d", port)
 			events := filepath.Join(t.TempDir(), "events")
 			args := []string{"--port", strconv.Itoa(port), "--start-delay-ms", "1500", "--events", events}

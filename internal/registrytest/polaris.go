@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
@@ -330,25 +331,16 @@ func FreePorts() (nacos, eureka int, err error) {
 	for i := 0; i < 200; i++ {
 		p := portLow + rand.IntN(portHigh-portLow)
 		if nacos == 0 {
-			if portFree(p) && portFree(p+GRPCOffset) {
+			if freeport.Free("127.0.0.1", p) && freeport.Free("127.0.0.1", p+GRPCOffset) {
 				nacos = p
 			}
 			continue
 		}
-		if p != nacos && p != nacos+GRPCOffset && portFree(p) {
+		if p != nacos && p != nacos+GRPCOffset && freeport.Free("127.0.0.1", p) {
 			return nacos, p, nil
 		}
 	}
 	return 0, 0, errors.New("registrytest: no free loopback ports found")
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 // PolarisBinary returns the cached Polaris server binary, building it with

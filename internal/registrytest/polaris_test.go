@@ -31,21 +31,23 @@ func TestTemplateInSync(t *testing.T) {
 	}
 }
 
-func get(t *testing.T, url string) (int, error) {
-	t.Helper()
+// get returns the status and body of GET url, an error when the server
+// does not answer.
+func get(url string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 func TestStartStopStart(t *testing.T) {
@@ -56,7 +58,7 @@ func TestStartStopStart(t *testing.T) {
 	nacosURL := s.NacosAddr + "/nacos/v1/ns/instance/list?serviceName=x"
 	eurekaURL := s.EurekaURL + "/apps"
 	for _, u := range []string{nacosURL, eurekaURL} {
-		if code, err := get(t, u); err != nil || code != 200 {
+		if code, _, err := get(u); err != nil || code != 200 {
 			t.Fatalf("GET %s: %d %v", u, code, err)
 		}
 	}
@@ -80,7 +82,7 @@ func TestStartStopStart(t *testing.T) {
 		t.Fatal("still running after Stop")
 	}
 	for _, u := range []string{nacosURL, eurekaURL} {
-		if _, err := get(t, u); err == nil {
+		if _, _, err := get(u); err == nil {
 			t.Fatalf("GET %s answered while stopped", u)
 		}
 	}
@@ -90,7 +92,7 @@ func TestStartStopStart(t *testing.T) {
 	s.Start(t)
 	t.Logf("restart took %v", time.Since(start).Round(time.Millisecond))
 	for _, u := range []string{nacosURL, eurekaURL} {
-		if code, err := get(t, u); err != nil || code != 200 {
+		if code, _, err := get(u); err != nil || code != 200 {
 			t.Fatalf("after restart GET %s: %d %v", u, code, err)
 		}
 	}
@@ -103,31 +105,12 @@ func waitListed(t *testing.T, s *Server) {
 	t.Helper()
 	list := s.NacosAddr + "/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@keep&healthyOnly=false"
 	poll.Eventually(t, 5*time.Second, "10.0.0.1 listed", func() error {
-		if b := getBody(t, list); !strings.Contains(b, `"10.0.0.1"`) {
-			return fmt.Errorf("list: %s", b)
+		_, b, err := get(list)
+		if err == nil && !strings.Contains(b, `"10.0.0.1"`) {
+			err = fmt.Errorf("list: %s", b)
 		}
-		return nil
+		return err
 	})
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestBuildScriptIsIdempotent(t *testing.T) {

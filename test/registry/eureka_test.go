@@ -190,11 +190,7 @@ func TestBothRegistries(t *testing.T) {
 	p.waitLog("registry online", "nacos", visible)
 	p.waitLog("registry online", "eureka", visible)
 	ec.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
-	poll.Eventually(t, visible, "nacos consumer selects the instance", func() error {
-		sel, err := nc.Selected()
-		if err != nil {
-			return err
-		}
+	nc.WaitSelection(t, visible, "nacos consumer selects the instance", func(sel map[string]bool) error {
 		if !sel[p.addr()] {
 			return fmt.Errorf("selected: %v", sel)
 		}
@@ -202,11 +198,7 @@ func TestBothRegistries(t *testing.T) {
 	})
 
 	p.term()
-	poll.Eventually(t, visible, "nacos consumer drops the instance", func() error {
-		sel, err := nc.Selected()
-		if err != nil {
-			return err
-		}
+	nc.WaitSelection(t, visible, "nacos consumer drops the instance", func(sel map[string]bool) error {
 		if sel[p.addr()] {
 			return fmt.Errorf("still selected: %v", sel)
 		}

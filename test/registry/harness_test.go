@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -70,21 +71,11 @@ type pod struct {
 func (p *pod) addr() string { return net.JoinHostPort(p.ip, strconv.Itoa(p.port)) }
 
 // podAddr returns a loopback address no other test uses (127.77.x.y, like a
-// pod IP) and a free port on it in 20000-29999, below the kernel's
-// ephemeral range so no client socket can take it meanwhile.
+// pod IP) and a free port on it.
 func podAddr(t *testing.T) (string, int) {
 	t.Helper()
-	for range 200 {
-		ip := fmt.Sprintf("127.77.%d.%d", 1+rand.IntN(250), 2+rand.IntN(250))
-		port := 20000 + rand.IntN(10000)
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err == nil {
-			l.Close()
-			return ip, port
-		}
-	}
-	t.Fatal("no free loopback address and port")
-	return "", 0
+	ip := fmt.Sprintf("127.77.%d.%d", 1+rand.IntN(250), 2+rand.IntN(250))
+	return ip, freeport.Must(t, ip)
 }
 
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }

@@ -28,11 +28,7 @@ func TestNacosMarkDrain(t *testing.T) {
 	b.waitHealthy()
 	a.waitLog("registry online", "nacos", visible)
 	b.waitLog("registry online", "nacos", visible)
-	poll.Eventually(t, visible, "consumer selects both instances", func() error {
-		sel, err := consumer.Selected()
-		if err != nil {
-			return err
-		}
+	consumer.WaitSelection(t, visible, "consumer selects both instances", func(sel map[string]bool) error {
 		if !sel[a.addr()] || !sel[b.addr()] {
 			return fmt.Errorf("selected: %v", sel)
 		}
@@ -40,11 +36,7 @@ func TestNacosMarkDrain(t *testing.T) {
 	})
 
 	a.term()
-	gone := poll.Eventually(t, visible, "consumer stops selecting "+a.addr(), func() error {
-		sel, err := consumer.Selected()
-		if err != nil {
-			return err
-		}
+	gone := consumer.WaitSelection(t, visible, "consumer stops selecting "+a.addr(), func(sel map[string]bool) error {
 		if !sel[b.addr()] {
 			t.Fatalf("the other instance %s dropped out of the selection: %v", b.addr(), sel)
 		}

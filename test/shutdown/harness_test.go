@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -60,7 +60,7 @@ func start(t *testing.T, c appConfig) *app {
 	dir := t.TempDir()
 	a.events = filepath.Join(dir, "events")
 	if c.withPort {
-		a.port = freePort(t)
+		a.port = freeport.Must(t, "127.0.0.1")
 	}
 	expand := func(args []string) []string {
 		out := make([]string, len(args))
@@ -87,24 +87,6 @@ func start(t *testing.T, c appConfig) *app {
 	}
 	a.p = testbin.Start(t, testbin.Options{PID1: c.pid1, Dir: dir}, args...)
 	return a
-}
-
-// freePort finds a free port in 20000-29999. That range lies below the
-// kernel's ephemeral ports (32768 and up), so no client socket of another
-// test can share the port: it would count as traffic for the drain
-// watcher, and a probe could even connect to itself there.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(10000)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port in 20000-29999")
-	return 0
 }
 
 // waitStdout waits until the child printed a line equal to line (TestApp's
