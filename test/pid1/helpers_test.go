@@ -251,6 +251,21 @@ func (r recorder) waitCount(t *testing.T, n int) []string {
 	return got
 }
 
+// markerAlone sends SIGWINCH, a marker, to pid, whose signals r records,
+// and returns what r recorded once the marker is in. Pending signals are
+// handed out lowest number first, so the higher-numbered marker comes after
+// any signal already pending at pid: the marker alone means there was none.
+func (r recorder) markerAlone(t *testing.T, pid int) []string {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	r.waitCount(t, 1)
+	// A second signal would be recorded right behind the first.
+	time.Sleep(100 * time.Millisecond)
+	return r.signals()
+}
+
 // sigName is "TERM" for SIGTERM, as the recorder writes it.
 func sigName(s syscall.Signal) string {
 	return strings.TrimPrefix(unix.SignalName(s), "SIG")

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -189,13 +188,7 @@ func TestProcessGroup(t *testing.T) {
 					// pending at the grandchild. A higher-numbered marker sent
 					// now is handed out after it: once the marker is recorded
 					// alone, the grandchild never got the forwarded signal.
-					gpid := grandchildPID(t, p)
-					if err := syscall.Kill(gpid, syscall.SIGWINCH); err != nil {
-						t.Fatal(err)
-					}
-					grand.waitCount(t, 1)
-					time.Sleep(100 * time.Millisecond)
-					if got := grand.signals(); !slices.Equal(got, []string{"WINCH"}) {
+					if got := grand.markerAlone(t, grandchildPID(t, p)); !slices.Equal(got, []string{"WINCH"}) {
 						t.Fatalf("grandchild recorded %v, want only the marker [WINCH]: the signal reached the group without -g", got)
 					}
 				}

@@ -147,14 +147,7 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "no matched ip found!", http.StatusNotFound)
 				return
 			}
-			// PATCH starts from weight 1 / enabled true for fields not sent.
-			f.weight, f.enabled = 1, true
-			if v := q.Get("weight"); v != "" {
-				f.weight, _ = strconv.ParseFloat(v, 64)
-			}
-			if v := q.Get("enabled"); v != "" {
-				f.enabled = v == "true"
-			}
+			f.patch(q)
 			_, _ = io.WriteString(w, "ok")
 		default:
 			http.Error(w, "unexpected "+key, http.StatusTeapot)
@@ -214,13 +207,7 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 404, map[string]any{"code": 20004, "message": "instance not found"})
 				return
 			}
-			f.weight, f.enabled = 1, true
-			if v := q.Get("weight"); v != "" {
-				f.weight, _ = strconv.ParseFloat(v, 64)
-			}
-			if v := q.Get("enabled"); v != "" {
-				f.enabled = v == "true"
-			}
+			f.patch(q)
 			if md := q.Get("metadata"); strings.TrimSpace(md) != "" {
 				m := map[string]string{}
 				_ = json.Unmarshal([]byte(md), &m)
@@ -230,6 +217,18 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			http.Error(w, "unexpected "+key, http.StatusTeapot)
 		}
+	}
+}
+
+// patch applies a partial update (v1 PATCH, v3 partial PUT), which starts
+// from weight 1 / enabled true for the fields it does not send.
+func (f *fakeNacos) patch(q url.Values) {
+	f.weight, f.enabled = 1, true
+	if v := q.Get("weight"); v != "" {
+		f.weight, _ = strconv.ParseFloat(v, 64)
+	}
+	if v := q.Get("enabled"); v != "" {
+		f.enabled = v == "true"
 	}
 }
 
