@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -284,4 +285,75 @@ func (p *Proc) Logs() []LogRecord {
 		}
 	}
 	return out
+}
+
+// Summary is gracefulinit's "shutdown summary" record, parsed. Durations
+// are measured by gracefulinit from the stop request; the ones it reports
+// as "-" (the step never happened) are -1.
+type Summary struct {
+	Signal      string
+	Offline     string
+	DrainEnd    string
+	Drain       time.Duration
+	StopSignal  string
+	StopSentAt  time.Duration
+	ChildExitAt time.Duration
+	Killed      bool
+	ChildCode   int
+	ExitCode    int
+	Total       time.Duration
+	Deadline    time.Duration
+	Record      LogRecord // all of it, offline_took included
+}
+
+// summaryFields are the fields every summary must carry.
+var summaryFields = []string{"signal", "offline", "drain_end", "drain", "stop_sent_at", "child_exit_at", "killed", "exit_code", "total", "deadline"}
+
+// ParseSummary reads a "shutdown summary" record. The error names every
+// field that is missing or not of its type; the Summary holds what parsed.
+func ParseSummary(l LogRecord) (Summary, error) {
+	var errs []error
+	for _, f := range summaryFields {
+		if _, ok := l[f]; !ok {
+			errs = append(errs, fmt.Errorf("shutdown summary lacks %q", f))
+		}
+	}
+	dur := func(key string) time.Duration {
+		s := l.Str(key)
+		if s == "-" {
+			return -1
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("summary %s=%q: not a duration: %v", key, s, err))
+		}
+		return d
+	}
+	num := func(key string) int {
+		f, ok := l[key].(float64)
+		if !ok {
+			errs = append(errs, fmt.Errorf("summary %s=%v: not a number", key, l[key]))
+		}
+		return int(f)
+	}
+	killed, ok := l["killed"].(bool)
+	if !ok {
+		errs = append(errs, fmt.Errorf("summary killed=%v: not a boolean", l["killed"]))
+	}
+	s := Summary{
+		Signal:      l.Str("signal"),
+		Offline:     l.Str("offline"),
+		DrainEnd:    l.Str("drain_end"),
+		Drain:       dur("drain"),
+		StopSignal:  l.Str("stop_signal"),
+		StopSentAt:  dur("stop_sent_at"),
+		ChildExitAt: dur("child_exit_at"),
+		Killed:      killed,
+		ChildCode:   num("child_exit_code"),
+		ExitCode:    num("exit_code"),
+		Total:       dur("total"),
+		Deadline:    dur("deadline"),
+		Record:      l,
+	}
+	return s, errors.Join(errs...)
 }

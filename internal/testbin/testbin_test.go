@@ -1,6 +1,9 @@
 package testbin
 
 import (
+	"fmt"
+	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,5 +24,84 @@ func TestSignalPID1(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	if code := p.Wait(30 * time.Second); code != 128+int(syscall.SIGTERM) {
 		t.Fatalf("exit code %d, want 143", code)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	p := &Proc{Stderr: &SafeBuffer{}}
+	fmt.Fprint(p.Stderr, `{"level":"INFO","msg":"starting","logger":"gracefulinit","took":1500000000,"n":3,"ok":true}
+Exception in thread "main" java.lang.Error
+{"msg":"the app's own JSON","logger":"app"}
+{"level":"INFO","msg":"shutdown summary","logger":"gracefulinit","total":"4.002s","drain":"-"}
+`)
+	logs := p.Logs()
+	if len(logs) != 2 || logs[0].Str("msg") != "starting" || logs[1].Str("msg") != "shutdown summary" {
+		t.Fatalf("Logs() = %v, want gracefulinit's two records", logs)
+	}
+	l := logs[0]
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"Str of a string", l.Str("level"), "INFO"},
+		{"Str of a number", l.Str("n"), "3"},
+		{"Str of a bool", l.Str("ok"), "true"},
+		{"Str absent", l.Str("nope"), ""},
+		{"Num", l.Num("n"), 3.0},
+		{"Num absent", l.Num("nope"), 0.0},
+		{"Dur of nanoseconds", l.Dur("took"), 1500 * time.Millisecond},
+		{"Dur of text", logs[1].Dur("total"), 4002 * time.Millisecond},
+		{"Dur of -", logs[1].Dur("drain"), time.Duration(0)},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestParseSummary(t *testing.T) {
+	full := func() LogRecord {
+		return LogRecord{"signal": "SIGTERM", "offline": "ok", "offline_took": "12ms", "drain_end": "quiet",
+			"drain": "1.5s", "stop_signal": "SIGTERM", "stop_sent_at": "1.5s", "child_exit_at": "-",
+			"killed": false, "child_exit_code": 143.0, "exit_code": 0.0, "total": "1.6s", "deadline": "30s"}
+	}
+	s, err := ParseSummary(full())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Signal: "SIGTERM", Offline: "ok", DrainEnd: "quiet", Drain: 1500 * time.Millisecond,
+		StopSignal: "SIGTERM", StopSentAt: 1500 * time.Millisecond, ChildExitAt: -1, ChildCode: 143,
+		Total: 1600 * time.Millisecond, Deadline: 30 * time.Second}
+	s.Record = nil
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("ParseSummary = %+v, want %+v", s, want)
+	}
+
+	tests := []struct {
+		name  string
+		edit  func(LogRecord)
+		wants []string // in the error
+	}{
+		{"a field missing", func(l LogRecord) { delete(l, "deadline") }, []string{`lacks "deadline"`}},
+		{"not a duration", func(l LogRecord) { l["total"] = "soon" }, []string{"total=\"soon\": not a duration"}},
+		{"not a number", func(l LogRecord) { l["exit_code"] = "0" }, []string{"exit_code=0: not a number"}},
+		{"not a boolean and missing", func(l LogRecord) { l["killed"] = "no"; delete(l, "signal") },
+			[]string{"killed=no: not a boolean", `lacks "signal"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := full()
+			tt.edit(l)
+			_, err := ParseSummary(l)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
 	}
 }

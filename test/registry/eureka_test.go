@@ -60,8 +60,8 @@ func TestEurekaMarkDrain(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if sum := a.checkStopOnSchedule(); sum.Str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
+	if sum := a.checkStopOnSchedule(); sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
 	}
 	c.WaitStatus(t, app, a.eurekaID(), "deregistered by the app", visible, standin.EurekaMissing)
 	if st := c.Status(app, b.eurekaID()); st != "UP" {
@@ -146,8 +146,8 @@ func TestEurekaRegisterMode(t *testing.T) {
 		t.Fatalf("the JVM got its stop signal before the instance was deregistered (%v)", gone)
 	}
 	t.Logf("deregistered %v after SIGTERM, JVM still running", gone.Round(10*time.Millisecond))
-	if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
+	if sum := p.checkStopOnSchedule(); sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
 	}
 	if st := c.Status(app, id); st != "" {
 		t.Errorf("after exit the instance is %q, want gone", st)
@@ -167,7 +167,7 @@ func TestEurekaServerDownAtShutdown(t *testing.T) {
 	s.Stop()
 	p.term()
 	sum := p.checkStopOnSchedule()
-	if off := sum.Str("offline"); !strings.HasPrefix(off, "failed: eureka: ") {
+	if off := sum.Offline; !strings.HasPrefix(off, "failed: eureka: ") {
 		t.Errorf("summary: offline %q, want failed with the reason", off)
 	}
 }
@@ -217,7 +217,7 @@ func TestBothRegistries(t *testing.T) {
 			t.Errorf("%d 'registry offline done' logs for %s, want 1", len(l), r)
 		}
 	}
-	if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
+	if sum := p.checkStopOnSchedule(); sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
 	}
 }

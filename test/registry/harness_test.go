@@ -201,14 +201,19 @@ func (p *pod) waitLog(msg, registry string, timeout time.Duration) testbin.LogRe
 	return found[0]
 }
 
-// summary returns the "shutdown summary" record, failing if there is none.
-func (p *pod) summary() testbin.LogRecord {
+// summary returns the "shutdown summary" record, failing if there is none
+// and marking the test failed if a field is missing or ill-typed.
+func (p *pod) summary() testbin.Summary {
 	p.t.Helper()
 	l := p.findLogs("shutdown summary", "")
 	if len(l) != 1 {
 		p.t.Fatalf("%d shutdown summary lines, want 1\nstderr:\n%s", len(l), p.p.Stderr)
 	}
-	return l[0]
+	s, err := testbin.ParseSummary(l[0])
+	if err != nil {
+		p.t.Errorf("%v: %v", err, l[0])
+	}
+	return s
 }
 
 // jvmEvent returns when the app logged a line containing substr, read from
@@ -252,7 +257,7 @@ func (p *pod) jvmTermed() bool {
 // checkStopOnSchedule asserts that the JVM got its stop signal one drain
 // after SIGTERM, and that gracefulinit exited 0 (JVM's 143 remapped) inside
 // the grace period without killing anything.
-func (p *pod) checkStopOnSchedule() testbin.LogRecord {
+func (p *pod) checkStopOnSchedule() testbin.Summary {
 	p.t.Helper()
 	stopAt := p.waitJVM("shutdown requested", p.spec.drain+late+5*time.Second)
 	if code := p.wait(p.spec.grace + 5*time.Second); code != 0 {
@@ -264,20 +269,20 @@ func (p *pod) checkStopOnSchedule() testbin.LogRecord {
 		p.t.Errorf("JVM got its stop signal %v after SIGTERM, want the drain %v (+%v slack)", got, p.spec.drain, late)
 	}
 	sum := p.summary()
-	if sum.Num("child_exit_code") != 143 || sum.Num("exit_code") != 0 {
-		p.t.Errorf("summary: child_exit_code %v exit_code %v, want 143 and 0", sum["child_exit_code"], sum["exit_code"])
+	if sum.ChildCode != 143 || sum.ExitCode != 0 {
+		p.t.Errorf("summary: child_exit_code %v exit_code %v, want 143 and 0", sum.ChildCode, sum.ExitCode)
 	}
-	if killed, _ := sum["killed"].(bool); killed {
+	if sum.Killed {
 		p.t.Errorf("summary: the process tree was killed, want a clean stop")
 	}
-	if total := sum.Dur("total"); total <= 0 || total >= p.spec.grace {
-		p.t.Errorf("summary: total %q, want inside the grace period %v", sum.Str("total"), p.spec.grace)
+	if sum.Total <= 0 || sum.Total >= p.spec.grace {
+		p.t.Errorf("summary: total %v, want inside the grace period %v", sum.Total, p.spec.grace)
 	}
-	if d := sum.Dur("stop_sent_at"); d < p.spec.drain-early || d > p.spec.drain+late {
-		p.t.Errorf("summary: stop_sent_at %q, want about the drain %v", sum.Str("stop_sent_at"), p.spec.drain)
+	if d := sum.StopSentAt; d < p.spec.drain-early || d > p.spec.drain+late {
+		p.t.Errorf("summary: stop_sent_at %v, want about the drain %v", d, p.spec.drain)
 	}
-	p.t.Logf("summary: offline=%q offline_took=%s stop_sent_at=%s child_exit_at=%s total=%s",
-		sum.Str("offline"), sum.Str("offline_took"), sum.Str("stop_sent_at"), sum.Str("child_exit_at"), sum.Str("total"))
+	p.t.Logf("summary: offline=%q offline_took=%s stop_sent_at=%v child_exit_at=%v total=%v",
+		sum.Offline, sum.Record.Str("offline_took"), sum.StopSentAt, sum.ChildExitAt, sum.Total)
 	return sum
 }
 

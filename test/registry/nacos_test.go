@@ -54,8 +54,8 @@ func TestNacosMarkDrain(t *testing.T) {
 	}
 
 	sum := a.checkStopOnSchedule()
-	if sum.Str("offline") != "ok" {
-		t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
+	if sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
 	}
 	// The app deregistered itself on its way out; the other stays selected.
 	standin.WaitNacosHost(t, s, service, a.ip, a.port, "deregistered by the app", visible, standin.NacosAbsent)
@@ -187,8 +187,8 @@ func TestNacosRegisterMode(t *testing.T) {
 				t.Fatalf("the JVM got its stop signal before the instance was deregistered (%v)", gone)
 			}
 			t.Logf("deregistered %v after SIGTERM, JVM still running", gone.Round(10*time.Millisecond))
-			if sum := p.checkStopOnSchedule(); sum.Str("offline") != "ok" {
-				t.Errorf("summary: offline %q, want ok", sum.Str("offline"))
+			if sum := p.checkStopOnSchedule(); sum.Offline != "ok" {
+				t.Errorf("summary: offline %q, want ok", sum.Offline)
 			}
 			if h, err := standin.FindNacosHost(s, service, p.ip, p.port); err != nil || h != nil {
 				t.Errorf("after exit: %+v %v, want no instance", h, err)
@@ -216,10 +216,10 @@ func TestNacosRegisterMode(t *testing.T) {
 				t.Fatalf("exit code %d, want 0", code)
 			}
 			sum := p.summary()
-			if sum.Str("drain_end") != "not ready" || sum.Str("offline") != "none" {
-				t.Errorf("summary: drain_end %q offline %q, want not ready / none", sum.Str("drain_end"), sum.Str("offline"))
+			if sum.DrainEnd != "not ready" || sum.Offline != "none" {
+				t.Errorf("summary: drain_end %q offline %q, want not ready / none", sum.DrainEnd, sum.Offline)
 			}
-			if d := sum.Dur("stop_sent_at"); d > late {
+			if d := sum.StopSentAt; d > late {
 				t.Errorf("stop signal %v after SIGTERM for a never-ready app, want at once", d)
 			}
 		}},
@@ -276,7 +276,7 @@ func TestNacosServerTroubleAtShutdown(t *testing.T) {
 			// reports its last error.
 			// The reason is the registry's (refused, timed out), not the
 			// cancellation that ended the retries.
-			if off := sum.Str("offline"); !strings.HasPrefix(off, "failed: nacos: ") || strings.Contains(off, "context canceled") {
+			if off := sum.Offline; !strings.HasPrefix(off, "failed: nacos: ") || strings.Contains(off, "context canceled") {
 				t.Errorf("summary: offline %q, want failed with the registry's reason", off)
 			}
 			if l := p.findLogs("registry offline attempt failed, retrying", "nacos"); len(l) == 0 {

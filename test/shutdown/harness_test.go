@@ -203,75 +203,19 @@ func (a *app) waitLog(msg string, timeout time.Duration) (testbin.LogRecord, tim
 	return found, time.Now()
 }
 
-// summary is the parsed "shutdown summary" record. Durations are measured by
-// gracefulinit from its SIGTERM; fields it reports as "-" are -1.
-type summary struct {
-	Signal      string
-	Offline     string
-	DrainEnd    string
-	Drain       time.Duration
-	StopSignal  string
-	StopSentAt  time.Duration
-	ChildExitAt time.Duration
-	Killed      bool
-	ChildCode   int
-	ExitCode    int
-	Total       time.Duration
-	Deadline    time.Duration
-}
-
-// summaryFields are the fields the issue requires on the summary line.
-var summaryFields = []string{"signal", "offline", "drain_end", "drain", "stop_sent_at", "child_exit_at", "killed", "exit_code", "total", "deadline"}
-
 // summary finds and checks the shutdown summary: every field present and
 // well-typed. gracefulinit must have exited.
-func (a *app) summary() summary {
+func (a *app) summary() testbin.Summary {
 	a.t.Helper()
 	l, ok := a.findLog("shutdown summary")
 	if !ok {
 		a.t.Fatalf("no shutdown summary logged\nstderr:\n%s", a.p.Stderr)
 	}
-	for _, f := range summaryFields {
-		if _, ok := l[f]; !ok {
-			a.t.Errorf("shutdown summary lacks %q: %v", f, l)
-		}
+	s, err := testbin.ParseSummary(l)
+	if err != nil {
+		a.t.Errorf("%v: %v", err, l)
 	}
-	dur := func(key string) time.Duration {
-		s := l.Str(key)
-		if s == "-" {
-			return -1
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			a.t.Errorf("summary %s=%q: not a duration: %v", key, s, err)
-		}
-		return d
-	}
-	num := func(key string) int {
-		f, ok := l[key].(float64)
-		if !ok {
-			a.t.Errorf("summary %s=%v: not a number", key, l[key])
-		}
-		return int(f)
-	}
-	killed, ok := l["killed"].(bool)
-	if !ok {
-		a.t.Errorf("summary killed=%v: not a boolean", l["killed"])
-	}
-	return summary{
-		Signal:      l.Str("signal"),
-		Offline:     l.Str("offline"),
-		DrainEnd:    l.Str("drain_end"),
-		Drain:       dur("drain"),
-		StopSignal:  l.Str("stop_signal"),
-		StopSentAt:  dur("stop_sent_at"),
-		ChildExitAt: dur("child_exit_at"),
-		Killed:      killed,
-		ChildCode:   num("child_exit_code"),
-		ExitCode:    num("exit_code"),
-		Total:       dur("total"),
-		Deadline:    dur("deadline"),
-	}
+	return s
 }
 
 // between fails unless lo <= got <= hi.
