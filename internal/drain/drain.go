@@ -5,9 +5,12 @@
 // sock_diag netlink interface (see Watcher): a new connection to one of the
 // app's ports, or a byte received on one, is activity. The drain ends once
 // there was none for Options.Quiet, but never before Options.Min and never
-// after Options.Max. Where sock_diag cannot be used (gVisor, a seccomp
-// profile that forbids netlink, a kernel without inet_diag), the drain falls
-// back to a fixed drain of Options.Max and says so once in the log.
+// after Options.Max. A connection that the client opens and closes between
+// two samples is seen through the kernel's socket destroy messages, where
+// the process has CAP_NET_ADMIN. Where sock_diag cannot be used (gVisor, a
+// seccomp profile that forbids netlink, a kernel without inet_diag), the
+// drain falls back to a fixed drain of Options.Max and says so once in the
+// log.
 package drain
 
 import (
