@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 )
 
 // JVMFlags start a small JVM fast: class-data sharing, C1 only, serial GC,
@@ -299,20 +301,24 @@ func InOrder(evs []Event, names ...string) ([]Event, error) {
 
 // WaitEvent polls the events file until an event with the given name appears.
 func WaitEvent(ctx context.Context, path, name string) (Event, error) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		evs, err := ReadEvents(path)
-		if err != nil {
-			return Event{}, err
+	var (
+		e     Event
+		found bool
+		err   error
+	)
+	poll.Until(ctx, 20*time.Millisecond, func() bool {
+		var evs []Event
+		if evs, err = ReadEvents(path); err != nil {
+			return true
 		}
-		if e, ok := FindEvent(evs, name); ok {
-			return e, nil
-		}
-		select {
-		case <-ctx.Done():
-			return Event{}, fmt.Errorf("waiting for event %q in %s: %w", name, path, ctx.Err())
-		case <-t.C:
-		}
+		e, found = FindEvent(evs, name)
+		return found
+	})
+	switch {
+	case err != nil:
+		return Event{}, err
+	case !found:
+		return Event{}, fmt.Errorf("waiting for event %q in %s: %w", name, path, ctx.Err())
 	}
+	return e, nil
 }

@@ -8,12 +8,15 @@
 package container_test
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 )
 
 // jvm is the command line of the test app: a small, quick-starting JVM.
@@ -234,8 +237,7 @@ func testReaping(t *testing.T, p *podman, img images) {
 
 			// The orphans sleep 1 s. Wait until each is gone or a zombie.
 			var procs []proc
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			settled := poll.Within(context.Background(), 20*time.Second, 200*time.Millisecond, func() bool {
 				procs = c.top(t)
 				live, zombies := 0, 0
 				for _, pr := range procs {
@@ -246,13 +248,10 @@ func testReaping(t *testing.T, p *podman, img images) {
 						live++
 					}
 				}
-				if live == 0 && (zombies >= orphans || !tc.wantZombies) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("orphans still running or not yet zombies after 20 s: %+v", procs)
-				}
-				time.Sleep(200 * time.Millisecond)
+				return live == 0 && (zombies >= orphans || !tc.wantZombies)
+			})
+			if !settled {
+				t.Fatalf("orphans still running or not yet zombies after 20 s: %+v", procs)
 			}
 			// Reaping may lag the exit by a moment; give it one.
 			time.Sleep(500 * time.Millisecond)

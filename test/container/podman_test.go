@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
@@ -166,19 +167,21 @@ func (c *container) logs(t *testing.T) string {
 // waitLog waits until a line containing substr appears in the logs.
 func (c *container) waitLog(t *testing.T, substr string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		logs := c.logs(t)
-		for _, line := range strings.Split(logs, "\n") {
-			if strings.Contains(line, substr) {
-				return line
+	var line, logs string
+	found := poll.Within(context.Background(), timeout, 200*time.Millisecond, func() bool {
+		logs = c.logs(t)
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, substr) {
+				line = l
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the logs of %s after %s:\n%s", substr, c.name, timeout, logs)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	if !found {
+		t.Fatalf("no %q in the logs of %s after %s:\n%s", substr, c.name, timeout, logs)
 	}
+	return line
 }
 
 // stop runs podman stop -t secs and reports when it started, how long it

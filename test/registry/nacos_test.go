@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -108,14 +109,13 @@ func TestNacosRestartTrap(t *testing.T) {
 	// keeps the override. Its list is served from a cache rebuilt about
 	// every second, so watch for a while which of the two happens, and put
 	// the override back the way Nacos would have kept it.
-	reset := false
-	for end := time.Now().Add(4 * time.Second); time.Now().Before(end) && !reset; time.Sleep(200 * time.Millisecond) {
+	reset := poll.Within(context.Background(), 4*time.Second, 200*time.Millisecond, func() bool {
 		h, err := standin.FindNacosHost(s, service, ip, port)
 		if err != nil {
 			t.Fatal(err)
 		}
-		reset = h != nil && h.Weight > 0
-	}
+		return h != nil && h.Weight > 0
+	})
 	if reset {
 		t.Logf("Polaris reset the weight on re-registration; re-applying Nacos's surviving override (weight 0)")
 		standin.SetNacosWeight(t, s, service, ip, port, 0)
