@@ -54,9 +54,12 @@ func Catchable() []syscall.Signal {
 		case unix.SIGKILL, unix.SIGSTOP:
 			continue
 		}
-		// Go's runtime preempts goroutines with SIGURG, and the C library
-		// reserves 32 and 33 for threading: catching them forwards noise.
-		if s == 32 || s == 33 || s == unix.SIGURG {
+		// Go's runtime preempts goroutines with SIGURG and uses 33 for its
+		// own per-thread system calls: catching them forwards noise. 32 is
+		// caught, although nothing here uses it: the runtime leaves an
+		// inherited SIG_IGN on it, and only a handler of ours makes exec
+		// give the app its default disposition back.
+		if s == 33 || s == unix.SIGURG {
 			continue
 		}
 		out = append(out, s)

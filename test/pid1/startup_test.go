@@ -364,11 +364,13 @@ func TestCleanSignalState(t *testing.T) {
 		t.Fatalf("wrapper: %v, exit %d", err, res.code)
 	}
 	blk, ign := sigFields(t, res.stdout)
-	if want := sigBits(dirtyBlocked...); blk != want {
-		t.Fatalf("wrapper left SigBlk %016x, want %016x", blk, want)
+	// The test's own parent may leave more behind (CI runners ignore
+	// signal 32, for one): the dirty bits must be there, others may be.
+	if want := sigBits(dirtyBlocked...); blk&want != want {
+		t.Fatalf("wrapper left SigBlk %016x, want at least %016x", blk, want)
 	}
-	if want := sigBits(dirtyIgnored...); ign != want {
-		t.Fatalf("wrapper left SigIgn %016x, want %016x", ign, want)
+	if want := sigBits(dirtyIgnored...); ign&want != want {
+		t.Fatalf("wrapper left SigIgn %016x, want at least %016x", ign, want)
 	}
 
 	tests := []struct {
