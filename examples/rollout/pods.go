@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/pidns"
 )
 
 // Pod is one instance: an init (tini or gracefulinit) with the Java app as
@@ -129,8 +131,8 @@ func startPod(spec podSpec, name string) (*Pod, error) {
 	// Each pod gets its own PID namespace with the init as PID 1, as in a
 	// container: when the init exits or is killed, the kernel removes the
 	// rest of the pod, and the harness never leaks a JVM.
-	ns := []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"}
-	cmd := exec.Command(ns[0], append(ns[1:], argv...)...)
+	ns := pidns.Argv(argv...)
+	cmd := exec.Command(ns[0], ns[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &Pod{Name: name, IP: spec.ip, Variant: spec.variant, cmd: cmd, done: make(chan struct{}), log: logf}

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/pidns"
+	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 )
 
@@ -79,18 +81,13 @@ type proc struct {
 	lines chan string // the child's stdout, line by line; closed at EOF
 	errb  *capBuffer
 	done  chan struct{} // closed once cmd.Wait returned
-	// initPID is the init's pid in our namespace: the started process
-	// itself, or unshare's child in ModePID1. Zero until found.
-	initPID int
 }
 
 // launch starts argv, wrapped in unshare for ModePID1. stdout is read line
 // by line into p.lines; stderr is kept (bounded) for error messages.
 func launch(mode Mode, argv []string) (*proc, error) {
 	if mode == ModePID1 {
-		// --kill-child: if unshare dies (the benchmark kills it, or dies
-		// itself), the kernel kills the init and with it the namespace.
-		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"}, argv...)
+		argv = pidns.Argv(argv...)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -133,34 +130,32 @@ func launch(mode Mode, argv []string) (*proc, error) {
 		tracked.Unlock()
 		close(p.done)
 	}()
-	if mode == ModeChild {
-		p.initPID = p.cmd.Process.Pid
-	}
 	return p, nil
 }
 
 // findInit waits until the init's pid is known and it has exec'd its
-// child, so that it has set up its signal handling.
+// child, so that it has set up its signal handling, and returns the pid as
+// seen from here: the started process itself, or unshare's child in
+// ModePID1.
 func (p *proc) findInit(ctx context.Context, timeout time.Duration) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if p.initPID == 0 {
-			if kids := procfs.Children(p.cmd.Process.Pid); len(kids) > 0 {
-				p.initPID = kids[0]
-			}
-		}
-		if p.initPID != 0 && procfs.ExecedChild(p.initPID) != 0 {
-			return p.initPID, nil
-		}
+	var pid int
+	exited := false
+	poll.Within(ctx, timeout, time.Millisecond, func() bool {
+		pid = pidns.ReadyInit(p.cmd.Process.Pid, p.mode == ModePID1)
 		select {
 		case <-p.done:
-			return 0, fmt.Errorf("%s exited before its child started: %s", p.name(), p.errb.tail())
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%s: child not started after %v: %s", p.name(), timeout, p.errb.tail())
-		case <-time.After(time.Millisecond):
+			exited = true
+		default:
 		}
+		return pid != 0 || exited
+	})
+	switch {
+	case pid != 0:
+		return pid, nil
+	case exited:
+		return 0, fmt.Errorf("%s exited before its child started: %s", p.name(), p.errb.tail())
 	}
+	return 0, fmt.Errorf("%s: child not started after %v: %s", p.name(), timeout, p.errb.tail())
 }
 
 func (p *proc) name() string { return strings.Join(p.cmd.Args, " ") }

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/poll"
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
 
@@ -140,8 +140,7 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 	bin := Binary(t)
 	argv := append(append(append([]string{}, o.Wrapper...), bin), args...)
 	if o.PID1 {
-		// --kill-child: if the test dies, the namespace dies with unshare.
-		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"}, argv...)
+		argv = pidns.Argv(argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), o.Env...)
@@ -173,25 +172,19 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 // earlier could hit the Go runtime's default handling instead.
 func (p *Proc) InitPID() int {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		pid := p.Cmd.Process.Pid
-		if p.PID1 {
-			pid = 0
-			if kids := procfs.Children(p.Cmd.Process.Pid); len(kids) > 0 {
-				pid = kids[0]
-			}
-		}
-		if pid != 0 && procfs.ExecedChild(pid) != 0 {
-			return pid
-		}
-		select {
-		case <-p.done:
-			p.t.Fatalf("gracefulinit exited before its child started\nstderr:\n%s", p.Stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
+	var pid int
+	poll.Within(context.Background(), 10*time.Second, 5*time.Millisecond, func() bool {
+		pid = pidns.ReadyInit(p.Cmd.Process.Pid, p.PID1)
+		return pid != 0 || p.Exited()
+	})
+	switch {
+	case pid != 0:
+		return pid
+	case p.Exited():
+		p.t.Fatalf("gracefulinit exited before its child started\nstderr:\n%s", p.Stderr)
+	default:
+		p.t.Fatalf("gracefulinit did not start its child within 10s\nstderr:\n%s", p.Stderr)
 	}
-	p.t.Fatalf("gracefulinit did not start its child within 10s\nstderr:\n%s", p.Stderr)
 	return 0
 }
 

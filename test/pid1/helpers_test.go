@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
@@ -171,7 +172,7 @@ func run(ctx context.Context, m mode, bin string, env, wrap []string, args ...st
 	argv := append(append([]string{}, wrap...), bin)
 	argv = append(argv, args...)
 	if m.pid1 {
-		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"}, argv...)
+		argv = pidns.Argv(argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)

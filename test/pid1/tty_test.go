@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -75,7 +76,7 @@ func TestCtrlC(t *testing.T) {
 		rec := newRecorder(t, "app")
 		argv := []string{bin, "-v", "--", "sh", script, rec.path, "42"}
 		if m.pid1 {
-			argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child=KILL"}, argv...)
+			argv = pidns.Argv(argv...)
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
