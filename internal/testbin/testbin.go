@@ -1,6 +1,7 @@
-// Package testbin builds the gracefulinit binary once per test process and
-// runs it the way production does: as PID 1 of a fresh PID namespace
-// (unshare --pid --fork --mount-proc), or as a plain subreaper child.
+// Package testbin builds the repository's binaries once per test process,
+// runs gracefulinit the way production does: as PID 1 of a fresh PID
+// namespace (unshare --pid --fork --mount-proc), or as a plain subreaper
+// child, and reads its JSON log.
 package testbin
 
 import (
@@ -69,6 +70,7 @@ func goBuild(pkg string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return path, nil

@@ -45,7 +45,8 @@ func TestReadinessGatesDrain(t *testing.T) {
 				if tt.probe[0] == "--ready-tcp" {
 					readyEvent = "listen"
 				}
-				readyAt := a.event(readyEvent).At
+				// The JVM binds before it writes the event: wait for it.
+				readyAt := a.waitEvent(readyEvent, 5*time.Second).At
 				if at := logTime(t, l); at.Before(readyAt.Add(-early)) {
 					t.Errorf("gracefulinit saw the app ready at %v, before it was (%v)", at, readyAt)
 				}
