@@ -1,0 +1,73 @@
+package ready
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHTTPProbe(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// 503 for the first two probes, as an app that is still starting.
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Wait(ctx, HTTP{URL: srv.URL}, 20*time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("%d probes, want 3 (ready on the first 2xx)", calls.Load())
+	}
+}
+
+func TestTCPProbe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet
+	done := make(chan error, 1)
+	go func() { done <- Wait(context.Background(), TCP{Addr: addr}, 20*time.Millisecond, 10*time.Second) }()
+	time.Sleep(100 * time.Millisecond)
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if err := <-done; err != nil {
+		t.Fatalf("probe did not see the port open: %v", err)
+	}
+}
+
+func TestTimeoutAndCancel(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	err := Wait(context.Background(), HTTP{URL: srv.URL}, 20*time.Millisecond, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("err = %v, want a timeout naming the last answer", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the timeout was not honoured")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Wait(ctx, HTTP{URL: srv.URL}, time.Second, 0); err == nil {
+		t.Fatal("a cancelled wait must fail")
+	}
+}
