@@ -55,11 +55,10 @@ func Catchable() []syscall.Signal {
 			continue
 		}
 		// Go's runtime preempts goroutines with SIGURG and uses 33 for its
-		// own per-thread system calls: catching them forwards noise. 32 is
-		// caught, although nothing here uses it: the runtime leaves an
-		// inherited SIG_IGN on it, and only a handler of ours makes exec
-		// give the app its default disposition back.
-		if s == 33 || s == unix.SIGURG {
+		// own per-thread system calls: catching them forwards noise. 32
+		// cannot be caught through os/signal at all (the supervisor gives
+		// the app its default disposition another way).
+		if s == 32 || s == 33 || s == unix.SIGURG {
 			continue
 		}
 		out = append(out, s)

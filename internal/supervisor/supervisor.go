@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -182,7 +183,10 @@ func (r *run) start() (int, bool) {
 		attr.Ctty = 0
 	}
 	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	restore := defaultUncaught()
+	err := cmd.Start()
+	restore()
+	if err != nil {
 		code, msg := classifyStartError(name, err)
 		r.log.Error(msg)
 		return code, false
@@ -638,4 +642,27 @@ func parentOf(pid int) (int, bool) {
 		return 0, false
 	}
 	return ppid, true
+}
+
+// uncaughtSignal is the one signal Go's runtime neither handles nor lets
+// os/signal catch (the C library's thread-cancel signal): an inherited
+// SIG_IGN on it would pass through exec to the app.
+const uncaughtSignal = 32
+
+// defaultUncaught sets uncaughtSignal to SIG_DFL for the moment the child
+// is forked, so the app starts with default dispositions everywhere, and
+// returns the function that puts the previous disposition back. Outside
+// that moment gracefulinit keeps ignoring it, as it was told to.
+func defaultUncaught() (restore func()) {
+	// struct kernel_sigaction: handler, flags, restorer, mask; all zero is
+	// SIG_DFL with no flags on every Linux architecture.
+	var dfl, old [4]uint64
+	_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uncaughtSignal,
+		uintptr(unsafe.Pointer(&dfl)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	if errno != 0 || old[0] == 0 {
+		return func() {}
+	}
+	return func() {
+		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uncaughtSignal, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	}
 }

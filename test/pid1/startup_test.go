@@ -336,7 +336,7 @@ func sigBits(sigs ...syscall.Signal) uint64 {
 var (
 	dirtyBlocked = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
 		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGCONT, syscall.SIGWINCH, 40}
-	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM, 40}
+	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM, 32, 40}
 )
 
 func sigList(sigs []syscall.Signal) string {

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -157,12 +158,14 @@ func wrap(args []string) error {
 	// The mask is per thread and execve keeps the calling thread's mask:
 	// block on the thread that will exec.
 	runtime.LockOSThread()
-	if len(ignored) > 0 {
-		sigs := make([]os.Signal, len(ignored))
-		for i, s := range ignored {
-			sigs[i] = s
+	// rt_sigaction directly: os/signal cannot touch signal 32, which a
+	// careless parent can leave ignored all the same. Exec follows at once,
+	// so the Go runtime never sees the change.
+	for _, s := range ignored {
+		act := [4]uint64{1} // SIG_IGN, no flags, no mask
+		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0); errno != 0 {
+			return fmt.Errorf("ignore signal %d: %v", s, errno)
 		}
-		signal.Ignore(sigs...)
 	}
 	var set unix.Sigset_t
 	for _, s := range blocked {
