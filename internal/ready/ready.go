@@ -78,10 +78,15 @@ func Wait(ctx context.Context, p Probe, interval, timeout time.Duration) error {
 	var last error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, per)
-		last = p.Check(pctx)
+		err := p.Check(pctx)
 		cancel()
-		if last == nil {
+		if err == nil {
 			return nil
+		}
+		// A probe cut short by the overall deadline says nothing about the
+		// app: keep the answer before it for the error.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

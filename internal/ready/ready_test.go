@@ -58,7 +58,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	start := time.Now()
-	err := Wait(context.Background(), HTTP{URL: srv.URL}, 20*time.Millisecond, 200*time.Millisecond)
+	err := Wait(context.Background(), HTTP{URL: srv.URL}, 20*time.Millisecond, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("err = %v, want a timeout naming the last answer", err)
 	}
