@@ -1,0 +1,66 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The supervisor's behaviour is tested end to end, as a real PID 1, in
+// test/pid1 and test/shutdown; these are the pure pieces.
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		ws   unix.WaitStatus
+		want int
+	}{
+		{unix.WaitStatus(0), 0},
+		{unix.WaitStatus(3 << 8), 3},
+		{unix.WaitStatus(255 << 8), 255},
+		{unix.WaitStatus(syscall.SIGKILL), 137},
+		{unix.WaitStatus(syscall.SIGTERM), 143},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.ws); got != tt.want {
+			t.Errorf("exitCode(%#x) = %d, want %d", uint32(tt.ws), got, tt.want)
+		}
+	}
+}
+
+func TestClassifyStartError(t *testing.T) {
+	dir := t.TempDir()
+	noExec := filepath.Join(dir, "app.sh")
+	if err := os.WriteFile(noExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	tests := []struct {
+		name, cmd string
+		err       error
+		code      int
+		says      string
+	}{
+		{"not in PATH", "nosuchcmd", &exec.Error{Name: "nosuchcmd", Err: exec.ErrNotFound}, ExitNotFound, "command not found"},
+		{"missing path", "/no/such", &fs.PathError{Op: "fork/exec", Path: "/no/such", Err: syscall.ENOENT}, ExitNotFound, "command not found"},
+		{"in PATH without exec bit", "app.sh", &exec.Error{Name: "app.sh", Err: exec.ErrNotFound}, ExitNotExecutable, "chmod +x"},
+		{"permission", "/etc/passwd", &fs.PathError{Op: "fork/exec", Path: "/etc/passwd", Err: syscall.EACCES}, ExitNotExecutable, "not executable"},
+		{"bad format", "/bin.dat", &fs.PathError{Op: "fork/exec", Path: "/bin.dat", Err: syscall.ENOEXEC}, ExitNotExecutable, "not executable"},
+		{"other", "x", errors.New("boom"), ExitInitFailure, "boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, msg := classifyStartError(tt.cmd, tt.err)
+			if code != tt.code || !strings.Contains(msg, tt.says) || !strings.Contains(msg, fmt.Sprintf("%q", tt.cmd)) || strings.Contains(msg, "\n") {
+				t.Fatalf("classifyStartError(%q, %v) = %d %q; want %d, one line naming the command and saying %q", tt.cmd, tt.err, code, msg, tt.code, tt.says)
+			}
+		})
+	}
+}
