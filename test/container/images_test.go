@@ -112,6 +112,13 @@ func buildDistImage(t *testing.T, p *podman, root string) (tag, version string) 
 	}
 	dockerfile := filepath.Join(root, "Dockerfile")
 	ensureGoImage(t, p, dockerfile)
+	// The build's `go mod download` sees only the host's module cache: fill
+	// it with everything that command wants, not just what the tests built.
+	dl := exec.Command("go", "mod", "download")
+	dl.Dir = root
+	if out, err := dl.CombinedOutput(); err != nil {
+		t.Fatalf("go mod download on the host: %v\n%s", err, out)
+	}
 	modcache := goEnv(t, "GOMODCACHE")
 	version = "v0.0.0-test." + randomSuffix(t)
 	buildImage(t, p, tag, root, dockerfile, false,
