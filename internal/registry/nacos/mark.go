@@ -358,10 +358,6 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 		return err
 	}
 	switch resp.status {
-	case http.StatusOK:
-		return nil
-	case http.StatusNotFound:
-		return errNotRegistered
 	case http.StatusGone:
 		m.setV3()
 		return m.writeV3(ctx, inst, weight, enabled)
@@ -370,6 +366,18 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 		m.noPatch = true
 		m.mu.Unlock()
 		return m.put(ctx, inst, p)
+	}
+	return writeResult(resp)
+}
+
+// writeResult reads a write's answer: 200 is done, 404 means the instance
+// is not registered, anything else fails with the server's words.
+func writeResult(resp *response) error {
+	switch resp.status {
+	case http.StatusOK:
+		return nil
+	case http.StatusNotFound:
+		return errNotRegistered
 	}
 	return resp.fail("")
 }
@@ -382,18 +390,13 @@ func (m *mark) put(ctx context.Context, inst *instance, p url.Values) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case resp.status == http.StatusOK:
-		return nil
-	case resp.status == http.StatusNotFound:
-		return errNotRegistered
-	case resp.status == http.StatusInternalServerError && strings.Contains(string(resp.body), "no change"):
+	if resp.status == http.StatusInternalServerError && strings.Contains(string(resp.body), "no change") {
 		// Polaris refuses a PUT that changes nothing with a 500; its
 		// list lags writes by its cache interval, so a read can show
 		// the state from just before our own earlier write.
 		return nil
 	}
-	return resp.fail("")
+	return writeResult(resp)
 }
 
 func (m *mark) writeV3(ctx context.Context, inst *instance, weight float64, enabled bool) error {
@@ -412,13 +415,7 @@ func (m *mark) writeV3(ctx context.Context, inst *instance, weight float64, enab
 	if err != nil {
 		return err
 	}
-	switch resp.status {
-	case http.StatusOK:
-		return nil
-	case http.StatusNotFound:
-		return errNotRegistered
-	}
-	return resp.fail("")
+	return writeResult(resp)
 }
 
 func formatWeight(w float64) string { return strconv.FormatFloat(w, 'f', -1, 64) }
