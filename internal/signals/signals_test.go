@@ -1,9 +1,12 @@
 package signals
 
 import (
+	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -56,5 +59,44 @@ func TestForwardedAndCatchable(t *testing.T) {
 	}
 	if Name(syscall.SIGTERM) != "SIGTERM" {
 		t.Errorf("Name(SIGTERM) = %q", Name(syscall.SIGTERM))
+	}
+}
+
+// TestCaptureThenRest: the early set arrives on the channel at once, the
+// rest once CaptureRest has run, and the two together are Catchable.
+func TestCaptureThenRest(t *testing.T) {
+	catchable := map[syscall.Signal]bool{}
+	for _, s := range Catchable() {
+		catchable[s] = true
+	}
+	for _, s := range Early() {
+		if !catchable[s] {
+			t.Errorf("early signal %v is not Catchable", s)
+		}
+	}
+
+	ch := Capture()
+	t.Cleanup(func() { signal.Stop(ch) })
+	expect := func(sig syscall.Signal) {
+		t.Helper()
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-ch:
+			if got != sig {
+				t.Fatalf("sent %v, got %v", sig, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%v never arrived on the channel", sig)
+		}
+	}
+	// Without Capture, SIGTERM would end this test binary.
+	expect(syscall.SIGTERM)
+	expect(syscall.SIGHUP)
+
+	CaptureRest(ch)
+	for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGWINCH, syscall.Signal(40), syscall.Signal(64)} {
+		expect(s)
 	}
 }

@@ -162,6 +162,9 @@ func Run(o Options) int {
 	if code, ok := r.start(); !ok {
 		return code
 	}
+	// Off the start path: it costs milliseconds, and the signals it adds
+	// are dropped rather than fatal until it is done.
+	go signals.CaptureRest(sigs)
 	return r.loop(sigs)
 }
 
@@ -183,7 +186,7 @@ func (r *run) start() (int, bool) {
 		attr.Ctty = 0
 	}
 	cmd.SysProcAttr = attr
-	restore := defaultUncaught()
+	restore := defaultIgnored()
 	err := cmd.Start()
 	restore()
 	if err != nil {
@@ -644,25 +647,39 @@ func parentOf(pid int) (int, bool) {
 	return ppid, true
 }
 
-// uncaughtSignal is the one signal Go's runtime neither handles nor lets
-// os/signal catch (the C library's thread-cancel signal): an inherited
-// SIG_IGN on it would pass through exec to the app.
-const uncaughtSignal = 32
-
-// defaultUncaught sets uncaughtSignal to SIG_DFL for the moment the child
-// is forked, so the app starts with default dispositions everywhere, and
-// returns the function that puts the previous disposition back. Outside
-// that moment gracefulinit keeps ignoring it, as it was told to.
-func defaultUncaught() (restore func()) {
+// defaultIgnored sets every signal that gracefulinit ignores right now to
+// SIG_DFL for the moment the child is forked, so the app starts with
+// default dispositions everywhere (exec resets caught signals, not ignored
+// ones), and returns the function that puts SIG_IGN back. Ignored here
+// means inherited from gracefulinit's parent and left alone by the Go
+// runtime: signals 32 and 34, the job-control signals not caught yet, and
+// HUP or INT when not caught.
+func defaultIgnored() (restore func()) {
 	// struct kernel_sigaction: handler, flags, restorer, mask; all zero is
 	// SIG_DFL with no flags on every Linux architecture.
-	var dfl, old [4]uint64
-	_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uncaughtSignal,
-		uintptr(unsafe.Pointer(&dfl)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	if errno != 0 || old[0] == 0 {
-		return func() {}
+	type sigaction [4]uint64
+	var dfl sigaction
+	var reset []uintptr
+	var saved []sigaction
+	for sig := uintptr(1); sig <= 64; sig++ {
+		if sig == uintptr(unix.SIGKILL) || sig == uintptr(unix.SIGSTOP) {
+			continue
+		}
+		var old sigaction
+		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
+			continue
+		}
+		if old[0] != 1 { // SIG_IGN
+			continue
+		}
+		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0); errno == 0 {
+			reset = append(reset, sig)
+			saved = append(saved, old)
+		}
 	}
 	return func() {
-		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uncaughtSignal, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+		for i, sig := range reset {
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&saved[i])), 0, 8, 0, 0)
+		}
 	}
 }

@@ -331,12 +331,14 @@ func sigBits(sigs ...syscall.Signal) uint64 {
 }
 
 // dirtyBlocked and dirtyIgnored are the signal state a careless parent
-// leaves behind. SIGCHLD blocked must not stop gracefulinit reaping; INT and
-// HUP ignored are the ones Go would otherwise keep ignored.
+// leaves behind. SIGCHLD blocked must not stop gracefulinit reaping; INT,
+// HUP, CONT, the job-control signals, 32 and 34 ignored are the ones the Go
+// runtime would otherwise leave ignored.
 var (
 	dirtyBlocked = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
 		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGCONT, syscall.SIGWINCH, 40}
-	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM, 32, 40}
+	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM,
+		syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTOU, 32, 34, 40}
 )
 
 func sigList(sigs []syscall.Signal) string {
