@@ -35,6 +35,11 @@ const (
 	NameTini         = "tini-static"
 	NameDumbInit     = "dumb-init"
 	NameCatatonit    = "catatonit"
+	// The Go floor (cmd/gofloor), built by the run itself: what any Go
+	// init pays before it does anything of its own, bare and with the
+	// registry libraries gracefulinit's full build links.
+	NameGoFloor     = "go-floor"
+	NameGoFloorDeps = "go-floor+deps"
 )
 
 // Config says what to measure and how hard.
@@ -152,6 +157,9 @@ type Goal struct {
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Met      bool   `json:"met"`
+	// Floor is what the Go floors measured against the same target in
+	// the same run: a goal they miss is out of reach for an init in Go.
+	Floor string `json:"go_floor,omitempty"`
 }
 
 // runner carries one Run's state.
@@ -267,12 +275,18 @@ func (r *runner) setup(ctx context.Context) error {
 	if err := r.buildHelper(ctx); err != nil {
 		return err
 	}
+	floor, floorDeps, err := r.buildFloors(ctx)
+	if err != nil {
+		return err
+	}
 	list := []Init{
 		{NameGracefulinit, r.cfg.Gracefulinit, StyleGracefulinit},
 		{NameNoSDK, r.cfg.NoSDK, StyleGracefulinit},
 		{NameTini, r.cfg.TiniStatic, StyleTini},
 		{NameDumbInit, r.cfg.DumbInit, StyleDumbInit},
 		{NameCatatonit, r.cfg.Catatonit, StyleCatatonit},
+		{NameGoFloor, floor, StyleGoFloor},
+		{NameGoFloorDeps, floorDeps, StyleGoFloor},
 	}
 	for _, in := range list {
 		info := inspect(in)
@@ -388,6 +402,26 @@ func version(in Init) string {
 
 // buildHelper compiles cmd/benchhelper into the run's temp dir.
 func (r *runner) buildHelper(ctx context.Context) error {
+	r.helper = filepath.Join(r.tmp, "benchhelper")
+	return r.goBuild(ctx, r.helper, "./internal/bench/cmd/benchhelper")
+}
+
+// buildFloors compiles cmd/gofloor twice, the way the Makefile builds
+// gracefulinit (static, stripped): bare, and with -tags deps.
+func (r *runner) buildFloors(ctx context.Context) (bare, deps string, err error) {
+	bare = filepath.Join(r.tmp, NameGoFloor)
+	deps = filepath.Join(r.tmp, NameGoFloorDeps)
+	if err := r.goBuild(ctx, bare, "./internal/bench/cmd/gofloor", "-ldflags", "-s -w"); err != nil {
+		return "", "", err
+	}
+	if err := r.goBuild(ctx, deps, "./internal/bench/cmd/gofloor", "-ldflags", "-s -w", "-tags", "deps"); err != nil {
+		return "", "", err
+	}
+	return bare, deps, nil
+}
+
+// goBuild runs go build -trimpath with CGO off in the module root.
+func (r *runner) goBuild(ctx context.Context, out, pkg string, flags ...string) error {
 	dir := r.cfg.ModuleDir
 	if dir == "" {
 		var err error
@@ -395,14 +429,14 @@ func (r *runner) buildHelper(ctx context.Context) error {
 			return err
 		}
 	}
-	r.helper = filepath.Join(r.tmp, "benchhelper")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", r.helper, "./internal/bench/cmd/benchhelper")
+	args := append([]string{"build", "-trimpath", "-o", out}, flags...)
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build benchhelper: %v\n%s", err, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
 }

@@ -42,8 +42,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: present=%v size=%d", i.Name, i.Present, i.Size)
 		}
 	}
-	names := []string{NameGracefulinit, NameNoSDK, NameTini, NameDumbInit, NameCatatonit}
-	peers := []string{NameGracefulinit, NameTini, NameDumbInit, NameCatatonit}
+	names := []string{NameGracefulinit, NameNoSDK, NameTini, NameDumbInit, NameCatatonit, NameGoFloor, NameGoFloorDeps}
+	peers := []string{NameGracefulinit, NameTini, NameDumbInit, NameCatatonit, NameGoFloor}
 
 	if rep.RSS == nil || len(rep.RSS.Modes) != 2 {
 		t.Fatalf("idle RSS: %+v", rep.RSS)
@@ -138,6 +138,13 @@ func TestQuickRun(t *testing.T) {
 
 	if len(rep.Goals) < 8 {
 		t.Errorf("goals: %+v", rep.Goals)
+	}
+	// The goals the Go floor can speak to carry its figures.
+	for _, g := range rep.Goals {
+		wantFloor := strings.HasPrefix(g.Goal, "idle RSS") || strings.HasPrefix(g.Goal, "start-up") || strings.HasPrefix(g.Goal, "SIGTERM-to-exit")
+		if wantFloor && (!strings.Contains(g.Floor, NameGoFloor+" ") || !strings.Contains(g.Floor, NameGoFloorDeps+" ")) {
+			t.Errorf("goal %q lacks the Go floors: %q", g.Goal, g.Floor)
+		}
 	}
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)

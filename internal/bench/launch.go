@@ -26,6 +26,7 @@ const (
 	StyleTini         Style = "tini"         // tini [-s] -- CMD
 	StyleDumbInit     Style = "dumb-init"    // dumb-init CMD
 	StyleCatatonit    Style = "catatonit"    // catatonit -- CMD
+	StyleGoFloor      Style = "gofloor"      // gofloor -- CMD
 	StyleDirect       Style = "direct"       // CMD alone: the baseline without an init
 )
 
@@ -53,7 +54,7 @@ func (in Init) argv(pid1 bool, extra []string, child []string) []string {
 		return append(append(a, "--"), child...)
 	case StyleDumbInit:
 		return append([]string{in.Path}, child...)
-	case StyleCatatonit:
+	case StyleCatatonit, StyleGoFloor:
 		return append([]string{in.Path, "--"}, child...)
 	}
 	return append([]string(nil), child...)

@@ -51,7 +51,20 @@ func (r *runner) goals() []Goal {
 			out = append(out, missing(g, t))
 			continue
 		}
-		out = append(out, Goal{Goal: g, Target: t, Measured: strings.Join(parts, ", "), Met: met})
+		out = append(out, Goal{Goal: g, Target: t, Measured: strings.Join(parts, ", "), Met: met, Floor: r.floors(func(name string) (string, bool, bool) {
+			var parts []string
+			met, found := true, false
+			for _, m := range rep.RSS.Modes {
+				for _, row := range m.Rows {
+					if row.Name == name {
+						found = true
+						met = met && row.VmRSSKB < goalRSSKB
+						parts = append(parts, fmt.Sprintf("%s %s", m.Mode, mb(row.VmRSSKB)))
+					}
+				}
+			}
+			return strings.Join(parts, ", "), met, found
+		})})
 	}
 
 	if s := rep.Startup; s != nil {
@@ -61,7 +74,15 @@ func (r *runner) goals() []Goal {
 			out = append(out, missing(g, t))
 		} else {
 			d := gi.OverheadMedianUS - tini.OverheadMedianUS
-			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%s)", msUS(gi.OverheadMedianUS), msUS(tini.OverheadMedianUS), signedMS(d)), Met: d <= goalStartupDeltaUS})
+			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%s)", msUS(gi.OverheadMedianUS), msUS(tini.OverheadMedianUS), signedMS(d)), Met: d <= goalStartupDeltaUS,
+				Floor: r.floors(func(name string) (string, bool, bool) {
+					f := startupRow(s, name)
+					if f == nil || f.Raw.N == 0 {
+						return "", false, false
+					}
+					d := f.OverheadMedianUS - tini.OverheadMedianUS
+					return fmt.Sprintf("%s (%s)", msUS(f.OverheadMedianUS), signedMS(d)), d <= goalStartupDeltaUS, true
+				})})
 		}
 	} else {
 		out = append(out, missing("start-up overhead (median) vs tini-static", "within 1 ms"))
@@ -111,7 +132,15 @@ func (r *runner) goals() []Goal {
 				continue
 			}
 			v := gi.Exit.MedianUS / tini.Exit.MedianUS
-			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%.2fx)", msUS(gi.Exit.MedianUS), msUS(tini.Exit.MedianUS), v), Met: v <= goalTermRatio})
+			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%.2fx)", msUS(gi.Exit.MedianUS), msUS(tini.Exit.MedianUS), v), Met: v <= goalTermRatio,
+				Floor: r.floors(func(name string) (string, bool, bool) {
+					f := termRow(&m, name)
+					if f == nil || f.Exit.N == 0 {
+						return "", false, false
+					}
+					v := f.Exit.MedianUS / tini.Exit.MedianUS
+					return fmt.Sprintf("%s (%.2fx)", msUS(f.Exit.MedianUS), v), v <= goalTermRatio, true
+				})})
 		}
 	} else {
 		out = append(out, missing("SIGTERM-to-exit vs tini-static", "<= 1.05x"))
@@ -124,6 +153,25 @@ func (r *runner) goals() []Goal {
 		out = append(out, missing(g, t))
 	}
 	return out
+}
+
+// floors renders what measure says of each Go floor: "go-floor 2.1 MB
+// (met); ...". measure returns the figure, whether it meets the goal, and
+// whether the floor was measured at all.
+func (r *runner) floors(measure func(name string) (figure string, met, found bool)) string {
+	var parts []string
+	for _, name := range []string{NameGoFloor, NameGoFloorDeps} {
+		fig, met, found := measure(name)
+		if !found {
+			continue
+		}
+		verdict := "missed"
+		if met {
+			verdict = "met"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s: %s", name, fig, verdict))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func reasons(runs []DrainRun) string {
@@ -344,13 +392,17 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		p("\n")
 	}
 
-	p("## Goals\n\n| goal | target | measured | met |\n|---|---|---|---|\n")
+	p("## Goals\n\n`go-floor` is cmd/gofloor, the smallest init Go can build (catch, fork, forward, reap, exit; nothing else), and `go-floor+deps` the same linking the registry libraries the full build links, unused; both built by this run. A goal the floor misses is out of reach for any init in Go on this machine.\n\n| goal | target | measured | met | Go floor, same run |\n|---|---|---|---|---|\n")
 	for _, g := range rep.Goals {
 		met := "no"
 		if g.Met {
 			met = "yes"
 		}
-		p("| %s | %s | %s | %s |\n", g.Goal, g.Target, g.Measured, met)
+		floor := g.Floor
+		if floor == "" {
+			floor = "-"
+		}
+		p("| %s | %s | %s | %s | %s |\n", g.Goal, g.Target, g.Measured, met, floor)
 	}
 	if len(rep.Errors) > 0 {
 		p("\n## Errors\n\n")
