@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,9 +57,9 @@ func Catchable() []syscall.Signal {
 		}
 		// Go's runtime preempts goroutines with SIGURG and uses 33 for its
 		// own per-thread system calls: catching them forwards noise. 32
-		// cannot be caught through os/signal at all (the supervisor gives
-		// the app its default disposition another way).
-		if s == 32 || s == 33 || s == unix.SIGURG {
+		// and 34 cannot be caught through os/signal at all (see
+		// Uncatchable).
+		if s == 32 || s == 33 || s == 34 || s == unix.SIGURG {
 			continue
 		}
 		out = append(out, s)
@@ -83,10 +84,13 @@ func Forwarded(sig syscall.Signal) bool {
 // Early lists the signals Capture catches at once: those that would kill,
 // crash or stop a Go program that has not asked for them (HUP, INT, TERM
 // kill; QUIT and ABRT dump goroutines and exit 2; TSTP, TTIN and TTOU stop
-// it), and SIGCHLD, which drives reaping.
+// it), SIGCHLD, which drives reaping, and the ones apps and operators
+// commonly send (USR1, USR2, WINCH, CONT, PIPE, ALRM), so that these are
+// forwarded from the moment the app exists.
 func Early() []syscall.Signal {
 	return []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGABRT,
-		unix.SIGCHLD, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+		unix.SIGCHLD, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+		unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGPIPE, unix.SIGALRM}
 }
 
 // Capture starts catching the Early signals and returns the channel they
@@ -97,8 +101,8 @@ func Early() []syscall.Signal {
 // the supervisor reads the channel wait in its buffer.
 //
 // The split exists because the runtime enables each signal with a
-// round trip to a dedicated thread, about 50 µs apiece: all 59 at once
-// would triple gracefulinit's start-up time.
+// round trip to a dedicated thread, about 50 µs apiece: all 59 before the
+// app starts would add 2 to 4 ms to gracefulinit's start-up.
 func Capture() chan os.Signal {
 	ch := make(chan os.Signal, 256)
 	notify(ch, Early())
@@ -106,15 +110,34 @@ func Capture() chan os.Signal {
 	// until someone asks for them; ignoring costs no round trip, and it
 	// leaves faults the kernel raises fatal, as they must be.
 	signal.Ignore(unix.SIGILL, unix.SIGTRAP, unix.SIGSTKFLT, unix.SIGSYS)
+	ignoreUncatchable()
 	return ch
 }
 
-// CaptureRest catches every Catchable signal that Capture did not, on ch.
-// Until it returns, those signals reach gracefulinit with the Go runtime's
-// default treatment: dropped (the runtime's handler is installed, nobody
-// has asked for them). The supervisor calls it once the child has been
-// started, off its own path: a just-started app has not installed its own
-// handlers yet, and a USR1 forwarded that early would kill it.
+// Uncatchable are the signals os/signal cannot catch: the runtime reserves
+// them for C libraries (32 for glibc's thread cancellation, 34 for musl's
+// synchronous calls) and leaves them at SIG_DFL, which for both means
+// death: gracefulinit, when not PID 1, would die of a stray kill -34.
+var Uncatchable = []syscall.Signal{32, 34}
+
+// ignoreUncatchable sets the Uncatchable signals to SIG_IGN. A static Go
+// binary without cgo uses neither; the supervisor gives the app SIG_DFL
+// back when it forks it.
+func ignoreUncatchable() {
+	// struct kernel_sigaction: handler, flags, restorer, mask. Handler 1 is
+	// SIG_IGN, the rest zero, whatever the architecture's layout.
+	act := [4]uint64{1}
+	for _, sig := range Uncatchable {
+		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	}
+}
+
+// CaptureRest catches every Catchable signal that Capture did not (the
+// real-time signals and the rarely sent XCPU, XFSZ, VTALRM, PROF, IO, PWR),
+// on ch. Until it returns, those signals reach gracefulinit with the Go
+// runtime's default treatment: dropped, not fatal (its handler is
+// installed, nobody has asked for them yet). The supervisor calls it once
+// the child has been started, off its own path.
 func CaptureRest(ch chan os.Signal) {
 	early := map[syscall.Signal]bool{}
 	for _, s := range Early() {

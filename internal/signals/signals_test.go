@@ -91,12 +91,18 @@ func TestCaptureThenRest(t *testing.T) {
 			t.Fatalf("%v never arrived on the channel", sig)
 		}
 	}
-	// Without Capture, SIGTERM would end this test binary.
+	// Without Capture, SIGTERM would end this test binary, and 34 too.
 	expect(syscall.SIGTERM)
 	expect(syscall.SIGHUP)
+	expect(syscall.SIGUSR1)
+	for _, s := range Uncatchable {
+		if err := syscall.Kill(os.Getpid(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	CaptureRest(ch)
-	for _, s := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGWINCH, syscall.Signal(40), syscall.Signal(64)} {
+	for _, s := range []syscall.Signal{syscall.SIGXCPU, syscall.SIGPWR, syscall.Signal(40), syscall.Signal(64)} {
 		expect(s)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -211,4 +212,50 @@ func grandchildPID(t *testing.T, p *testbin.Proc) int {
 		t.Fatalf("app %d has children %v, want one grandchild", app, kids)
 	}
 	return kids[0]
+}
+
+// TestSignalsAtStart fires signals at gracefulinit while it starts, before
+// and after it started the app, then stops it: none may kill or crash it
+// (a Go program that has not asked for SIGSYS dumps its goroutines and
+// exits 2; one that has not caught signal 34 dies of it), and the stop
+// sequence that follows must run to its end. The app, a Go recorder that
+// never exits on its own, keeps TERM and is killed at the deadline: 137.
+func TestSignalsAtStart(t *testing.T) {
+	barrage := []syscall.Signal{
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGPIPE, syscall.SIGALRM,
+		syscall.SIGXCPU, syscall.SIGPWR, 40, 64, // forwarded once caught; a Go app drops them until it asks
+		syscall.SIGSYS, syscall.SIGTRAP, 32, 34, // never forwarded
+	}
+	// (SIGSTKFLT is left out: it is forwarded, and a Go app dies of it.)
+	forModes(t, func(t *testing.T, m mode) {
+		rec := newRecorder(t, "child")
+		p := start(t, m, nil, "--grace-period", "3s", "--kill-margin", "1s", "--stop-timeout", "1s",
+			"--", helper(t), "record", "-log", rec.path)
+		// Signal as soon as the child exists: the real-time and rare signals
+		// are still being caught in the background then.
+		pid := p.InitPID()
+		fire := func(rounds int) {
+			t.Helper()
+			for range rounds {
+				for _, s := range barrage {
+					if err := syscall.Kill(pid, s); err != nil {
+						t.Fatalf("kill %v: %v", s, err)
+					}
+				}
+			}
+			if testbin.WaitFor(context.Background(), 300*time.Millisecond, p.Exited) {
+				t.Fatalf("gracefulinit exited (code %d) under the signals\nstderr:\n%s", p.Cmd.ProcessState.ExitCode(), p.Stderr)
+			}
+		}
+		fire(3)
+		rec.waitReady(t, p)
+		fire(1)
+		p.Signal(syscall.SIGTERM)
+		if code := p.Wait(exitTimeout); code != 137 {
+			t.Fatalf("exit code %d, want 137 (the recorder keeps TERM and is killed at the deadline)\nstderr:\n%s", code, p.Stderr)
+		}
+		if got := rec.signals(); !slices.Contains(got, "TERM") {
+			t.Errorf("the app never got TERM; it recorded %v", got)
+		}
+	})
 }
