@@ -101,6 +101,18 @@ func TestCaptureThenRest(t *testing.T) {
 		}
 	}
 
+	// Not caught yet, the rest must be dropped by the runtime, not fatal.
+	for _, s := range []syscall.Signal{syscall.SIGXCPU, syscall.SIGPWR, syscall.Signal(40), syscall.Signal(64)} {
+		if err := syscall.Kill(os.Getpid(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case got := <-ch:
+		t.Fatalf("%v arrived before CaptureRest", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+
 	CaptureRest(ch)
 	for _, s := range []syscall.Signal{syscall.SIGXCPU, syscall.SIGPWR, syscall.Signal(40), syscall.Signal(64)} {
 		expect(s)

@@ -214,27 +214,34 @@ func grandchildPID(t *testing.T, p *testbin.Proc) int {
 	return kids[0]
 }
 
-// TestSignalsAtStart fires signals at gracefulinit while it starts, before
-// and after it started the app, then stops it: none may kill or crash it
-// (a Go program that has not asked for SIGSYS dumps its goroutines and
-// exits 2; one that has not caught signal 34 dies of it), and the stop
-// sequence that follows must run to its end. The app, a Go recorder that
-// never exits on its own, keeps TERM and is killed at the deadline: 137.
+// TestSignalsAtStart fires signals at gracefulinit while it starts and
+// once the app is up: none may kill or crash it (a Go program that has not
+// asked for SIGSYS dumps its goroutines and exits 2; one that has not
+// caught signal 34 dies of it), the real-time signals must reach the app
+// once gracefulinit caught them, and the stop sequence that follows must
+// run to its end. The app, a Go recorder that never exits on its own,
+// keeps TERM and is killed at the deadline: 137.
+//
+// Before the app is ready only signals gracefulinit never forwards are
+// sent: a forwarded USR1 that lands while the app is still in exec kills
+// it (the default action), as it would without an init. That the
+// real-time signals are dropped, not fatal, before gracefulinit caught
+// them is TestCaptureThenRest's, in internal/signals.
 func TestSignalsAtStart(t *testing.T) {
-	barrage := []syscall.Signal{
+	never := []syscall.Signal{syscall.SIGSYS, syscall.SIGTRAP, 32, 34}
+	forwarded := []syscall.Signal{
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGPIPE, syscall.SIGALRM,
-		syscall.SIGXCPU, syscall.SIGPWR, 40, 64, // forwarded once caught; a Go app drops them until it asks
-		syscall.SIGSYS, syscall.SIGTRAP, 32, 34, // never forwarded
+		syscall.SIGXCPU, syscall.SIGPWR, 40, 64, // a Go app drops those it did not ask for
 	}
 	// (SIGSTKFLT is left out: it is forwarded, and a Go app dies of it.)
 	forModes(t, func(t *testing.T, m mode) {
 		rec := newRecorder(t, "child")
 		p := start(t, m, nil, "--grace-period", "3s", "--kill-margin", "1s", "--stop-timeout", "1s",
 			"--", helper(t), "record", "-log", rec.path)
-		// Signal as soon as the child exists: the real-time and rare signals
-		// are still being caught in the background then.
+		// As soon as the child exists: gracefulinit is still catching the
+		// real-time and rare signals in the background then.
 		pid := p.InitPID()
-		fire := func(rounds int) {
+		fire := func(rounds int, barrage []syscall.Signal) {
 			t.Helper()
 			for range rounds {
 				for _, s := range barrage {
@@ -247,9 +254,19 @@ func TestSignalsAtStart(t *testing.T) {
 				t.Fatalf("gracefulinit exited (code %d) under the signals\nstderr:\n%s", p.Cmd.ProcessState.ExitCode(), p.Stderr)
 			}
 		}
-		fire(3)
+		fire(3, never)
 		rec.waitReady(t, p)
-		fire(1)
+		fire(3, append(never, forwarded...))
+		// The real-time signals are forwarded once caught, a few ms in.
+		for _, rt := range []syscall.Signal{40, 64} {
+			name := strconv.Itoa(int(rt))
+			if !testbin.WaitFor(context.Background(), eventTimeout, func() bool {
+				p.Signal(rt)
+				return slices.Contains(rec.signals(), name)
+			}) {
+				t.Fatalf("signal %d never reached the app; it recorded %v", rt, rec.signals())
+			}
+		}
 		p.Signal(syscall.SIGTERM)
 		if code := p.Wait(exitTimeout); code != 137 {
 			t.Fatalf("exit code %d, want 137 (the recorder keeps TERM and is killed at the deadline)\nstderr:\n%s", code, p.Stderr)

@@ -35,6 +35,7 @@ import (
 var recorded = []syscall.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
 	unix.SIGTERM, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM,
+	syscall.Signal(40), syscall.Signal(64), // real-time: recorded by number
 }
 
 func main() {
@@ -103,6 +104,9 @@ func record(args []string) error {
 	n := 0
 	for s := range ch {
 		name := strings.TrimPrefix(unix.SignalName(s.(syscall.Signal)), "SIG")
+		if name == "" {
+			name = strconv.Itoa(int(s.(syscall.Signal)))
+		}
 		if _, err := f.WriteString(name + "\n"); err != nil {
 			return err
 		}
