@@ -110,7 +110,7 @@ func Capture() chan os.Signal {
 	// until someone asks for them; ignoring costs no round trip, and it
 	// leaves faults the kernel raises fatal, as they must be.
 	signal.Ignore(unix.SIGILL, unix.SIGTRAP, unix.SIGSTKFLT, unix.SIGSYS)
-	ignoreUncatchable()
+	catchUncatchable()
 	return ch
 }
 
@@ -120,13 +120,24 @@ func Capture() chan os.Signal {
 // death: gracefulinit, when not PID 1, would die of a stray kill -34.
 var Uncatchable = []syscall.Signal{32, 34}
 
-// ignoreUncatchable sets the Uncatchable signals to SIG_IGN. A static Go
-// binary without cgo uses neither; the supervisor gives the app SIG_DFL
-// back when it forks it.
-func ignoreUncatchable() {
-	// struct kernel_sigaction: handler, flags, restorer, mask. Handler 1 is
-	// SIG_IGN, the rest zero, whatever the architecture's layout.
-	act := [4]uint64{1}
+// catchUncatchable installs a handler that does nothing for the
+// Uncatchable signals. A handler rather than SIG_IGN, because exec resets
+// handled signals to SIG_DFL and keeps ignored ones ignored: the app gets
+// its defaults without gracefulinit having to flip its own disposition
+// around the fork, which would leave it killable in between. The flags and
+// the sa_restorer (which x86-64 requires) are copied from the Go runtime's
+// own handler for SIGUSR1.
+func catchUncatchable() {
+	addr := noopHandlerAddr()
+	if addr == 0 {
+		return
+	}
+	// struct kernel_sigaction: handler, flags, restorer, mask.
+	var act [4]uint64
+	if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGUSR1), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0); errno != 0 || act[0] <= 1 {
+		return // no Go handler to copy from: leave them alone
+	}
+	act[0] = uint64(addr)
 	for _, sig := range Uncatchable {
 		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 	}

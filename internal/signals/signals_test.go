@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestParse(t *testing.T) {
@@ -96,8 +97,18 @@ func TestCaptureThenRest(t *testing.T) {
 	expect(syscall.SIGHUP)
 	expect(syscall.SIGUSR1)
 	for _, s := range Uncatchable {
-		if err := syscall.Kill(os.Getpid(), s); err != nil {
-			t.Fatal(err)
+		// A handler, not SIG_IGN: exec must reset it for the app.
+		var act [4]uint64
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(s), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0); errno != 0 {
+			t.Fatal(errno)
+		}
+		if act[0] <= 1 {
+			t.Errorf("signal %d has disposition %d, want a handler", s, act[0])
+		}
+		for range 100 {
+			if err := syscall.Kill(os.Getpid(), s); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 

@@ -650,10 +650,11 @@ func parentOf(pid int) (int, bool) {
 // defaultIgnored sets every signal that gracefulinit ignores right now to
 // SIG_DFL for the moment the child is forked, so the app starts with
 // default dispositions everywhere (exec resets caught signals, not ignored
-// ones), and returns the function that puts SIG_IGN back. Ignored here
-// means inherited from gracefulinit's parent and left alone by the Go
-// runtime: signals 32 and 34, the job-control signals not caught yet, and
-// HUP or INT when not caught.
+// ones), and returns the function that puts SIG_IGN back. A safety net:
+// signals.Capture leaves nothing ignored that an app could care about
+// (the runtime or Capture handles every signal, 32 and 34 included), so
+// normally there is nothing to flip, and no moment in which gracefulinit
+// would die of a signal it meant to ignore.
 func defaultIgnored() (restore func()) {
 	// struct kernel_sigaction: handler, flags, restorer, mask; all zero is
 	// SIG_DFL with no flags on every Linux architecture.

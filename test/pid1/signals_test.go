@@ -246,7 +246,8 @@ func TestSignalsAtStart(t *testing.T) {
 			for range rounds {
 				for _, s := range barrage {
 					if err := syscall.Kill(pid, s); err != nil {
-						t.Fatalf("kill %v: %v", s, err)
+						code := p.Wait(exitTimeout)
+						t.Fatalf("kill %v: %v: gracefulinit exited with %d; the app recorded %v\nstderr:\n%s", s, err, code, rec.signals(), p.Stderr)
 					}
 				}
 			}
