@@ -217,6 +217,11 @@ func (p *Pod) Wait(ctx context.Context) error {
 // Kill removes whatever is left of the pod: killing its PID 1 ends the
 // namespace.
 func (p *Pod) Kill() {
+	select {
+	case <-p.done:
+		return // reaped: its pid and group id may be someone else's now
+	default:
+	}
 	if pid := p.initPID(); pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gracefulinit/gracefulinit/internal/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/repo"
 )
@@ -420,7 +422,13 @@ func TestTestAppSpawn(t *testing.T) {
 				t.Fatal(err)
 			}
 			pids = append(pids, pid)
-			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			// Through a pidfd: by cleanup time the pid may be reused.
+			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+				t.Cleanup(func() {
+					_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+					unix.Close(fd)
+				})
+			}
 		}
 	}
 	if len(pids) != 2 {

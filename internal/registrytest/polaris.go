@@ -236,9 +236,14 @@ func (s *Server) killLocked() {
 	if s.cmd == nil {
 		return
 	}
-	// The whole group, in case a future version forks helpers.
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
+	select {
+	case <-s.done:
+		// Reaped already: its group id may be someone else's now.
+	default:
+		// The whole group, in case a future version forks helpers.
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
 	s.cmd, s.done = nil, nil
 }
 

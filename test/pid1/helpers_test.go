@@ -77,19 +77,25 @@ func startWith(t *testing.T, o testbin.Options, args ...string) *testbin.Proc {
 }
 
 // trackChildGroup records the app's pid (it leads its own process group)
-// once it runs, and SIGKILLs that group at cleanup.
+// once it runs, and SIGKILLs that group at cleanup if its leader still
+// lives. A pidfd tells: once the leader is gone the group id may belong to
+// another test's processes (pids wrap quickly under the reaping storms).
 func trackChildGroup(t *testing.T, p *testbin.Proc) {
 	t.Helper()
 	var mu sync.Mutex
-	pgid := 0
+	pgid, pidfd := 0, -1
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			if pid := appPID(p); pid > 0 {
+				fd, err := unix.PidfdOpen(pid, 0)
+				if err != nil {
+					return // already gone
+				}
 				mu.Lock()
-				pgid = pid
+				pgid, pidfd = pid, fd
 				mu.Unlock()
 				return
 			}
@@ -108,7 +114,14 @@ func trackChildGroup(t *testing.T, p *testbin.Proc) {
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
-		if pgid > 0 {
+		if pgid == 0 {
+			return
+		}
+		defer unix.Close(pidfd)
+		// The leader may have exited without being reaped yet (its group
+		// id is still taken then); pidfd_send_signal fails once it has
+		// been reaped, and then the id may be anyone's.
+		if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err == nil {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		}
 	})

@@ -92,10 +92,14 @@ func TestCtrlC(t *testing.T) {
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			select {
-			case <-done:
-			case <-time.After(exitTimeout):
+			case <-done: // reaped: the group id may be someone else's now
+			default:
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				select {
+				case <-done:
+				case <-time.After(exitTimeout):
+				}
 			}
 			if t.Failed() {
 				t.Logf("terminal output:\n%s", out)
