@@ -215,7 +215,7 @@ func (p PhaseResult) chart() ([]byte, error) {
 		Title:      fmt.Sprintf("%s: %s (%d failed of %d)", p.Registry, variantNames[p.Variant], p.Failed, p.Requests),
 		Width:      1200,
 		Height:     500,
-		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 20, Bottom: 60}},
+		Background: chart.Style{Padding: chart.Box{Top: 115, Left: 20, Right: 20, Bottom: 60}}, // room for the title above the legend
 		XAxis:      chart.XAxis{Name: "seconds"},
 		YAxis:      chart.YAxis{Name: "requests/s"},
 		YAxisSecondary: chart.YAxis{Name: "pods",
