@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -132,14 +131,13 @@ func catchUncatchable() {
 	if addr == 0 {
 		return
 	}
-	// struct kernel_sigaction: handler, flags, restorer, mask.
-	var act [4]uint64
-	if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGUSR1), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0); errno != 0 || act[0] <= 1 {
+	var act kernelSigaction
+	if err := sigaction(unix.SIGUSR1, nil, &act); err != nil || act[0] <= sigIgn {
 		return // no Go handler to copy from: leave them alone
 	}
 	act[0] = uint64(addr)
 	for _, sig := range Uncatchable {
-		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+		_ = sigaction(sig, &act, nil)
 	}
 }
 

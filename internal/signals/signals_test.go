@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 func TestParse(t *testing.T) {
@@ -98,11 +97,11 @@ func TestCaptureThenRest(t *testing.T) {
 	expect(syscall.SIGUSR1)
 	for _, s := range Uncatchable {
 		// A handler, not SIG_IGN: exec must reset it for the app.
-		var act [4]uint64
-		if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(s), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0); errno != 0 {
-			t.Fatal(errno)
+		var act kernelSigaction
+		if err := sigaction(s, nil, &act); err != nil {
+			t.Fatal(err)
 		}
-		if act[0] <= 1 {
+		if act[0] <= sigIgn {
 			t.Errorf("signal %d has disposition %d, want a handler", s, act[0])
 		}
 		for range 100 {

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -186,7 +185,7 @@ func (r *run) start() (int, bool) {
 		attr.Ctty = 0
 	}
 	cmd.SysProcAttr = attr
-	restore := defaultIgnored()
+	restore := signals.DefaultIgnored()
 	err := cmd.Start()
 	restore()
 	if err != nil {
@@ -645,42 +644,4 @@ func parentOf(pid int) (int, bool) {
 		return 0, false
 	}
 	return ppid, true
-}
-
-// defaultIgnored sets every signal that gracefulinit ignores right now to
-// SIG_DFL for the moment the child is forked, so the app starts with
-// default dispositions everywhere (exec resets caught signals, not ignored
-// ones), and returns the function that puts SIG_IGN back. A safety net:
-// signals.Capture leaves nothing ignored that an app could care about
-// (the runtime or Capture handles every signal, 32 and 34 included), so
-// normally there is nothing to flip, and no moment in which gracefulinit
-// would die of a signal it meant to ignore.
-func defaultIgnored() (restore func()) {
-	// struct kernel_sigaction: handler, flags, restorer, mask; all zero is
-	// SIG_DFL with no flags on every Linux architecture.
-	type sigaction [4]uint64
-	var dfl sigaction
-	var reset []uintptr
-	var saved []sigaction
-	for sig := uintptr(1); sig <= 64; sig++ {
-		if sig == uintptr(unix.SIGKILL) || sig == uintptr(unix.SIGSTOP) {
-			continue
-		}
-		var old sigaction
-		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
-			continue
-		}
-		if old[0] != 1 { // SIG_IGN
-			continue
-		}
-		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0); errno == 0 {
-			reset = append(reset, sig)
-			saved = append(saved, old)
-		}
-	}
-	return func() {
-		for i, sig := range reset {
-			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&saved[i])), 0, 8, 0, 0)
-		}
-	}
 }
