@@ -46,20 +46,23 @@ func (r *runner) goals() []Goal {
 	}
 
 	if s := rep.Startup; s != nil {
-		gi, tini := startupRow(s, NameGracefulinit), startupRow(s, NameTini)
 		g, t := "start-up overhead (median) vs tini-static", "within 1 ms"
-		if gi == nil || tini == nil || gi.Raw.N == 0 || tini.Raw.N == 0 {
+		tini := startupRow(s, NameTini)
+		// overhead is one init's median overhead and its distance to tini's.
+		overhead := func(name string) (v, d float64, ok bool) {
+			f := startupRow(s, name)
+			if f == nil || tini == nil || f.Raw.N == 0 || tini.Raw.N == 0 {
+				return 0, 0, false
+			}
+			return f.OverheadMedianUS, f.OverheadMedianUS - tini.OverheadMedianUS, true
+		}
+		if v, d, ok := overhead(NameGracefulinit); !ok {
 			out = append(out, missing(g, t))
 		} else {
-			d := gi.OverheadMedianUS - tini.OverheadMedianUS
-			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%s)", msUS(gi.OverheadMedianUS), msUS(tini.OverheadMedianUS), signedMS(d)), Met: d <= goalStartupDeltaUS,
+			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%s)", msUS(v), msUS(tini.OverheadMedianUS), signedMS(d)), Met: d <= goalStartupDeltaUS,
 				Floor: r.floors(func(name string) (string, bool, bool) {
-					f := startupRow(s, name)
-					if f == nil || f.Raw.N == 0 {
-						return "", false, false
-					}
-					d := f.OverheadMedianUS - tini.OverheadMedianUS
-					return fmt.Sprintf("%s (%s)", msUS(f.OverheadMedianUS), signedMS(d)), d <= goalStartupDeltaUS, true
+					v, d, ok := overhead(name)
+					return fmt.Sprintf("%s (%s)", msUS(v), signedMS(d)), d <= goalStartupDeltaUS, ok
 				})})
 		}
 	} else {
@@ -103,21 +106,25 @@ func (r *runner) goals() []Goal {
 
 	if s := rep.Term; s != nil && len(s.Modes) > 0 {
 		for _, m := range s.Modes {
-			gi, tini := termRow(&m, NameGracefulinit), termRow(&m, NameTini)
 			g, t := fmt.Sprintf("SIGTERM-to-exit, drain 0 (%s) vs tini-static", m.Mode), "<= 1.05x"
-			if gi == nil || tini == nil || gi.Exit.N == 0 || tini.Exit.N == 0 {
+			tini := termRow(&m, NameTini)
+			// exit is one init's median exit time and its ratio to tini's.
+			exit := func(name string) (v, ratio float64, ok bool) {
+				f := termRow(&m, name)
+				if f == nil || tini == nil || f.Exit.N == 0 || tini.Exit.N == 0 {
+					return 0, 0, false
+				}
+				return f.Exit.MedianUS, f.Exit.MedianUS / tini.Exit.MedianUS, true
+			}
+			v, ratio, ok := exit(NameGracefulinit)
+			if !ok {
 				out = append(out, missing(g, t))
 				continue
 			}
-			v := gi.Exit.MedianUS / tini.Exit.MedianUS
-			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%.2fx)", msUS(gi.Exit.MedianUS), msUS(tini.Exit.MedianUS), v), Met: v <= goalTermRatio,
+			out = append(out, Goal{Goal: g, Target: t, Measured: fmt.Sprintf("%s vs %s (%.2fx)", msUS(v), msUS(tini.Exit.MedianUS), ratio), Met: ratio <= goalTermRatio,
 				Floor: r.floors(func(name string) (string, bool, bool) {
-					f := termRow(&m, name)
-					if f == nil || f.Exit.N == 0 {
-						return "", false, false
-					}
-					v := f.Exit.MedianUS / tini.Exit.MedianUS
-					return fmt.Sprintf("%s (%.2fx)", msUS(f.Exit.MedianUS), v), v <= goalTermRatio, true
+					v, ratio, ok := exit(name)
+					return fmt.Sprintf("%s (%.2fx)", msUS(v), ratio), ratio <= goalTermRatio, ok
 				})})
 		}
 	} else {
