@@ -19,16 +19,7 @@ func TestQuickRollout(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatal("unshare is needed (util-linux)")
 	}
-	cfg, err := parseFlags([]string{"-preset", "quick", "-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
-	defer cancel()
-	rep, err := Run(ctx, cfg, testWriter{t})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, rep := runQuick(t)
 	if err := rep.Write(cfg.Out); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +55,24 @@ func TestQuickRollout(t *testing.T) {
 	}
 }
 
+// runQuick runs the harness with the quick preset, extra flags, this
+// test's gracefulinit and a temporary output directory.
+func runQuick(t *testing.T, flags ...string) (Config, *Report) {
+	t.Helper()
+	args := append([]string{"-preset", "quick", "-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)}, flags...)
+	cfg, err := parseFlags(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
+	defer cancel()
+	rep, err := Run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, rep
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -78,17 +87,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func TestFaults(t *testing.T) {
 	for _, fault := range []string{"registry-restart", "registry-slow", "ignore-term"} {
 		t.Run(fault, func(t *testing.T) {
-			cfg, err := parseFlags([]string{"-preset", "quick", "-registry", "nacos", "-variants", "quiet", "-fault", fault,
-				"-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
-			defer cancel()
-			rep, err := Run(ctx, cfg, testWriter{t})
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg, rep := runQuick(t, "-registry", "nacos", "-variants", "quiet", "-fault", fault)
 			t.Logf("\n%s", rep.Markdown())
 			for _, p := range rep.Phases {
 				if p.Error != "" {
