@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -122,31 +123,80 @@ func (c *Config) Port() int {
 	return c.Ports[0]
 }
 
+// MaxDuration bounds every duration flag. A year is far beyond any sensible
+// grace period or timeout, and keeps sums of a few durations clear of
+// time.Duration's overflow (292 years), which would wrap to negative deadlines.
+const MaxDuration = 365 * 24 * time.Hour
+
 // durationValue accepts Go durations ("30s", "1m30s") and bare seconds ("30"),
 // because grace periods are written as seconds everywhere else in Kubernetes.
+// Set refuses what is not a finite duration from 0 to MaxDuration.
 type durationValue time.Duration
 
 func (d *durationValue) Set(s string) error {
 	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return fmt.Errorf("negative duration %q", s)
-		}
-		*d = durationValue(time.Duration(n * float64(time.Second)))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q: use a value like 30s, 1m or 500ms", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("negative duration %q", s)
+		return err
 	}
 	*d = durationValue(v)
 	return nil
 }
+
+func parseDuration(s string) (time.Duration, error) {
+	const fix = "use a value like 30s, 1m, 500ms or 30 (seconds)"
+	if n, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(n) || math.IsInf(n, 0):
+			return 0, fmt.Errorf("%q is not a duration: %s", s, fix)
+		case n < 0:
+			return 0, fmt.Errorf("negative duration %q: %s", s, fix)
+		case n > MaxDuration.Seconds():
+			return 0, fmt.Errorf("duration %q is longer than a year (%s): %s", s, MaxDuration, fix)
+		case n > 0 && n < 1e-9:
+			return 0, fmt.Errorf("duration %q is shorter than a nanosecond: %s", s, fix)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		// ParseDuration also fails on overflow; the advice is the same.
+		return 0, fmt.Errorf("invalid duration %q: %s", s, fix)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("negative duration %q: %s", s, fix)
+	}
+	if v > MaxDuration {
+		return 0, fmt.Errorf("duration %q is longer than a year (%s): %s", s, MaxDuration, fix)
+	}
+	return v, nil
+}
+
 func (d *durationValue) String() string { return time.Duration(*d).String() }
 func (d *durationValue) Type() string   { return "duration" }
+
+// MaxWeight is the largest weight Nacos accepts (its MAX_WEIGHT_VALUE).
+const MaxWeight = 10000
+
+// weightValue is a Nacos weight: a finite number above 0, at most MaxWeight.
+// 0 is not allowed because it is the weight that takes an instance out.
+type weightValue float64
+
+func (w *weightValue) Set(s string) error {
+	n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return fmt.Errorf("%q is not a number: use a weight like 1", s)
+	}
+	if math.IsNaN(n) || n <= 0 || n > MaxWeight {
+		return fmt.Errorf("weight %q out of range: use a number above 0 and at most %d, like 1", s, MaxWeight)
+	}
+	*w = weightValue(n)
+	return nil
+}
+func (w *weightValue) String() string { return strconv.FormatFloat(float64(*w), 'g', -1, 64) }
+
+// Type is pflag's name for float64 flags, so --help reads the same.
+func (w *weightValue) Type() string { return "float64" }
 
 type signalValue syscall.Signal
 
@@ -224,7 +274,8 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE`")
 	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "weight", "how to take the instance out: weight (0) or disable")
 	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
-	fs.Float64Var(&cfg.Nacos.Weight, "nacos-weight", 1, "weight restored at start (mark) or registered (register)")
+	cfg.Nacos.Weight = 1
+	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register)")
 	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
 
@@ -241,6 +292,10 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringToStringVar(&cfg.Eureka.Metadata, "eureka-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	return fs
 }
+
+// maxVerbosity is the highest -v count the environment may ask for; more
+// changes nothing (every level above 0 is debug).
+const maxVerbosity = 3
 
 // EnvName is the environment variable that sets the named flag.
 func EnvName(flag string) string {
@@ -302,8 +357,8 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 		if f.Value.Type() == "count" {
 			// A count flag's Set increments; the variable gives the level.
 			n, perr := strconv.Atoi(v)
-			if perr != nil || n < 0 {
-				err = fmt.Errorf("%s=%q: want a non-negative number", EnvName(f.Name), v)
+			if perr != nil || n < 0 || n > maxVerbosity {
+				err = fmt.Errorf("%s=%q: want a number from 0 to %d", EnvName(f.Name), v, maxVerbosity)
 				return
 			}
 			for i := 0; i < n; i++ {
@@ -395,7 +450,7 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	}
 	for _, p := range cfg.Ports {
 		if p <= 0 || p > 65535 {
-			return fmt.Errorf("--port %d: ports run from 1 to 65535", p)
+			return fmt.Errorf("%s %d: ports run from 1 to 65535", cfg.origin("port"), p)
 		}
 	}
 	if cfg.GracePeriod <= 0 {
@@ -438,13 +493,13 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	}
 	if cfg.ReadyHTTP != "" {
 		u, err := url.Parse(cfg.ReadyHTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("--ready-http %q: want a URL like http://127.0.0.1:8080/actuator/health", cfg.ReadyHTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
+			return fmt.Errorf("%s %q: want a URL like http://127.0.0.1:8080/actuator/health (ports run from 1 to 65535)", cfg.origin("ready-http"), Redact(cfg.ReadyHTTP))
 		}
 	}
 	if cfg.ReadyTCP != "" {
-		if _, _, err := net.SplitHostPort(cfg.ReadyTCP); err != nil {
-			return fmt.Errorf("--ready-tcp %q: want HOST:PORT, e.g. 127.0.0.1:8080", cfg.ReadyTCP)
+		if _, port, err := net.SplitHostPort(cfg.ReadyTCP); err != nil || !validPort(port, false) {
+			return fmt.Errorf("%s %q: want HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8080", cfg.origin("ready-tcp"), cfg.ReadyTCP)
 		}
 	}
 	if cfg.ReadyHTTP != "" && cfg.ReadyTCP != "" {
@@ -452,6 +507,9 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	}
 	if cfg.ReadyInterval <= 0 {
 		return errors.New("--ready-interval must be positive, e.g. 1s")
+	}
+	if cfg.RegistryTimeout <= 0 {
+		return errors.New("--registry-timeout must be positive, e.g. 5s")
 	}
 	return finishRegistries(cfg, lookup)
 }
@@ -508,8 +566,8 @@ func finishNacos(cfg *Config) error {
 			a = "http://" + a
 		}
 		u, err := url.Parse(a)
-		if err != nil || u.Host == "" {
-			return fmt.Errorf("--nacos-addr %q: want a URL like http://nacos:8848", Redact(a))
+		if err != nil || u.Host == "" || !validPort(u.Port(), true) {
+			return fmt.Errorf("%s %q: want a URL like http://nacos:8848 (ports run from 1 to 65535)", cfg.origin("nacos-addr"), Redact(a))
 		}
 		n.Addrs[i] = strings.TrimRight(a, "/")
 	}
@@ -526,9 +584,6 @@ func finishNacos(cfg *Config) error {
 	default:
 		return fmt.Errorf("--nacos-mode %q: use mark or register", n.Mode)
 	}
-	if n.Weight <= 0 {
-		return fmt.Errorf("--nacos-weight %v: must be positive (it is the weight put back in rotation)", n.Weight)
-	}
 	if n.Password != "" && n.Username == "" {
 		return errors.New("a Nacos password was given without --nacos-username")
 	}
@@ -542,8 +597,8 @@ func finishEureka(cfg *Config) error {
 	}
 	for i, raw := range e.URLs {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("--eureka-url %q: want a URL like http://eureka:8761/eureka", Redact(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
+			return fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", cfg.origin("eureka-url"), Redact(raw))
 		}
 		if u.User != nil {
 			if e.Username == "" {
@@ -581,6 +636,25 @@ func finishEureka(cfg *Config) error {
 		return errors.New("--eureka-heartbeat must be positive, e.g. 30s")
 	}
 	return nil
+}
+
+// origin names where a flag's value came from, for errors: the flag, or the
+// variable when the environment set it.
+func (c *Config) origin(flag string) string {
+	if src, ok := strings.CutPrefix(c.Source[flag], "env "); ok {
+		return src
+	}
+	return "--" + flag
+}
+
+// validPort reports whether p is a port from 1 to 65535; url.Parse and
+// net.SplitHostPort accept any digits. An empty p passes when optional.
+func validPort(p string, optional bool) bool {
+	if p == "" {
+		return optional
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 func firstNonLoopback() string {

@@ -146,3 +146,81 @@ func TestDurationForms(t *testing.T) {
 		t.Error("negative durations must be rejected")
 	}
 }
+
+// Each value alone must be finite and in range before anything starts:
+// 1e10 seconds, NaN and Inf used to wrap to negative durations, and ports
+// above 65535 were taken as written. The error names the flag, or the
+// variable when the environment gave the value.
+func TestRangeChecks(t *testing.T) {
+	nacos := []string{"--registry", "nacos", "--nacos-addr", "http://nacos:8848", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}
+	eureka := []string{"--registry", "eureka", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}
+	cat := func(a ...[]string) []string {
+		var out []string
+		for _, x := range a {
+			out = append(out, x...)
+		}
+		return append(out, "--", "x")
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want []string // substrings of the one-line error
+	}{
+		{"kill margin past a year", cat([]string{"--kill-margin", "1e10"}), nil, []string{`"--kill-margin"`, "longer than a year"}},
+		{"kill margin NaN", cat([]string{"--kill-margin", "NaN"}), nil, []string{`"--kill-margin"`, "not a duration"}},
+		{"kill margin Inf", cat([]string{"--kill-margin", "Inf"}), nil, []string{`"--kill-margin"`, "not a duration"}},
+		{"kill margin -Inf", cat([]string{"--kill-margin", "-Inf"}), nil, []string{`"--kill-margin"`, "not a duration"}},
+		{"kill margin beyond float", cat([]string{"--kill-margin", "1e400"}), nil, []string{`"--kill-margin"`, "not a duration"}},
+		{"kill margin below 1ns", cat([]string{"--kill-margin", "1e-12"}), nil, []string{`"--kill-margin"`, "shorter than a nanosecond"}},
+		{"two wrapped values that cancel", cat([]string{"--kill-margin", "1e10", "--stop-timeout", "1e10"}), nil, []string{`"--kill-margin"`, "longer than a year"}},
+		{"env kill margin", cat(), []string{"GRACEFULINIT_KILL_MARGIN", "1e10"}, []string{"GRACEFULINIT_KILL_MARGIN", "longer than a year"}},
+		{"env kill margin NaN", cat(), []string{"GRACEFULINIT_KILL_MARGIN", "NaN"}, []string{"GRACEFULINIT_KILL_MARGIN", "not a duration"}},
+		{"grace period at the int64 edge", cat([]string{"--grace-period", "9223372036s"}), nil, []string{`"--grace-period"`, "longer than a year"}},
+		{"grace period in seconds past a year", cat([]string{"--grace-period", "31536001"}), nil, []string{`"--grace-period"`, "longer than a year"}},
+		{"drain quiet NaN", cat([]string{"--drain-quiet", "NaN", "--port", "1"}), nil, []string{`"--drain-quiet"`, "not a duration"}},
+		{"drain min 1e10", cat([]string{"--drain-quiet", "1s", "--drain-min", "1e10", "--port", "1"}), nil, []string{`"--drain-min"`, "longer than a year"}},
+		{"ready timeout Inf", cat([]string{"--ready-timeout", "Inf"}), nil, []string{`"--ready-timeout"`, "not a duration"}},
+		{"eureka heartbeat NaN", cat([]string{"--eureka-heartbeat", "NaN"}), nil, []string{`"--eureka-heartbeat"`, "not a duration"}},
+		{"registry timeout 0", cat([]string{"--registry-timeout", "0"}), nil, []string{"--registry-timeout must be positive"}},
+		{"nacos weight NaN", cat(nacos, []string{"--nacos-weight", "NaN"}), nil, []string{`"--nacos-weight"`, "above 0 and at most 10000"}},
+		{"nacos weight Inf", cat(nacos, []string{"--nacos-weight", "Inf"}), nil, []string{`"--nacos-weight"`, "above 0 and at most 10000"}},
+		{"nacos weight above Nacos's max", cat(nacos, []string{"--nacos-weight", "20000"}), nil, []string{`"--nacos-weight"`, "above 0 and at most 10000"}},
+		{"nacos weight 0", cat(nacos, []string{"--nacos-weight", "0"}), nil, []string{`"--nacos-weight"`, "above 0"}},
+		{"env nacos weight NaN", cat(nacos), []string{"GRACEFULINIT_NACOS_WEIGHT", "NaN"}, []string{"GRACEFULINIT_NACOS_WEIGHT", "above 0"}},
+		{"eureka url port 99999", cat(eureka, []string{"--eureka-url", "http://eureka:99999/eureka"}), nil, []string{"--eureka-url", "ports run from 1 to 65535"}},
+		{"env eureka url port 99999", cat(eureka), []string{"GRACEFULINIT_EUREKA_URL", "http://eureka:99999/eureka"}, []string{"GRACEFULINIT_EUREKA_URL", "ports run from 1 to 65535"}},
+		{"nacos addr port 0", cat([]string{"--registry", "nacos", "--nacos-addr", "nacos:0", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}), nil, []string{"--nacos-addr", "ports run from 1 to 65535"}},
+		{"nacos addr port 99999", cat([]string{"--registry", "nacos", "--nacos-addr", "http://nacos:99999", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}), nil, []string{"--nacos-addr", "ports run from 1 to 65535"}},
+		{"ready http port 99999", cat([]string{"--ready-http", "http://127.0.0.1:99999/health"}), nil, []string{"--ready-http", "ports run from 1 to 65535"}},
+		{"ready tcp port 99999", cat([]string{"--ready-tcp", "127.0.0.1:99999"}), nil, []string{"--ready-tcp", "port from 1 to 65535"}},
+		{"env port", cat(), []string{"GRACEFULINIT_PORT", "70000"}, []string{"GRACEFULINIT_PORT 70000", "ports run from 1 to 65535"}},
+		{"env verbosity", cat(), []string{"GRACEFULINIT_VERBOSE", "1000000"}, []string{"GRACEFULINIT_VERBOSE", "from 0 to 3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.args, env(tt.env...), io.Discard)
+			if err == nil {
+				t.Fatalf("Parse(%q, env %q) succeeded, want an error containing %q", tt.args, tt.env, tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %q: want one line containing %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// The edges themselves stay accepted.
+func TestRangeEdges(t *testing.T) {
+	cfg, err := Parse([]string{"--grace-period", "8760h", "--ready-timeout", "31536000", "--kill-margin", "0",
+		"--registry", "nacos", "--nacos-addr", "nacos:65535", "--service", "s", "--port", "65535", "--ip", "10.0.0.1", "--nacos-weight", "10000", "--", "x"},
+		env("GRACEFULINIT_VERBOSE", "3"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GracePeriod != MaxDuration || cfg.ReadyTimeout != MaxDuration || cfg.Nacos.Weight != MaxWeight || cfg.Verbosity != 3 {
+		t.Fatalf("grace %v ready-timeout %v weight %v verbosity %d", cfg.GracePeriod, cfg.ReadyTimeout, cfg.Nacos.Weight, cfg.Verbosity)
+	}
+}

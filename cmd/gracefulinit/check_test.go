@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func lookupIn(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// Values that wrapped to negative durations made --check print a SIGKILL
+// at -2562047h and "all checks passed"; now they are refused with one line
+// naming the flag or variable, and nothing else is printed.
+func TestCheckRefusesOutOfRange(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"flags", []string{"--check", "--kill-margin", "1e10", "--stop-timeout", "1e10"}, nil, `"--kill-margin"`},
+		{"env", []string{"--check"}, []string{"GRACEFULINIT_KILL_MARGIN", "NaN", "GRACEFULINIT_STOP_TIMEOUT", "NaN"}, "GRACEFULINIT_KILL_MARGIN"},
+		{"env Inf", []string{"--check"}, []string{"GRACEFULINIT_KILL_MARGIN", "Inf"}, "GRACEFULINIT_KILL_MARGIN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tt.args, lookupIn(tt.env...), &out, &errb)
+			all := out.String() + errb.String()
+			if code == 0 || strings.Contains(all, "all checks passed") || strings.Contains(all, "-2562047h") {
+				t.Fatalf("exit %d, output:\n%s", code, all)
+			}
+			first, _, _ := strings.Cut(errb.String(), "\n")
+			if !strings.Contains(first, tt.want) || out.Len() != 0 {
+				t.Fatalf("want one error line naming %s and nothing on stdout; got stderr %q stdout %q", tt.want, errb.String(), out.String())
+			}
+		})
+	}
+}
