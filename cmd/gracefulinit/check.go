@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
@@ -28,7 +29,7 @@ func check(cfg *config.Config, w io.Writer) int {
 		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), cfg.Source[f.Name])
 	})
 	if len(cfg.Command) > 0 {
-		fmt.Fprintf(w, "  command: %s\n", strings.Join(cfg.Command, " "))
+		fmt.Fprintf(w, "  command: %s\n", redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password))
 	}
 
 	fmt.Fprintln(w, "\ntimeline after the stop signal:")
@@ -54,10 +55,10 @@ func check(cfg *config.Config, w io.Writer) int {
 		defer cancel()
 		for _, target := range registryProbes(cfg) {
 			if err := probe(ctx, target.url); err != nil {
-				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", target.name, config.Redact(target.url), err)
+				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", target.name, redact.URL(target.url), err)
 				problems++
 			} else {
-				fmt.Fprintf(w, "  ok: %s %s answers\n", target.name, config.Redact(target.url))
+				fmt.Fprintf(w, "  ok: %s %s answers\n", target.name, redact.URL(target.url))
 			}
 		}
 	}
@@ -106,7 +107,7 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		sort.Strings(keys)
 		return strings.Join(keys, ",")
 	}
-	return config.Redact(f.Value.String())
+	return redact.URL(f.Value.String())
 }
 
 type probeTarget struct{ name, url string }
@@ -140,7 +141,7 @@ func probe(ctx context.Context, url string) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("unreachable: %v", errorsWithoutURL(err))
+		return fmt.Errorf("unreachable: %v", redact.Err(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -148,14 +149,4 @@ func probe(ctx context.Context, url string) error {
 		return fmt.Errorf("answered %s", resp.Status)
 	}
 	return nil
-}
-
-// errorsWithoutURL drops the URL net/http puts in its errors, which may
-// carry credentials.
-func errorsWithoutURL(err error) error {
-	type unwrapper interface{ Unwrap() error }
-	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
-		return u.Unwrap()
-	}
-	return err
 }

@@ -43,3 +43,24 @@ func TestCheckRefusesOutOfRange(t *testing.T) {
 		})
 	}
 }
+
+// --check prints every flag's value and probes every address: a password in
+// any element of a URL list must not appear, nor one in the command line.
+func TestCheckRedactsPasswords(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"--check", "--registry", "nacos,eureka", "--service", "s", "--port", "8080", "--ip", "10.0.0.1",
+		"--nacos-addr", "http://alice:S3CRETPW1@127.0.0.1:1,http://bob:S3CRETPW2@127.0.0.1:2",
+		"--eureka-url", "http://carol:S3CRETPW3@127.0.0.1:3/eureka",
+		"--", "java", "-Dspring.datasource.password=S3CRETPW4", "-jar", "app.jar"}
+	code := run(args, lookupIn("GRACEFULINIT_NACOS_PASSWORD", "S3CRETPW5", "GRACEFULINIT_NACOS_USERNAME", "n"), &out, &errb)
+	all := out.String() + errb.String()
+	if code == 0 || !strings.Contains(all, "PROBLEM") {
+		t.Fatalf("exit %d: want the unreachable registries reported:\n%s", code, all)
+	}
+	if strings.Contains(all, "S3CRET") {
+		t.Fatalf("a password leaked:\n%s", all)
+	}
+	if !strings.Contains(all, "alice:xxxxx@127.0.0.1:1") || !strings.Contains(all, "bob:xxxxx@127.0.0.1:2") {
+		t.Fatalf("want each address shown with its password masked:\n%s", all)
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
@@ -304,7 +305,29 @@ func EnvName(flag string) string {
 
 // Parse reads args (without the program name) and the environment through
 // lookup. The command is whatever follows "--" (or the first non-flag).
+// Errors may quote a value (pflag's always do); passwords in any URL given
+// are masked in them, whether or not the URL parses.
 func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
+	var read []string
+	record := func(k string) (string, bool) {
+		v, ok := lookup(k)
+		if ok {
+			read = append(read, v)
+		}
+		return v, ok
+	}
+	cfg, err := parse(args, record, out)
+	if err != nil && !errors.Is(err, ErrHelp) {
+		var secrets []string
+		for _, v := range append(read, args...) {
+			secrets = append(secrets, redact.Secrets(v)...)
+		}
+		return nil, errors.New(redact.Text(err.Error(), secrets...))
+	}
+	return cfg, err
+}
+
+func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
 	cfg := &Config{Source: map[string]string{}}
 	fs := FlagSet(cfg, out)
 	cfg.flags = fs
@@ -494,7 +517,7 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if cfg.ReadyHTTP != "" {
 		u, err := url.Parse(cfg.ReadyHTTP)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
-			return fmt.Errorf("%s %q: want a URL like http://127.0.0.1:8080/actuator/health (ports run from 1 to 65535)", cfg.origin("ready-http"), Redact(cfg.ReadyHTTP))
+			return fmt.Errorf("%s %q: want a URL like http://127.0.0.1:8080/actuator/health (ports run from 1 to 65535)", cfg.origin("ready-http"), redact.URL(cfg.ReadyHTTP))
 		}
 	}
 	if cfg.ReadyTCP != "" {
@@ -567,7 +590,7 @@ func finishNacos(cfg *Config) error {
 		}
 		u, err := url.Parse(a)
 		if err != nil || u.Host == "" || !validPort(u.Port(), true) {
-			return fmt.Errorf("%s %q: want a URL like http://nacos:8848 (ports run from 1 to 65535)", cfg.origin("nacos-addr"), Redact(a))
+			return fmt.Errorf("%s %q: want a URL like http://nacos:8848 (ports run from 1 to 65535)", cfg.origin("nacos-addr"), redact.URL(a))
 		}
 		n.Addrs[i] = strings.TrimRight(a, "/")
 	}
@@ -598,7 +621,7 @@ func finishEureka(cfg *Config) error {
 	for i, raw := range e.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
-			return fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", cfg.origin("eureka-url"), Redact(raw))
+			return fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", cfg.origin("eureka-url"), redact.URL(raw))
 		}
 		if u.User != nil {
 			if e.Username == "" {
@@ -668,16 +691,4 @@ func firstNonLoopback() string {
 		}
 	}
 	return ""
-}
-
-// Redact hides the password in a URL's userinfo, for logs and errors.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }

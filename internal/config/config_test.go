@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,17 +123,6 @@ func TestPasswordFile(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://u:p@h:1/x": "http://u:xxxxx@h:1/x",
-		"http://h:1/x":     "http://h:1/x",
-		"http://u@h":       "http://u@h",
-	} {
-		if got := Redact(in); got != want {
-			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestDurationForms(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30": 30 * time.Second, "1.5": 1500 * time.Millisecond, "1m30s": 90 * time.Second, "500ms": 500 * time.Millisecond} {
@@ -222,5 +212,52 @@ func TestRangeEdges(t *testing.T) {
 	}
 	if cfg.GracePeriod != MaxDuration || cfg.ReadyTimeout != MaxDuration || cfg.Nacos.Weight != MaxWeight || cfg.Verbosity != 3 {
 		t.Fatalf("grace %v ready-timeout %v weight %v verbosity %d", cfg.GracePeriod, cfg.ReadyTimeout, cfg.Nacos.Weight, cfg.Verbosity)
+	}
+}
+
+// A password in a URL never comes back in an error, whether the URL parses
+// or not, whether it came from a flag or a variable, and also through
+// pflag's own "invalid argument" errors (its CSV reader refuses quotes).
+func TestErrorsDoNotEchoPasswords(t *testing.T) {
+	nacos := func(addr string) []string {
+		return []string{"--registry", "nacos", "--nacos-addr", addr, "--service", "s", "--port", "8080", "--ip", "10.0.0.1", "--", "x"}
+	}
+	eureka := func(u string) []string {
+		return []string{"--registry", "eureka", "--eureka-url", u, "--service", "s", "--port", "8080", "--ip", "10.0.0.1", "--", "x"}
+	}
+	base := []string{"--registry", "nacos", "--service", "s", "--port", "8080", "--ip", "10.0.0.1", "--", "x"}
+	tests := []struct {
+		name   string
+		args   []string
+		env    []string
+		secret string
+		want   string
+	}{
+		{"bad escape", nacos("http://alice:S3CRETPW@h:1/%zz"), nil, "S3CRETPW", "--nacos-addr"},
+		{"bad escape in a list", nacos("http://h:1,http://alice:S3CRETPW@h:1/%zz"), nil, "S3CRETPW", "--nacos-addr"},
+		{"space in the password", nacos("http://alice:S3CRET PW@h:1"), nil, "S3CRET PW", "--nacos-addr"},
+		{"bad port", nacos("http://alice:S3CRETPW@h:99999"), nil, "S3CRETPW", "--nacos-addr"},
+		{"quote: pflag's CSV error", nacos(`http://alice:S3"CRETPW@h:1`), nil, `S3"CRETPW`, `"--nacos-addr"`},
+		{"eureka bad escape", eureka("http://alice:S3CRETPW@h:1/%zz"), nil, "S3CRETPW", "--eureka-url"},
+		{"ready-http", []string{"--ready-http", "http://alice:S3CRETPW@h:99999/health", "--", "x"}, nil, "S3CRETPW", "--ready-http"},
+		{"env bad escape", base, []string{"GRACEFULINIT_NACOS_ADDR", "http://alice:S3CRETPW@h:1/%zz"}, "S3CRETPW", "GRACEFULINIT_NACOS_ADDR"},
+		{"env space", base, []string{"GRACEFULINIT_NACOS_ADDR", "http://alice:S3CRET PW@h:1"}, "S3CRET PW", "GRACEFULINIT_NACOS_ADDR"},
+		{"env quote: CSV error", base, []string{"GRACEFULINIT_NACOS_ADDR", `http://alice:S3"CRETPW@h:1,http://h:2`}, `S3"CRETPW`, "GRACEFULINIT_NACOS_ADDR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.args, env(tt.env...), io.Discard)
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded", tt.args)
+			}
+			msg := err.Error()
+			quoted := strings.Trim(strconv.Quote(tt.secret), `"`)
+			if strings.Contains(msg, tt.secret) || strings.Contains(msg, quoted) || strings.Contains(msg, "S3CRET") {
+				t.Fatalf("error leaks the password: %s", msg)
+			}
+			if !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q: want one line naming %s", msg, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 // Probe checks readiness once. A nil error means ready.
@@ -23,12 +25,13 @@ type HTTP struct {
 	Client *http.Client
 }
 
-func (p HTTP) String() string { return "http " + p.URL }
+// String and Check's errors mask a password in the URL's userinfo.
+func (p HTTP) String() string { return "http " + redact.URL(p.URL) }
 
 func (p HTTP) Check(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil)
 	if err != nil {
-		return err
+		return redact.Err(err, redact.Secrets(p.URL)...)
 	}
 	c := p.Client
 	if c == nil {
@@ -36,7 +39,7 @@ func (p HTTP) Check(ctx context.Context) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return redact.Err(err, redact.Secrets(p.URL)...)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 // maxBody bounds what is read from a response: instance documents are a few
@@ -28,6 +30,9 @@ type client struct {
 	bases  []string
 	hc     *http.Client
 	perTry time.Duration // bound of one attempt when ctx has no deadline
+	// secrets are masked in errors: the password and the Authorization
+	// value built from it, which a server or proxy may echo.
+	secrets []string
 
 	mu   sync.Mutex
 	next int // index of the base URL that answered last; tried first
@@ -157,7 +162,7 @@ func (c *client) once(ctx context.Context, method, base, path string, query url.
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: %w", method, redactURL(u), err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, redact.URL(u), err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -165,37 +170,17 @@ func (c *client) once(ctx context.Context, method, base, path string, query url.
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: %w", method, redactURL(u), unwrapURLError(err))
+		return answer{}, fmt.Errorf("%s %s: %w", method, redact.URL(u), redact.Err(err, c.secrets...))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: reading response: %w", method, redactURL(u), err)
+		return answer{}, fmt.Errorf("%s %s: reading response: %w", method, redact.URL(u), err)
 	}
 	if resp.StatusCode >= 500 {
-		return answer{}, &statusError{method: method, url: redactURL(u), code: resp.StatusCode}
+		return answer{}, &statusError{method: method, url: redact.URL(u), code: resp.StatusCode}
 	}
 	return answer{code: resp.StatusCode, body: b, base: base}, nil
-}
-
-// unwrapURLError drops *url.Error's own "Method URL:" prefix, which we
-// already add with a redacted URL.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redactURL hides any userinfo password; service URLs have none (New strips
-// it), but errors must stay safe even if that ever changes.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }
 
 // instancePath is the resource of one instance, below a service URL.

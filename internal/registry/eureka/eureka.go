@@ -38,6 +38,7 @@ import (
 	"github.com/hudl/fargo"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
@@ -104,7 +105,7 @@ func newEureka(cfg *config.Config, log *slog.Logger) (*Eureka, error) {
 	for _, raw := range ec.URLs {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redactURL(raw))
+			return nil, fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redact.URL(raw))
 		}
 		// config.Parse already moved userinfo into Username/Password; a
 		// caller that did not still gets the credentials out of the URL,
@@ -164,7 +165,7 @@ func newEureka(cfg *config.Config, log *slog.Logger) (*Eureka, error) {
 	default:
 		return nil, fmt.Errorf("eureka: mode %q: use mark or register", ec.Mode)
 	}
-	e.c = &client{bases: bases, hc: newHTTPClient(user, pass), perTry: e.timeout}
+	e.c = &client{bases: bases, hc: newHTTPClient(user, pass), perTry: e.timeout, secrets: []string{pass, redact.BasicAuth(user, pass)}}
 	e.stopCtx, e.halt = context.WithCancel(context.Background())
 	addSecret(pass)
 	fargoLog.Store(log.With("registry", "eureka"))
@@ -246,14 +247,14 @@ func (e *Eureka) repair(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("eureka: instance %s of %s is not registered yet (HTTP %d from %s): waiting for the app to register",
-			e.id, e.app, a.code, redactURL(a.base))
+			e.id, e.app, a.code, redact.URL(a.base))
 	}
 	if !a.ok() {
-		return &statusError{method: http.MethodGet, url: redactURL(a.base + path), code: a.code}
+		return &statusError{method: http.MethodGet, url: redact.URL(a.base + path), code: a.code}
 	}
 	ins, err := parseInstance(a.body)
 	if err != nil {
-		return fmt.Errorf("eureka: reading instance from %s: %w", redactURL(a.base), err)
+		return fmt.Errorf("eureka: reading instance from %s: %w", redact.URL(a.base), err)
 	}
 	if ins.Status != statusOutOfService && ins.OverriddenStatus != statusOutOfService {
 		e.log.Debug("instance in rotation: nothing to repair", "status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
@@ -269,9 +270,9 @@ func (e *Eureka) repair(ctx context.Context) error {
 		return fmt.Errorf("eureka: instance %s of %s disappeared while clearing its override (HTTP %d)", e.id, e.app, a.code)
 	}
 	if !a.ok() {
-		return &statusError{method: http.MethodDelete, url: redactURL(a.base + path + "/status"), code: a.code}
+		return &statusError{method: http.MethodDelete, url: redact.URL(a.base + path + "/status"), code: a.code}
 	}
-	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "server", redactURL(a.base))
+	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "server", redact.URL(a.base))
 	return nil
 }
 
@@ -294,13 +295,13 @@ func (e *Eureka) Offline(ctx context.Context) error {
 		return fmt.Errorf("eureka: marking OUT_OF_SERVICE: %w", err)
 	}
 	if a.notFound() {
-		e.log.Info("instance not registered: nothing to take out of rotation", "http_status", a.code, "server", redactURL(a.base))
+		e.log.Info("instance not registered: nothing to take out of rotation", "http_status", a.code, "server", redact.URL(a.base))
 		return nil
 	}
 	if !a.ok() {
-		return &statusError{method: http.MethodPut, url: redactURL(a.base + path), code: a.code}
+		return &statusError{method: http.MethodPut, url: redact.URL(a.base + path), code: a.code}
 	}
-	e.log.Info("instance marked OUT_OF_SERVICE", "server", redactURL(a.base))
+	e.log.Info("instance marked OUT_OF_SERVICE", "server", redact.URL(a.base))
 	return nil
 }
 
@@ -343,7 +344,7 @@ func (e *Eureka) deregister(ctx context.Context, step string) error {
 		return fmt.Errorf("eureka: deregistering: %w", err)
 	}
 	if !a.ok() && !a.notFound() {
-		return &statusError{method: http.MethodDelete, url: redactURL(a.base + path), code: a.code}
+		return &statusError{method: http.MethodDelete, url: redact.URL(a.base + path), code: a.code}
 	}
 	e.mu.Lock()
 	e.registered = false
@@ -352,7 +353,7 @@ func (e *Eureka) deregister(ctx context.Context, step string) error {
 		e.log.Info("instance not registered: nothing to deregister", "step", step, "http_status", a.code)
 		return nil
 	}
-	e.log.Info("instance deregistered", "step", step, "server", redactURL(a.base))
+	e.log.Info("instance deregistered", "step", step, "server", redact.URL(a.base))
 	return nil
 }
 
@@ -407,9 +408,9 @@ func (e *Eureka) registerInstance(ctx context.Context) error {
 		return fmt.Errorf("eureka: registering: %w", err)
 	}
 	if !a.ok() {
-		return &statusError{method: http.MethodPost, url: redactURL(a.base + path), code: a.code}
+		return &statusError{method: http.MethodPost, url: redact.URL(a.base + path), code: a.code}
 	}
-	e.log.Info("instance registered", "ip", e.ip, "port", e.port, "vip", e.vip, "server", redactURL(a.base))
+	e.log.Info("instance registered", "ip", e.ip, "port", e.port, "vip", e.vip, "server", redact.URL(a.base))
 	return nil
 }
 
@@ -479,9 +480,9 @@ func (e *Eureka) beat() {
 			e.log.Warn("eureka re-registration failed", "error", err)
 		}
 	case !a.ok():
-		e.log.Warn("eureka heartbeat refused", "error", &statusError{method: http.MethodPut, url: redactURL(a.base + path), code: a.code})
+		e.log.Warn("eureka heartbeat refused", "error", &statusError{method: http.MethodPut, url: redact.URL(a.base + path), code: a.code})
 	default:
-		e.log.Debug("eureka heartbeat", "server", redactURL(a.base))
+		e.log.Debug("eureka heartbeat", "server", redact.URL(a.base))
 	}
 }
 

@@ -2,6 +2,7 @@ package nacos
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
@@ -445,6 +447,33 @@ func TestContractUserinfoNotLeaked(t *testing.T) {
 	t.Logf("error: %v", err)
 }
 
+// Basic-auth credentials built from an address's userinfo reach the server
+// in the Authorization header; a server (or a proxy in front of it) that
+// echoes them in an error body must not put them in our errors or logs.
+// httptest: no real Nacos echoes its request headers.
+func TestContractUserinfoEchoScrubbed(t *testing.T) {
+	f := newFake(t, "nacos2")
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		user, pass, _ := r.BasicAuth()
+		http.Error(w, "denied: Authorization: "+r.Header.Get("Authorization")+" ("+r.Header.Get("Authorization")[6:]+") user "+user+" password "+pass, http.StatusForbidden)
+		return true
+	}
+	u, _ := url.Parse(f.srv.URL)
+	u.User = url.UserPassword("gi", testPassword)
+	r, sink := newContract(t, contractConfig(u.String()))
+	err := r.Offline(ctxFor(t, 2*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("Offline: %v, want the 403", err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("gi:" + testPassword))
+	for _, s := range []string{err.Error(), sink.String()} {
+		if strings.Contains(s, testPassword) || strings.Contains(s, basic) {
+			t.Fatalf("credentials leaked: %s", s)
+		}
+	}
+	t.Logf("error: %v", err)
+}
+
 func TestParseServer(t *testing.T) {
 	cases := []struct {
 		in, display, ctx, host string
@@ -480,7 +509,7 @@ func TestParseServer(t *testing.T) {
 
 func TestScrubSecrets(t *testing.T) {
 	in := `login failed: params:{"username":"gi","password":"` + testPassword + `"} url=/x?accessToken=eyJabc.def&b=1 header:{"accessToken":"eyJxyz"} ` + url.QueryEscape(testPassword+"&")
-	out := scrubSecrets(in, testPassword+"&", testPassword)
+	out := redact.Text(in, testPassword+"&", testPassword)
 	for _, leak := range []string{testPassword, "eyJabc", "eyJxyz"} {
 		if strings.Contains(out, leak) {
 			t.Fatalf("%q survived: %s", leak, out)

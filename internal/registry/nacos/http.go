@@ -8,9 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 // maxErrBody bounds how much of a server's answer goes into an error.
@@ -262,26 +263,22 @@ func (m *mark) login(ctx context.Context, idx int) (string, time.Duration, error
 
 var errNoAuthEndpoint = errors.New("no login endpoint")
 
-// tokenPattern finds token and password values in server answers and SDK
-// log lines, whatever the quoting.
-var tokenPattern = regexp.MustCompile(`(?i)("?(?:accessToken|access_token|password)"?\s*[:=]\s*"?)([^"&,\s}\]]+)`)
-
-// scrub removes secrets from text bound for an error or a log.
+// scrub removes secrets from text bound for an error or a log: the
+// password, the access token, and the basic-auth credentials of addresses
+// that carry userinfo (Go's client sends them, a server may echo them).
 func (m *mark) scrub(s string) string {
 	m.mu.Lock()
 	tok := m.token
 	m.mu.Unlock()
-	return scrubSecrets(s, m.password, tok)
+	return redact.Text(s, append(m.secrets(), tok)...)
 }
 
-func scrubSecrets(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-			if esc := url.QueryEscape(sec); esc != sec {
-				s = strings.ReplaceAll(s, esc, "xxxxx")
-			}
+func (m *mark) secrets() []string {
+	out := []string{m.password, redact.BasicAuth(m.user, m.password)}
+	for _, s := range m.servers {
+		if pw, ok := s.base.User.Password(); ok {
+			out = append(out, pw, redact.BasicAuth(s.base.User.Username(), pw))
 		}
 	}
-	return tokenPattern.ReplaceAllString(s, "${1}xxxxx")
+	return out
 }

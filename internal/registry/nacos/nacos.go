@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
@@ -84,7 +85,7 @@ func parseServer(raw string) (server, error) {
 	}
 	u, err := url.Parse(a)
 	if err != nil || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return server{}, fmt.Errorf("nacos: address %q: want a URL like http://nacos:8848", config.Redact(a))
+		return server{}, fmt.Errorf("nacos: address %q: want a URL like http://nacos:8848", redact.URL(a))
 	}
 	s := server{contextPath: strings.TrimRight(u.Path, "/"), host: u.Hostname()}
 	if s.contextPath == "" {
@@ -93,7 +94,7 @@ func parseServer(raw string) (server, error) {
 	if p := u.Port(); p != "" {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || n == 0 {
-			return server{}, fmt.Errorf("nacos: address %q: bad port", config.Redact(a))
+			return server{}, fmt.Errorf("nacos: address %q: bad port", redact.URL(a))
 		}
 		s.port = n
 	} else if u.Scheme == "https" {

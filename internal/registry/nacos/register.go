@@ -20,6 +20,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
@@ -263,7 +264,7 @@ func (r *register) newClient() (naming_client.INamingClient, error) {
 	cc := r.cc
 	c, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: &cc, ServerConfigs: r.sc})
 	if err != nil {
-		return nil, errors.New(scrubSecrets(err.Error(), r.cc.Password))
+		return nil, errors.New(redact.Text(err.Error(), r.cc.Password))
 	}
 	return c, nil
 }
@@ -280,7 +281,7 @@ func (r *register) run(ctx context.Context, what string, fn func() error) error 
 	select {
 	case err := <-done:
 		if err != nil {
-			return errors.New(scrubSecrets(err.Error(), r.cc.Password))
+			return errors.New(redact.Text(err.Error(), r.cc.Password))
 		}
 		return nil
 	case <-ctx.Done():
@@ -302,7 +303,7 @@ func (l *sdkLog) emit(level slog.Level, msg string) {
 	if !l.log.Enabled(context.Background(), level) {
 		return
 	}
-	l.log.Log(context.Background(), level, scrubSecrets(strings.TrimSpace(msg), l.secrets...))
+	l.log.Log(context.Background(), level, redact.Text(strings.TrimSpace(msg), l.secrets...))
 }
 
 func (l *sdkLog) Info(args ...interface{})  { l.emit(slog.LevelDebug, fmt.Sprint(args...)) }
