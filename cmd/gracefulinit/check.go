@@ -37,9 +37,12 @@ func check(cfg *config.Config, w io.Writer) int {
 	fmt.Fprintf(w, "  drain budget = grace-period %s - kill-margin %s - stop-timeout %s = %s\n", cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
 	mode := "fixed"
 	if cfg.DrainQuiet > 0 {
-		mode = fmt.Sprintf("until %s quiet on ports %v (at least %s)", cfg.DrainQuiet, cfg.Ports, cfg.DrainMin)
+		mode = fmt.Sprintf("until every caller of ports %v is done", cfg.Ports)
 	}
 	fmt.Fprintf(w, "  0s: registry offline starts; drain up to %s, %s\n", cfg.Drain, mode)
+	if cfg.DrainQuiet > 0 {
+		explainPeers(cfg, w)
+	}
 	fmt.Fprintf(w, "  <=%s: %s sent to the app\n", cfg.Drain, signals.Name(cfg.StopSignal))
 	fmt.Fprintf(w, "  %s: SIGKILL to the process tree; runtime deadline at %s\n", cfg.GracePeriod-cfg.KillMargin, cfg.GracePeriod)
 	if cfg.Drain+cfg.StopTimeout+cfg.KillMargin > cfg.GracePeriod {
@@ -70,6 +73,34 @@ func check(cfg *config.Config, w io.Writer) int {
 	return 0
 }
 
+// explainPeers prints the per-caller rule with the configured numbers.
+func explainPeers(cfg *config.Config, w io.Writer) {
+	fmt.Fprintf(w, "    per caller (remote address): done once quiet for max(%s, 2 x its longest gap between calls in the last 5 min);\n", cfg.DrainQuiet)
+	fmt.Fprintf(w, "    e.g. a caller every 3s is waited for %s after its last call, a busy one for %s\n", max(cfg.DrainQuiet, 6*time.Second), cfg.DrainQuiet)
+	fmt.Fprintf(w, "    the drain ends when every caller is done, not before %s, never after %s\n", max(cfg.DrainQuiet, cfg.DrainMin), cfg.Drain)
+	switch {
+	case cfg.DrainCacheMax <= 0:
+		fmt.Fprintln(w, "    no --drain-cache-max: a caller that never stops (a prober, a scraper) holds the drain to its ceiling")
+	case cfg.DrainCacheMax >= cfg.Drain:
+		fmt.Fprintf(w, "    --drain-cache-max %s is not shorter than the drain's ceiling %s: a caller that never stops holds the drain to the ceiling\n", cfg.DrainCacheMax, cfg.Drain)
+	default:
+		fmt.Fprintf(w, "    callers still calling %s after the offline took effect are not waited for (not registry consumers)\n", cfg.DrainCacheMax)
+	}
+	if len(cfg.DrainIgnore) == 0 {
+		fmt.Fprintln(w, "    no caller ignored: set HOST_IP (fieldRef status.hostIP) so that kubelet probes on the app's port are left out")
+		return
+	}
+	var ign []string
+	for _, p := range cfg.DrainIgnore {
+		ign = append(ign, p.String())
+	}
+	src := ""
+	if cfg.HostIP.IsValid() {
+		src = fmt.Sprintf(" (%s from HOST_IP)", cfg.HostIP)
+	}
+	fmt.Fprintf(w, "    left out: %s%s\n", strings.Join(ign, ", "), src)
+}
+
 // resolved is the value gracefulinit will use, which for derived settings
 // (drain defaults, IP, instance id) differs from the flag's own value.
 func resolved(cfg *config.Config, f *pflag.Flag) string {
@@ -87,6 +118,14 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		return cfg.Drain.String()
 	case "drain-quiet":
 		return cfg.DrainQuiet.String()
+	case "drain-cache-max":
+		return cfg.DrainCacheMax.String()
+	case "drain-ignore":
+		var ign []string
+		for _, p := range cfg.DrainIgnore {
+			ign = append(ign, p.String())
+		}
+		return strings.Join(ign, ",")
 	case "ip":
 		return cfg.IP
 	case "eureka-instance-id":

@@ -76,11 +76,13 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		GracePeriod: cfg.GracePeriod,
 		KillMargin:  cfg.KillMargin,
 		Drain: drain.Options{
-			Max:   cfg.Drain,
-			Quiet: cfg.DrainQuiet,
-			Min:   cfg.DrainMin,
-			Ports: cfg.Ports,
-			Addrs: drainAddrs(cfg),
+			Max:      cfg.Drain,
+			Quiet:    cfg.DrainQuiet,
+			Min:      cfg.DrainMin,
+			CacheMax: cfg.DrainCacheMax,
+			Ignore:   cfg.DrainIgnore,
+			Ports:    cfg.Ports,
+			Addrs:    drainAddrs(cfg),
 		},
 		StopSignal: cfg.StopSignal,
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,6 +68,7 @@ type container struct {
 	} `yaml:"env"`
 	Ports          []containerPort `yaml:"ports"`
 	ReadinessProbe *yaml.Node      `yaml:"readinessProbe"`
+	LivenessProbe  *yaml.Node      `yaml:"livenessProbe"`
 	Lifecycle      *struct {
 		PreStop *yaml.Node `yaml:"preStop"`
 	} `yaml:"lifecycle"`
@@ -80,6 +82,7 @@ type container struct {
 const (
 	fakePodIP   = "10.244.1.17"
 	fakePodName = "svc-7d4b9c6f5-x2kqp"
+	fakeHostIP  = "10.0.7.3"
 	fakeSecret  = "not-a-real-secret"
 )
 
@@ -204,6 +207,13 @@ func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string
 	if !podIPFromDownwardAPI(c) {
 		t.Error("POD_IP must come from the downward API: valueFrom.fieldRef.fieldPath: status.podIP")
 	}
+	// Kubelet probes come from the node's address every few seconds and
+	// never stop: a drain that waits for every caller must leave them out,
+	// or every shutdown runs to its ceiling.
+	if cfg.DrainQuiet > 0 && (c.ReadinessProbe != nil || c.LivenessProbe != nil) &&
+		!slices.ContainsFunc(cfg.DrainIgnore, func(p netip.Prefix) bool { return p.Contains(netip.MustParseAddr(fakeHostIP)) }) {
+		t.Error("the drain waits for the kubelet's probes: set HOST_IP from the downward API (fieldRef status.hostIP), or --drain-ignore the node's address")
+	}
 	if len(cfg.Command) == 0 {
 		t.Fatal("no app command after --")
 	}
@@ -264,6 +274,8 @@ func kubeletEnv(t *testing.T, c container) map[string]string {
 				env[e.Name] = fakePodIP
 			case "metadata.name":
 				env[e.Name] = fakePodName
+			case "status.hostIP":
+				env[e.Name] = fakeHostIP
 			default:
 				t.Fatalf("env %s: fieldRef %q has no stand-in in this test", e.Name, p)
 			}

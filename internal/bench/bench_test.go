@@ -355,10 +355,10 @@ func TestArgv(t *testing.T) {
 
 func TestDrainReason(t *testing.T) {
 	tests := []struct{ name, logs, want string }{
-		{"quiet", `time=x level=INFO msg="drain ended" logger=gracefulinit reason=quiet elapsed=1.5s`, "quiet"},
-		{"quoted", `time=x level=INFO msg="drain ended" reason="second signal" elapsed=1s`, "second signal"},
-		{"json is not parsed", `{"msg":"drain ended","reason":"max"}`, "unknown"},
-		{"child exited", `msg="app exited during the drain" exit_code=0`, "child exited"},
+		{"quiet", `time=x level=INFO msg="drain ended" logger=gracefulinit reason=all-quiet elapsed=1.5s`, "all-quiet"},
+		{"quoted", `time=x level=INFO msg="drain ended" reason="second-signal" elapsed=1s`, "second-signal"},
+		{"json is not parsed", `{"msg":"drain ended","reason":"ceiling"}`, "unknown"},
+		{"app-exit", `msg="app exited during the drain" exit_code=0`, "app-exit"},
 		{"none", "", "unknown"},
 	}
 	for _, tt := range tests {

@@ -248,7 +248,7 @@ func drainReason(logs string) string {
 		}
 	}
 	if strings.Contains(logs, "app exited during the drain") {
-		return "child exited"
+		return "app-exit"
 	}
 	return "unknown"
 }

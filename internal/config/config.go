@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -51,6 +52,13 @@ type Config struct {
 	DrainQuiet  time.Duration
 	DrainMin    time.Duration
 	DrainSet    bool // any of --drain, --drain-quiet, --drain-min was given
+	// DrainCacheMax: after this from the offline, callers still calling are
+	// not waited for; default 35s with Nacos, 90s with Eureka, else 0 (off).
+	DrainCacheMax time.Duration
+	// DrainIgnore are callers left out of the drain: --drain-ignore, and
+	// the node's address from HOST_IP when set.
+	DrainIgnore []netip.Prefix
+	HostIP      netip.Addr // $HOST_IP, the node's address (kubelet probes come from it); invalid when unset
 	Ports       []int
 	DrainIPs    []net.IP
 	StopSignal  syscall.Signal
@@ -247,6 +255,8 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.Drain), "drain", "longest drain before the stop signal (default 0; the whole drain budget with a registry)")
 	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
 	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
+	fs.Var((*durationValue)(&cfg.DrainCacheMax), "drain-cache-max", "callers still calling this long after the registry offline are not waited for (default 35s with nacos, 90s with eureka)")
+	fs.StringSlice("drain-ignore", nil, "leave callers in this `CIDR` or IP out of the drain (repeatable; e.g. probers); $HOST_IP, the node's address, is left out when set")
 	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
 	fs.IPSliceVar(&cfg.DrainIPs, "drain-ip", nil, "watch only traffic to this local `IP` (repeatable; for apps sharing a network namespace, e.g. hostNetwork)")
 	cfg.StopSignal = syscall.SIGTERM
@@ -514,6 +524,9 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if cfg.DrainMin > cfg.Drain {
 		return fmt.Errorf("--drain-min %s exceeds --drain %s", cfg.DrainMin, cfg.Drain)
 	}
+	if err := finishDrainPeers(cfg, lookup); err != nil {
+		return err
+	}
 	if cfg.ReadyHTTP != "" {
 		u, err := url.Parse(cfg.ReadyHTTP)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
@@ -535,6 +548,71 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 		return errors.New("--registry-timeout must be positive, e.g. 5s")
 	}
 	return finishRegistries(cfg, lookup)
+}
+
+// finishDrainPeers reads --drain-ignore, HOST_IP and --drain-cache-max.
+func finishDrainPeers(cfg *Config, lookup func(string) (string, bool)) error {
+	ignore, _ := cfg.flags.GetStringSlice("drain-ignore")
+	for _, v := range ignore {
+		p, err := parsePrefix(v)
+		if err != nil {
+			return fmt.Errorf("--drain-ignore %q: want a CIDR like 10.0.0.0/8 or an IP address", v)
+		}
+		cfg.DrainIgnore = append(cfg.DrainIgnore, p)
+	}
+	if v, ok := lookup("HOST_IP"); ok && v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return fmt.Errorf("HOST_IP=%q: want the node's IP address (set it from the downward API: fieldRef status.hostIP)", v)
+		}
+		cfg.HostIP = a.Unmap()
+		cfg.DrainIgnore = append(cfg.DrainIgnore, netip.PrefixFrom(cfg.HostIP, cfg.HostIP.BitLen()))
+	}
+	if cfg.DrainQuiet == 0 {
+		if cfg.flags.Changed("drain-cache-max") {
+			return errors.New("--drain-cache-max only applies with --drain-quiet: add --drain-quiet or remove --drain-cache-max")
+		}
+		if len(ignore) > 0 {
+			return errors.New("--drain-ignore only applies with --drain-quiet: add --drain-quiet or remove --drain-ignore")
+		}
+		return nil
+	}
+	if !cfg.flags.Changed("drain-cache-max") {
+		// The longest a consumer keeps the instance after the offline:
+		// Spring Cloud LoadBalancer's 35 s cache (Nacos); Eureka's server
+		// read cache, client fetch and Ribbon cache, 30 s each.
+		for _, r := range cfg.Registries {
+			switch r {
+			case "nacos":
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 35*time.Second)
+			case "eureka":
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 90*time.Second)
+			}
+		}
+	}
+	return nil
+}
+
+// parsePrefix reads a CIDR, or an IP as a prefix of its full length.
+func parsePrefix(v string) (netip.Prefix, error) {
+	v = strings.TrimSpace(v)
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Callers are compared in their IPv4 form.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func finishRegistries(cfg *Config, lookup func(string) (string, bool)) error {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,10 @@ func TestParseErrors(t *testing.T) {
 		{"eureka bad url", []string{"--registry", "eureka", "--port", "1", "--ip", "10.0.0.1", "--service", "s", "--eureka-url", "eureka:8761", "--", "x"}, nil, "--eureka-url"},
 		{"bad ip", []string{"--registry", "eureka", "--port", "1", "--ip", "pod", "--", "x"}, nil, "--ip \"pod\""},
 		{"password and file", []string{"--nacos-password", "a", "--nacos-password-file", "testdata/password", "--", "x"}, nil, "keep only the file"},
+		{"cache-max without quiet", []string{"--drain-cache-max", "10s", "--", "x"}, nil, "--drain-cache-max only applies with --drain-quiet"},
+		{"ignore without quiet", []string{"--drain-ignore", "10.0.0.0/8", "--", "x"}, nil, "--drain-ignore only applies with --drain-quiet"},
+		{"bad ignore", []string{"--drain-quiet", "1s", "--port", "1", "--drain-ignore", "10.0.0/8", "--", "x"}, nil, "--drain-ignore \"10.0.0/8\""},
+		{"bad HOST_IP", []string{"--drain-quiet", "1s", "--port", "1", "--", "x"}, []string{"HOST_IP", "node-1"}, "HOST_IP=\"node-1\""},
 		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "cannot read testdata/nope"},
 	}
 	for _, tt := range tests {
@@ -95,6 +100,46 @@ func TestRegistryDrainDefault(t *testing.T) {
 	}
 	if cfg.IP != "10.1.2.3" || cfg.Nacos.Addrs[0] != "http://nacos:8848" {
 		t.Fatalf("ip %q addr %q", cfg.IP, cfg.Nacos.Addrs[0])
+	}
+}
+
+// The per-peer drain's settings: cache-max defaults by registry, ignored
+// callers from --drain-ignore and HOST_IP.
+func TestDrainPeerSettings(t *testing.T) {
+	nacos := []string{"--registry", "nacos", "--nacos-addr", "n:8848", "--service", "s", "--port", "8080", "--ip", "10.0.0.5"}
+	eureka := []string{"--registry", "eureka", "--eureka-url", "http://e:8761/eureka", "--service", "s", "--port", "8080", "--ip", "10.0.0.5"}
+	tests := []struct {
+		name     string
+		args     []string
+		env      []string
+		cacheMax time.Duration
+		ignore   string
+	}{
+		{"nacos", nacos, nil, 35 * time.Second, ""},
+		{"eureka", eureka, nil, 90 * time.Second, ""},
+		{"both", []string{"--registry", "nacos,eureka", "--nacos-addr", "n", "--eureka-url", "http://e/eureka", "--service", "s", "--port", "1", "--ip", "10.0.0.5"}, nil, 90 * time.Second, ""},
+		{"no registry", []string{"--drain-quiet", "2s", "--port", "1"}, nil, 0, ""},
+		{"set", append(slices.Clone(nacos), "--drain-cache-max", "20s"), nil, 20 * time.Second, ""},
+		{"ignore and HOST_IP", append(slices.Clone(nacos), "--drain-ignore", "10.9.0.0/16,192.168.1.7", "--drain-ignore", "::ffff:10.8.0.0/112"), []string{"HOST_IP", "172.16.0.3"}, 35 * time.Second,
+			"10.9.0.0/16 192.168.1.7/32 10.8.0.0/16 172.16.0.3/32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(append(tt.args, "--", "x"), env(tt.env...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DrainCacheMax != tt.cacheMax {
+				t.Errorf("cache-max %v, want %v", cfg.DrainCacheMax, tt.cacheMax)
+			}
+			var got []string
+			for _, p := range cfg.DrainIgnore {
+				got = append(got, p.String())
+			}
+			if g := strings.Join(got, " "); g != tt.ignore {
+				t.Errorf("ignored %q, want %q", g, tt.ignore)
+			}
+		})
 	}
 }
 

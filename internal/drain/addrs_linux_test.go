@@ -90,8 +90,8 @@ func TestQuietDrainLimitedToAddrs(t *testing.T) {
 		busyHost string
 		want     Reason
 	}{
-		{"traffic to another address", "127.0.0.3", ReasonQuiet},
-		{"traffic to the watched address", "127.0.0.2", ReasonMax},
+		{"traffic to another address", "127.0.0.3", ReasonAllQuiet},
+		{"traffic to the watched address", "127.0.0.2", ReasonCeiling},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestQuietDrainLimitedToAddrs(t *testing.T) {
 			if res.Reason != tt.want {
 				t.Errorf("result %+v, want %q", res, tt.want)
 			}
-			if tt.want == ReasonQuiet {
+			if tt.want == ReasonAllQuiet {
 				within(t, "elapsed", res.Elapsed, quiet, quiet+slack)
 			}
 			if n := countLines(buf.String(), "level=WARN"); n != 0 {

@@ -1,16 +1,20 @@
 // Package drain decides when the drain window before the stop signal ends:
-// after a fixed time, or once the app's ports have gone quiet.
+// after a fixed time, or once every caller of the app has stopped calling.
 //
-// A quiet drain watches the app's TCP sockets through the kernel's
+// A watched drain reads the app's TCP sockets through the kernel's
 // sock_diag netlink interface (see Watcher): a new connection to one of the
-// app's ports, or a byte received on one, is activity. The drain ends once
-// there was none for Options.Quiet, but never before Options.Min and never
-// after Options.Max. A connection that the client opens and closes between
-// two samples is seen through the kernel's socket destroy messages, where
-// the process has CAP_NET_ADMIN. Where sock_diag cannot be used (gVisor, a
-// seccomp profile that forbids netlink, a kernel without inet_diag), the
-// drain falls back to a fixed drain of Options.Max and says so once in the
-// log.
+// app's ports, or a byte received on one, is activity of the connection's
+// remote address, its peer. While the app runs a Learner samples now and
+// then and learns each peer's longest gap between calls (see Peers); after
+// the stop signal the drain samples often and ends once every peer has been
+// quiet for max(Options.Quiet, twice its gap), never before Options.Min and
+// never after Options.Max. Peers still calling Options.CacheMax after the
+// registry offline are not waited for. A connection that the client opens
+// and closes between two samples is seen through the kernel's socket
+// destroy messages, where the process has CAP_NET_ADMIN. Where sock_diag
+// cannot be used (gVisor, a seccomp profile that forbids netlink, a kernel
+// without inet_diag), the drain falls back to a fixed drain of Options.Max
+// and says so once in the log.
 package drain
 
 import (
@@ -24,8 +28,9 @@ import (
 type Reason string
 
 const (
-	ReasonQuiet     Reason = "quiet"     // no new connection and no received byte for Options.Quiet
-	ReasonMax       Reason = "max"       // Options.Max elapsed (the whole of a fixed drain)
+	ReasonAllQuiet  Reason = "all-quiet" // every peer was done (see Peers.Decide)
+	ReasonCacheMax  Reason = "cache-max" // Options.CacheMax passed since the offline; peers still calling were not waited for
+	ReasonCeiling   Reason = "ceiling"   // Options.Max elapsed (the whole of a fixed drain)
 	ReasonCancelled Reason = "cancelled" // ctx ended first; the caller knows why
 )
 
@@ -34,12 +39,26 @@ type Options struct {
 	Max   time.Duration // longest drain; 0 means no drain
 	Quiet time.Duration // 0 means a fixed drain of Max
 	Min   time.Duration // with Quiet: never end before this
-	Ports []int         // the app's listening ports, watched when Quiet > 0
+	// CacheMax, with Quiet: the longest a registry consumer can keep the
+	// instance in a cache after the offline. Peers still calling after
+	// that are not registry consumers and are not waited for. 0: off.
+	CacheMax time.Duration
+	// Offline delivers the moment the registry offline took effect, from
+	// which CacheMax counts; nil means CacheMax counts from the drain's
+	// start. Nothing delivered (the offline failed): CacheMax never applies.
+	Offline <-chan time.Time
+	// Ignore leaves these callers out entirely: known probers, such as the
+	// kubelet on the node's address.
+	Ignore []netip.Prefix
+	Ports  []int // the app's listening ports, watched when Quiet > 0
 	// Addrs, when set, limits the watch to sockets whose local address is
 	// one of these: apps that share a network namespace (hostNetwork pods,
 	// several instances on one machine) share their ports too.
 	Addrs    []netip.Addr
-	Interval time.Duration // sampling period; 0 means 100ms
+	Interval time.Duration // sampling period of the drain; 0 means 100ms
+	// LearnInterval is a Learner's sampling period while the app runs;
+	// 0 means DefaultLearnInterval.
+	LearnInterval time.Duration
 }
 
 // DefaultInterval is the sampling period when Options.Interval is 0.
@@ -50,18 +69,31 @@ const DefaultInterval = 100 * time.Millisecond
 // it spin.
 const minStep = 2 * time.Millisecond
 
+// slowestShown is how many peers a Result names.
+const slowestShown = 3
+
 // Result is the detailed outcome of a drain, for the supervisor's summary.
 type Result struct {
 	Reason  Reason
 	Elapsed time.Duration // from the start of RunDetailed to its return
+	At      time.Time     // when it returned
 	// LastActivity is the time of the latest new connection or received
 	// byte seen on the watched ports, estimated from the kernel's per-socket
 	// timestamps (precise to a few milliseconds, not to the sample
 	// interval). It may lie before the drain began. It is zero when
 	// nothing was seen or the drain was not watched.
 	LastActivity time.Time
-	Samples      int  // sock_diag samples taken
+	Samples      int  // sock_diag samples taken during the drain
 	Fallback     bool // Quiet was asked for, but the drain ran (or finished) as a fixed drain because sock_diag failed
+	// Slowest are the peers due last, slowest first: who held the drain.
+	Slowest []PeerReport
+	// Pending are the peers not done when it ended: not waited for after
+	// cache-max, or still calling at the ceiling.
+	Pending []PeerReport
+	// TrafficAtEnd: the drain reached its ceiling while peers were still
+	// calling; the stop signal cut into their traffic.
+	TrafficAtEnd bool
+	Peers        int // peers known at the end
 }
 
 // Run blocks until the drain should end and says why. See RunDetailed.
@@ -70,29 +102,25 @@ func Run(ctx context.Context, o Options, log *slog.Logger) Reason {
 }
 
 // RunDetailed blocks until the drain should end and reports why and what
-// it saw.
+// it saw. It knows no peer's habits from before it started: see Learner.
 //
-// Max <= 0 returns ReasonMax at once. Quiet <= 0 is a fixed drain: it
-// returns ReasonMax after Max. Otherwise it samples the sockets on Ports
-// every Interval and returns ReasonQuiet at the first moment when Min has
-// passed and nothing reached the ports for Quiet. The quiet time is counted
-// from the later of the drain's start and the last activity, so a quiet
-// drain lasts at least Quiet even for an app that was idle before it:
-// consumers that still hold the instance in a cache get that long to show
-// up. It returns ReasonMax after Max at the latest, and ReasonCancelled as
-// soon as ctx is done. It starts no goroutines.
+// Max <= 0 returns ReasonCeiling at once. Quiet <= 0 is a fixed drain: it
+// returns ReasonCeiling after Max. Otherwise it samples the sockets on
+// Ports every Interval and returns as Peers.Decide says: ReasonAllQuiet,
+// ReasonCacheMax or ReasonCeiling, and ReasonCancelled as soon as ctx is
+// done. It starts no goroutines.
 //
 // Activity is dated from the kernel's per-socket timestamps and the loop
-// takes a sample exactly when the quiet time would run out, so the drain
-// ends within a few milliseconds of it whatever the Interval. The Interval
-// bounds instead how long a connection can exist without being sampled. A
-// connection that the client opens and closes between two samples leaves
-// no socket behind; the kernel's destroy messages report it, and it is
-// dated up to an Interval late, which can only lengthen the drain. Reading
-// those messages takes CAP_NET_ADMIN in the network namespace: without it
-// such a connection goes unseen (logged once at debug level).
+// takes a sample exactly when the drain would end, so it ends within a few
+// milliseconds of that whatever the Interval. The Interval bounds instead
+// how long a connection can exist without being sampled. A connection
+// that the client opens and closes between two samples leaves no socket
+// behind; the kernel's destroy messages report it, and it is dated up to an
+// Interval late, which can only lengthen the drain. Reading those messages
+// takes CAP_NET_ADMIN in the network namespace: without it such a
+// connection goes unseen (logged once at debug level).
 func RunDetailed(ctx context.Context, o Options, log *slog.Logger) Result {
-	return run(ctx, o, log, func(ports []int) (sampler, error) { return newSampler(ports, o.Addrs) })
+	return run(ctx, o, log, learned{}, func(ports []int) (sampler, error) { return newSampler(ports, o.Addrs) })
 }
 
 // sampler is what run needs from a Watcher; tests substitute failing ones.
@@ -107,6 +135,11 @@ type goneReporter interface {
 	goneUnwatched() error
 }
 
+// opener is the Linux Watcher's: the sample taken when it was opened.
+type opener interface {
+	firstSample() Sample
+}
+
 func newSampler(ports []int, addrs []netip.Addr) (sampler, error) {
 	w, err := newWatcherAddrs(ports, addrs)
 	if err != nil {
@@ -115,16 +148,39 @@ func newSampler(ports []int, addrs []netip.Addr) (sampler, error) {
 	return w, nil
 }
 
-func run(ctx context.Context, o Options, log *slog.Logger, newW func([]int) (sampler, error)) Result {
+// learned is what a Learner hands over to the drain: its open sampler (nil
+// if it has none) and what it learned.
+type learned struct {
+	w     sampler
+	peers *Peers
+}
+
+func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func([]int) (sampler, error)) Result {
 	start := time.Now()
-	res := Result{Reason: ReasonMax}
+	res := Result{Reason: ReasonCeiling}
+	pol := Policy{Quiet: o.Quiet, Min: o.Min, Max: o.Max, CacheMax: o.CacheMax}
+	peers := st.peers
+	if peers == nil {
+		peers = NewPeers(o.Ignore)
+	}
+	w := st.w
+	// Whoever returns owns the sampler now.
+	defer func() {
+		if w == nil {
+			return
+		}
+		if err := w.Close(); err != nil {
+			log.Debug("drain: closing the sock_diag socket", "err", err)
+		}
+	}()
 	finish := func(r Reason) Result {
 		res.Reason = r
-		res.Elapsed = time.Since(start)
+		res.At = time.Now()
+		res.Elapsed = res.At.Sub(start)
 		return res
 	}
 	if o.Max <= 0 {
-		return finish(ReasonMax)
+		return finish(ReasonCeiling)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -136,24 +192,30 @@ func run(ctx context.Context, o Options, log *slog.Logger, newW func([]int) (sam
 	if ctx.Err() != nil {
 		return finish(ReasonCancelled)
 	}
-	w, err := newW(o.Ports)
-	if err != nil {
-		log.Warn("drain: cannot watch the app's connections; draining for the full time instead of until quiet",
-			"err", err, "drain", o.Max)
-		res.Fallback = true
-		return finish(waitUntil(ctx, maxAt))
-	}
-	defer func() {
-		if err := w.Close(); err != nil {
-			log.Debug("drain: closing the sock_diag socket", "err", err)
+	if w == nil {
+		var err error
+		if w, err = newW(o.Ports); err != nil {
+			log.Warn("drain: cannot watch the app's connections; draining for the full time instead of until quiet",
+				"err", err, "drain", o.Max)
+			res.Fallback = true
+			return finish(waitUntil(ctx, maxAt))
 		}
-	}()
+		if f, ok := w.(opener); ok {
+			s := f.firstSample()
+			peers.Observe(s.At, s.Peers)
+			res.LastActivity = s.LastActivity
+		}
+	}
 
 	interval := o.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	minAt := start.Add(o.Min)
+	offline := time.Time{}
+	offlineCh := o.Offline
+	if offlineCh == nil {
+		offline = start
+	}
 	gone, _ := w.(goneReporter)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -167,6 +229,7 @@ func run(ctx context.Context, o Options, log *slog.Logger, newW func([]int) (sam
 		}
 		res.Samples++
 		res.LastActivity = s.LastActivity
+		peers.Observe(s.At, s.Peers)
 		if gone != nil {
 			if err := gone.goneUnwatched(); err != nil {
 				// Debug: without CAP_NET_ADMIN, as in most pods, this is
@@ -180,45 +243,43 @@ func run(ctx context.Context, o Options, log *slog.Logger, newW func([]int) (sam
 			log.Warn("drain: nothing listens on the watched ports; is --port right?", "ports", o.Ports)
 		}
 
-		quietFrom := start
-		if s.LastActivity.After(quietFrom) {
-			quietFrom = s.LastActivity
-		}
-		endAt := quietFrom.Add(o.Quiet)
-		if endAt.Before(minAt) {
-			endAt = minAt
-		}
 		now := s.At
-		if !now.Before(endAt) {
-			return finish(ReasonQuiet)
-		}
-		if !now.Before(maxAt) {
-			return finish(ReasonMax)
+		d := peers.Decide(now, start, offline, pol)
+		if d.End {
+			res.Slowest = peers.Slowest(now, pol, slowestShown)
+			res.Pending = d.Pending
+			res.TrafficAtEnd = d.Reason == ReasonCeiling && len(d.Pending) > 0
+			res.Peers = peers.Len()
+			return finish(d.Reason)
 		}
 		// Sleep to the next sample, or exactly to the moment the drain would
 		// end if nothing happens meanwhile: the sample taken then confirms
-		// the silence, so the drain ends within a sample's cost of the quiet
+		// the silence, so the drain ends within a sample's cost of its
 		// deadline instead of up to an interval after it.
 		next := now.Add(interval)
-		if endAt.Before(next) {
-			next = endAt
+		if d.Next.Before(next) {
+			next = d.Next
 		}
-		if maxAt.Before(next) {
-			next = maxAt
-		}
-		if d := next.Sub(now); d < minStep {
+		if dt := next.Sub(now); dt < minStep {
 			next = now.Add(minStep)
 		}
 		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
+			res.Slowest = peers.Slowest(time.Now(), pol, slowestShown)
+			res.Peers = peers.Len()
 			return finish(ReasonCancelled)
+		case t := <-offlineCh:
+			// cache-max counts from here; decide again at once.
+			// (Since Go 1.23 a stopped timer's channel holds nothing stale.)
+			offline, offlineCh = t, nil
+			timer.Stop()
 		case <-timer.C:
 		}
 	}
 }
 
-// waitUntil blocks until t (ReasonMax) or until ctx is done (ReasonCancelled).
+// waitUntil blocks until t (ReasonCeiling) or until ctx is done (ReasonCancelled).
 func waitUntil(ctx context.Context, t time.Time) Reason {
 	if ctx.Err() != nil {
 		return ReasonCancelled
@@ -227,7 +288,7 @@ func waitUntil(ctx context.Context, t time.Time) Reason {
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return ReasonMax
+		return ReasonCeiling
 	case <-ctx.Done():
 		return ReasonCancelled
 	}

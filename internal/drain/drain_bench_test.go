@@ -113,11 +113,11 @@ func benchWatchCPU(b *testing.B, period time.Duration, conns int, churn bool, na
 			c0 := cpuTime(b)
 			time.Sleep(period)
 			c1 := cpuTime(b)
-			res := run(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log,
+			res := run(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log, learned{},
 				func(ports []int) (sampler, error) { return openWatcher(ports, nil, defaultConfigs, join) })
 			c2 := cpuTime(b)
-			if res.Reason != ReasonMax || res.Fallback {
-				b.Fatalf("drain %+v, want ReasonMax without fallback", res)
+			if res.Reason != ReasonCeiling || res.Fallback {
+				b.Fatalf("drain %+v, want ReasonCeiling without fallback", res)
 			}
 			idle += c1 - c0
 			watch += c2 - c1
@@ -150,8 +150,8 @@ func BenchmarkQuietDelay(b *testing.B) {
 				last = send(b, conn)
 			}
 			res := await(b, ch, 10*time.Second)
-			if res.Reason != ReasonQuiet {
-				b.Fatalf("drain %+v, want ReasonQuiet", res)
+			if res.Reason != ReasonAllQuiet {
+				b.Fatalf("drain %+v, want ReasonAllQuiet", res)
 			}
 			end := start.Add(res.Elapsed)
 			delays = append(delays, float64(end.Sub(last)-quiet)/float64(time.Millisecond))

@@ -32,12 +32,12 @@ func TestNoDrain(t *testing.T) {
 			log, _ := testLogger(t)
 			start := time.Now()
 			res := RunDetailed(tt.ctx, tt.o, log)
-			if res.Reason != ReasonMax || res.Samples != 0 || res.Fallback {
-				t.Errorf("RunDetailed = %+v, want ReasonMax without samples", res)
+			if res.Reason != ReasonCeiling || res.Samples != 0 || res.Fallback {
+				t.Errorf("RunDetailed = %+v, want ReasonCeiling without samples", res)
 			}
 			within(t, "elapsed", time.Since(start), 0, 50*time.Millisecond)
-			if r := Run(tt.ctx, tt.o, log); r != ReasonMax {
-				t.Errorf("Run = %q, want %q", r, ReasonMax)
+			if r := Run(tt.ctx, tt.o, log); r != ReasonCeiling {
+				t.Errorf("Run = %q, want %q", r, ReasonCeiling)
 			}
 		})
 	}
@@ -60,8 +60,8 @@ func TestFixedDrain(t *testing.T) {
 			start := time.Now()
 			res := RunDetailed(t.Context(), tt.o, log)
 			elapsed := time.Since(start)
-			if res.Reason != ReasonMax || res.Samples != 0 || res.Fallback {
-				t.Errorf("RunDetailed = %+v, want ReasonMax without samples", res)
+			if res.Reason != ReasonCeiling || res.Samples != 0 || res.Fallback {
+				t.Errorf("RunDetailed = %+v, want ReasonCeiling without samples", res)
 			}
 			within(t, "elapsed", elapsed, tt.o.Max, tt.o.Max+slack)
 			within(t, "Result.Elapsed", res.Elapsed, tt.o.Max, elapsed)
@@ -165,10 +165,10 @@ func TestFallbackToFixedDrain(t *testing.T) {
 			f := &failingSampler{ok: 2}
 			o := Options{Max: max, Quiet: 10 * time.Second, Ports: []int{8080}, Interval: 20 * time.Millisecond}
 			start := time.Now()
-			res := run(t.Context(), o, log, tt.newW(f))
+			res := run(t.Context(), o, log, learned{}, tt.newW(f))
 			elapsed := time.Since(start)
-			if res.Reason != ReasonMax || !res.Fallback || res.Samples != tt.wantSamples {
-				t.Errorf("run = %+v, want ReasonMax, Fallback, %d samples", res, tt.wantSamples)
+			if res.Reason != ReasonCeiling || !res.Fallback || res.Samples != tt.wantSamples {
+				t.Errorf("run = %+v, want ReasonCeiling, Fallback, %d samples", res, tt.wantSamples)
 			}
 			within(t, "elapsed", elapsed, max, max+slack)
 			if n := countLines(buf.String(), tt.wantLog); n != 1 {
@@ -190,7 +190,7 @@ func TestFallbackHonoursCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
 	defer cancel()
 	o := Options{Max: 10 * time.Second, Quiet: time.Second, Ports: []int{8080}}
-	res := run(ctx, o, log, func([]int) (sampler, error) { return nil, ErrUnavailable })
+	res := run(ctx, o, log, learned{}, func([]int) (sampler, error) { return nil, ErrUnavailable })
 	if res.Reason != ReasonCancelled || !res.Fallback {
 		t.Errorf("run = %+v, want ReasonCancelled with Fallback", res)
 	}
@@ -200,8 +200,8 @@ func TestFallbackHonoursCancel(t *testing.T) {
 func TestNilLogger(t *testing.T) {
 	t.Parallel()
 	o := Options{Max: 50 * time.Millisecond, Quiet: time.Second, Ports: []int{8080}}
-	res := run(t.Context(), o, nil, func([]int) (sampler, error) { return nil, ErrUnavailable })
-	if res.Reason != ReasonMax || !res.Fallback {
-		t.Errorf("run = %+v, want ReasonMax with Fallback", res)
+	res := run(t.Context(), o, nil, learned{}, func([]int) (sampler, error) { return nil, ErrUnavailable })
+	if res.Reason != ReasonCeiling || !res.Fallback {
+		t.Errorf("run = %+v, want ReasonCeiling with Fallback", res)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -178,7 +179,7 @@ func (w *Watcher) readGone() {
 			// about watched ports when the filter is on: plenty of traffic.
 			// The queued ones are still there to read.
 			now := time.Now()
-			w.note(now, now)
+			w.note(netip.Addr{}, now, now, 1)
 			continue
 		}
 		w.goneErr = fmt.Errorf("reading sock_diag destroy messages: %w", err)
@@ -188,7 +189,7 @@ func (w *Watcher) readGone() {
 	}
 	// Still more: connections close faster than they can be read.
 	now := time.Now()
-	w.note(now, now)
+	w.note(netip.Addr{}, now, now, 1)
 }
 
 // parseGone handles one datagram from the destroy groups, read at at.
@@ -264,7 +265,7 @@ func (w *Watcher) settleGone() {
 				if t.Before(w.prevStart) {
 					t = w.prevStart
 				}
-				w.note(t, e.at)
+				w.note(addrOf(e.conn.family, e.conn.dst[:]), t, e.at, 1)
 			}
 			continue
 		}
@@ -284,7 +285,7 @@ func (w *Watcher) settleGone() {
 		}
 		// Opened and closed between two samples: no dump ever saw it.
 		w.s.GoneUnseen++
-		w.note(e.t, e.at)
+		w.note(addrOf(e.conn.family, e.conn.dst[:]), e.t, e.at, 1)
 	}
 }
 

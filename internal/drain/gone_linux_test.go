@@ -99,8 +99,8 @@ func TestQuietDrainClientClosesFirst(t *testing.T) {
 		max     time.Duration
 		want    Reason
 	}{
-		{"ends quiet after the traffic stops", 2 * time.Second, 10 * time.Second, ReasonQuiet},
-		{"goes on while the traffic flows", 0, 3 * time.Second, ReasonMax},
+		{"ends quiet after the traffic stops", 2 * time.Second, 10 * time.Second, ReasonAllQuiet},
+		{"goes on while the traffic flows", 0, 3 * time.Second, ReasonCeiling},
 	}
 	for _, f := range families {
 		for _, tt := range tests {
@@ -140,7 +140,7 @@ func TestQuietDrainClientClosesFirst(t *testing.T) {
 				if res.Reason != tt.want || res.Fallback {
 					t.Fatalf("result = %+v, want %q without fallback", res, tt.want)
 				}
-				if tt.want == ReasonMax {
+				if tt.want == ReasonCeiling {
 					within(t, "elapsed", res.Elapsed, tt.max, tt.max+slack)
 					return
 				}
@@ -340,13 +340,13 @@ func TestGoneJoinFails(t *testing.T) {
 			o := Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}
 			var w *Watcher
 			start := time.Now()
-			res := run(t.Context(), o, log, func(ports []int) (sampler, error) {
+			res := run(t.Context(), o, log, learned{}, func(ports []int) (sampler, error) {
 				var err error
 				w, err = openWatcher(ports, nil, defaultConfigs, tt.join)
 				return w, err
 			})
-			if res.Reason != ReasonQuiet || res.Fallback {
-				t.Errorf("result %+v, want ReasonQuiet without fallback", res)
+			if res.Reason != ReasonAllQuiet || res.Fallback {
+				t.Errorf("result %+v, want ReasonAllQuiet without fallback", res)
 			}
 			within(t, "elapsed", time.Since(start), o.Quiet, o.Quiet+slack)
 			want := 0

@@ -33,8 +33,8 @@ func TestQuietDrainEndsAfterTrafficStops(t *testing.T) {
 			}
 			res := await(t, ch, 15*time.Second)
 			end := start.Add(res.Elapsed)
-			if res.Reason != ReasonQuiet || res.Fallback {
-				t.Fatalf("result = %+v, want ReasonQuiet without fallback", res)
+			if res.Reason != ReasonAllQuiet || res.Fallback {
+				t.Fatalf("result = %+v, want ReasonAllQuiet without fallback", res)
 			}
 			within(t, "end - last request - quiet", end.Sub(last)-quiet, -stampSlack, slack)
 			within(t, "LastActivity - last request", res.LastActivity.Sub(last), -stampSlack, stampSlack)
@@ -81,8 +81,8 @@ func TestQuietDrainContinuesWhileTrafficFlows(t *testing.T) {
 			res := await(t, ch, 10*time.Second)
 			cancel()
 			<-stopped
-			if res.Reason != ReasonMax || res.Fallback {
-				t.Fatalf("result = %+v, want ReasonMax without fallback", res)
+			if res.Reason != ReasonCeiling || res.Fallback {
+				t.Fatalf("result = %+v, want ReasonCeiling without fallback", res)
 			}
 			within(t, "elapsed", res.Elapsed, max, max+slack)
 		})
@@ -113,8 +113,8 @@ func TestNewConnectionIsActivity(t *testing.T) {
 				dialled := time.Now()
 				res := await(t, ch, 15*time.Second)
 				end := start.Add(res.Elapsed)
-				if res.Reason != ReasonQuiet {
-					t.Fatalf("result = %+v, want ReasonQuiet", res)
+				if res.Reason != ReasonAllQuiet {
+					t.Fatalf("result = %+v, want ReasonAllQuiet", res)
 				}
 				within(t, "end - connect - quiet", end.Sub(dialled)-quiet, -stampSlack, slack)
 				within(t, "LastActivity - connect", res.LastActivity.Sub(dialled), -stampSlack, stampSlack)
@@ -133,8 +133,8 @@ func TestQuietCountsFromDrainStart(t *testing.T) {
 	log, _ := testLogger(t)
 	start := time.Now()
 	res := RunDetailed(t.Context(), Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, log)
-	if res.Reason != ReasonQuiet {
-		t.Fatalf("result = %+v, want ReasonQuiet", res)
+	if res.Reason != ReasonAllQuiet {
+		t.Fatalf("result = %+v, want ReasonAllQuiet", res)
 	}
 	within(t, "elapsed", time.Since(start), quiet, quiet+slack)
 	within(t, "LastActivity - request before the drain", res.LastActivity.Sub(old), -stampSlack, stampSlack)
@@ -151,9 +151,9 @@ func TestMinIsRespected(t *testing.T) {
 		traffic  bool
 		wantWhat Reason
 	}{
-		{"min longer than quiet", 200 * time.Millisecond, time.Second, time.Second, time.Second + slack, false, ReasonQuiet},
-		{"min shorter than quiet", 600 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond, 600*time.Millisecond + slack, false, ReasonQuiet},
-		{"min beyond max", 200 * time.Millisecond, 5 * time.Second, 1500 * time.Millisecond, 1500*time.Millisecond + slack, false, ReasonMax},
+		{"min longer than quiet", 200 * time.Millisecond, time.Second, time.Second, time.Second + slack, false, ReasonAllQuiet},
+		{"min shorter than quiet", 600 * time.Millisecond, 200 * time.Millisecond, 600 * time.Millisecond, 600*time.Millisecond + slack, false, ReasonAllQuiet},
+		{"min beyond max", 200 * time.Millisecond, 5 * time.Second, 1500 * time.Millisecond, 1500*time.Millisecond + slack, false, ReasonCeiling},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,8 +190,8 @@ func TestQuietDrainWatchesSeveralPorts(t *testing.T) {
 		send(t, co)
 	}
 	res := await(t, ch, 15*time.Second)
-	if res.Reason != ReasonQuiet {
-		t.Fatalf("result = %+v, want ReasonQuiet", res)
+	if res.Reason != ReasonAllQuiet {
+		t.Fatalf("result = %+v, want ReasonAllQuiet", res)
 	}
 	within(t, "end - last watched request - quiet", start.Add(res.Elapsed).Sub(last)-quiet, -stampSlack, slack)
 }
@@ -204,7 +204,7 @@ func TestRunStartsNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	log, _ := testLogger(t)
 	seen := 0
-	res := run(t.Context(), Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}, log,
+	res := run(t.Context(), Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}, log, learned{},
 		func(ports []int) (sampler, error) {
 			w, err := NewWatcher(ports)
 			if err != nil {
@@ -212,8 +212,8 @@ func TestRunStartsNoGoroutines(t *testing.T) {
 			}
 			return countingSampler{w, &seen, before, t}, nil
 		})
-	if res.Reason != ReasonQuiet || seen == 0 {
-		t.Fatalf("result %+v after %d checked samples, want ReasonQuiet", res, seen)
+	if res.Reason != ReasonAllQuiet || seen == 0 {
+		t.Fatalf("result %+v after %d checked samples, want ReasonAllQuiet", res, seen)
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("%d goroutines after the drain, %d before", after, before)

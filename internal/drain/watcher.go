@@ -27,4 +27,7 @@ type Sample struct {
 	// GoneUnseen left nothing that a sample saw, neither the connection
 	// nor a TIME_WAIT socket: opened and closed by the client in between.
 	Gone, GoneUnseen int
+	// Peers is the activity of each remote address in this sample, in no
+	// order; the next Sample reuses it.
+	Peers []PeerActivity
 }

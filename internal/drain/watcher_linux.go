@@ -41,6 +41,7 @@ const (
 	// Offsets in struct tcp_info (checked against unix.TCPInfo in a test).
 	offLastDataRecv  = 52  // tcpi_last_data_recv, ms since data (or the handshake) was last received
 	offBytesReceived = 128 // tcpi_bytes_received, since Linux 4.1
+	offDataSegsIn    = 152 // tcpi_data_segs_in, since Linux 4.6
 
 	// TCP_TIMEWAIT_LEN, a kernel constant: a TIME_WAIT socket's age is this
 	// minus the time left on its timer.
@@ -159,6 +160,12 @@ type Watcher struct {
 
 	gone    *goneWatch // nil when destroyed sockets are not watched, and goneErr says why
 	goneErr error
+
+	// The peers active in the sample being taken: peerAt indexes peerBuf,
+	// which the Sample returns and the next one reuses.
+	peerAt  map[netip.Addr]int
+	peerBuf []PeerActivity
+	first   Sample // the sample NewWatcher took, with its own copy of Peers
 }
 
 // LimitAddrs makes the Watcher count only sockets whose local address is
@@ -210,7 +217,9 @@ func (w *Watcher) localAllowed(m []byte) bool {
 type connState struct {
 	kind     uint8
 	hasBytes bool
+	hasSegs  bool
 	bytes    uint64 // tcpi_bytes_received, less the peer's FIN
+	segs     uint32 // tcpi_data_segs_in
 }
 
 const (
@@ -246,6 +255,7 @@ func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig, join join
 		buf:    make([]byte, recvBufLen),
 		prev:   make(map[uint64]connState, 64),
 		cur:    make(map[uint64]connState, 64),
+		peerAt: make(map[netip.Addr]int, 16),
 	}
 	w.setAddrs(addrs)
 	// Subscribed before the first sample, so that no connection falls
@@ -256,10 +266,13 @@ func openWatcher(ports []int, addrs []netip.Addr, configs []reqConfig, join join
 	var msgs []string
 	for _, c := range configs {
 		w.configure(c)
-		if _, err := w.Sample(); err != nil {
+		s, err := w.Sample()
+		if err != nil {
 			msgs = append(msgs, fmt.Sprintf("%s (filter %t): %v", c.mode, c.filter, err))
 			continue
 		}
+		s.Peers = slices.Clone(s.Peers)
+		w.first = s
 		return w, nil
 	}
 	// Nothing more to learn from sockets that did not work.
@@ -310,7 +323,13 @@ func (w *Watcher) forget() {
 	}
 	w.prevStart = time.Time{}
 	w.last = time.Time{}
+	clear(w.peerAt)
+	w.peerBuf = w.peerBuf[:0]
 }
+
+// firstSample is the sample NewWatcher took: what it saw of the
+// connections that already existed.
+func (w *Watcher) firstSample() Sample { return w.first }
 
 // newRequest lays out a dump request: netlink header, a zeroed body of
 // bodyLen bytes, and the bytecode attribute if bc is not nil.
@@ -364,6 +383,8 @@ func (w *Watcher) begin(now time.Time) {
 	w.described = 0
 	w.startAt = now
 	clear(w.cur)
+	clear(w.peerAt)
+	w.peerBuf = w.peerBuf[:0]
 	if w.gone != nil {
 		clear(w.gone.curTW)
 	}
@@ -378,6 +399,7 @@ func (w *Watcher) commit() Sample {
 	}
 	w.prevStart = w.startAt
 	w.s.LastActivity = w.last
+	w.s.Peers = w.peerBuf
 	return w.s
 }
 
@@ -555,9 +577,15 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 				c.bytes--
 			}
 		}
+		if len(info) >= offDataSegsIn+4 {
+			c.hasSegs = true
+			c.segs = binary.NativeEndian.Uint32(info[offDataSegsIn:])
+		}
 		switch {
 		case !seen || prev.kind != kindFull || !c.hasBytes || !prev.hasBytes:
-			w.note(t, at)
+			// A new connection: its handshake, and a request per data
+			// segment it has received.
+			w.note(peerOf(m), t, at, max(1, int(c.segs)))
 		case c.bytes > prev.bytes:
 			// Data arrived since the previous sample described the socket,
 			// which it did after it began. The stamp is in jiffies and may
@@ -565,7 +593,11 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 			if t.Before(w.prevStart) {
 				t = w.prevStart
 			}
-			w.note(t, at)
+			n := 1
+			if c.hasSegs && prev.hasSegs && c.segs > prev.segs {
+				n = int(c.segs - prev.segs)
+			}
+			w.note(peerOf(m), t, at, n)
 		}
 		// Same count as before: no data since, whatever the stamp says.
 		w.cur[cookie] = c
@@ -574,7 +606,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		// the previous sample, so now errs by less than an interval.
 		w.s.Conns++
 		if !seen {
-			w.note(at, at)
+			w.note(peerOf(m), at, at, 1)
 		}
 		w.cur[cookie] = connState{kind: kindReq}
 	default:
@@ -593,7 +625,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 					t = w.prevStart
 				}
 			}
-			w.note(t, at)
+			w.note(peerOf(m), t, at, 1)
 			if w.gone != nil {
 				// Its full socket's destroy message comes under another
 				// cookie when no dump saw it alive: see settleGone.
@@ -604,14 +636,48 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 	}
 }
 
-// note records activity at t, which cannot be later than the sample.
-func (w *Watcher) note(t, at time.Time) {
+// note records n requests from peer, the latest at t, which cannot be
+// later than the sample. The zero peer is activity the kernel did not
+// attribute.
+func (w *Watcher) note(peer netip.Addr, t, at time.Time, n int) {
 	if t.After(at) {
 		t = at
 	}
 	if t.After(w.last) {
 		w.last = t
 	}
+	if w.peerAt == nil {
+		w.peerAt = make(map[netip.Addr]int, 16)
+	}
+	i, ok := w.peerAt[peer]
+	if !ok {
+		i = len(w.peerBuf)
+		w.peerAt[peer] = i
+		w.peerBuf = append(w.peerBuf, PeerActivity{Addr: peer})
+	}
+	a := &w.peerBuf[i]
+	if t.After(a.Last) {
+		a.Last = t
+	}
+	a.Count += n
+}
+
+// peerOf reads the remote address of the socket in m.
+func peerOf(m []byte) netip.Addr {
+	return addrOf(m[offFamily], m[offDst:offDst+16])
+}
+
+// addrOf reads an inet_diag address of family f; IPv4-mapped IPv6
+// addresses come out as IPv4, so a dual-stack listener's IPv4 callers are
+// the same peers as a plain IPv4 listener's.
+func addrOf(f byte, b []byte) netip.Addr {
+	switch f {
+	case unix.AF_INET:
+		return netip.AddrFrom4([4]byte(b[:4]))
+	case unix.AF_INET6:
+		return netip.AddrFrom16([16]byte(b[:16])).Unmap()
+	}
+	return netip.Addr{}
 }
 
 // findAttr returns the payload of the first netlink attribute of type typ.

@@ -305,8 +305,8 @@ func TestWatcherNoListener(t *testing.T) {
 	// Run warns, once, and still drains until quiet.
 	log, buf := testLogger(t)
 	res := RunDetailed(t.Context(), Options{Max: 5 * time.Second, Quiet: 200 * time.Millisecond, Ports: []int{port}}, log)
-	if res.Reason != ReasonQuiet || res.Fallback {
-		t.Errorf("result %+v, want ReasonQuiet", res)
+	if res.Reason != ReasonAllQuiet || res.Fallback {
+		t.Errorf("result %+v, want ReasonAllQuiet", res)
 	}
 	if n := countLines(buf.String(), "nothing listens on the watched ports"); n != 1 {
 		t.Errorf("%d warnings about the missing listener, want 1:\n%s", n, buf)

@@ -90,12 +90,14 @@ type run struct {
 	termSig     syscall.Signal
 	deadline    time.Time
 	killTimer   *time.Timer
+	learner     *drain.Learner // learns the app's callers until the drain takes over; nil without a watched drain
 	drainCancel context.CancelFunc
 	drainCh     chan drain.Result
 	drainResult *drain.Result
 	drainReason string
 	drainEnd    time.Time
 	offlineCh   chan offlineResult
+	offlineDone chan time.Time // when the offline took effect, for the drain's cache-max
 	offline     *offlineResult
 	offlineStop context.CancelFunc
 	stopAt      time.Time
@@ -160,6 +162,9 @@ func Run(o Options) int {
 
 	if code, ok := r.start(); !ok {
 		return code
+	}
+	if o.Drain.Quiet > 0 && o.Drain.Max > 0 {
+		r.learner = drain.Learn(o.Drain, r.log)
 	}
 	// Off the start path: it costs milliseconds, and the signals it adds
 	// are dropped rather than fatal until it is done.
@@ -272,6 +277,7 @@ func (r *run) loop(sigs chan os.Signal) int {
 		case res := <-r.drainCh:
 			r.drainCh = nil
 			r.drainResult = &res
+			r.reportPeers(res)
 			r.endDrain(string(res.Reason))
 		case res := <-r.offlineCh:
 			r.offlineCh = nil
@@ -337,7 +343,7 @@ func (r *run) onTerm(sig syscall.Signal) {
 	switch r.phase {
 	case phaseDraining:
 		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(sig))
-		r.endDrain("second signal")
+		r.endDrain("second-signal")
 		return
 	case phaseStopping:
 		r.signalChild(sig, r.o.PGroup)
@@ -375,8 +381,17 @@ func (r *run) onTerm(sig syscall.Signal) {
 	r.drainCancel = dcancel
 	r.drainCh = make(chan drain.Result, 1)
 	opts := r.o.Drain
-	log := r.log
-	go func() { r.drainCh <- drain.RunDetailed(dctx, opts, log) }()
+	if r.offlineDone != nil {
+		opts.Offline = r.offlineDone
+	}
+	log, learner, ch := r.log, r.learner, r.drainCh
+	go func() {
+		if learner != nil {
+			ch <- learner.Drain(dctx, opts, log)
+			return
+		}
+		ch <- drain.RunDetailed(dctx, opts, log)
+	}()
 	r.log.Info("draining", "max", opts.Max, "quiet", opts.Quiet, "min", opts.Min, "ports", opts.Ports)
 }
 
@@ -387,10 +402,15 @@ func (r *run) startOffline(killAt time.Time) {
 	octx, ocancel := context.WithDeadline(context.Background(), killAt)
 	r.offlineStop = ocancel
 	r.offlineCh = make(chan offlineResult, 1)
+	r.offlineDone = make(chan time.Time, 1)
+	ch, done := r.offlineCh, r.offlineDone
 	go func() {
 		start := time.Now()
 		err := r.o.Hooks.Offline(octx)
-		r.offlineCh <- offlineResult{err: err, took: time.Since(start)}
+		if err == nil {
+			done <- time.Now()
+		}
+		ch <- offlineResult{err: err, took: time.Since(start)}
 	}()
 }
 
@@ -408,6 +428,9 @@ func (r *run) endDrain(reason string) {
 	attrs := []any{"reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond)}
 	if res := r.drainResult; res != nil && !res.LastActivity.IsZero() {
 		attrs = append(attrs, "last_traffic_ago", r.drainEnd.Sub(res.LastActivity).Round(time.Millisecond))
+	}
+	if res := r.drainResult; res != nil && res.Peers > 0 {
+		attrs = append(attrs, "peers", res.Peers, "slowest", drain.FormatPeers(res.Slowest, res.At))
 	}
 	r.log.Info("drain ended", attrs...)
 	r.sendStop()
@@ -496,8 +519,11 @@ func exitCode(ws unix.WaitStatus) int {
 func (r *run) finish(ws unix.WaitStatus) int {
 	exitAt := time.Now()
 	code := exitCode(ws)
+	if r.learner != nil {
+		r.learner.Stop()
+	}
 	if r.phase == phaseDraining {
-		r.drainReason = "child exited"
+		r.drainReason = "app-exit"
 		r.drainEnd = exitAt
 		r.log.Info("app exited during the drain", "exit_code", code)
 	}
@@ -587,6 +613,8 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"offline_took", offlineTook,
 		"drain_end", r.drainReason,
 		"drain", drainLen,
+		"drain_peers", r.drainPeers(),
+		"traffic_at_end", r.drainResult != nil && r.drainResult.TrafficAtEnd,
 		"stop_signal", signals.Name(r.o.StopSignal),
 		"stop_sent_at", since(r.stopAt),
 		"child_exit_at", since(exitAt),
@@ -596,6 +624,26 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"total", since(exitAt),
 		"deadline", r.o.GracePeriod.String(),
 	)
+}
+
+// reportPeers says whom a drain that ended by itself did not wait for.
+func (r *run) reportPeers(res drain.Result) {
+	switch {
+	case res.TrafficAtEnd:
+		r.log.Warn("drain reached its ceiling while traffic was still arriving: the stop signal cuts into it; raise --grace-period, or --drain-ignore callers that never stop",
+			"still_calling", drain.FormatPeers(res.Pending, res.At))
+	case res.Reason == drain.ReasonCacheMax:
+		r.log.Info("not waiting for callers still calling after --drain-cache-max: registry consumers have let go of the instance by then, so these are not registry consumers",
+			"still_calling", drain.FormatPeers(res.Pending, res.At))
+	}
+}
+
+// drainPeers names the peers that held the drain longest, for the summary.
+func (r *run) drainPeers() string {
+	if r.drainResult == nil {
+		return "-"
+	}
+	return drain.FormatPeers(r.drainResult.Slowest, r.drainResult.At)
 }
 
 // descendants lists every process below root, read from /proc, deepest last.

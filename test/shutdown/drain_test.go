@@ -22,10 +22,10 @@ func TestDrainThenStop(t *testing.T) {
 		drainEnd string
 		exit     int // gracefulinit's code; the JVM's is always 143
 	}{
-		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond, 30 * time.Second, "max", 143},
-		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond, 8 * time.Second, "max", 143},
+		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond, 30 * time.Second, "ceiling", 143},
+		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond, 8 * time.Second, "ceiling", 143},
 		{"no drain", nil, 0, 300 * time.Millisecond, 30 * time.Second, "none", 143},
-		{"remap 143 to 0", []string{"--drain", "1s", "--remap-exit", "143"}, time.Second, 0, 30 * time.Second, "max", 0},
+		{"remap 143 to 0", []string{"--drain", "1s", "--remap-exit", "143"}, time.Second, 0, 30 * time.Second, "ceiling", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +117,8 @@ func TestQuietDrainEndsEarly(t *testing.T) {
 			between(t, "last request to the JVM's TERM", term.Sub(last), time.Second-quietSlack, time.Second+3*late)
 			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 3*time.Second-early, 10*time.Second)
 			s := a.summary()
-			if s.DrainEnd != "quiet" || s.Killed || s.ExitCode != 143 {
-				t.Errorf("summary %+v: want drain_end quiet, not killed, exit 143", s)
+			if s.DrainEnd != "all-quiet" || s.Killed || s.ExitCode != 143 {
+				t.Errorf("summary %+v: want drain_end all-quiet, not killed, exit 143", s)
 			}
 		})
 	}
@@ -150,8 +150,8 @@ func TestQuietDrainKeepsGoing(t *testing.T) {
 			}
 			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 4*time.Second-early, 4*time.Second+late)
 			s := a.summary()
-			if s.DrainEnd != "max" || s.Killed || s.ExitCode != 143 {
-				t.Errorf("summary %+v: want drain_end max, not killed, exit 143", s)
+			if s.DrainEnd != "ceiling" || s.Killed || s.ExitCode != 143 {
+				t.Errorf("summary %+v: want drain_end ceiling, not killed, exit 143", s)
 			}
 			between(t, "summary drain", s.Drain, 4*time.Second, 4*time.Second+late)
 		})

@@ -31,8 +31,8 @@ func TestChildExitsDuringDrain(t *testing.T) {
 		t.Errorf("the app got TERM although it exited during the drain: %v", a.evs())
 	}
 	s := a.summary()
-	if s.DrainEnd != "child exited" || s.Killed || s.ExitCode != 3 || s.ChildCode != 3 {
-		t.Errorf("summary %+v: want drain_end \"child exited\", not killed, exit 3", s)
+	if s.DrainEnd != "app-exit" || s.Killed || s.ExitCode != 3 || s.ChildCode != 3 {
+		t.Errorf("summary %+v: want drain_end \"app-exit\", not killed, exit 3", s)
 	}
 	if s.StopSentAt >= 0 {
 		t.Errorf("summary stop_sent_at %v: no stop signal should have been sent", s.StopSentAt)
@@ -57,8 +57,8 @@ func TestSecondTermEndsDrain(t *testing.T) {
 	between(t, "second SIGTERM to the JVM's TERM", term.Sub(second), -early, late)
 	between(t, "first SIGTERM to the JVM's TERM", term.Sub(first), time.Second-early, time.Second+late)
 	s := a.summary()
-	if s.DrainEnd != "second signal" || s.Killed || s.ExitCode != 143 {
-		t.Errorf("summary %+v: want drain_end \"second signal\", not killed, exit 143", s)
+	if s.DrainEnd != "second-signal" || s.Killed || s.ExitCode != 143 {
+		t.Errorf("summary %+v: want drain_end \"second-signal\", not killed, exit 143", s)
 	}
 	between(t, "summary drain", s.Drain, time.Second-early, time.Second+late)
 }

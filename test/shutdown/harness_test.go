@@ -49,6 +49,7 @@ type appConfig struct {
 	jvm      []string // TestApp flags; --events is added
 	child    []string // a non-JVM child, instead of TestApp
 	withPort bool     // give TestApp a free --port
+	env      []string // added to gracefulinit's environment
 }
 
 // start runs gracefulinit with JSON logs at debug level, so that tests can
@@ -85,7 +86,7 @@ func start(t *testing.T, c appConfig) *app {
 		}
 		args = append(args, argv...)
 	}
-	a.p = testbin.Start(t, testbin.Options{PID1: c.pid1, Dir: dir}, args...)
+	a.p = testbin.Start(t, testbin.Options{PID1: c.pid1, Dir: dir, Env: c.env}, args...)
 	return a
 }
 
@@ -259,9 +260,21 @@ type client struct {
 
 func startClient(t *testing.T, port int, interval time.Duration, mode connMode) *client {
 	t.Helper()
+	return startClientFrom(t, port, interval, mode, "")
+}
+
+// startClientFrom is startClient with the client's own source address
+// (127.0.100.N), so that the drain sees it as a peer of its own; "" lets
+// the kernel choose.
+func startClientFrom(t *testing.T, port int, interval time.Duration, mode connMode, from string) *client {
+	t.Helper()
 	c := &client{stopCh: make(chan struct{}), done: make(chan struct{})}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	tr := &http.Transport{MaxIdleConnsPerHost: 1}
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DialContext: d.DialContext}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: tr}
 	go func() {
 		defer close(c.done)
@@ -275,7 +288,7 @@ func startClient(t *testing.T, port int, interval time.Duration, mode connMode) 
 			if mode == keepAlive {
 				err = getPooled(hc, "http://"+addr+"/")
 			} else {
-				err = getOnce(addr, mode)
+				err = getOnce(d, addr, mode)
 			}
 			c.mu.Lock()
 			if err == nil {
@@ -317,8 +330,8 @@ func getPooled(hc *http.Client, url string) error {
 // first is the point, so the exchange is spelled out rather than left to
 // net/http: with serverCloses the client waits for the app's FIN; with
 // clientCloses it hangs up as soon as it has the response.
-func getOnce(addr string, mode connMode) error {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+func getOnce(d *net.Dialer, addr string, mode connMode) error {
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -64,8 +64,8 @@ func TestReadinessGatesDrain(t *testing.T) {
 			s := a.summary()
 			if tt.ready {
 				between(t, "SIGTERM to the JVM's hook", got, drain-early, drain+late)
-				if s.DrainEnd != "max" {
-					t.Errorf("summary drain_end %q, want max", s.DrainEnd)
+				if s.DrainEnd != "ceiling" {
+					t.Errorf("summary drain_end %q, want ceiling", s.DrainEnd)
 				}
 			} else {
 				between(t, "SIGTERM to the JVM's hook", got, -early, late)

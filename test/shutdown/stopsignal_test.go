@@ -36,7 +36,7 @@ while :; do sleep 0.05; done`
 			t.Errorf("the child got %q, want only QUIT", b)
 		}
 		s := a.summary()
-		if s.StopSignal != "SIGQUIT" || s.Signal != "SIGTERM" || s.DrainEnd != "max" || s.Killed || s.ExitCode != 0 {
+		if s.StopSignal != "SIGQUIT" || s.Signal != "SIGTERM" || s.DrainEnd != "ceiling" || s.Killed || s.ExitCode != 0 {
 			t.Errorf("summary %+v: want stop_signal SIGQUIT after a SIGTERM, drain_end max, not killed, exit 0", s)
 		}
 	})
