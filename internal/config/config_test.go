@@ -168,7 +168,6 @@ func TestPasswordFile(t *testing.T) {
 	}
 }
 
-
 func TestDurationForms(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30": 30 * time.Second, "1.5": 1500 * time.Millisecond, "1m30s": 90 * time.Second, "500ms": 500 * time.Millisecond} {
 		var d durationValue

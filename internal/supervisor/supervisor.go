@@ -10,6 +10,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,7 @@ type run struct {
 	termAt      time.Time
 	termSig     syscall.Signal
 	deadline    time.Time
+	killAt      time.Time // deadline minus kill margin: nothing of ours runs past it
 	killTimer   *time.Timer
 	learner     *drain.Learner // learns the app's callers until the drain takes over; nil without a watched drain
 	drainCancel context.CancelFunc
@@ -102,6 +104,7 @@ type run struct {
 	offlineStop context.CancelFunc
 	stopAt      time.Time
 	killed      bool
+	closeResult string // how Hooks.Close ended, for the summary
 }
 
 // offlineAnswerWait bounds the wait, after the app exited, for a cancelled
@@ -353,6 +356,7 @@ func (r *run) onTerm(sig syscall.Signal) {
 	r.termAt, r.termSig = now, sig
 	r.deadline = now.Add(r.o.GracePeriod)
 	killAt := r.deadline.Add(-r.o.KillMargin)
+	r.killAt = killAt
 	r.killTimer = time.NewTimer(time.Until(killAt))
 	r.log.Info("stop signal received", "signal", signals.Name(sig), "deadline_in", r.o.GracePeriod, "kill_in", time.Until(killAt).Round(time.Millisecond))
 	if r.readyStop != nil {
@@ -540,11 +544,13 @@ func (r *run) finish(ws unix.WaitStatus) int {
 		r.offlineStop()
 	}
 	if r.offlineCh != nil {
+		wait := time.NewTimer(r.bounded(offlineAnswerWait))
 		select {
 		case res := <-r.offlineCh:
 			r.offline = &res
-		case <-time.After(offlineAnswerWait):
+		case <-wait.C:
 		}
+		wait.Stop()
 	}
 	r.closeHooks()
 
@@ -562,25 +568,39 @@ func (r *run) finish(ws unix.WaitStatus) int {
 	return final
 }
 
+// bounded returns d, or less so that a wait after the app's exit ends by
+// the kill point: past it the runtime's SIGKILL may land any moment, and
+// gracefulinit must have logged its summary and exited with the app's code.
+func (r *run) bounded(d time.Duration) time.Duration {
+	if !r.killAt.IsZero() {
+		d = min(d, time.Until(r.killAt))
+	}
+	return max(d, 0)
+}
+
+// closeHooks runs Hooks.Close within CloseTimeout, and within the kill
+// point once a stop sequence started. A hook that does not return in time
+// is abandoned: its goroutine dies with the process.
 func (r *run) closeHooks() {
 	if _, none := r.o.Hooks.(NoHooks); none {
 		return
 	}
-	limit := time.Now().Add(r.o.CloseTimeout)
-	if !r.deadline.IsZero() && r.deadline.Before(limit) {
-		limit = r.deadline
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(context.Background(), r.bounded(r.o.CloseTimeout))
 	defer cancel()
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- r.o.Hooks.Close(ctx) }()
 	select {
 	case err := <-done:
 		if err != nil {
+			r.closeResult = "failed: " + err.Error()
 			r.log.Warn("registry close failed", "error", err)
+			return
 		}
+		r.closeResult = "ok"
 	case <-ctx.Done():
-		r.log.Warn("registry close abandoned at its time limit")
+		r.closeResult = "abandoned"
+		r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.killAt).Round(time.Millisecond))
 	}
 }
 
@@ -611,6 +631,7 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"signal", signals.Name(r.termSig),
 		"offline", offline,
 		"offline_took", offlineTook,
+		"close", cmp.Or(r.closeResult, "none"),
 		"drain_end", r.drainReason,
 		"drain", drainLen,
 		"drain_peers", r.drainPeers(),

@@ -1,0 +1,92 @@
+package shutdown
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hangingServer accepts connections and never answers, as a registry
+// behind a wedged proxy does; a real server cannot be made to do that on
+// cue. The connections stay open until the test ends.
+func hangingServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestHungRegistryNeverMakesTheExitLate: with a registry that accepts and
+// never answers, every registry step after the app's exit (Eureka's
+// deregistration on close, in register mode or with
+// --eureka-deregister-on-exit) gives up by the kill point, deadline minus
+// kill margin. gracefulinit used to wait until the deadline itself, racing
+// the runtime's SIGKILL, which loses the summary and the app's exit code.
+func TestHungRegistryNeverMakesTheExitLate(t *testing.T) {
+	t.Parallel()
+	const grace, margin = 6 * time.Second, 2 * time.Second
+	tests := []struct {
+		name string
+		mode []string
+	}{
+		{"eureka mark, deregister on exit", []string{"--eureka-mode", "mark", "--eureka-deregister-on-exit"}},
+		{"eureka register", []string{"--eureka-mode", "register"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			addr := hangingServer(t)
+			init := append([]string{
+				"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
+				"--registry", "eureka", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",
+				"--port", "8080", "--ip", "127.0.0.1", "--registry-timeout", "10s",
+			}, tt.mode...)
+			a := start(t, appConfig{pid1: true, init: init,
+				child: []string{"sh", "-c", `trap 'exit 7' TERM; echo READY; while :; do sleep 0.05; done`}})
+			a.waitStdout("READY", 10*time.Second)
+			time.Sleep(300 * time.Millisecond) // the online step is under way, hanging
+			sent := a.term()
+			code, exited := a.wait(3 * grace)
+			took := exited.Sub(sent)
+			if code != 7 {
+				t.Errorf("exit code %d, want the app's 7\nstderr:\n%s", code, a.p.Stderr)
+			}
+			// The kill point is grace - margin after SIGTERM; the margin
+			// is there for the runtime, so gracefulinit's own exit must
+			// come before the kill point, with slack for a loaded machine.
+			if limit := grace - margin + margin/4; took > limit {
+				t.Errorf("gracefulinit exited %v after SIGTERM, want by the kill point %v (+%v slack); deadline %v\nstderr:\n%s",
+					took.Round(time.Millisecond), grace-margin, margin/4, grace, a.p.Stderr)
+			}
+			s := a.summary()
+			if s.ExitCode != 7 || s.ChildCode != 7 || s.Killed || s.Record.Str("close") != "abandoned" {
+				t.Errorf("summary %+v: want the app's exit 7, not killed, close abandoned", s)
+			}
+			t.Logf("SIGTERM to exit: %v (kill point %v, deadline %v)", took.Round(time.Millisecond), grace-margin, grace)
+		})
+	}
+}
