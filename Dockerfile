@@ -5,8 +5,11 @@
 #   ENTRYPOINT ["/gracefulinit", "--grace-period", "30s", "-e", "143", "--"]
 #   CMD ["java", "-jar", "/app/app.jar"]
 #
-# /gracefulinit-nosdk is built with -tags nosdk: the registry steps speak the
-# registries' HTTP APIs directly instead of linking the Nacos SDK (smaller).
+# /gracefulinit is all that every mode needs but one. --nacos-mode register
+# runs the Nacos SDK in a helper process, /gracefulinit-nacos, which
+# gracefulinit looks for in its own directory: copy it too, for that mode only:
+#
+#   COPY --from=ghcr.io/gracefulinit/gracefulinit:VERSION /gracefulinit-nacos /gracefulinit-nacos
 #
 # Build (docker buildx or podman; cross-compiles, no emulation needed):
 #   docker buildx build --platform linux/amd64,linux/arm64 \
@@ -30,7 +33,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     set -eu; \
     ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}"; \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit ./cmd/gracefulinit; \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -tags nosdk -ldflags "$ldflags" -o /out/gracefulinit-nosdk ./cmd/gracefulinit
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
 FROM scratch
 ARG VERSION=dev
@@ -43,6 +46,6 @@ LABEL org.opencontainers.image.title="gracefulinit" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
 COPY --from=build /out/gracefulinit /gracefulinit
-COPY --from=build /out/gracefulinit-nosdk /gracefulinit-nosdk
+COPY --from=build /out/gracefulinit-nacos /gracefulinit-nacos
 ENTRYPOINT ["/gracefulinit"]
 CMD ["--version"]

@@ -11,16 +11,15 @@ CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/d
 IMAGE     ?= gracefulinit:$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: all build build-nosdk test test-short bench lint demo rollout jars polaris deps image test-container release clean
+.PHONY: all build test test-short bench lint demo rollout jars polaris deps image test-container release clean
 
 all: build
 
+# bin/gracefulinit is PID 1 for every mode; bin/gracefulinit-nacos is the
+# helper that runs the Nacos SDK for --nacos-mode register, found next to it.
 build:
 	$(GOBUILD) -o bin/gracefulinit ./cmd/gracefulinit
-
-# The same binary without the Nacos SDK (register mode then refuses to start).
-build-nosdk:
-	$(GOBUILD) -tags nosdk -o bin/gracefulinit-nosdk ./cmd/gracefulinit
+	$(GOBUILD) -o bin/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
 # Installs what the tests use (Debian packages, a cached Polaris build), then runs every test.
 test: deps
@@ -29,13 +28,12 @@ test: deps
 test-short:
 	$(GO) test -count=1 -short ./...
 
-bench: deps build build-nosdk
+bench: deps build
 	$(GO) run ./internal/bench/cmd/bench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags nosdk ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Test and benchmark dependencies, idempotent: peer inits, load tools, container runtime.
@@ -66,13 +64,14 @@ image:
 test-container: deps
 	$(GO) test -count=1 -v -timeout 20m ./test/container/ ./examples/kubernetes/
 
-# Static release binaries with checksums, in dist/.
+# Static release binaries with checksums, in dist/: gracefulinit for every
+# mode, gracefulinit-nacos beside it only for --nacos-mode register.
 release:
 	rm -rf dist && mkdir -p dist
 	set -e; for p in $(PLATFORMS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-$$os-$$arch ./cmd/gracefulinit; \
-	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -tags nosdk -o dist/gracefulinit-nosdk-$$os-$$arch ./cmd/gracefulinit; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-nacos-$$os-$$arch ./cmd/gracefulinit-nacos; \
 	done
 	cd dist && sha256sum gracefulinit-* > SHA256SUMS
 

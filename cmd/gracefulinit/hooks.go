@@ -12,6 +12,17 @@ import (
 )
 
 // backends maps --registry names to their constructors.
+//
+// The rule for registry code in this process, PID 1: no third-party
+// registry client runs here. A panic in a goroutine a library starts
+// cannot be recovered from outside it, and a library's log.Fatalf ends the
+// process: either would kill the container's init and leave the instance
+// registered. So Nacos register mode runs nacos-sdk-go in the helper
+// process gracefulinit-nacos (internal/registry/nacos/helper.go), which
+// gracefulinit restarts when it dies; mark mode and Eureka are our own
+// net/http code (Eureka borrows hudl/fargo's instance model to encode its
+// JSON; none of fargo's client code runs). Our own registry code recovers its panics into errors
+// (registry.Set for every call, the helper's manager and pipe reader).
 var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry, error){
 	"nacos":  nacos.New,
 	"eureka": eureka.New,

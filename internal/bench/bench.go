@@ -31,13 +31,13 @@ import (
 // ratio is taken against.
 const (
 	NameGracefulinit = "gracefulinit"
-	NameNoSDK        = "gracefulinit-nosdk"
 	NameTini         = "tini-static"
 	NameDumbInit     = "dumb-init"
 	NameCatatonit    = "catatonit"
 	// The Go floor (cmd/gofloor), built by the run itself: what any Go
 	// init pays before it does anything of its own, bare and with the
-	// registry libraries gracefulinit's full build links.
+	// registry library gracefulinit links (nacos-sdk-go lives in the
+	// gracefulinit-nacos helper, not in PID 1).
 	NameGoFloor     = "go-floor"
 	NameGoFloorDeps = "go-floor+deps"
 )
@@ -46,8 +46,7 @@ const (
 type Config struct {
 	Quick bool // small sample counts: a smoke run of every section in well under a minute
 
-	Gracefulinit string // the full build
-	NoSDK        string // the -tags nosdk build; may be missing or identical to the full one
+	Gracefulinit string // bin/gracefulinit (PID 1; the Nacos SDK is in its helper)
 	TiniStatic   string
 	DumbInit     string
 	Catatonit    string
@@ -69,7 +68,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Gracefulinit: "bin/gracefulinit",
-		NoSDK:        "bin/gracefulinit-nosdk",
 		TiniStatic:   "/usr/bin/tini-static",
 		DumbInit:     "/usr/bin/dumb-init",
 		Catatonit:    "/usr/bin/catatonit",
@@ -281,7 +279,6 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 	list := []Init{
 		{NameGracefulinit, r.cfg.Gracefulinit, StyleGracefulinit},
-		{NameNoSDK, r.cfg.NoSDK, StyleGracefulinit},
 		{NameTini, r.cfg.TiniStatic, StyleTini},
 		{NameDumbInit, r.cfg.DumbInit, StyleDumbInit},
 		{NameCatatonit, r.cfg.Catatonit, StyleCatatonit},
@@ -296,13 +293,9 @@ func (r *runner) setup(ctx context.Context) error {
 	if full == nil || !full.Present {
 		return fmt.Errorf("gracefulinit binary %q not found: run make build", r.cfg.Gracefulinit)
 	}
-	if ns := r.info(NameNoSDK); ns != nil && ns.Present && ns.SHA256 == full.SHA256 {
-		ns.Note = "identical to the full build: the nosdk build tag changes nothing yet"
-		r.rep.Meta.Notes = append(r.rep.Meta.Notes, "gracefulinit-nosdk is byte-identical to gracefulinit: the nosdk build tag is not implemented yet.")
-	}
 	for _, i := range r.rep.Inits {
 		if !i.Present {
-			r.rep.Meta.Notes = append(r.rep.Meta.Notes, fmt.Sprintf("%s not found at %s: left out (scripts/deps.sh installs the peers; make build-nosdk builds the nosdk binary).", i.Name, i.Path))
+			r.rep.Meta.Notes = append(r.rep.Meta.Notes, fmt.Sprintf("%s not found at %s: left out (scripts/deps.sh installs the peers).", i.Name, i.Path))
 		}
 	}
 	return nil

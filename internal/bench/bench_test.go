@@ -17,12 +17,12 @@ import (
 )
 
 // TestQuickRun runs every section in quick mode against real binaries:
-// gracefulinit built here (full and nosdk) and the Debian peers, which
+// gracefulinit built here and the Debian peers, which
 // scripts/deps.sh installs if they are missing.
 func TestQuickRun(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Quick = true
-	cfg.Gracefulinit, cfg.NoSDK = buildGracefulinit(t)
+	cfg.Gracefulinit = buildGracefulinit(t)
 	ensurePeers(t, cfg)
 	var progress bytes.Buffer
 	cfg.Log = &progress
@@ -42,7 +42,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: present=%v size=%d", i.Name, i.Present, i.Size)
 		}
 	}
-	names := []string{NameGracefulinit, NameNoSDK, NameTini, NameDumbInit, NameCatatonit, NameGoFloor, NameGoFloorDeps}
+	names := []string{NameGracefulinit, NameTini, NameDumbInit, NameCatatonit, NameGoFloor, NameGoFloorDeps}
 	peers := []string{NameGracefulinit, NameTini, NameDumbInit, NameCatatonit, NameGoFloor}
 
 	if rep.RSS == nil || len(rep.RSS.Modes) != 2 {
@@ -184,7 +184,7 @@ func okRuns(name string, failed, measured, want int) bool {
 func TestCancelCleansUp(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Quick = true
-	cfg.Gracefulinit, cfg.NoSDK = buildGracefulinit(t)
+	cfg.Gracefulinit = buildGracefulinit(t)
 	ensurePeers(t, cfg)
 	cfg.Sections = []string{"drain"}
 	progress := &capBuffer{max: 1 << 20}
@@ -230,7 +230,6 @@ func TestUnknownSection(t *testing.T) {
 var (
 	buildOnce   sync.Once
 	builtFull   string
-	builtNoSDK  string
 	buildErr    error
 	buildTmpDir string
 )
@@ -244,9 +243,9 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// buildGracefulinit builds the full and the nosdk binary as the Makefile
-// does, once per test process.
-func buildGracefulinit(t *testing.T) (full, nosdk string) {
+// buildGracefulinit builds gracefulinit as the Makefile does, once per
+// test process.
+func buildGracefulinit(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := moduleDir()
@@ -258,8 +257,8 @@ func buildGracefulinit(t *testing.T) (full, nosdk string) {
 			buildErr = err
 			return
 		}
-		builtFull, builtNoSDK = filepath.Join(buildTmpDir, "gracefulinit"), filepath.Join(buildTmpDir, "gracefulinit-nosdk")
-		for _, b := range []struct{ out, tags string }{{builtFull, ""}, {builtNoSDK, "nosdk"}} {
+		builtFull = filepath.Join(buildTmpDir, "gracefulinit")
+		for _, b := range []struct{ out, tags string }{{builtFull, ""}} {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
 			cmd.Dir = root
@@ -275,7 +274,7 @@ func buildGracefulinit(t *testing.T) (full, nosdk string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return builtFull, builtNoSDK
+	return builtFull
 }
 
 // ensurePeers installs the peer inits through the project's own script

@@ -71,9 +71,9 @@ func (r *runner) measureReap(ctx context.Context) error {
 }
 
 func (r *runner) reapStorm(ctx context.Context, how string, runs int) (ReapStorm, error) {
-	// The nosdk build reaps with the very same code: its row would only
-	// lengthen the longest section.
-	inits := r.present(NameNoSDK, NameGoFloorDeps)
+	// The floor with deps reaps with the very same code as the bare one:
+	// its row would only lengthen the longest section.
+	inits := r.present(NameGoFloorDeps)
 	res := ReapStorm{How: how, Orphans: r.p.orphans, Runs: runs}
 	type acc struct {
 		total, spawn, tail []float64

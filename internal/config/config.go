@@ -100,6 +100,7 @@ type Nacos struct {
 	Weight    float64
 	Metadata  map[string]string
 	CacheDir  string
+	Helper    string // gracefulinit-nacos for register mode; empty: next to gracefulinit
 }
 
 // Eureka configures the Eureka registry step.
@@ -289,6 +290,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register)")
 	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
+	fs.StringVar(&cfg.Nacos.Helper, "nacos-helper", "", "the gracefulinit-nacos `PATH` that runs the Nacos SDK for register mode (default: next to gracefulinit)")
 
 	fs.StringSliceVar(&cfg.Eureka.URLs, "eureka-url", nil, "Eureka service URLs, e.g. http://eureka:8761/eureka (comma list)")
 	fs.StringVar(&cfg.Eureka.App, "eureka-app", "", "Eureka app name (default --service)")

@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,7 +29,10 @@ type Registry interface {
 	Close(ctx context.Context) error
 }
 
-// Set runs registries side by side as supervisor hooks.
+// Set runs registries side by side as supervisor hooks. Its goroutines run
+// inside PID 1, so a panic in a registry's method is recovered into that
+// call's error (see safe): a bug in registry code must cost the
+// registration, never the container.
 type Set struct {
 	Registries []Registry
 	// Timeout bounds each single call (--registry-timeout).
@@ -70,7 +74,7 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := s.callCtx(ctx)
-		err := r.Online(cctx)
+		err := safe(r, "online", r.Online, cctx)
 		cancel()
 		if err == nil {
 			s.Log.Info("registry online", "registry", r.Name(), "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -106,7 +110,7 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 // see the instance go offline once it is back, inside the budget.
 func (s *Set) Offline(ctx context.Context) error {
 	return s.each(ctx, "offline", false, func(r Registry, ctx context.Context) error {
-		return s.retry(ctx, r, r.Offline)
+		return s.retry(ctx, r, func(ctx context.Context) error { return safe(r, "offline", r.Offline, ctx) })
 	})
 }
 
@@ -146,7 +150,20 @@ func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) 
 
 // Close calls every registry's Close in parallel, each bounded.
 func (s *Set) Close(ctx context.Context) error {
-	return s.each(ctx, "close", true, Registry.Close)
+	return s.each(ctx, "close", true, func(r Registry, ctx context.Context) error {
+		return safe(r, "close", r.Close, ctx)
+	})
+}
+
+// safe calls step and turns a panic in it into an error naming the
+// registry and the step.
+func safe(r Registry, step string, call func(context.Context) error, ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in %s %s: %v", r.Name(), step, p)
+		}
+	}()
+	return call(ctx)
 }
 
 // each runs call for every registry in parallel; perCall bounds each by the

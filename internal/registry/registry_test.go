@@ -101,3 +101,45 @@ func TestCloseCallsEveryRegistry(t *testing.T) {
 		t.Fatal("Close must reach every registry once")
 	}
 }
+
+// panicky panics in every call, the first time or always.
+type panicky struct {
+	onlineCalls atomic.Int32
+}
+
+func (p *panicky) Name() string { return "p" }
+func (p *panicky) Online(context.Context) error {
+	if p.onlineCalls.Add(1) == 1 {
+		panic("first online")
+	}
+	return nil
+}
+func (p *panicky) Offline(context.Context) error { panic("offline") }
+func (p *panicky) Close(context.Context) error   { panic(errors.New("close")) }
+
+// TestPanicsBecomeErrors: the Set runs in PID 1's goroutines; a panicking
+// registry costs its step, which is retried or reported, never the process.
+func TestPanicsBecomeErrors(t *testing.T) {
+	p := &panicky{}
+	s := newSet(p, &scripted{name: "ok"})
+	s.Online(context.Background())
+	if n := p.onlineCalls.Load(); n != 2 {
+		t.Errorf("online calls %d, want 2 (the panic retried like an error)", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	tests := []struct {
+		step string
+		call func(context.Context) error
+		want string
+	}{
+		{"offline", s.Offline, "p: panic in p offline: offline"},
+		{"close", s.Close, "p: panic in p close: close"},
+	}
+	for _, tt := range tests {
+		err := tt.call(ctx)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %v, want %q", tt.step, err, tt.want)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/drain"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
+	"github.com/gracefulinit/gracefulinit/internal/spawn"
 )
 
 // Options configure one supervised run.
@@ -502,6 +503,10 @@ func (r *run) reap() (unix.WaitStatus, bool) {
 		}
 		if pid == r.pid {
 			main, found = ws, true
+			continue
+		}
+		// A registry helper started through spawn: its starter gets the status.
+		if spawn.Reaped(pid, syscall.WaitStatus(ws)) {
 			continue
 		}
 		r.log.Debug("reaped orphan", "pid", pid, "status", exitCode(ws))

@@ -56,6 +56,9 @@ func Build(t testing.TB, pkg string) string {
 	return b.path
 }
 
+// goBuild builds pkg into a fresh directory and returns the binary's path.
+// pkg may be a space-separated list of main packages, built into the same
+// directory; the path returned is the first one's.
 func goBuild(pkg string) (string, error) {
 	root, err := repo.Root()
 	if err != nil {
@@ -65,15 +68,19 @@ func goBuild(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-trimpath", "-o", path, pkg)
+	pkgs := strings.Fields(pkg)
+	out := filepath.Join(dir, filepath.Base(pkgs[0]))
+	if len(pkgs) > 1 {
+		out = dir + "/"
+	}
+	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", out}, pkgs...)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
-	return path, nil
+	return filepath.Join(dir, filepath.Base(pkgs[0])), nil
 }
 
 // RemoveBuilt deletes the binaries Build made, for a TestMain to call after
@@ -89,10 +96,18 @@ func RemoveBuilt() {
 }
 
 // Binary returns the path of gracefulinit built for this test process
-// (static, like the release).
+// (static, like the release), with gracefulinit-nacos, the register-mode
+// helper, beside it as in the image.
 func Binary(t testing.TB) string {
 	t.Helper()
-	return Build(t, "./cmd/gracefulinit")
+	return Build(t, "./cmd/gracefulinit ./cmd/gracefulinit-nacos")
+}
+
+// Helper returns the path of gracefulinit-nacos, the register-mode helper,
+// next to Binary's gracefulinit.
+func Helper(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(Binary(t)), "gracefulinit-nacos")
 }
 
 // Proc is a running gracefulinit.
@@ -133,13 +148,19 @@ type Options struct {
 	// binary's path and args are appended. It must exec gracefulinit (so
 	// the pid stays the same), e.g. to start it with a dirty signal state.
 	Wrapper []string
+	// Binary, if set, is run instead of Binary(t): a copy elsewhere, e.g.
+	// without the helper beside it.
+	Binary string
 }
 
 // Start runs gracefulinit with args. It is killed (with its whole
 // namespace) in t.Cleanup if still running.
 func Start(t testing.TB, o Options, args ...string) *Proc {
 	t.Helper()
-	bin := Binary(t)
+	bin := o.Binary
+	if bin == "" {
+		bin = Binary(t)
+	}
 	argv := append(append(append([]string{}, o.Wrapper...), bin), args...)
 	if o.PID1 {
 		argv = pidns.Argv(argv...)

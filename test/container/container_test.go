@@ -56,9 +56,9 @@ func testDistImage(t *testing.T, p *podman, img images) {
 		t.Log("GRACEFULINIT_TEST_BINARY is set: the Dockerfile was not built")
 		return
 	}
-	for _, bin := range []string{"/gracefulinit", "/gracefulinit-nosdk"} {
+	for _, bin := range []string{"/gracefulinit", "/gracefulinit-nacos"} {
 		out := p.must(t, time.Minute, "run", "--rm", "--network", "none", "--entrypoint", bin, img.dist, "--version")
-		if !strings.Contains(out, "gracefulinit "+img.version+" ") {
+		if !strings.Contains(out, bin[1:]+" "+img.version+" ") {
 			t.Errorf("%s --version printed %q, want version %s", bin, out, img.version)
 		}
 	}

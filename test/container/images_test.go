@@ -44,7 +44,7 @@ const (
 
 // images are what the container cases run.
 type images struct {
-	dist    string // the repository's Dockerfile: /gracefulinit and /gracefulinit-nosdk
+	dist    string // the repository's Dockerfile: /gracefulinit and /gracefulinit-nacos
 	version string // the VERSION build argument dist was built with ("" for a prebuilt binary)
 	app     string // examples/spring-boot/Dockerfile over the test JRE, with the test app
 }

@@ -1,5 +1,3 @@
-//go:build !nosdk
-
 package nacos
 
 import (

@@ -10,8 +10,9 @@
 //     copy instead of changing the app's (nacos-sdk-go#866).
 //   - register: the app does not register itself; gracefulinit registers an
 //     ephemeral instance with nacos-sdk-go and deregisters it at drain start.
-//     Binaries built with -tags nosdk leave the SDK (about 12 MiB) out and
-//     refuse this mode.
+//     The SDK runs in the helper process gracefulinit-nacos (see helper.go,
+//     helperproto.go and package nacossdk), never in PID 1: this package
+//     does not link it.
 package nacos
 
 import (

@@ -1,5 +1,3 @@
-//go:build !nosdk
-
 package nacos
 
 import (
@@ -13,18 +11,24 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
+
+// helperBin is gracefulinit-nacos, built once per test process: register
+// mode runs the SDK there.
+func helperBin(t *testing.T) string {
+	t.Helper()
+	return testbin.Helper(t)
+}
 
 // TestRegisterRoundTrip registers on behalf of an app with the SDK: the
 // instance appears for a subscribed consumer after Online and disappears
 // after Offline, and the SDK writes nothing outside the configured dir.
+// The SDK runs in the helper process, driven over its pipe.
 func TestRegisterRoundTrip(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, ip, port = "inventory", "127.0.0.5", 18082
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := helperBin(t)
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +45,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 	cacheDir := filepath.Join(t.TempDir(), "nacos-sdk")
 	cfg := markConfig(s, service, ip, port)
 	cfg.Nacos.Mode = "register"
+	cfg.Nacos.Helper = exe
 	cfg.Nacos.CacheDir = cacheDir
 	cfg.Nacos.Weight = 3
 	cfg.Nacos.Metadata = map[string]string{"version": "1.2.3"}
@@ -134,6 +139,7 @@ func TestRegisterServerDown(t *testing.T) {
 	s.Stop()
 	cfg := markConfig(s, service, ip, port)
 	cfg.Nacos.Mode = "register"
+	cfg.Nacos.Helper = helperBin(t)
 	// An unusable cache dir (read-only root filesystem) must not keep the
 	// instance unregistered: the SDK only writes there for subscriptions.
 	blocker := filepath.Join(t.TempDir(), "file")

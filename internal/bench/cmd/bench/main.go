@@ -1,7 +1,6 @@
 // Command bench measures gracefulinit against tini-static, dumb-init and
 // catatonit on this machine and prints one markdown table per section;
-// `make bench` runs it after building bin/gracefulinit and
-// bin/gracefulinit-nosdk. The full report also goes to bin/bench.json and
+// `make bench` runs it after building bin/gracefulinit. The full report also goes to bin/bench.json and
 // bin/bench.md.
 //
 //	go run ./internal/bench/cmd/bench [-quick] [-json bin/bench.json] [-md bin/bench.md]
@@ -29,8 +28,7 @@ func main() {
 func run() int {
 	cfg := bench.DefaultConfig()
 	flag.BoolVar(&cfg.Quick, "quick", false, "small samples: a smoke run of every section in well under a minute")
-	flag.StringVar(&cfg.Gracefulinit, "gracefulinit", cfg.Gracefulinit, "the full gracefulinit build")
-	flag.StringVar(&cfg.NoSDK, "nosdk", cfg.NoSDK, "the -tags nosdk build (left out if missing)")
+	flag.StringVar(&cfg.Gracefulinit, "gracefulinit", cfg.Gracefulinit, "the gracefulinit build")
 	flag.StringVar(&cfg.TiniStatic, "tini-static", cfg.TiniStatic, "tini-static, the reference")
 	flag.StringVar(&cfg.DumbInit, "dumb-init", cfg.DumbInit, "dumb-init")
 	flag.StringVar(&cfg.Catatonit, "catatonit", cfg.Catatonit, "catatonit")

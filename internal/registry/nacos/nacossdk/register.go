@@ -1,6 +1,8 @@
-//go:build !nosdk
-
-package nacos
+// Package nacossdk is the inside of gracefulinit-nacos, the helper process
+// that runs nacos-sdk-go for --nacos-mode register. It is never linked
+// into gracefulinit itself: the SDK can panic in goroutines of its own and
+// calls log.Fatalf on bad TLS settings, and neither may end PID 1.
+package nacossdk
 
 import (
 	"context"
@@ -19,13 +21,9 @@ import (
 	sdklogger "github.com/nacos-group/nacos-sdk-go/v2/common/logger"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
-	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 )
-
-// SDKIncluded reports whether this binary carries nacos-sdk-go (register mode).
-const SDKIncluded = true
 
 // register publishes the app's instance itself, for apps that do not
 // register with Nacos. The SDK's ephemeral gRPC registration is tied to the
@@ -37,7 +35,7 @@ const SDKIncluded = true
 // on their own clock). Calls run one at a time, in order, so a registration
 // abandoned by a timed-out Online cannot land after Offline's deregistration.
 type register struct {
-	key      instanceKey
+	key      nacos.HelperConfig
 	weight   float64
 	metadata map[string]string
 	cc       constant.ClientConfig
@@ -57,30 +55,31 @@ type register struct {
 
 var errClosed = errors.New("registry closed")
 
-func newRegister(cfg *config.Config, servers []server, log *slog.Logger) (registry.Registry, error) {
-	dir := cfg.Nacos.CacheDir
+func newRegister(cfg nacos.HelperConfig, log *slog.Logger) *register {
+	dir := cfg.CacheDir
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "gracefulinit-nacos")
 	}
-	timeout := cfg.RegistryTimeout
+	timeout := time.Duration(cfg.TimeoutMs) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	weight := cfg.Nacos.Weight
+	weight := cfg.Weight
 	if weight <= 0 {
 		weight = 1
 	}
-	key := keyFrom(cfg)
+	key := cfg
+	key.Password = "" // the key is for naming the instance; cc holds the password
 	r := &register{
 		key:      key,
 		weight:   weight,
-		metadata: cfg.Nacos.Metadata,
+		metadata: cfg.Metadata,
 		log:      log,
 		cc: constant.ClientConfig{
-			NamespaceId:         key.namespace,
+			NamespaceId:         cfg.Namespace,
 			TimeoutMs:           uint64(timeout / time.Millisecond),
-			Username:            cfg.Nacos.Username,
-			Password:            cfg.Nacos.Password,
+			Username:            cfg.Username,
+			Password:            cfg.Password,
 			CacheDir:            dir,
 			LogDir:              filepath.Join(dir, "log"),
 			NotLoadCacheAtStart: true,
@@ -89,18 +88,18 @@ func newRegister(cfg *config.Config, servers []server, log *slog.Logger) (regist
 			LogLevel:            "warn",
 		},
 	}
-	for _, s := range servers {
+	for _, s := range cfg.Servers {
 		r.sc = append(r.sc, constant.ServerConfig{
-			Scheme:      s.base.Scheme,
-			ContextPath: s.contextPath,
-			IpAddr:      s.host,
-			Port:        s.port,
+			Scheme:      s.Scheme,
+			ContextPath: s.ContextPath,
+			IpAddr:      s.Host,
+			Port:        s.Port,
 		})
 	}
 	// Before any client exists: the SDK's own default logger writes
 	// <binary dir>/log/nacos-sdk.log, and it only installs one while none is set.
-	sdklogger.SetLogger(&sdkLog{log: log.With("component", "nacos-sdk"), secrets: []string{cfg.Nacos.Password}})
-	return r, nil
+	sdklogger.SetLogger(&sdkLog{log: log.With("component", "nacos-sdk"), secrets: []string{cfg.Password}})
+	return r
 }
 
 func (r *register) Name() string { return "nacos" }
@@ -124,15 +123,15 @@ func (r *register) Online(ctx context.Context) error {
 			return errors.New("registration superseded by deregistration")
 		}
 		ok, err := c.RegisterInstance(vo.RegisterInstanceParam{
-			Ip:          r.key.ip,
-			Port:        uint64(r.key.port),
+			Ip:          r.key.IP,
+			Port:        uint64(r.key.Port),
 			Weight:      r.weight,
 			Enable:      true,
 			Healthy:     true,
 			Metadata:    r.metadata,
-			ClusterName: r.key.cluster,
-			ServiceName: r.key.service,
-			GroupName:   r.key.group,
+			ClusterName: r.key.Cluster,
+			ServiceName: r.key.Service,
+			GroupName:   r.key.Group,
 			Ephemeral:   true,
 		})
 		if err == nil && !ok {
@@ -141,9 +140,9 @@ func (r *register) Online(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("register instance %s: %w", r.key, err)
+		return fmt.Errorf("register instance %s: %w", r.key.InstanceString(), err)
 	}
-	r.log.Info("nacos instance registered", "instance", r.key.String(), "weight", r.weight)
+	r.log.Info("nacos instance registered", "instance", r.key.InstanceString(), "weight", r.weight)
 	return nil
 }
 
@@ -168,7 +167,7 @@ func (r *register) deregister(ctx context.Context, closing bool) error {
 	r.mu.Unlock()
 	if !started {
 		if !closing {
-			r.log.Info("nacos instance was never registered: nothing to deregister", "instance", r.key.String())
+			r.log.Info("nacos instance was never registered: nothing to deregister", "instance", r.key.InstanceString())
 		}
 		return nil
 	}
@@ -182,11 +181,11 @@ func (r *register) deregister(ctx context.Context, closing bool) error {
 	err = r.run(ctx, "deregister", func() error {
 		if touched {
 			ok, err := c.DeregisterInstance(vo.DeregisterInstanceParam{
-				Ip:          r.key.ip,
-				Port:        uint64(r.key.port),
-				Cluster:     r.key.cluster,
-				ServiceName: r.key.service,
-				GroupName:   r.key.group,
+				Ip:          r.key.IP,
+				Port:        uint64(r.key.Port),
+				Cluster:     r.key.Cluster,
+				ServiceName: r.key.Service,
+				GroupName:   r.key.Group,
 				Ephemeral:   true,
 			})
 			if err == nil && !ok {
@@ -207,10 +206,10 @@ func (r *register) deregister(ctx context.Context, closing bool) error {
 		r.mu.Lock()
 		r.touched = r.touched || touched // let Close try again
 		r.mu.Unlock()
-		return fmt.Errorf("deregister instance %s: %w", r.key, err)
+		return fmt.Errorf("deregister instance %s: %w", r.key.InstanceString(), err)
 	}
 	if touched {
-		r.log.Info("nacos instance deregistered", "instance", r.key.String())
+		r.log.Info("nacos instance deregistered", "instance", r.key.InstanceString())
 	}
 	return nil
 }
