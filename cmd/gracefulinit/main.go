@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/drain"
@@ -64,6 +65,10 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if cfg.Check {
 		return check(cfg, stdout)
 	}
+	if sig, ok := stopBeforeStart(caught); ok {
+		log.Info("stop signal before the app started: exiting without starting it", "signal", signals.Name(sig))
+		return 128 + int(sig)
+	}
 	return supervisor.Run(supervisor.Options{
 		Signals:   caught,
 		Command:   cfg.Command,
@@ -94,6 +99,34 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		CloseTimeout: regTimeout,
 		Log:          log,
 	})
+}
+
+// stopBeforeStart reports a stop signal (TERM, INT, QUIT) that arrived while
+// gracefulinit prepared: there is no app to stop yet, so it must not be
+// started only to be stopped. Other signals go back in the queue, in order,
+// for the supervisor to forward to the app.
+func stopBeforeStart(ch chan os.Signal) (syscall.Signal, bool) {
+	var keep []os.Signal
+	defer func() {
+		for _, s := range keep {
+			select {
+			case ch <- s:
+			default: // full: dropped, as os/signal drops them
+			}
+		}
+	}()
+	for {
+		select {
+		case s := <-ch:
+			switch s {
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+				return s.(syscall.Signal), true
+			}
+			keep = append(keep, s)
+		default:
+			return 0, false
+		}
+	}
 }
 
 func usage(w io.Writer) {

@@ -283,7 +283,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", "DEFAULT", "Nacos cluster")
 	fs.StringVar(&cfg.Nacos.Username, "nacos-username", "", "Nacos username")
 	fs.StringVar(&cfg.Nacos.Password, "nacos-password", "", "Nacos password (prefer --nacos-password-file)")
-	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE`")
+	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE` (a regular file up to 64 KiB; one trailing newline dropped)")
 	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "weight", "how to take the instance out: weight (0) or disable")
 	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
 	cfg.Nacos.Weight = 1
@@ -298,7 +298,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.Eureka.Mode, "eureka-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
 	fs.StringVar(&cfg.Eureka.Username, "eureka-username", "", "Eureka basic-auth username")
 	fs.StringVar(&cfg.Eureka.Password, "eureka-password", "", "Eureka basic-auth password (prefer --eureka-password-file)")
-	fs.String("eureka-password-file", "", "read the Eureka password from this `FILE`")
+	fs.String("eureka-password-file", "", "read the Eureka password from this `FILE` (a regular file up to 64 KiB; one trailing newline dropped)")
 	cfg.Eureka.Heartbeat = 30 * time.Second
 	fs.Var((*durationValue)(&cfg.Eureka.Heartbeat), "eureka-heartbeat", "renewal interval in register mode")
 	fs.BoolVar(&cfg.Eureka.DeregisterOnExit, "eureka-deregister-on-exit", false, "mark mode: deregister the instance after the app has exited")
@@ -454,13 +454,70 @@ func readSecretFiles(fs *pflag.FlagSet, cfg *Config) error {
 		if fs.Changed(f.pwFlag) {
 			return fmt.Errorf("--%s and --%s both given: keep only the file", f.pwFlag, f.flag)
 		}
-		b, err := os.ReadFile(path)
+		pw, err := readSecretFile(path)
 		if err != nil {
-			return fmt.Errorf("--%s: cannot read %s: %v", f.flag, path, errors.Unwrap(err))
+			return fmt.Errorf("%s %s: %v", cfg.origin(f.flag), path, err)
 		}
-		*f.dst = strings.TrimRight(string(b), "\r\n")
+		*f.dst = pw
 	}
 	return nil
+}
+
+// MaxSecretFile bounds a password file; a mounted Secret is far smaller.
+const MaxSecretFile = 64 << 10
+
+// readSecretFile reads a password from a regular file of at most
+// MaxSecretFile bytes, without one trailing newline. It never blocks and
+// never reads more than the limit: the open is non-blocking (a FIFO with no
+// writer would otherwise hang start-up), and devices such as /dev/zero,
+// FIFOs and directories are refused from fstat before any read.
+func readSecretFile(path string) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return "", fmt.Errorf("cannot read it: %v", errors.Unwrap(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("cannot read it: %v", errors.Unwrap(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("not a regular file (%s): point it at a file holding the password, e.g. a mounted Secret", fileKind(fi.Mode()))
+	}
+	if fi.Size() > MaxSecretFile {
+		return "", fmt.Errorf("more than a password file may hold (%d KiB; it has %d bytes): point it at the file holding only the password", MaxSecretFile>>10, fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read it: %v", err)
+	}
+	if len(b) > MaxSecretFile {
+		return "", fmt.Errorf("more than a password file may hold (%d KiB; it grew while read): point it at the file holding only the password", MaxSecretFile>>10)
+	}
+	pw := string(b)
+	if p, ok := strings.CutSuffix(pw, "\n"); ok {
+		pw = strings.TrimSuffix(p, "\r")
+	}
+	if pw == "" {
+		return "", errors.New("empty: write the password into it, or drop the flag for no password")
+	}
+	return pw, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // finish fills derived defaults and validates.

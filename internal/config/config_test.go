@@ -2,6 +2,9 @@ package config
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{"ignore without quiet", []string{"--drain-ignore", "10.0.0.0/8", "--", "x"}, nil, "--drain-ignore only applies with --drain-quiet"},
 		{"bad ignore", []string{"--drain-quiet", "1s", "--port", "1", "--drain-ignore", "10.0.0/8", "--", "x"}, nil, "--drain-ignore \"10.0.0/8\""},
 		{"bad HOST_IP", []string{"--drain-quiet", "1s", "--port", "1", "--", "x"}, []string{"HOST_IP", "node-1"}, "HOST_IP=\"node-1\""},
-		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "cannot read testdata/nope"},
+		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "--nacos-password-file testdata/nope: cannot read it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,6 +304,99 @@ func TestErrorsDoNotEchoPasswords(t *testing.T) {
 			}
 			if !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q: want one line naming %s", msg, tt.want)
+			}
+		})
+	}
+}
+
+// Password files: regular files of at most 64 KiB, one trailing newline
+// trimmed, never empty. A FIFO used to block start-up forever (and SIGTERM
+// with it), /dev/zero ran PID 1 out of memory, a 100 MB file was read whole
+// and an empty file gave an empty password.
+func TestPasswordFileRules(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if f, err := os.Create(big); err != nil {
+		t.Fatal(err)
+	} else {
+		// Sparse: 100 MB long, no disk used, and reading it would cost 100 MB.
+		if err := f.Truncate(100 << 20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	tests := []struct {
+		name string
+		path string
+		env  bool   // give the path through GRACEFULINIT_EUREKA_PASSWORD_FILE
+		want string // the password, or with bad set a substring of the error
+		bad  bool
+	}{
+		{"one newline trimmed", write("nl", "pw\n"), false, "pw", false},
+		{"CRLF trimmed", write("crlf", "pw\r\n"), false, "pw", false},
+		{"only one newline trimmed", write("nl2", "pw\n\n"), false, "pw\n", false},
+		{"spaces kept", write("sp", " pw \n"), false, " pw ", false},
+		{"no newline", write("nonl", "pw"), false, "pw", false},
+		{"at the limit", write("limit", strings.Repeat("a", MaxSecretFile)), false, strings.Repeat("a", MaxSecretFile), false},
+		{"empty", write("empty", ""), false, "--eureka-password-file " + dir + "/empty: empty", true},
+		{"just a newline", write("justnl", "\n"), false, "empty", true},
+		{"over the limit", write("over", strings.Repeat("a", MaxSecretFile+1)), false, "more than a password file may hold (64 KiB; it has 65537 bytes)", true},
+		{"100 MB", big, false, "more than a password file may hold (64 KiB; it has 104857600 bytes)", true},
+		{"fifo", fifo, false, "not a regular file (a named pipe)", true},
+		{"fifo from env", fifo, true, "GRACEFULINIT_EUREKA_PASSWORD_FILE " + fifo + ": not a regular file (a named pipe)", true},
+		{"/dev/zero", "/dev/zero", false, "not a regular file (a character device)", true},
+		{"directory", dir, false, "not a regular file (a directory)", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"--eureka-password-file", tt.path, "--", "x"}
+			var e []string
+			if tt.env {
+				args, e = []string{"--", "x"}, []string{"GRACEFULINIT_EUREKA_PASSWORD_FILE", tt.path}
+			}
+			type result struct {
+				cfg *Config
+				err error
+			}
+			done := make(chan result, 1)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			go func() {
+				cfg, err := Parse(args, env(e...), io.Discard)
+				done <- result{cfg, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Parse blocked on the password file")
+			}
+			runtime.ReadMemStats(&after)
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*MaxSecretFile {
+				t.Errorf("Parse allocated %d bytes reading the file", grew)
+			}
+			if tt.bad {
+				if r.err == nil || !strings.Contains(r.err.Error(), tt.want) || strings.Contains(r.err.Error(), "\n") {
+					t.Fatalf("error %v: want one line containing %q", r.err, tt.want)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.cfg.Eureka.Password != tt.want {
+				t.Fatalf("password %q, want %q", r.cfg.Eureka.Password, tt.want)
 			}
 		})
 	}
