@@ -43,6 +43,7 @@ func TestBadPasswordFileRefusedAtOnce(t *testing.T) {
 		{"100 MB", big, "more than a password file may hold"},
 		{"empty", empty, "empty"},
 	}
+	bin := testbin.Binary(t) // built before any clock starts
 	forModes(t, func(t *testing.T, m mode) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -50,7 +51,7 @@ func TestBadPasswordFileRefusedAtOnce(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				start := time.Now()
-				res, err := run(ctx, m, testbin.Binary(t), nil, nil,
+				res, err := run(ctx, m, bin, nil, nil,
 					"--nacos-password-file", tc.path, "--", "touch", marker)
 				took := time.Since(start)
 				if err != nil {
