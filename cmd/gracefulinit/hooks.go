@@ -21,8 +21,9 @@ import (
 // process gracefulinit-nacos (internal/registry/nacos/helper.go), which
 // gracefulinit restarts when it dies; mark mode and Eureka are our own
 // net/http code (Eureka borrows hudl/fargo's instance model to encode its
-// JSON; none of fargo's client code runs). Our own registry code recovers its panics into errors
-// (registry.Set for every call, the helper's manager and pipe reader).
+// JSON; none of fargo's client code runs). Our own registry code recovers
+// its panics into errors: registry.Set around every registry call, the
+// supervisor around every hook call, the helper's manager and pipe reader.
 var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry, error){
 	"nacos":  nacos.New,
 	"eureka": eureka.New,

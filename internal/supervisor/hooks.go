@@ -1,6 +1,9 @@
 package supervisor
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Hooks are the registry steps plugged into the lifecycle. The supervisor
 // calls each from its own goroutine and never waits past the context it
@@ -24,3 +27,15 @@ type NoHooks struct{}
 func (NoHooks) Online(context.Context)        {}
 func (NoHooks) Offline(context.Context) error { return nil }
 func (NoHooks) Close(context.Context) error   { return nil }
+
+// safeHook runs one hook call and turns a panic in it into an error. Hooks
+// are registry code running in PID 1's goroutines: a bug there must cost
+// that step, never the container.
+func safeHook(step string, call func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in registry %s: %v", step, p)
+		}
+	}()
+	return call()
+}

@@ -328,7 +328,11 @@ func (r *run) onReady(err error) {
 	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.onlineStop = cancel
-	go r.o.Hooks.Online(ctx)
+	go func() {
+		if err := safeHook("online", func() error { r.o.Hooks.Online(ctx); return nil }); err != nil {
+			r.log.Error("registry online stopped", "error", err)
+		}
+	}()
 }
 
 func (r *run) onSignal(sig syscall.Signal) {
@@ -411,7 +415,7 @@ func (r *run) startOffline(killAt time.Time) {
 	ch, done := r.offlineCh, r.offlineDone
 	go func() {
 		start := time.Now()
-		err := r.o.Hooks.Offline(octx)
+		err := safeHook("offline", func() error { return r.o.Hooks.Offline(octx) })
 		if err == nil {
 			done <- time.Now()
 		}
@@ -594,7 +598,7 @@ func (r *run) closeHooks() {
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- r.o.Hooks.Close(ctx) }()
+	go func() { done <- safeHook("close", func() error { return r.o.Hooks.Close(ctx) }) }()
 	select {
 	case err := <-done:
 		if err != nil {

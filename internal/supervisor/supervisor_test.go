@@ -1,15 +1,20 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,4 +68,61 @@ func TestClassifyStartError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// panickyHooks panics in every hook.
+type panickyHooks struct{ online chan struct{} }
+
+func (h panickyHooks) Online(context.Context) {
+	close(h.online)
+	panic("online")
+}
+func (panickyHooks) Offline(context.Context) error { panic("offline") }
+func (panickyHooks) Close(context.Context) error   { panic("close") }
+
+// TestHookPanicsDoNotEndTheSupervisor: a hook that panics in the
+// supervisor's goroutines costs its step; Run still returns the app's code.
+func TestHookPanicsDoNotEndTheSupervisor(t *testing.T) {
+	var logs strings.Builder
+	h := panickyHooks{online: make(chan struct{})}
+	// The app waits until the online hook has run (and panicked).
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "go")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		<-h.online
+		time.Sleep(100 * time.Millisecond)
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			f.Close()
+		}
+	}()
+	code := Run(Options{
+		Signals:      make(chan os.Signal, 16),
+		Command:      []string{"sh", "-c", "cat " + fifo + "; exit 3"},
+		Hooks:        h,
+		CloseTimeout: time.Second,
+		Log:          slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+	})
+	if code != 3 {
+		t.Fatalf("Run = %d, want the app's 3\n%s", code, logs.String())
+	}
+	for _, want := range []string{"panic in registry online: online", "panic in registry close: close"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

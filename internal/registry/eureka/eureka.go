@@ -432,10 +432,21 @@ func (e *Eureka) startHeartbeat() {
 			case <-e.stopCtx.Done():
 				return
 			case <-t.C:
-				e.beat()
+				e.safeBeat()
 			}
 		}
 	}()
+}
+
+// safeBeat renews once. The loop runs in PID 1: a panic in a beat is
+// logged and the next beat goes on.
+func (e *Eureka) safeBeat() {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("eureka heartbeat panicked; the next one goes on", "panic", fmt.Sprint(p))
+		}
+	}()
+	e.beat()
 }
 
 // waitHeartbeat waits for the heartbeat loop to return after stop.
