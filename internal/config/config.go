@@ -95,7 +95,7 @@ type Nacos struct {
 	Cluster   string
 	Username  string
 	Password  string // secret: never log
-	Offline   string // weight|disable
+	Offline   string // weight|disable|both
 	Mode      string // mark|register
 	Weight    float64
 	Metadata  map[string]string
@@ -280,11 +280,11 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.Nacos.Addrs, "nacos-addr", nil, "Nacos server URLs (comma list, failed over in order)")
 	fs.StringVar(&cfg.Nacos.Namespace, "nacos-namespace", "public", "Nacos namespace id")
 	fs.StringVar(&cfg.Nacos.Group, "nacos-group", "DEFAULT_GROUP", "Nacos group")
-	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", "DEFAULT", "Nacos cluster")
+	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", "DEFAULT", "Nacos cluster; DEFAULT finds the instance by ip:port in any cluster (empty alike), another name must match")
 	fs.StringVar(&cfg.Nacos.Username, "nacos-username", "", "Nacos username")
 	fs.StringVar(&cfg.Nacos.Password, "nacos-password", "", "Nacos password (prefer --nacos-password-file)")
 	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE` (a regular file up to 64 KiB; one trailing newline dropped)")
-	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "weight", "how to take the instance out: weight (0) or disable")
+	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "both", "how to take the instance out: both (weight 0 and disabled, honoured by every consumer incl. Dubbo), weight or disable")
 	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
 	cfg.Nacos.Weight = 1
 	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register)")
@@ -735,9 +735,9 @@ func finishNacos(cfg *Config) error {
 		return errors.New("--registry nacos needs --service, the app's service name (spring.application.name)")
 	}
 	switch n.Offline {
-	case "weight", "disable":
+	case "both", "weight", "disable":
 	default:
-		return fmt.Errorf("--nacos-offline %q: use weight or disable", n.Offline)
+		return fmt.Errorf("--nacos-offline %q: use both, weight or disable", n.Offline)
 	}
 	switch n.Mode {
 	case "mark", "register":

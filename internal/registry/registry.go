@@ -21,13 +21,19 @@ type Registry interface {
 	// mark mode repairs a stale offline override, register mode registers.
 	// An error means "try again later"; Set retries it.
 	Online(ctx context.Context) error
-	// Offline takes the instance out of rotation at drain start. An instance
-	// that is not registered is nothing to do, not an error.
+	// Offline takes the instance out of rotation at drain start. When the
+	// registry does not hold the instance it returns an error wrapping
+	// ErrNotFound, after logging what it searched and what it found.
 	Offline(ctx context.Context) error
 	// Close releases resources after the app has exited (register mode:
 	// deregister; Eureka mark mode: optional deregister-on-exit).
 	Close(ctx context.Context) error
 }
+
+// ErrNotFound means Offline found no instance of the app to take out of
+// rotation: whatever consumers see of the app was left as it was. It is
+// final (not retried) and the shutdown summary reports it as not-found.
+var ErrNotFound = errors.New("instance not found")
 
 // Set runs registries side by side as supervisor hooks. Its goroutines run
 // inside PID 1, so a panic in a registry's method is recovered into that
@@ -37,7 +43,8 @@ type Set struct {
 	Registries []Registry
 	// Timeout bounds each single call (--registry-timeout).
 	Timeout time.Duration
-	// RetryMin and RetryMax bound the back-off between Online attempts.
+	// RetryMin and RetryMax bound the back-off between Online attempts
+	// (default 0.5 s and 5 s: a late registration is put right promptly).
 	RetryMin, RetryMax time.Duration
 	Log                *slog.Logger
 }
@@ -62,15 +69,26 @@ func (s *Set) Online(ctx context.Context) {
 	wg.Wait()
 }
 
+// Default back-off bounds of Online retries.
+const (
+	onlineRetryMin = 500 * time.Millisecond
+	onlineRetryMax = 5 * time.Second
+)
+
+// onlineDelays returns the first delay between Online attempts and the cap.
+func (s *Set) onlineDelays() (first, limit time.Duration) {
+	first, limit = s.RetryMin, s.RetryMax
+	if first <= 0 {
+		first = onlineRetryMin
+	}
+	if limit <= 0 {
+		limit = onlineRetryMax
+	}
+	return first, limit
+}
+
 func (s *Set) onlineOne(ctx context.Context, r Registry) {
-	delay := s.RetryMin
-	if delay <= 0 {
-		delay = 500 * time.Millisecond
-	}
-	maxDelay := s.RetryMax
-	if maxDelay <= 0 {
-		maxDelay = 10 * time.Second
-	}
+	delay, maxDelay := s.onlineDelays()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := s.callCtx(ctx)
@@ -97,10 +115,7 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 			return
 		case <-time.After(delay):
 		}
-		delay *= 2
-		if delay > maxDelay {
-			delay = maxDelay
-		}
+		delay = min(2*delay, maxDelay)
 	}
 }
 
@@ -128,8 +143,8 @@ func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) 
 		cctx, cancel := s.callCtx(ctx)
 		err := step(cctx)
 		cancel()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return err
 		}
 		if ctx.Err() != nil {
 			if last != nil {
@@ -185,7 +200,7 @@ func (s *Set) each(ctx context.Context, step string, perCall bool, call func(Reg
 			took := time.Since(start).Round(time.Millisecond)
 			if err != nil {
 				s.Log.Warn("registry "+step+" failed", "registry", r.Name(), "elapsed", took, "error", err)
-				errs[i] = errors.New(r.Name() + ": " + err.Error())
+				errs[i] = fmt.Errorf("%s: %w", r.Name(), err)
 				return
 			}
 			s.Log.Info("registry "+step+" done", "registry", r.Name(), "elapsed", took)

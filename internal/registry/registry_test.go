@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -16,6 +17,7 @@ type scripted struct {
 	failOnline    int32
 	failOffline   int32
 	hang          bool
+	notFound      bool // Offline finds no instance
 	online, offln atomic.Int32
 	closed        atomic.Int32
 }
@@ -34,9 +36,15 @@ func (s *scripted) call(ctx context.Context, n *atomic.Int32, fail int32) error 
 	return nil
 }
 
-func (s *scripted) Online(ctx context.Context) error  { return s.call(ctx, &s.online, s.failOnline) }
-func (s *scripted) Offline(ctx context.Context) error { return s.call(ctx, &s.offln, s.failOffline) }
-func (s *scripted) Close(ctx context.Context) error   { s.closed.Add(1); return nil }
+func (s *scripted) Online(ctx context.Context) error { return s.call(ctx, &s.online, s.failOnline) }
+func (s *scripted) Offline(ctx context.Context) error {
+	if s.notFound {
+		s.offln.Add(1)
+		return fmt.Errorf("no instance 10.0.0.5:8080 in orders: %w", ErrNotFound)
+	}
+	return s.call(ctx, &s.offln, s.failOffline)
+}
+func (s *scripted) Close(ctx context.Context) error { s.closed.Add(1); return nil }
 
 func newSet(regs ...Registry) *Set {
 	return &Set{Registries: regs, Timeout: 200 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
@@ -141,5 +149,53 @@ func TestPanicsBecomeErrors(t *testing.T) {
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%s: %v, want %q", tt.step, err, tt.want)
 		}
+	}
+}
+
+// An instance the registry does not hold is final: no retry, and the
+// joined error still says not-found (the summary reports it as such).
+func TestOfflineNotFoundIsFinal(t *testing.T) {
+	tests := []struct {
+		name         string
+		regs         []*scripted
+		wantNotFound bool
+		wantErr      bool
+	}{
+		{"found", []*scripted{{name: "a"}}, false, false},
+		{"not found", []*scripted{{name: "a", notFound: true}}, true, true},
+		{"one of two not found", []*scripted{{name: "a"}, {name: "b", notFound: true}}, true, true},
+		{"failed", []*scripted{{name: "a", failOffline: 1 << 30}}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var regs []Registry
+			for _, r := range tt.regs {
+				regs = append(regs, r)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := newSet(regs...).Offline(ctx)
+			if (err != nil) != tt.wantErr || errors.Is(err, ErrNotFound) != tt.wantNotFound {
+				t.Fatalf("Offline error = %v, want error %v, not-found %v", err, tt.wantErr, tt.wantNotFound)
+			}
+			for _, r := range tt.regs {
+				if r.notFound && r.offln.Load() != 1 {
+					t.Fatalf("%s: %d Offline attempts for a missing instance, want 1", r.name, r.offln.Load())
+				}
+			}
+		})
+	}
+}
+
+// A registration that comes late is picked up within 5 s of it at most.
+func TestOnlineBackoffCap(t *testing.T) {
+	first, limit := (&Set{}).onlineDelays()
+	var got []time.Duration
+	for d := first; len(got) < 7; d = min(2*d, limit) {
+		got = append(got, d)
+	}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("default Online delays %v, want %v", got, want)
 	}
 }

@@ -2,7 +2,11 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
 // Hooks are the registry steps plugged into the lifecycle. The supervisor
@@ -14,7 +18,8 @@ type Hooks interface {
 	// sequence begins.
 	Online(ctx context.Context)
 	// Offline runs once when the stop sequence begins, concurrently with the
-	// drain. ctx carries its budget.
+	// drain. ctx carries its budget. An error wrapping registry.ErrNotFound
+	// means the registry holds no instance of the app to take out.
 	Offline(ctx context.Context) error
 	// Close runs once after the child has exited, before gracefulinit
 	// exits. ctx is bounded by the registry timeout and the stop deadline.
@@ -38,4 +43,40 @@ func safeHook(step string, call func() error) (err error) {
 		}
 	}()
 	return call()
+}
+
+// offlineOutcome is the summary's offline and offline_took fields: none (no
+// offline step ran), ok, not-found (the registry held nothing to take out),
+// failed, or unfinished (still running when the app exited). A step that did
+// not take the instance out is never ok.
+func offlineOutcome(res *offlineResult, started bool) (outcome, took string) {
+	switch {
+	case res == nil && started:
+		return "unfinished", "-"
+	case res == nil:
+		return "none", "-"
+	}
+	took = res.took.Round(time.Millisecond).String()
+	switch {
+	case res.err == nil:
+		return "ok", took
+	case errors.Is(res.err, registry.ErrNotFound) && !failedOtherwise(res.err):
+		return "not-found: " + res.err.Error(), took
+	}
+	return "failed: " + res.err.Error(), took
+}
+
+// failedOtherwise reports whether a joined error holds a failure other than
+// not-found (one registry down while the other lacks the instance).
+func failedOtherwise(err error) bool {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return false
+	}
+	for _, e := range j.Unwrap() {
+		if !errors.Is(e, registry.ErrNotFound) {
+			return true
+		}
+	}
+	return false
 }

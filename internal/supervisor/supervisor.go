@@ -620,16 +620,7 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		}
 		return t.Sub(r.termAt).Round(time.Millisecond).String()
 	}
-	offline := "none"
-	var offlineTook any = "-"
-	switch {
-	case r.offline != nil && r.offline.err != nil:
-		offline, offlineTook = "failed: "+r.offline.err.Error(), r.offline.took.Round(time.Millisecond).String()
-	case r.offline != nil:
-		offline, offlineTook = "ok", r.offline.took.Round(time.Millisecond).String()
-	case r.offlineCh != nil:
-		offline = "unfinished"
-	}
+	offline, offlineTook := offlineOutcome(r.offline, r.offlineCh != nil)
 	drainLen := "-"
 	if !r.drainEnd.IsZero() {
 		drainLen = r.drainEnd.Sub(r.termAt).Round(time.Millisecond).String()

@@ -50,8 +50,9 @@ func TestNacosMarkDrain(t *testing.T) {
 		t.Fatalf("the JVM got its stop signal before consumers stopped selecting it (%v after SIGTERM)", gone)
 	}
 	t.Logf("consumer stopped selecting %s %v after SIGTERM, JVM still running", a.addr(), gone.Round(10*time.Millisecond))
-	if h, err := standin.FindNacosHost(s, service, a.ip, a.port); err != nil || !standin.NacosWeight0(h) {
-		t.Errorf("instance after offline: %+v %v, want weight 0", h, err)
+	// --nacos-offline both: disabled, which the list hides.
+	if h, err := standin.FindNacosHost(s, service, a.ip, a.port); err != nil || h != nil {
+		t.Errorf("instance after offline: %+v %v, want disabled (not listed)", h, err)
 	}
 
 	sum := a.checkStopOnSchedule()
@@ -78,7 +79,9 @@ func TestNacosRestartTrap(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service = "payments"
 	ip, port := podAddr(t)
-	spec := podSpec{service: service, init: nacosInit(s, service), app: nacosApp(s),
+	// Weight 0 is the state this test watches; the disabled state of the
+	// default --nacos-offline both is TestNacosEveryWayOfRegistering's.
+	spec := podSpec{service: service, init: nacosInit(s, service, "--nacos-offline", "weight"), app: nacosApp(s),
 		drain: 10 * time.Second, ip: ip, port: port}
 
 	first := startPod(t, spec)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -63,43 +64,75 @@ func routes(reqs []fakeReq) []string {
 }
 
 func TestContractDialects(t *testing.T) {
-	cases := []struct {
-		dialect string
-		// Requests of a first Offline, and of a second one (a no-op).
+	type want struct {
+		// Requests of a first Offline, and of a second one.
 		first, second []string
 		// Parameters every write must carry, beyond ip and port.
 		writeParams map[string]string
+		// Offline leaves the instance out of every read (Polaris's list
+		// hides disabled instances): Online enables it blind once it has
+		// been out of sight for hiddenAfter.
+		hidden bool
+	}
+	v1 := func(enabled string) map[string]string {
+		return map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
+			"clusterName": "DEFAULT", "ephemeral": "true", "weight": "0", "enabled": enabled}
+	}
+	v3 := func(enabled string) map[string]string {
+		return map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
+			"cluster": "DEFAULT", "weight": "0", "enabled": enabled}
+	}
+	cases := []struct {
+		dialect, offline string
+		want
 	}{
-		{
-			dialect: "nacos2",
-			first:   []string{"GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance"},
-			second:  []string{"GET /nacos/v1/ns/instance"},
-			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
-				"clusterName": "DEFAULT", "ephemeral": "true", "weight": "0", "enabled": "true"},
-		},
-		{
-			dialect: "polaris",
+		{"nacos2", "weight", want{
+			first:       []string{"GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance"},
+			second:      []string{"GET /nacos/v1/ns/instance"},
+			writeParams: v1("true"),
+		}},
+		{"nacos2", "both", want{
+			first: []string{"GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance"},
+			// The detail read cannot show enabled=false: write again.
+			second:      []string{"GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance"},
+			writeParams: v1("false"),
+		}},
+		{"polaris", "weight", want{
 			// A server without the detail read has no PATCH either: the
 			// write goes straight to PUT, saving a round trip at shutdown.
 			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v1/ns/instance/list",
 				"PUT /nacos/v1/ns/instance"},
-			second: []string{"GET /nacos/v1/ns/instance/list"},
-			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
-				"clusterName": "DEFAULT", "ephemeral": "true", "weight": "0", "enabled": "true"},
-		},
-		{
-			dialect: "nacos3",
+			second:      []string{"GET /nacos/v1/ns/instance/list"},
+			writeParams: v1("true"),
+		}},
+		{"polaris", "both", want{
+			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v1/ns/instance/list",
+				"PUT /nacos/v1/ns/instance"},
+			second:      []string{"GET /nacos/v1/ns/instance/list"},
+			writeParams: v1("false"),
+			hidden:      true,
+		}},
+		{"nacos3", "weight", want{
 			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v3/admin/ns/instance",
 				"PUT /nacos/v3/admin/ns/instance/partial"},
-			second: []string{"GET /nacos/v3/admin/ns/instance"},
-			writeParams: map[string]string{"namespaceId": "public", "serviceName": "DEFAULT_GROUP@@svc",
-				"cluster": "DEFAULT", "weight": "0", "enabled": "true"},
-		},
+			second:      []string{"GET /nacos/v3/admin/ns/instance"},
+			writeParams: v3("true"),
+		}},
+		{"nacos3", "both", want{
+			first: []string{"GET /nacos/v1/ns/instance", "GET /nacos/v3/admin/ns/instance",
+				"PUT /nacos/v3/admin/ns/instance/partial"},
+			second:      []string{"GET /nacos/v3/admin/ns/instance"},
+			writeParams: v3("false"),
+		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.dialect, func(t *testing.T) {
+		t.Run(tc.dialect+"/"+tc.offline, func(t *testing.T) {
 			f := newFake(t, tc.dialect)
-			r, _ := newContract(t, contractConfig(f.srv.URL))
+			cfg := contractConfig(f.srv.URL)
+			cfg.Nacos.Offline = tc.offline
+			r, _ := newContract(t, cfg)
+			clock := time.Now()
+			r.(*mark).now = func() time.Time { return clock }
 			ctx := ctxFor(t, 5*time.Second)
 
 			if err := r.Offline(ctx); err != nil {
@@ -109,7 +142,7 @@ func TestContractDialects(t *testing.T) {
 				t.Fatalf("requests:\n got %q\nwant %q", got, tc.first)
 			}
 			_, weight, enabled, md := f.state()
-			if weight != 0 || !enabled || md["k"] != "v" {
+			if weight != 0 || enabled != (tc.offline == "weight") || md["k"] != "v" {
 				t.Fatalf("after Offline: weight %v enabled %v metadata %v", weight, enabled, md)
 			}
 			w := f.writes()
@@ -125,12 +158,11 @@ func TestContractDialects(t *testing.T) {
 			if !strings.HasPrefix(last.contentType, "application/x-www-form-urlencoded") {
 				t.Errorf("write Content-Type %q", last.contentType)
 			}
-			if last.method == http.MethodPut {
-				// A PUT replaces metadata: the current metadata goes back.
-				var sent map[string]string
-				if err := json.Unmarshal([]byte(last.query.Get("metadata")), &sent); err != nil || sent["k"] != "v" {
-					t.Errorf("PUT metadata %q", last.query.Get("metadata"))
-				}
+			// A partial update resets what it does not carry, a PUT
+			// replaces metadata: the current metadata always goes back.
+			var sent map[string]string
+			if err := json.Unmarshal([]byte(last.query.Get("metadata")), &sent); err != nil || sent["k"] != "v" {
+				t.Errorf("%s metadata %q", last.method, last.query.Get("metadata"))
 			}
 
 			n := len(f.requests())
@@ -141,7 +173,15 @@ func TestContractDialects(t *testing.T) {
 				t.Fatalf("second Offline requests:\n got %q\nwant %q", got, tc.second)
 			}
 
-			// The restart trap: Online puts the configured weight back.
+			// The restart trap: Online puts the configured weight back,
+			// and enabled, seen or not; unseen only after hiddenAfter.
+			if tc.hidden {
+				n = len(f.writes())
+				if err := r.Online(ctx); err == nil || len(f.writes()) != n {
+					t.Fatalf("Online of an instance out of sight just now: %v, writes %q", err, routes(f.writes()[n:]))
+				}
+				clock = clock.Add(hiddenAfter)
+			}
 			if err := r.Online(ctx); err != nil {
 				t.Fatalf("Online: %v", err)
 			}
@@ -152,21 +192,104 @@ func TestContractDialects(t *testing.T) {
 			if err := r.Online(ctx); err != nil {
 				t.Fatalf("second Online: %v", err)
 			}
-			if len(f.writes()) != n {
+			if extra := len(f.writes()) - n; extra > 0 && !(tc.dialect == "nacos2" && tc.offline == "both") {
+				// Only the 1.x/2.x detail read leaves enabled unknown,
+				// so only there Online asserts it each time.
 				t.Fatalf("Online of an instance in rotation wrote: %q", routes(f.writes()[n:]))
 			}
 
-			// Not registered: Offline is a no-op, Online a retryable error.
+			// Not registered: Offline says not-found, Online a retryable error.
 			f.set(false, 1, true)
 			n = len(f.writes())
-			if err := r.Offline(ctx); err != nil {
-				t.Fatalf("Offline of an unregistered instance: %v", err)
-			}
-			if err := r.Online(ctx); err == nil || !strings.Contains(err.Error(), "not registered") {
-				t.Fatalf("Online of an unregistered instance: %v", err)
+			err := r.Offline(ctx)
+			if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "10.1.2.4:8080:DEFAULT") {
+				t.Fatalf("Offline of an unregistered instance: %v, want not-found naming what the server holds", err)
 			}
 			if len(f.writes()) != n {
-				t.Fatalf("wrote for an unregistered instance: %q", routes(f.writes()[n:]))
+				t.Fatalf("Offline wrote for an unregistered instance: %q", routes(f.writes()[n:]))
+			}
+			// Polaris's list cannot tell a disabled instance from a
+			// missing one: after hiddenAfter out of sight, a blind
+			// enabled=true, which the server refuses, at most
+			// maxBlindWrites times in all.
+			for i := 0; i < 2*maxBlindWrites; i++ {
+				n = len(f.writes())
+				if err := r.Online(ctx); err == nil || !strings.Contains(err.Error(), "not registered") {
+					t.Fatalf("Online of an unregistered instance: %v", err)
+				}
+				wrote := len(f.writes()) - n
+				if want := tc.hidden && i > 0 && i < maxBlindWrites; (wrote == 1) != want || wrote > 1 {
+					t.Fatalf("Online #%d of an unregistered instance wrote %q, want a blind write: %v", i+1, routes(f.writes()[n:]), want)
+				}
+				clock = clock.Add(hiddenAfter)
+			}
+		})
+	}
+}
+
+// Where the app registered decides where gracefulinit looks: an instance
+// registered without a cluster name (Polaris keeps ""), or in a cluster
+// --nacos-cluster does not name, is found by ip and port and written with
+// the cluster the server holds; a configured non-default cluster must match.
+func TestContractClusters(t *testing.T) {
+	cases := []struct {
+		name             string
+		dialect          string
+		held, configured string // cluster held by the server, --nacos-cluster
+		found            bool
+		wantWriteCluster string // cluster parameter of the write, when found
+	}{
+		{"polaris/no cluster name", "polaris", "", "", true, ""},
+		{"polaris/no cluster name, DEFAULT configured", "polaris", "", "DEFAULT", true, ""},
+		{"polaris/DEFAULT", "polaris", "DEFAULT", "", true, "DEFAULT"},
+		{"polaris/other cluster, not configured", "polaris", "BJ", "", true, "BJ"},
+		{"polaris/other cluster configured", "polaris", "BJ", "BJ", true, "BJ"},
+		{"polaris/wrong cluster configured", "polaris", "BJ", "SH", false, ""},
+		{"nacos2/DEFAULT", "nacos2", "DEFAULT", "", true, "DEFAULT"},
+		{"nacos2/other cluster, not configured", "nacos2", "BJ", "", true, "BJ"},
+		{"nacos2/other cluster configured", "nacos2", "BJ", "BJ", true, "BJ"},
+		{"nacos2/wrong cluster configured", "nacos2", "BJ", "SH", false, ""},
+		{"nacos3/DEFAULT", "nacos3", "DEFAULT", "", true, "DEFAULT"},
+		{"nacos3/other cluster, not configured", "nacos3", "BJ", "", true, "BJ"},
+		{"nacos3/other cluster configured", "nacos3", "BJ", "BJ", true, "BJ"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, tc.dialect)
+			f.cluster = tc.held
+			cfg := contractConfig(f.srv.URL)
+			cfg.Nacos.Cluster = tc.configured
+			cfg.Nacos.Offline = "both"
+			r, sink := newContract(t, cfg)
+			err := r.Offline(ctxFor(t, 5*time.Second))
+			for _, q := range f.requests() {
+				if q.path == "/nacos/v1/ns/instance/list" && q.query.Has("clusters") {
+					t.Errorf("list read filtered by clusters=%q on the server", q.query.Get("clusters"))
+				}
+			}
+			if !tc.found {
+				if !errors.Is(err, registry.ErrNotFound) {
+					t.Fatalf("Offline: %v, want not-found", err)
+				}
+				if !strings.Contains(sink.String(), "server_holds=\"10.1.2.3:8080:"+tc.held) {
+					t.Fatalf("the not-found warning does not say what the server holds:\n%s", sink.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != 0 || enabled {
+				t.Fatalf("after Offline: weight %v enabled %v", weight, enabled)
+			}
+			w := f.writes()
+			last := w[len(w)-1]
+			got := last.query.Get("clusterName")
+			if tc.dialect == "nacos3" {
+				got = last.query.Get("cluster")
+			}
+			if got != tc.wantWriteCluster {
+				t.Fatalf("write cluster %q, want %q", got, tc.wantWriteCluster)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ type fakeNacos struct {
 
 	mu         sync.Mutex
 	registered bool
+	cluster    string // as the server holds it; Polaris keeps "" for a gRPC registration without one
 	weight     float64
 	enabled    bool
 	metadata   map[string]string
@@ -48,7 +49,7 @@ type fakeReq struct {
 }
 
 func newFake(t *testing.T, dialect string) *fakeNacos {
-	f := &fakeNacos{dialect: dialect, registered: true, weight: 1, enabled: true, metadata: map[string]string{"k": "v"}, ttl: 18000}
+	f := &fakeNacos{dialect: dialect, registered: true, cluster: "DEFAULT", weight: 1, enabled: true, metadata: map[string]string{"k": "v"}, ttl: 18000}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -133,21 +134,24 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 	case "nacos2":
 		switch key {
 		case "GET /nacos/v1/ns/instance":
-			if !f.registered {
+			// The detail read matches the cluster exactly (an empty
+			// one is DEFAULT), shows disabled instances too, but not
+			// their enabled flag.
+			if !f.registered || clusterOr(q.Get("clusterName")) != f.cluster {
 				http.Error(w, "no matched ip found!", http.StatusNotFound)
 				return
 			}
-			// The detail read does not show enabled.
 			writeJSON(w, 200, map[string]any{"service": "DEFAULT_GROUP@@svc", "ip": "10.1.2.3", "port": 8080,
-				"clusterName": "DEFAULT", "weight": f.weight, "healthy": true, "instanceId": "x", "metadata": f.metadata})
+				"clusterName": f.cluster, "weight": f.weight, "healthy": true, "instanceId": "x", "metadata": f.metadata})
 		case "GET /nacos/v1/ns/instance/list":
-			f.serveList(w)
+			f.serveList(w, q)
 		case "PATCH /nacos/v1/ns/instance":
-			if !f.registered {
+			if !f.registered || clusterOr(q.Get("clusterName")) != f.cluster {
 				http.Error(w, "no matched ip found!", http.StatusNotFound)
 				return
 			}
 			f.patch(q)
+			f.putMetadata(q)
 			_, _ = io.WriteString(w, "ok")
 		default:
 			http.Error(w, "unexpected "+key, http.StatusTeapot)
@@ -157,10 +161,14 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 		case "GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance":
 			http.Error(w, "405: Method Not Allowed", http.StatusMethodNotAllowed)
 		case "GET /nacos/v1/ns/instance/list":
-			f.serveList(w)
+			f.serveList(w, q)
 		case "PUT /nacos/v1/ns/instance":
 			if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 				http.Error(w, "415: Unsupported Media Type", http.StatusUnsupportedMediaType)
+				return
+			}
+			if !q.Has("metadata") {
+				writeJSON(w, 500, map[string]any{"ErrCode": 400, "ErrMsg": "metadata format incorrect:"})
 				return
 			}
 			if !f.registered {
@@ -175,7 +183,9 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 500, map[string]any{"ErrCode": 500, "ErrMsg": "update data is no change, no need to update"})
 				return
 			}
-			f.weight, f.enabled, f.metadata = weight, enabled, md
+			// Polaris finds the instance by ip and port; over HTTP an
+			// empty cluster name becomes DEFAULT.
+			f.weight, f.enabled, f.metadata, f.cluster = weight, enabled, md, clusterOr(q.Get("clusterName"))
 			_, _ = io.WriteString(w, "ok")
 		default:
 			http.Error(w, "unexpected "+key, http.StatusTeapot)
@@ -185,34 +195,30 @@ func (f *fakeNacos) serve(w http.ResponseWriter, r *http.Request) {
 		case "GET /nacos/v1/ns/instance", "PATCH /nacos/v1/ns/instance", "PUT /nacos/v1/ns/instance":
 			http.Error(w, "api is deprecated", http.StatusGone)
 		case "GET /nacos/v1/ns/instance/list":
-			f.serveList(w)
+			f.serveList(w, q)
 		case "GET /nacos/v3/admin/ns/instance":
-			if q.Get("serviceName") != "svc" || q.Get("groupName") != "DEFAULT_GROUP" || q.Get("clusterName") != "DEFAULT" {
+			if q.Get("serviceName") != "svc" || q.Get("groupName") != "DEFAULT_GROUP" {
 				writeJSON(w, 400, map[string]any{"code": 10000, "message": "bad params"})
 				return
 			}
-			if !f.registered {
+			if !f.registered || clusterOr(q.Get("clusterName")) != f.cluster {
 				writeJSON(w, 404, map[string]any{"code": 20004, "message": "instance not found"})
 				return
 			}
 			writeJSON(w, 200, map[string]any{"code": 0, "message": "success", "data": map[string]any{
-				"serviceName": "DEFAULT_GROUP@@svc", "ip": "10.1.2.3", "port": 8080, "clusterName": "DEFAULT",
-				"weight": f.weight, "healthy": true, "instanceId": "x", "metadata": f.metadata}})
+				"serviceName": "DEFAULT_GROUP@@svc", "ip": "10.1.2.3", "port": 8080, "clusterName": f.cluster,
+				"weight": f.weight, "healthy": true, "enabled": f.enabled, "instanceId": "x", "metadata": f.metadata}})
 		case "PUT /nacos/v3/admin/ns/instance/partial":
-			if _, ok := q["metadata"]; !ok || q.Get("cluster") != "DEFAULT" {
+			if _, ok := q["metadata"]; !ok || q.Get("cluster") == "" {
 				writeJSON(w, 400, map[string]any{"code": 10000, "message": "Required parameter missing"})
 				return
 			}
-			if !f.registered {
+			if !f.registered || q.Get("cluster") != f.cluster {
 				writeJSON(w, 404, map[string]any{"code": 20004, "message": "instance not found"})
 				return
 			}
 			f.patch(q)
-			if md := q.Get("metadata"); strings.TrimSpace(md) != "" {
-				m := map[string]string{}
-				_ = json.Unmarshal([]byte(md), &m)
-				f.metadata = m
-			}
+			f.putMetadata(q)
 			writeJSON(w, 200, map[string]any{"code": 0, "message": "success", "data": "ok"})
 		default:
 			http.Error(w, "unexpected "+key, http.StatusTeapot)
@@ -232,19 +238,50 @@ func (f *fakeNacos) patch(q url.Values) {
 	}
 }
 
-// serveList hides disabled instances, as Nacos and Polaris do.
-func (f *fakeNacos) serveList(w http.ResponseWriter) {
+// putMetadata replaces the metadata with what a write sent, if anything.
+func (f *fakeNacos) putMetadata(q url.Values) {
+	if md := q.Get("metadata"); strings.TrimSpace(md) != "" {
+		m := map[string]string{}
+		_ = json.Unmarshal([]byte(md), &m)
+		f.metadata = m
+	}
+}
+
+// clusterOr is a request's cluster name as Nacos reads it: empty is DEFAULT.
+func clusterOr(c string) string {
+	if c == "" {
+		return "DEFAULT"
+	}
+	return c
+}
+
+// serveList hides disabled instances, as Nacos and Polaris do, and filters
+// by the clusters parameter exactly, as Polaris does (so clusters=DEFAULT
+// hides an instance it holds with an empty cluster name). Another instance
+// of the service, at another ip, is always listed.
+func (f *fakeNacos) serveList(w http.ResponseWriter, q url.Values) {
 	hosts := []any{}
-	if f.registered && f.enabled {
+	want := map[string]bool{}
+	for _, c := range strings.Split(q.Get("clusters"), ",") {
+		if c != "" {
+			want[c] = true
+		}
+	}
+	listed := func(cluster string) bool { return len(want) == 0 || want[cluster] }
+	if f.registered && f.enabled && listed(f.cluster) {
 		md := map[string]string{}
 		for k, v := range f.metadata {
 			md[k] = v
 		}
 		if f.dialect == "polaris" {
-			md["internal-nacos-cluster"] = "DEFAULT"
+			md["internal-nacos-cluster"] = f.cluster
 		}
-		hosts = append(hosts, map[string]any{"ip": "10.1.2.3", "port": 8080, "clusterName": "DEFAULT",
+		hosts = append(hosts, map[string]any{"ip": "10.1.2.3", "port": 8080, "clusterName": f.cluster,
 			"weight": f.weight, "healthy": true, "enabled": f.enabled, "ephemeral": true, "metadata": md})
+	}
+	if listed("DEFAULT") {
+		hosts = append(hosts, map[string]any{"ip": "10.1.2.4", "port": 8080, "clusterName": "DEFAULT",
+			"weight": 1, "healthy": true, "enabled": true, "ephemeral": true, "metadata": map[string]string{}})
 	}
 	writeJSON(w, 200, map[string]any{"name": "DEFAULT_GROUP@@svc", "hosts": hosts})
 }

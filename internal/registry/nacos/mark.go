@@ -14,23 +14,29 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
 // mark changes the weight/enabled flag of an instance the app registered
 // itself, through the Nacos HTTP ops API. It speaks to every server version
 // it may meet, learning which dialect answers:
 //
-//   - Nacos 1.x/2.x: detail GET, PATCH (always with both weight and enabled,
-//     because PATCH starts from weight 1 / enabled true);
+//   - Nacos 1.x/2.x: detail GET, PATCH (always with weight, enabled and
+//     metadata, because PATCH starts from weight 1 / enabled true);
 //   - Nacos 3.x: v1 writes answer 410 Gone; use the v3 admin API;
 //   - Polaris (our test server): detail GET and PATCH answer 405; read the
 //     instance from the list and PUT it back with its current metadata.
 //
+// The instance is found by ip and port whatever cluster it registered in
+// (the cluster only counts when --nacos-cluster names a non-default one):
+// nacos-sdk-go registers without a cluster name, which real Nacos stores as
+// DEFAULT and Polaris as "", and a server-side clusters=DEFAULT filter hides
+// the latter. Writes use the cluster the server holds for the instance.
 // Reads come first so no-op writes are skipped (Polaris answers 500 to them).
 type mark struct {
 	key      instanceKey
 	servers  []server
-	offline  string  // weight|disable
+	offline  string  // weight|disable|both
 	weight   float64 // restored by Online
 	user     string
 	password string // secret: never logged, scrubbed from errors
@@ -46,7 +52,20 @@ type mark struct {
 	noDetail     bool      // detail GET answered 405: read from the list
 	noPatch      bool      // PATCH answered 405: write with PUT straight away
 	v3           bool      // v1 answered 410: use the v3 admin API
+	sentDisable  bool      // Offline sent enabled=false: the list hides the instance now
+	absentSince  time.Time // first of the Online reads in a row that did not find the instance
+	blindWrites  int       // enabled=true writes sent for an instance no read showed
+
+	// hiddenAfter is how long Online must not see the instance before it
+	// writes enabled=true blind (see onlineHidden).
+	hiddenAfter time.Duration
 }
+
+// Bounds of Online's blind enabled=true write.
+const (
+	hiddenAfter    = 10 * time.Second
+	maxBlindWrites = 3
+)
 
 func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 	timeout := cfg.RegistryTimeout
@@ -59,7 +78,7 @@ func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 	}
 	offline := cfg.Nacos.Offline
 	if offline == "" {
-		offline = "weight"
+		offline = "both"
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2
@@ -74,16 +93,23 @@ func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 		log:      log,
 		hc:       &http.Client{Transport: tr},
 		now:      time.Now,
+
+		hiddenAfter: hiddenAfter,
 	}
 }
 
 func (m *mark) Name() string { return "nacos" }
+
+// zeroWeight and disable say what Offline changes (--nacos-offline).
+func (m *mark) zeroWeight() bool { return m.offline != "disable" }
+func (m *mark) disable() bool    { return m.offline != "weight" }
 
 // errNotRegistered means the server does not know the instance.
 var errNotRegistered = errors.New("instance not registered")
 
 // instance is what a read returns about the app's instance.
 type instance struct {
+	Cluster  string // as the server holds it: "" for Polaris's cluster-less gRPC registrations
 	Weight   float64
 	Enabled  *bool // nil: this read does not say (the 1.x/2.x detail GET)
 	Healthy  bool
@@ -97,24 +123,61 @@ func (i *instance) enabledString() string {
 	return strconv.FormatBool(*i.Enabled)
 }
 
+// host is one entry of the service's instance list.
+type host struct {
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	ClusterName string            `json:"clusterName"`
+	Weight      float64           `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	Enabled     *bool             `json:"enabled"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// lookup is the outcome of a read: the instance (nil when not found) and,
+// when the list was read, every host the server listed.
+type lookup struct {
+	inst   *instance
+	hosts  []host
+	listed bool
+}
+
+// held describes the listed hosts as ip:port:cluster, for logs that must say
+// what the server holds when the app's instance is not among them.
+func held(hosts []host) string {
+	if len(hosts) == 0 {
+		return "no instances"
+	}
+	parts := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		parts = append(parts, fmt.Sprintf("%s:%d:%s", h.IP, h.Port, h.ClusterName))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Online waits for the app's own registration (an error while it is absent;
 // the caller retries) and repairs a stale offline mark: Nacos keeps a weight
 // override across a quick re-registration (alibaba/nacos#12033), so an app
-// restarted within about 60 s of its last drain comes back at weight 0.
+// restarted within about 60 s of its last drain comes back at weight 0 or
+// disabled.
 func (m *mark) Online(ctx context.Context) error {
-	inst, err := m.read(ctx)
+	l, err := m.read(ctx)
 	if err != nil {
 		return fmt.Errorf("read instance %s: %w", m.key, err)
 	}
+	inst := l.inst
 	if inst == nil {
-		return fmt.Errorf("instance %s is not registered yet (waiting for the app to register itself)", m.key)
+		return m.onlineHidden(ctx, l)
 	}
+	m.mu.Lock()
+	m.absentSince = time.Time{}
+	m.mu.Unlock()
 	needWeight := inst.Weight <= 0
 	needEnable := inst.Enabled != nil && !*inst.Enabled
-	// A disabled flag is invisible to the 1.x/2.x detail read: with
-	// --nacos-offline disable, assert enabled=true rather than trust it.
-	assertEnable := inst.Enabled == nil && m.offline == "disable"
-	m.log.Info("nacos instance found", "instance", m.key.String(), "weight", inst.Weight,
+	// A disabled flag is invisible to the 1.x/2.x detail read: when Offline
+	// disables, assert enabled=true rather than trust it.
+	assertEnable := inst.Enabled == nil && m.disable()
+	m.log.Info("nacos instance found", "instance", m.key.String(), "cluster", inst.Cluster, "weight", inst.Weight,
 		"enabled", inst.enabledString(), "healthy", inst.Healthy)
 	if !needWeight && !needEnable && !assertEnable {
 		return nil
@@ -129,6 +192,9 @@ func (m *mark) Online(ctx context.Context) error {
 		}
 		return fmt.Errorf("put instance %s back in rotation: %w", m.key, err)
 	}
+	m.mu.Lock()
+	m.sentDisable = false
+	m.mu.Unlock()
 	if needWeight || needEnable {
 		m.log.Warn("nacos instance carried a stale offline mark from an earlier shutdown; put it back in rotation",
 			"instance", m.key.String(), "weight_was", inst.Weight, "enabled_was", inst.enabledString(),
@@ -139,50 +205,149 @@ func (m *mark) Online(ctx context.Context) error {
 	return nil
 }
 
-// Offline sets the instance's weight to 0 (or enabled=false with
-// --nacos-offline disable). An unregistered instance is nothing to do.
+// onlineHidden handles an instance no read shows. The list hides disabled
+// instances, and on a server without the detail read (Polaris) nothing else
+// shows them, so a stale enabled=false from an earlier drain would keep the
+// instance out of rotation for good: Online then writes enabled=true blind.
+// Blind, because the metadata cannot be read, and Polaris replaces it with
+// what a write carries; a write landing on an instance registered a moment
+// ago (the list lags registrations by its cache interval) would wipe the
+// app's registration. So the write waits until the instance has been out of
+// sight for hiddenAfter, which a fresh registration is not, and is tried a
+// few times only. A server that does not know the instance refuses it
+// (Polaris: "not found instances"): the app has not registered yet.
+func (m *mark) onlineHidden(ctx context.Context, l lookup) error {
+	now := m.now()
+	m.mu.Lock()
+	if m.absentSince.IsZero() {
+		m.absentSince = now
+	}
+	hiddenFor := now.Sub(m.absentSince)
+	blind := m.noDetail && !m.v3 && m.disable() && hiddenFor >= m.hiddenAfter && m.blindWrites < maxBlindWrites
+	if blind {
+		m.blindWrites++
+	}
+	m.mu.Unlock()
+	notYet := fmt.Errorf("instance %s is not registered yet (waiting for the app to register itself; the server lists %s)",
+		m.key, held(l.hosts))
+	if !blind {
+		return notYet
+	}
+	// An empty set goes back: Polaris insists on one.
+	hidden := &instance{Cluster: m.key.cluster, Metadata: map[string]string{}}
+	if err := m.write(ctx, hidden, m.weight, true); err != nil {
+		return fmt.Errorf("%w; enabling it blind, in case it is disabled: %v", notYet, err)
+	}
+	m.mu.Lock()
+	m.sentDisable, m.absentSince = false, time.Time{}
+	m.mu.Unlock()
+	m.log.Warn("nacos instance was hidden (disabled by an earlier shutdown): enabled it again; its metadata could not be read and was sent back empty",
+		"instance", m.key.String(), "hidden_for", hiddenFor.Round(time.Second), "weight", m.weight, "enabled", true)
+	return nil
+}
+
+// Offline sets the instance's weight to 0 and/or enabled=false, as
+// --nacos-offline says. An instance the server does not hold is an error
+// wrapping registry.ErrNotFound, logged with what the server does hold.
 func (m *mark) Offline(ctx context.Context) error {
-	inst, err := m.read(ctx)
+	l, err := m.read(ctx)
 	if err != nil {
 		return fmt.Errorf("read instance %s: %w", m.key, err)
 	}
+	inst := l.inst
 	if inst == nil {
-		m.log.Info("nacos instance not registered: nothing to take out of rotation", "instance", m.key.String())
-		return nil
+		m.mu.Lock()
+		disabledByUs := m.sentDisable && l.listed
+		m.mu.Unlock()
+		if disabledByUs {
+			// An earlier attempt (whose answer may have been lost)
+			// found the instance and disabled it; the list hides it now.
+			m.log.Info("nacos instance no longer listed: disabled by an earlier attempt of this step", "instance", m.key.String())
+			return nil
+		}
+		return m.notFound(ctx, l)
 	}
 	weight, enabled := inst.Weight, true
 	if inst.Enabled != nil {
 		enabled = *inst.Enabled
 	}
-	if m.offline == "disable" {
-		if inst.Enabled != nil && !*inst.Enabled {
-			m.log.Info("nacos instance already disabled", "instance", m.key.String())
-			return nil
-		}
-		enabled = false
-	} else {
-		if inst.Weight <= 0 {
-			m.log.Info("nacos instance already at weight 0", "instance", m.key.String())
-			return nil
-		}
+	weightDone := !m.zeroWeight() || inst.Weight <= 0
+	enableDone := !m.disable() || (inst.Enabled != nil && !*inst.Enabled)
+	if weightDone && enableDone {
+		m.log.Info("nacos instance already out of rotation", "instance", m.key.String(),
+			"weight", inst.Weight, "enabled", inst.enabledString())
+		return nil
+	}
+	if m.zeroWeight() {
 		weight = 0
+	}
+	if m.disable() {
+		enabled = false
+		m.mu.Lock()
+		m.sentDisable = true
+		m.mu.Unlock()
 	}
 	if err := m.write(ctx, inst, weight, enabled); err != nil {
 		if errors.Is(err, errNotRegistered) {
+			// Read a moment ago, gone now: the app deregistered, which
+			// takes it out of rotation as well.
 			m.log.Info("nacos instance deregistered meanwhile: nothing to take out of rotation", "instance", m.key.String())
 			return nil
 		}
 		return fmt.Errorf("take instance %s out of rotation: %w", m.key, err)
 	}
-	m.log.Info("nacos instance taken out of rotation", "instance", m.key.String(),
+	m.log.Info("nacos instance taken out of rotation", "instance", m.key.String(), "cluster", inst.Cluster,
 		"weight_was", inst.Weight, "weight", weight, "enabled", enabled)
 	return nil
+}
+
+// notFound logs, at WARN, that Offline found nothing to take out, with what
+// the server holds for the service, and returns the not-found error.
+func (m *mark) notFound(ctx context.Context, l lookup) error {
+	holds := held(l.hosts)
+	if !l.listed {
+		hosts, err := m.listHosts(ctx)
+		if err != nil {
+			holds = "unknown (" + err.Error() + ")"
+		} else {
+			holds = held(hosts)
+		}
+	}
+	m.log.Warn("nacos instance not found: nothing was taken out of rotation", "searched", m.key.String(),
+		"server_holds", holds)
+	return fmt.Errorf("no instance %s:%d in %s (the server holds %s): %w", m.key.ip, m.key.port, m.key.groupedService(), holds, registry.ErrNotFound)
 }
 
 // Close has nothing to undo: the app deregisters its own instance.
 func (m *mark) Close(context.Context) error {
 	m.hc.CloseIdleConnections()
 	return nil
+}
+
+// match picks the app's instance out of a list: ip and port, and the
+// cluster only when a non-default one is configured. Among several (the
+// same ip:port in two clusters) the default cluster wins.
+func (m *mark) match(hosts []host) *host {
+	var found *host
+	for i := range hosts {
+		h := &hosts[i]
+		if h.IP != m.key.ip || h.Port != m.key.port {
+			continue
+		}
+		if !m.key.defaultCluster() {
+			if h.ClusterName == m.key.cluster {
+				return h
+			}
+			continue
+		}
+		if isDefaultCluster(h.ClusterName) {
+			return h
+		}
+		if found == nil {
+			found = h
+		}
+	}
+	return found
 }
 
 func (m *mark) commonParams() url.Values {
@@ -194,8 +359,10 @@ func (m *mark) commonParams() url.Values {
 	}
 }
 
-// read returns the instance, or nil when the server does not know it.
-func (m *mark) read(ctx context.Context) (*instance, error) {
+// read finds the instance: the detail GET where the server has one, else
+// (and when the detail says 404, which a cluster mismatch also gives) the
+// list.
+func (m *mark) read(ctx context.Context) (lookup, error) {
 	m.mu.Lock()
 	v3, noDetail := m.v3, m.noDetail
 	m.mu.Unlock()
@@ -208,23 +375,27 @@ func (m *mark) read(ctx context.Context) (*instance, error) {
 		p.Set("ephemeral", "true")
 		resp, err := m.do(ctx, http.MethodGet, "/v1/ns/instance", p)
 		if err != nil {
-			return nil, err
+			return lookup{}, err
 		}
 		switch resp.status {
 		case http.StatusOK:
 			var d struct {
-				Weight   float64           `json:"weight"`
-				Healthy  bool              `json:"healthy"`
-				Enabled  *bool             `json:"enabled"`
-				Metadata map[string]string `json:"metadata"`
+				ClusterName string            `json:"clusterName"`
+				Weight      float64           `json:"weight"`
+				Healthy     bool              `json:"healthy"`
+				Enabled     *bool             `json:"enabled"`
+				Metadata    map[string]string `json:"metadata"`
 			}
 			if err := json.Unmarshal(resp.body, &d); err != nil {
-				return nil, resp.fail("unreadable instance detail: " + err.Error())
+				return lookup{}, resp.fail("unreadable instance detail: " + err.Error())
 			}
-			return &instance{Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}, nil
+			if d.ClusterName == "" {
+				d.ClusterName = m.key.cluster
+			}
+			return lookup{inst: &instance{Cluster: d.ClusterName, Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}}, nil
 		case http.StatusNotFound:
-			// Nacos's "no matched ip" and a proxy's "no such page" look
-			// alike: let the list decide.
+			// Nacos's "no matched ip" (also for another cluster) and a
+			// proxy's "no such page" look alike: let the list decide.
 		case http.StatusMethodNotAllowed:
 			m.mu.Lock()
 			m.noDetail = true
@@ -233,17 +404,39 @@ func (m *mark) read(ctx context.Context) (*instance, error) {
 			m.setV3()
 			return m.readV3(ctx)
 		default:
-			return nil, resp.fail("")
+			return lookup{}, resp.fail("")
 		}
 	}
-	return m.readList(ctx)
+	hosts, err := m.listHosts(ctx)
+	if errors.Is(err, errGone) {
+		m.setV3()
+		return m.readV3(ctx)
+	}
+	if err != nil {
+		return lookup{}, err
+	}
+	return m.fromList(hosts), nil
 }
 
-func (m *mark) readList(ctx context.Context) (*instance, error) {
+func (m *mark) fromList(hosts []host) lookup {
+	l := lookup{hosts: hosts, listed: true}
+	if h := m.match(hosts); h != nil {
+		l.inst = &instance{Cluster: h.ClusterName, Weight: h.Weight, Enabled: h.Enabled, Healthy: h.Healthy, Metadata: h.Metadata}
+	}
+	return l
+}
+
+// errGone is the v1 list's 410 (Nacos 3.x without v1 compatibility).
+var errGone = errors.New("v1 API gone")
+
+// listHosts reads every host of the service, healthy or not, in every
+// cluster: a clusters filter would hide instances registered without a
+// cluster name on servers that keep it empty (Polaris). The list never shows
+// disabled instances.
+func (m *mark) listHosts(ctx context.Context) ([]host, error) {
 	p := url.Values{
 		"namespaceId": {m.key.namespace},
 		"serviceName": {m.key.groupedService()},
-		"clusters":    {m.key.cluster},
 		"healthyOnly": {"false"},
 	}
 	resp, err := m.do(ctx, http.MethodGet, "/v1/ns/instance/list", p)
@@ -251,39 +444,24 @@ func (m *mark) readList(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	if resp.status == http.StatusGone {
-		m.setV3()
-		return m.readV3(ctx)
+		return nil, errGone
 	}
 	if resp.status != http.StatusOK {
 		return nil, resp.fail("")
 	}
 	var l struct {
-		Hosts []struct {
-			IP          string            `json:"ip"`
-			Port        int               `json:"port"`
-			ClusterName string            `json:"clusterName"`
-			Weight      float64           `json:"weight"`
-			Healthy     bool              `json:"healthy"`
-			Enabled     *bool             `json:"enabled"`
-			Metadata    map[string]string `json:"metadata"`
-		} `json:"hosts"`
+		Hosts []host `json:"hosts"`
 	}
 	if err := json.Unmarshal(resp.body, &l); err != nil {
 		return nil, resp.fail("unreadable instance list: " + err.Error())
 	}
-	for _, h := range l.Hosts {
-		if h.IP != m.key.ip || h.Port != m.key.port {
-			continue
-		}
-		if h.ClusterName != "" && h.ClusterName != m.key.cluster {
-			continue
-		}
-		return &instance{Weight: h.Weight, Enabled: h.Enabled, Healthy: h.Healthy, Metadata: h.Metadata}, nil
-	}
-	return nil, nil
+	return l.Hosts, nil
 }
 
-func (m *mark) readV3(ctx context.Context) (*instance, error) {
+// readV3 reads the v3 admin detail (Nacos 3.x stores an empty cluster as
+// DEFAULT). A 404 there may be an instance in another cluster: the v1 list,
+// where the server still serves it, finds it by ip and port.
+func (m *mark) readV3(ctx context.Context) (lookup, error) {
 	p := url.Values{
 		"namespaceId": {m.key.namespace},
 		"groupName":   {m.key.group},
@@ -294,31 +472,40 @@ func (m *mark) readV3(ctx context.Context) (*instance, error) {
 	}
 	resp, err := m.do(ctx, http.MethodGet, "/v3/admin/ns/instance", p)
 	if err != nil {
-		return nil, err
+		return lookup{}, err
 	}
 	if resp.status == http.StatusNotFound {
-		return nil, nil
+		hosts, err := m.listHosts(ctx)
+		if err != nil {
+			// Without a list there is nothing more to learn.
+			return lookup{}, nil
+		}
+		return m.fromList(hosts), nil
 	}
 	if resp.status != http.StatusOK {
-		return nil, resp.fail("")
+		return lookup{}, resp.fail("")
 	}
 	var r struct {
 		Code int `json:"code"`
 		Data *struct {
-			Weight   float64           `json:"weight"`
-			Healthy  bool              `json:"healthy"`
-			Enabled  *bool             `json:"enabled"`
-			Metadata map[string]string `json:"metadata"`
+			ClusterName string            `json:"clusterName"`
+			Weight      float64           `json:"weight"`
+			Healthy     bool              `json:"healthy"`
+			Enabled     *bool             `json:"enabled"`
+			Metadata    map[string]string `json:"metadata"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(resp.body, &r); err != nil {
-		return nil, resp.fail("unreadable instance detail: " + err.Error())
+		return lookup{}, resp.fail("unreadable instance detail: " + err.Error())
 	}
 	if r.Code != 0 || r.Data == nil {
-		return nil, resp.fail("")
+		return lookup{}, resp.fail("")
 	}
 	d := r.Data
-	return &instance{Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}, nil
+	if d.ClusterName == "" {
+		d.ClusterName = m.key.cluster
+	}
+	return lookup{inst: &instance{Cluster: d.ClusterName, Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}}, nil
 }
 
 func (m *mark) setV3() {
@@ -330,8 +517,9 @@ func (m *mark) setV3() {
 	m.v3 = true
 }
 
-// write sets weight and enabled on the instance, always both: PATCH and the
-// v3 partial update start from weight 1 / enabled true for omitted fields.
+// write sets weight and enabled on the instance, always both, and its
+// metadata back as read: PATCH and the v3 partial update start from
+// weight 1 / enabled true for omitted fields.
 func (m *mark) write(ctx context.Context, inst *instance, weight float64, enabled bool) error {
 	m.mu.Lock()
 	v3 := m.v3
@@ -340,10 +528,15 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 		return m.writeV3(ctx, inst, weight, enabled)
 	}
 	p := m.commonParams()
-	p.Set("clusterName", m.key.cluster)
+	p.Set("clusterName", inst.Cluster)
 	p.Set("weight", formatWeight(weight))
 	p.Set("enabled", strconv.FormatBool(enabled))
 	p.Set("ephemeral", "true")
+	if inst.Metadata != nil {
+		// What PATCH does with metadata it is not sent differs by
+		// version; the current metadata sent back is right on all.
+		p.Set("metadata", metadataJSON(inst.Metadata))
+	}
 	// Every round trip counts when the registry is slow at shutdown: skip
 	// the PATCH once it was refused, and on a server without the detail
 	// read (Polaris), which has no PATCH either.
@@ -351,7 +544,7 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 	skipPatch := m.noPatch || m.noDetail
 	m.mu.Unlock()
 	if skipPatch {
-		return m.put(ctx, inst, p)
+		return m.put(ctx, p)
 	}
 	resp, err := m.do(ctx, http.MethodPatch, "/v1/ns/instance", p)
 	if err != nil {
@@ -365,7 +558,7 @@ func (m *mark) write(ctx context.Context, inst *instance, weight float64, enable
 		m.mu.Lock()
 		m.noPatch = true
 		m.mu.Unlock()
-		return m.put(ctx, inst, p)
+		return m.put(ctx, p)
 	}
 	return writeResult(resp)
 }
@@ -384,8 +577,7 @@ func writeResult(resp *response) error {
 
 // put writes with PUT, which replaces metadata (and on Polaris flips
 // healthy without it): the instance's current metadata goes back unchanged.
-func (m *mark) put(ctx context.Context, inst *instance, p url.Values) error {
-	p.Set("metadata", metadataJSON(inst.Metadata))
+func (m *mark) put(ctx context.Context, p url.Values) error {
 	resp, err := m.do(ctx, http.MethodPut, "/v1/ns/instance", p)
 	if err != nil {
 		return err
@@ -405,7 +597,7 @@ func (m *mark) writeV3(ctx context.Context, inst *instance, weight float64, enab
 		"serviceName": {m.key.groupedService()}, // partial insists on GROUP@@service
 		"ip":          {m.key.ip},
 		"port":        {strconv.Itoa(m.key.port)},
-		"cluster":     {m.key.cluster},
+		"cluster":     {inst.Cluster},
 		"weight":      {formatWeight(weight)},
 		"enabled":     {strconv.FormatBool(enabled)},
 		// A required parameter; the current metadata keeps it unchanged.

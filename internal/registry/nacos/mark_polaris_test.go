@@ -2,7 +2,9 @@ package nacos
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +14,10 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
 )
 
-func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port int, offline string) registry.Registry {
+func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port int, cluster, offline string) registry.Registry {
 	t.Helper()
 	cfg := markConfig(s, service, ip, port)
+	cfg.Nacos.Cluster = cluster
 	cfg.Nacos.Offline = offline
 	r, err := New(cfg, newLogSink(t).logger())
 	if err != nil {
@@ -24,23 +27,34 @@ func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port i
 }
 
 // TestMarkAgainstPolaris takes apps' own instances out of rotation and puts
-// them back, with a subscribed consumer as the judge. One app registers over
-// gRPC (nacos-sdk-go, like Spring Cloud Alibaba on Nacos 2.x), one through
-// the v1 HTTP API with heartbeats (like a 1.x client).
+// them back, with a subscribed consumer as the judge. Apps register the ways
+// real ones do: over gRPC (nacos-sdk-go, like Spring Cloud Alibaba on Nacos
+// 2.x) without a cluster name (Polaris keeps it empty), with DEFAULT, or in a
+// named cluster; and through the v1 HTTP API with heartbeats (a 1.x client).
 func TestMarkAgainstPolaris(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, port = "orders", 18080
-	grpcA := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port}
-	httpB := &standin.NacosHTTPApp{T: t, Server: s, Service: service, IP: "127.0.0.3", Port: port}
-	other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.4", Port: port}
-	grpcA.Start()
-	httpB.Start()
-	other.Start()
+	grpcApp := func(ip, cluster string) *standin.NacosGRPCApp {
+		a := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: ip, Port: port, Cluster: cluster}
+		a.Start()
+		return a
+	}
+	httpApp := func(ip string) *standin.NacosHTTPApp {
+		a := &standin.NacosHTTPApp{T: t, Server: s, Service: service, IP: ip, Port: port}
+		a.Start()
+		return a
+	}
+	grpcA := grpcApp("127.0.0.2", "DEFAULT")
+	httpB := httpApp("127.0.0.3")
+	grpcApp("127.0.0.4", "DEFAULT") // the other instance, always in rotation
+	grpcApp("127.0.0.5", "")
+	grpcApp("127.0.0.6", "BJ")
+	grpcApp("127.0.0.7", "DEFAULT")
+	httpApp("127.0.0.8")
 	consumer := standin.NewNacosConsumer(t, s, service)
-	all := []string{"127.0.0.2:18080", "127.0.0.3:18080", "127.0.0.4:18080"}
-	consumer.WaitSelection(t, 10*time.Second, "consumer sees all three instances", func(sel map[string]bool) error {
-		for _, a := range all {
-			if !sel[a] {
+	consumer.WaitSelection(t, 10*time.Second, "consumer sees every instance", func(sel map[string]bool) error {
+		for i := 2; i <= 8; i++ {
+			if a := fmt.Sprintf("127.0.0.%d:%d", i, port); !sel[a] {
 				return fmt.Errorf("%s not selected yet: %v", a, sel)
 			}
 		}
@@ -50,17 +64,27 @@ func TestMarkAgainstPolaris(t *testing.T) {
 	cases := []struct {
 		name    string
 		ip      string
+		cluster string // --nacos-cluster
 		offline string
-		restart func() // the app restarts and registers again
+		// restart: the app restarts and registers again, and the test
+		// re-applies the weight-0 override Nacos would have kept (Polaris
+		// resets it). nil: the offline state stays as Offline left it,
+		// as Nacos keeps it across a quick re-registration.
+		restart func()
 	}{
-		{"grpc-app/weight", "127.0.0.2", "weight", func() { grpcA.Stop(); waitGone(t, s, service, "127.0.0.2", port); grpcA.Start() }},
-		{"http-app/weight", "127.0.0.3", "weight", func() { httpB.Stop(); waitGone(t, s, service, "127.0.0.3", port); httpB.Start() }},
-		{"grpc-app/disable", "127.0.0.2", "disable", nil},
+		{"grpc-default/weight", "127.0.0.2", "DEFAULT", "weight", func() { grpcA.Stop(); waitGone(t, s, service, "127.0.0.2", port); grpcA.Start() }},
+		{"http-app/weight", "127.0.0.3", "DEFAULT", "weight", func() { httpB.Stop(); waitGone(t, s, service, "127.0.0.3", port); httpB.Start() }},
+		{"grpc-default/disable", "127.0.0.7", "DEFAULT", "disable", nil},
+		{"grpc-no-cluster/both", "127.0.0.5", "DEFAULT", "both", nil},
+		{"grpc-no-cluster/both/empty-cluster-flag", "127.0.0.5", "", "both", nil},
+		{"grpc-named-cluster/both", "127.0.0.6", "BJ", "both", nil},
+		{"grpc-named-cluster/both/not-configured", "127.0.0.6", "DEFAULT", "both", nil},
+		{"http-app/both", "127.0.0.8", "DEFAULT", "both", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			target := fmt.Sprintf("%s:%d", tc.ip, port)
-			r := newMarkFor(t, s, service, tc.ip, port, tc.offline)
+			r := newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
 			if err := bounded(r.Offline); err != nil {
 				t.Fatalf("Offline: %v", err)
 			}
@@ -83,19 +107,28 @@ func TestMarkAgainstPolaris(t *testing.T) {
 					t.Fatalf("SelectOneHealthyInstance picked %s after Offline", target)
 				}
 			}
+			h, err := standin.FindNacosHost(s, service, tc.ip, port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tc.offline {
+			case "weight":
+				if !standin.NacosWeight0(h) {
+					t.Fatalf("after Offline: %+v, want weight 0", h)
+				}
+			default:
+				// Polaris hides disabled instances from the list.
+				if h != nil {
+					t.Fatalf("after Offline: %+v, want disabled (not listed)", h)
+				}
+			}
 			// Twice is fine: a no-op, even while the server's list cache
-			// still shows the old weight.
+			// still shows the old state.
 			if err := bounded(r.Offline); err != nil {
 				t.Fatalf("second Offline: %v", err)
 			}
 
-			if tc.restart == nil {
-				// Polaris hides disabled instances from every read, so
-				// Online cannot see this one; put it back by hand.
-				if err := standin.SetNacosInstance(s, service, tc.ip, port, 1, true, grpcA.Metadata()); err != nil {
-					t.Fatal(err)
-				}
-			} else {
+			if tc.restart != nil {
 				// The restart trap: the app comes back within Nacos's
 				// 60 s override expiry and keeps weight 0. Polaris resets
 				// the weight on re-registration, so re-apply the override
@@ -104,12 +137,14 @@ func TestMarkAgainstPolaris(t *testing.T) {
 				standin.WaitNacosHost(t, s, service, tc.ip, port, "registered again", 10*time.Second, standin.NacosListed)
 				standin.SetNacosWeight(t, s, service, tc.ip, port, 0)
 				standin.WaitNacosHost(t, s, service, tc.ip, port, "stale weight 0 visible", 10*time.Second, standin.NacosWeight0)
-				if err := bounded(r.Online); err != nil {
-					t.Fatalf("Online: %v", err)
-				}
-				if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil {
-					t.Fatalf("instance gone after Online: %v", err)
-				}
+			}
+			// A restarted gracefulinit (a fresh backend) puts it back,
+			// seen or hidden (hidden: without the wait for a fresh
+			// registration to show, which test/registry covers).
+			r = newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
+			r.(*mark).hiddenAfter = 0
+			if err := bounded(r.Online); err != nil {
+				t.Fatalf("Online: %v", err)
 			}
 			took = consumer.WaitSelection(t, 10*time.Second, "consumer selects "+target+" again", func(sel map[string]bool) error {
 				if !sel[target] {
@@ -121,7 +156,7 @@ func TestMarkAgainstPolaris(t *testing.T) {
 			if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil || h.Weight != 1 || !h.Enabled {
 				t.Fatalf("after Online: %+v %v", h, err)
 			}
-			// Online on a healthy instance changes nothing.
+			// Online on an instance in rotation changes nothing.
 			if err := bounded(r.Online); err != nil {
 				t.Fatalf("second Online: %v", err)
 			}
@@ -143,19 +178,24 @@ func TestMarkAgainstPolaris(t *testing.T) {
 	})
 
 	t.Run("not-registered", func(t *testing.T) {
-		r := newMarkFor(t, s, service, "127.0.0.9", port, "weight")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := r.Offline(ctx); err != nil {
-			t.Fatalf("Offline of an unregistered instance: %v", err)
-		}
-		if err := r.Online(ctx); err == nil {
-			t.Fatal("Online of an unregistered instance succeeded; want a retryable error")
-		}
-		// Unknown service too.
-		r = newMarkFor(t, s, "no-such-service", "127.0.0.9", port, "weight")
-		if err := r.Offline(ctx); err != nil {
-			t.Fatalf("Offline in an unknown service: %v", err)
+		for _, tc := range []struct {
+			name, service, ip, cluster string
+			holds                      string // in the error: what the server lists
+		}{
+			{"unknown ip", service, "127.0.0.9", "DEFAULT", "127.0.0.4:18080:DEFAULT"},
+			{"another cluster configured", service, "127.0.0.4", "SH", "127.0.0.4:18080:DEFAULT"},
+			{"unknown service", "no-such-service", "127.0.0.9", "DEFAULT", "no instances"},
+		} {
+			r := newMarkFor(t, s, tc.service, tc.ip, port, tc.cluster, "weight")
+			err := r.Offline(ctx)
+			if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), tc.holds) {
+				t.Errorf("%s: Offline: %v, want not-found naming %q", tc.name, err, tc.holds)
+			}
+			if err := r.Online(ctx); err == nil {
+				t.Errorf("%s: Online of an unregistered instance succeeded; want a retryable error", tc.name)
+			}
 		}
 	})
 }
@@ -177,10 +217,10 @@ func waitGone(t *testing.T, s *registrytest.Server, service, ip string, port int
 func TestMarkServerDown(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, port = "payments", 18081
-	app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port}
+	app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port, Cluster: "DEFAULT"}
 	app.Start()
 	standin.WaitNacosHost(t, s, service, "127.0.0.2", port, "listed", 10*time.Second, standin.NacosListed)
-	r := newMarkFor(t, s, service, "127.0.0.2", port, "weight")
+	r := newMarkFor(t, s, service, "127.0.0.2", port, "DEFAULT", "weight")
 
 	s.Stop()
 	const deadline = 2 * time.Second

@@ -144,6 +144,13 @@ func keyFrom(cfg *config.Config) instanceKey {
 	return k
 }
 
+// defaultCluster reports whether no particular cluster was configured: an
+// empty cluster and DEFAULT are the same one (real Nacos stores an empty
+// cluster name as DEFAULT, Polaris keeps it empty).
+func (k instanceKey) defaultCluster() bool { return isDefaultCluster(k.cluster) }
+
+func isDefaultCluster(c string) bool { return c == "" || c == "DEFAULT" }
+
 // groupedService is GROUP@@service: every server version (and Polaris,
 // which ignores groupName) accepts it as serviceName.
 func (k instanceKey) groupedService() string { return k.group + "@@" + k.service }

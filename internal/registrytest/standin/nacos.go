@@ -74,6 +74,10 @@ type NacosGRPCApp struct {
 	Service string
 	IP      string
 	Port    int
+	// Cluster is the cluster name registered; "" registers without one,
+	// as nacos-sdk-go does by default (Polaris then lists clusterName "",
+	// real Nacos stores DEFAULT).
+	Cluster string
 
 	client naming_client.INamingClient
 }
@@ -90,7 +94,7 @@ func (a *NacosGRPCApp) Start() {
 	a.client = NacosClient(a.T, a.Server)
 	ok, err := a.client.RegisterInstance(vo.RegisterInstanceParam{
 		Ip: a.IP, Port: uint64(a.Port), Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
-		ServiceName: a.Service, GroupName: NacosGroup, ClusterName: "DEFAULT",
+		ServiceName: a.Service, GroupName: NacosGroup, ClusterName: a.Cluster,
 		Metadata: a.Metadata(),
 	})
 	if err != nil || !ok {

@@ -1,0 +1,179 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+)
+
+// pickedWithin bounds how long after SIGTERM a subscribed consumer may still
+// pick the stopping instance.
+const pickedWithin = 2 * time.Second
+
+// TestNacosEveryWayOfRegistering: gracefulinit finds and takes out of
+// rotation the app's instance however the app registered it: over gRPC with
+// nacos-sdk-go and no cluster name (Polaris keeps it empty; a clusters=DEFAULT
+// read hides it), with DEFAULT, in a named cluster given to --nacos-cluster,
+// and over HTTP v1 like the example Java app. For each, with the default
+// --nacos-offline both:
+//   - at SIGTERM a subscribed nacos-sdk-go consumer's SelectOneHealthyInstance
+//     stops returning the instance within 2 s, and the summary says ok;
+//   - the restart trap: a new pod at the same ip:port whose instance still
+//     carries weight 0 and enabled=false (hidden from every list) is put back
+//     in rotation once the app is ready.
+func TestNacosEveryWayOfRegistering(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		grpc    bool   // the app registers over gRPC (else the JVM over HTTP v1)
+		cluster string // the gRPC app's cluster name
+		flags   []string
+	}{
+		{"grpc-no-cluster", true, "", nil},
+		{"grpc-default", true, "DEFAULT", nil},
+		{"grpc-named-cluster", true, "BJ", []string{"--nacos-cluster", "BJ"}},
+		{"http-v1", false, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := registrytest.StartPolaris(t)
+			service := "every-" + tc.name
+			ip, port := podAddr(t)
+			target := fmt.Sprintf("%s:%d", ip, port)
+			spec := podSpec{service: service, init: nacosInit(s, service, tc.flags...), drain: 4 * time.Second, ip: ip, port: port}
+			if !tc.grpc {
+				spec.app = nacosApp(s)
+			}
+			otherIP, _ := podAddr(t)
+			other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: otherIP, Port: port, Cluster: "DEFAULT"}
+			other.Start()
+			consumer := standin.NewNacosConsumer(t, s, service)
+
+			first := startPod(t, spec)
+			first.waitHealthy()
+			if tc.grpc {
+				// The app's own registration; it outlives the JVM here,
+				// as Nacos keeps an override when the app registers again.
+				app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: ip, Port: port, Cluster: tc.cluster}
+				app.Start()
+			}
+			first.waitLog("registry online", "nacos", visible)
+			consumer.WaitSelection(t, visible, "consumer selects "+target, func(sel map[string]bool) error {
+				if !sel[target] {
+					return fmt.Errorf("not selected: %v", sel)
+				}
+				return nil
+			})
+
+			termAt := first.term()
+			last := lastPicked(t, consumer, target, first.jvmTermed, spec.drain+late)
+			if last.IsZero() {
+				t.Logf("SelectOneHealthyInstance never returned %s after SIGTERM", target)
+			} else if d := last.Sub(termAt); d > pickedWithin {
+				t.Errorf("SelectOneHealthyInstance returned %s %v after SIGTERM, want at most %v", target, d, pickedWithin)
+			} else {
+				t.Logf("SelectOneHealthyInstance returned %s for the last time %v after SIGTERM", target, d.Round(10*time.Millisecond))
+			}
+			if sum := first.checkStopOnSchedule(); sum.Offline != "ok" {
+				t.Errorf("summary: offline %q, want ok", sum.Offline)
+			}
+
+			// The restarted pod: readiness is held back until the stale
+			// offline state is in place.
+			g := newGate(t, "http://"+target+"/actuator/health")
+			spec.readyURL = g.srv.URL
+			second := startPod(t, spec)
+			second.waitHealthy()
+			if !tc.grpc {
+				// The JVM deregistered on its way out and registers
+				// again now; Polaris starts it afresh, so put back what
+				// Nacos would have kept.
+				second.waitJVM("nacos registered", visible)
+				standin.WaitNacosHost(t, s, service, ip, port, "registered again", visible, standin.NacosListed)
+				h, err := standin.FindNacosHost(s, service, ip, port)
+				if err != nil || h == nil {
+					t.Fatalf("registered again: %+v %v", h, err)
+				}
+				if err := standin.SetNacosInstance(s, service, ip, port, 0, false, h.Metadata); err != nil {
+					t.Fatal(err)
+				}
+			}
+			standin.WaitNacosHost(t, s, service, ip, port, "stale enabled=false (hidden)", visible, standin.NacosAbsent)
+			if sel, err := consumer.Selected(); err != nil || sel[target] {
+				t.Fatalf("stale offline instance selected: %v %v", sel, err)
+			}
+			g.open.Store(true)
+			// Hidden, so enabled blind once out of sight for 10 s (a
+			// fresh registration shows sooner), at the next retry.
+			const restoreWithin = 10*time.Second + 5*time.Second + visible
+			back := standin.WaitNacosHost(t, s, service, ip, port, "back in rotation", restoreWithin, func(h *standin.NacosHost) bool {
+				return standin.NacosInRotation(h) && h.Weight == 1
+			})
+			t.Logf("back in rotation %v after readiness", back.Round(10*time.Millisecond))
+			consumer.WaitSelection(t, visible, "consumer selects "+target+" again", func(sel map[string]bool) error {
+				if !sel[target] {
+					return fmt.Errorf("not selected: %v", sel)
+				}
+				return nil
+			})
+			second.waitLog("registry online", "nacos", visible)
+			second.term()
+			if sum := second.checkStopOnSchedule(); sum.Offline != "ok" {
+				t.Errorf("restarted pod's summary: offline %q, want ok", sum.Offline)
+			}
+		})
+	}
+}
+
+// TestNacosOfflineNotFound: an app whose instance the registry does not
+// hold (registered under another address, or not at all) is never reported
+// as taken out: a WARN names what was searched and what the server holds,
+// and the summary says not-found.
+func TestNacosOfflineNotFound(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const service = "not-found-svc"
+	ip, port := podAddr(t)
+	otherIP, _ := podAddr(t)
+	other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: otherIP, Port: port}
+	other.Start()
+	standin.WaitNacosHost(t, s, service, otherIP, port, "listed", visible, standin.NacosListed)
+	p := startPod(t, podSpec{service: service, init: nacosInit(s, service), drain: 2 * time.Second, ip: ip, port: port})
+	p.waitHealthy()
+	p.waitLog(onlineRetryMsg, "nacos", visible)
+	p.term()
+	sum := p.checkStopOnSchedule()
+	if !strings.HasPrefix(sum.Offline, "not-found: nacos: ") {
+		t.Errorf("summary: offline %q, want not-found", sum.Offline)
+	}
+	warn := p.waitLog("nacos instance not found: nothing was taken out of rotation", "nacos", time.Second)
+	if l := warn.Str("level"); l != "WARN" {
+		t.Errorf("not-found logged at %s, want WARN", l)
+	}
+	if !strings.Contains(warn.Str("searched"), fmt.Sprintf("%s:%d", ip, port)) ||
+		!strings.Contains(warn.Str("server_holds"), fmt.Sprintf("%s:%d:", otherIP, port)) {
+		t.Errorf("not-found warning %v: want the searched address and %s:%d in server_holds", warn, otherIP, port)
+	}
+}
+
+// lastPicked calls SelectOneHealthyInstance until done reports true (or
+// within ends) and returns the last time it returned target.
+func lastPicked(t *testing.T, c *standin.NacosConsumer, target string, done func() bool, within time.Duration) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var last time.Time
+	for ctx.Err() == nil && !done() {
+		if one, err := c.PickOne(); err == nil && one == target {
+			last = time.Now()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return last
+}
