@@ -75,8 +75,12 @@ func check(cfg *config.Config, w io.Writer) int {
 
 // explainPeers prints the per-caller rule with the configured numbers.
 func explainPeers(cfg *config.Config, w io.Writer) {
-	fmt.Fprintf(w, "    per caller (remote address): done once quiet for max(%s, 2 x its longest gap between calls in the last 5 min);\n", cfg.DrainQuiet)
-	fmt.Fprintf(w, "    e.g. a caller every 3s is waited for %s after its last call, a busy one for %s\n", max(cfg.DrainQuiet, 6*time.Second), cfg.DrainQuiet)
+	if cfg.DrainPerCaller {
+		fmt.Fprintf(w, "    per caller (remote address): done once quiet for max(%s, 2 x its longest gap between calls in the last 5 min);\n", cfg.DrainQuiet)
+		fmt.Fprintf(w, "    e.g. a caller every 3s is waited for %s after its last call, a busy one for %s\n", max(cfg.DrainQuiet, 6*time.Second), cfg.DrainQuiet)
+	} else {
+		fmt.Fprintf(w, "    --drain-per-caller=false: every caller is done %s after its last call, whatever its habit (a caller with longer gaps can lose requests)\n", cfg.DrainQuiet)
+	}
 	fmt.Fprintf(w, "    the drain ends when every caller is done, not before %s, never after %s\n", max(cfg.DrainQuiet, cfg.DrainMin), cfg.Drain)
 	switch {
 	case cfg.DrainCacheMax <= 0:

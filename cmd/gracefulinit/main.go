@@ -85,6 +85,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 			Quiet:    cfg.DrainQuiet,
 			Min:      cfg.DrainMin,
 			CacheMax: cfg.DrainCacheMax,
+			Global:   !cfg.DrainPerCaller,
 			Ignore:   cfg.DrainIgnore,
 			Ports:    cfg.Ports,
 			Addrs:    drainAddrs(cfg),

@@ -175,7 +175,8 @@ func (c *lbCache) pick() (string, bool) {
 
 // Request is one request's record.
 type Request struct {
-	At       time.Duration `json:"at_ns"` // since the phase began
+	Consumer string        `json:"consumer,omitempty"` // mix mode: which consumer sent it
+	At       time.Duration `json:"at_ns"`              // since the phase began
 	Instance string        `json:"instance"`
 	Outcome  string        `json:"outcome"` // ok, refused, reset, 5xx, timeout, no-instance, error
 	Latency  time.Duration `json:"latency_ns"`
@@ -185,6 +186,8 @@ type Request struct {
 type load struct {
 	cache   *lbCache
 	rate    int
+	period  time.Duration // between requests; 0: a second / rate
+	name    string        // recorded with each request
 	timeout time.Duration
 	start   time.Time
 	client  *http.Client
@@ -201,7 +204,11 @@ func newLoad(cache *lbCache, rate int, timeout time.Duration, start time.Time) *
 }
 
 func (l *load) run(ctx context.Context) {
-	t := time.NewTicker(time.Second / time.Duration(l.rate))
+	period := l.period
+	if period <= 0 {
+		period = time.Second / time.Duration(l.rate)
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -223,7 +230,7 @@ func (l *load) one() {
 	at := time.Since(l.start)
 	inst, ok := l.cache.pick()
 	if !ok {
-		l.record(Request{At: at, Outcome: "no-instance"})
+		l.record(Request{Consumer: l.name, At: at, Outcome: "no-instance"})
 		return
 	}
 	begin := time.Now()
@@ -241,7 +248,7 @@ func (l *load) one() {
 			out = "4xx"
 		}
 	}
-	l.record(Request{At: at, Instance: inst, Outcome: out, Latency: lat})
+	l.record(Request{Consumer: l.name, At: at, Instance: inst, Outcome: out, Latency: lat})
 }
 
 func classify(err error) string {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,11 @@ type Config struct {
 	Polaris       string        // polaris-server binary ("" = build/find the cached one)
 	Port          int           // the app's port on every pod address
 	Verbose       bool
+	Warmup        time.Duration // steady load before the first rollout (pods learn their callers meanwhile)
+	// Mix: several consumers, each from its own loopback address, instead
+	// of the one at Rate (see mix.go).
+	Mix       bool
+	Consumers []ConsumerSpec
 }
 
 // Presets give flag defaults; explicit flags override them.
@@ -68,6 +74,20 @@ var presets = map[string]Config{
 		Propagation: 3 * time.Second, Quiet: time.Second, StopTimeout: 10 * time.Second,
 		AppStart: 2 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 90 * time.Minute},
 	// Production-like caches: Spring Cloud LoadBalancer's 35 s TTL, Eureka's 30 s fetch.
+	// Several callers in one run (mix.go), with production-like caches:
+	// per-caller drain beside a fixed drain for the slowest cache and the
+	// one quiet window it replaces.
+	"mix": {Registries: []string{"nacos", "eureka"}, Variants: []string{"fixed", "global", "quiet"},
+		Instances: 2, Rollouts: 1, Rate: 200, EurekaRefresh: 5 * time.Second,
+		Propagation: 3 * time.Second, Quiet: 2 * time.Second, StopTimeout: 10 * time.Second,
+		AppStart: 2 * time.Second, Latency: 10 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 60 * time.Minute,
+		Warmup: 30 * time.Second, Mix: true, Consumers: mixConsumers(35*time.Second, 15*time.Second, 5*time.Millisecond)},
+	// The same callers with short caches: what CI runs.
+	"mix-quick": {Registries: []string{"nacos", "eureka"}, Variants: []string{"quiet"},
+		Instances: 2, Rollouts: 1, Rate: 100, EurekaRefresh: time.Second,
+		Propagation: 2 * time.Second, Quiet: 700 * time.Millisecond, StopTimeout: 5 * time.Second,
+		AppStart: 300 * time.Millisecond, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 12 * time.Minute,
+		Warmup: 22 * time.Second, Mix: true, Consumers: mixConsumers(6*time.Second, 4*time.Second, 10*time.Millisecond)},
 	"production": {Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
 		Instances: 3, Rollouts: 1, Rate: 200, CacheTTL: 35 * time.Second, EurekaRefresh: 30 * time.Second,
 		Propagation: 5 * time.Second, Quiet: 2 * time.Second, StopTimeout: 10 * time.Second,
@@ -76,10 +96,11 @@ var presets = map[string]Config{
 
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
-	preset := fs.String("preset", "quick", "quick (about a minute), demo, full (5 rollouts x 3 pods at 200 req/s) or production (35 s caches)")
+	preset := fs.String("preset", "quick", "quick (about a minute), demo, full (5 rollouts x 3 pods at 200 req/s), production (35 s caches), mix (several callers, production caches) or mix-quick")
+	consumers := fs.String("consumers", "", "mix presets: keep only these callers (comma list of names, e.g. push-200rps,cache-20rps)")
 	var c Config
 	regs := fs.String("registry", "", "registries to test: nacos, eureka (comma list; preset)")
-	vars := fs.String("variants", "", "variants: tini, fixed, quiet (comma list; preset)")
+	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
 	fs.IntVar(&c.Rate, "rate", 0, "requests per second (preset)")
@@ -100,12 +121,17 @@ func parseFlags(args []string) (Config, error) {
 	fs.StringVar(&c.Polaris, "polaris", "", "polaris-server binary (default: the cached build, built if missing)")
 	fs.IntVar(&c.Port, "port", 8080, "the app's port on every pod address")
 	fs.BoolVar(&c.Verbose, "v", false, "print the log of each variant's first pod shutdown")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "steady load before the first rollout (preset; 1s unless a mix preset)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	p, ok := presets[*preset]
 	if !ok {
-		return c, fmt.Errorf("-preset %q: use quick, demo, full or production", *preset)
+		return c, fmt.Errorf("-preset %q: use quick, demo, full, production, mix or mix-quick", *preset)
+	}
+	c.Mix, c.Consumers = p.Mix, p.Consumers
+	if p.Warmup == 0 {
+		p.Warmup = time.Second
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -133,11 +159,30 @@ func parseFlags(args []string) (Config, error) {
 		{"propagation", &c.Propagation, &p.Propagation}, {"drain-quiet", &c.Quiet, &p.Quiet},
 		{"stop-timeout", &c.StopTimeout, &p.StopTimeout}, {"app-start", &c.AppStart, &p.AppStart},
 		{"latency", &c.Latency, &p.Latency}, {"timeout", &c.ReqTimeout, &p.ReqTimeout}, {"max-duration", &c.MaxDuration, &p.MaxDuration},
+		{"warmup", &c.Warmup, &p.Warmup},
 	}
 	for _, f := range durs {
 		if !set[f.name] {
 			*f.dst = *f.def
 		}
+	}
+	if set["consumers"] {
+		if !c.Mix {
+			return c, fmt.Errorf("-consumers applies to the mix presets only")
+		}
+		var keep []ConsumerSpec
+		for _, name := range splitList(*consumers) {
+			i := slices.IndexFunc(c.Consumers, func(s ConsumerSpec) bool { return s.Name == name })
+			if i < 0 {
+				return c, fmt.Errorf("-consumers %q: no such caller in -preset %s", name, *preset)
+			}
+			keep = append(keep, c.Consumers[i])
+		}
+		c.Consumers = keep
+	}
+	if c.Mix && !set["cache-ttl"] {
+		// The fixed drain and the grace period cover the slowest cache.
+		c.CacheTTL = slowestTTL(c.Consumers)
 	}
 	return c, c.validate()
 }
@@ -149,8 +194,8 @@ func (c Config) validate() error {
 		}
 	}
 	for _, v := range c.Variants {
-		if v != "tini" && v != "fixed" && v != "quiet" {
-			return fmt.Errorf("-variants %q: use tini, fixed, quiet", v)
+		if v != "tini" && v != "fixed" && v != "quiet" && v != "global" {
+			return fmt.Errorf("-variants %q: use tini, fixed, quiet, global", v)
 		}
 	}
 	switch c.Fault {

@@ -47,6 +47,7 @@ type podSpec struct {
 	initAddr  string // what gracefulinit talks to (direct, or through the slow proxy)
 	logDir    string
 	ignoreSig bool
+	hostIP    string // mix mode: HOST_IP for gracefulinit, the prober's address, as the kubelet's node address
 }
 
 // grace is the pod's terminationGracePeriodSeconds: room for the fixed
@@ -54,6 +55,11 @@ type podSpec struct {
 // operator who knows the registry can be slow or restarting would give.
 func (s podSpec) grace() time.Duration {
 	g := s.fixedDrain() + s.cfg.StopTimeout + 2*time.Second
+	if s.cfg.Mix {
+		// Room for the per-caller drain to wait for the rarest caller
+		// after its cache let go of the pod.
+		g += rareWait(s.cfg.Consumers, s.cfg.Instances)
+	}
 	switch s.cfg.Fault {
 	case "registry-slow":
 		g += 4 * s.cfg.SlowDelay // a read and a write, each answered late, twice over
@@ -105,13 +111,17 @@ func (s podSpec) command() []string {
 	switch s.variant {
 	case "fixed":
 		gi = append(gi, "--drain", s.fixedDrain().String())
-	case "quiet":
+	case "quiet", "global":
 		// No --drain: with a registry the ceiling is the whole drain
 		// budget, gracefulinit's default, so a slow registry or a slow
 		// consumer lengthens the drain instead of failing requests. Pods
 		// share the port on one machine, so the watcher is told which
 		// address is this pod's.
 		gi = append(gi, "--drain-quiet", s.cfg.Quiet.String(), "--drain-ip", s.ip)
+		if s.variant == "global" {
+			// The rule before per-caller drains, for comparison.
+			gi = append(gi, "--drain-per-caller=false")
+		}
 	}
 	return append(append(gi, "--"), app...)
 }
@@ -134,6 +144,9 @@ func startPod(spec podSpec, name string) (*Pod, error) {
 	ns := pidns.Argv(argv...)
 	cmd := exec.Command(ns[0], ns[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if spec.hostIP != "" && spec.variant != "tini" {
+		cmd.Env = append(os.Environ(), "HOST_IP="+spec.hostIP)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &Pod{Name: name, IP: spec.ip, Variant: spec.variant, cmd: cmd, done: make(chan struct{}), log: logf}
 	p.StartedAt = time.Now()

@@ -35,21 +35,29 @@ type Shutdown struct {
 	Took     time.Duration `json:"took_ms"`
 	Exit     int           `json:"exit_code"`
 	Deadline time.Duration `json:"deadline_ms"`
+	// Mix mode: the oracle (SIGTERM to the last consumer request that
+	// reached the pod, plus the app's own stop), the app's stop, and why
+	// gracefulinit's drain ended.
+	Oracle   time.Duration `json:"oracle_ms,omitempty"`
+	AppStop  time.Duration `json:"app_stop_ms,omitempty"`
+	DrainEnd string        `json:"drain_end,omitempty"`
 }
 
 // PhaseResult is one registry x variant.
 type PhaseResult struct {
-	Registry     string         `json:"registry"`
-	Variant      string         `json:"variant"`
-	Error        string         `json:"error,omitempty"`
-	Requests     int            `json:"requests"`
-	Failed       int            `json:"failed"`
-	FailureKinds map[string]int `json:"failure_kinds"`
-	P50          time.Duration  `json:"p50_ns"`
-	P99          time.Duration  `json:"p99_ns"`
-	Shutdowns    []Shutdown     `json:"shutdowns"`
-	RolloutTime  time.Duration  `json:"rollout_ns"`
-	Events       []PodEvent     `json:"events"`
+	Registry     string           `json:"registry"`
+	Variant      string           `json:"variant"`
+	Error        string           `json:"error,omitempty"`
+	Requests     int              `json:"requests"`
+	Failed       int              `json:"failed"`
+	FailureKinds map[string]int   `json:"failure_kinds"`
+	P50          time.Duration    `json:"p50_ns"`
+	P99          time.Duration    `json:"p99_ns"`
+	Shutdowns    []Shutdown       `json:"shutdowns"`
+	RolloutTime  time.Duration    `json:"rollout_ns"`
+	Events       []PodEvent       `json:"events"`
+	Consumers    []ConsumerResult `json:"consumers,omitempty"` // mix mode
+	Prober       *ProberResult    `json:"prober,omitempty"`    // mix mode
 	requestLog   []Request
 }
 
@@ -59,7 +67,8 @@ func (d PodEvent) MarshalJSON() ([]byte, error) {
 }
 
 func (s Shutdown) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds()})
+	return json.Marshal(map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds(),
+		"oracle_ms": s.Oracle.Milliseconds(), "app_stop_ms": s.AppStop.Milliseconds(), "drain_end": s.DrainEnd})
 }
 
 func (r *PhaseResult) fill(reqs []Request, events []PodEvent) {
@@ -99,13 +108,17 @@ func (r PhaseResult) shutdownStats() (median, max time.Duration, late int) {
 }
 
 var variantNames = map[string]string{
-	"tini":  "(a) tini, app deregisters itself",
-	"fixed": "(b) gracefulinit, fixed drain",
-	"quiet": "(c) gracefulinit, traffic-aware drain",
+	"tini":   "(a) tini, app deregisters itself",
+	"fixed":  "(b) gracefulinit, fixed drain",
+	"quiet":  "(c) gracefulinit, traffic-aware drain",
+	"global": "(d) gracefulinit, one quiet window for all callers (before per-caller drains)",
 }
 
 // Markdown is the results table.
 func (rep *Report) Markdown() string {
+	if rep.Config.Mix {
+		return rep.mixMarkdown()
+	}
 	var b strings.Builder
 	c := rep.Config
 	fmt.Fprintf(&b, "%d pods x %d rollouts at %d req/s; consumer cache TTL %s, Eureka fetch %s; app start %s, latency %s; fault: %s\n\n",

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
@@ -59,7 +60,14 @@ func TestQuickRollout(t *testing.T) {
 // test's gracefulinit and a temporary output directory.
 func runQuick(t *testing.T, flags ...string) (Config, *Report) {
 	t.Helper()
-	args := append([]string{"-preset", "quick", "-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)}, flags...)
+	return runPreset(t, "quick", flags...)
+}
+
+// runPreset runs the harness with a preset, extra flags, this test's
+// gracefulinit and a temporary output directory.
+func runPreset(t *testing.T, preset string, flags ...string) (Config, *Report) {
+	t.Helper()
+	args := append([]string{"-preset", preset, "-out", t.TempDir(), "-gracefulinit", testbin.Binary(t)}, flags...)
 	cfg, err := parseFlags(args)
 	if err != nil {
 		t.Fatal(err)
@@ -103,5 +111,49 @@ func TestFaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMixRollout runs the mix-quick preset, as CI does: a busy consumer on
+// the discovery client's own view, one behind a cache, a rare caller whose
+// gap between calls to a pod is far longer than --drain-quiet, and a
+// prober on every pod's port that never stops (gracefulinit gets its
+// address as HOST_IP). Every consumer must see zero failed requests; the
+// prober's calls fail only once its pod is stopping.
+func TestMixRollout(t *testing.T) {
+	cfg, rep := runPreset(t, "mix-quick")
+	if err := rep.Write(cfg.Out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Markdown())
+	for _, p := range rep.Phases {
+		if p.Error != "" {
+			t.Errorf("%s/%s: phase error: %s", p.Registry, p.Variant, p.Error)
+			continue
+		}
+		if len(p.Consumers) != 3 {
+			t.Errorf("%s/%s: %d consumers reported, want 3", p.Registry, p.Variant, len(p.Consumers))
+		}
+		for _, c := range p.Consumers {
+			if c.Requests < 5 || c.Failed != 0 {
+				t.Errorf("%s/%s: consumer %s: %d requests, %d failed %v; want some and none failed", p.Registry, p.Variant, c.Name, c.Requests, c.Failed, c.FailureKinds)
+			}
+		}
+		if p.Prober == nil || p.Prober.Calls == 0 || p.Prober.FailedServing != 0 {
+			t.Errorf("%s/%s: prober %+v: want calls, none failed while its pod served", p.Registry, p.Variant, p.Prober)
+		}
+		for _, s := range p.Shutdowns {
+			if s.Exit != 0 || s.Took > s.Deadline {
+				t.Errorf("%s/%s: pod %s exited %d after %v (deadline %v)", p.Registry, p.Variant, s.Pod, s.Exit, s.Took, s.Deadline)
+			}
+			// The prober is left out and the rest stop: the drain ends by
+			// itself, not at its ceiling.
+			if s.DrainEnd != "all-quiet" {
+				t.Errorf("%s/%s: pod %s drain ended by %q, want all-quiet", p.Registry, p.Variant, s.Pod, s.DrainEnd)
+			}
+			if s.Oracle <= 0 || s.Took < s.Oracle-time.Second {
+				t.Errorf("%s/%s: pod %s took %v, oracle %v: the drain cannot end before the last request reached the pod", p.Registry, p.Variant, s.Pod, s.Took, s.Oracle)
+			}
+		}
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/javatest"
@@ -102,6 +104,8 @@ type phase struct {
 
 	start  time.Time
 	events []PodEvent
+	prober *prober           // mix mode with a prober
+	podIPs map[string]string // pod name to address
 }
 
 func (ph *phase) service() string {
@@ -116,6 +120,9 @@ func (ph *phase) ip(generation, slot int) string {
 func (ph *phase) spec(ip string) podSpec {
 	s := podSpec{cfg: ph.cfg, variant: ph.variant, registry: ph.registry, service: ph.service(), ip: ip, jar: ph.jar,
 		javaArgs: javaFlags, logDir: ph.logDir, ignoreSig: ph.cfg.Fault == "ignore-term"}
+	if ph.prober != nil {
+		s.hostIP = proberAddr
+	}
 	switch ph.registry {
 	case "nacos":
 		s.regAddr, s.initAddr = ph.srv.NacosAddr, ph.srv.NacosAddr
@@ -141,6 +148,20 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 		return res
 	}
 	ph.start = time.Now()
+	ph.podIPs = map[string]string{}
+	if ph.cfg.Mix {
+		for _, c := range ph.cfg.Consumers {
+			if c.Prober {
+				ph.prober = newProber(c, ph.cfg.Port, ph.cfg.ReqTimeout, ph.start)
+			}
+		}
+	}
+	if ph.prober != nil {
+		pctx, stopProber := context.WithCancel(ctx)
+		proberDone := make(chan struct{})
+		go func() { ph.prober.run(pctx); close(proberDone) }()
+		defer func() { stopProber(); <-proberDone }()
+	}
 	var proxy *slowProxy
 	if ph.cfg.Fault == "registry-slow" && ph.variant != "tini" {
 		target := ph.srv.NacosAddr
@@ -201,12 +222,18 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 		return res
 	}
 
-	cache := &lbCache{d: disc, ttl: ph.cfg.CacheTTL}
-	ld := newLoad(cache, ph.cfg.Rate, ph.cfg.ReqTimeout, ph.start)
+	loads := []*load{newLoad(&lbCache{d: disc, ttl: ph.cfg.CacheTTL}, ph.cfg.Rate, ph.cfg.ReqTimeout, ph.start)}
+	if ph.cfg.Mix {
+		loads = ph.startConsumers(disc)
+	}
 	lctx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan struct{})
-	go func() { ld.run(lctx); close(loadDone) }()
-	time.Sleep(time.Second) // steady state before the first rollout
+	var loadsDone sync.WaitGroup
+	for _, ld := range loads {
+		loadsDone.Add(1)
+		go func() { defer loadsDone.Done(); ld.run(lctx) }()
+	}
+	// Steady state before the first rollout; pods learn their callers.
+	time.Sleep(ph.cfg.Warmup)
 
 	rollStart := time.Now()
 	var faultDone chan struct{}
@@ -232,6 +259,9 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 				break
 			}
 			ph.event(old.Name, "exited")
+			if ph.prober != nil {
+				ph.prober.remove(old)
+			}
 			res.Shutdowns = append(res.Shutdowns, Shutdown{Pod: old.Name, Took: old.ShutdownTime(), Exit: old.ExitCode,
 				Deadline: ph.spec(old.IP).grace()})
 			pods[slot] = next
@@ -246,8 +276,20 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 	}
 	time.Sleep(time.Second) // a tail, to see failures that trail the last rollout
 	stopLoad()
-	<-loadDone
-	res.fill(ld.requests(), ph.events)
+	loadsDone.Wait()
+	var reqs []Request
+	for _, ld := range loads {
+		reqs = append(reqs, ld.requests()...)
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].At < reqs[j].At })
+	res.fill(reqs, ph.events)
+	if ph.cfg.Mix {
+		res.Consumers = consumerResults(ph.cfg.Consumers, reqs)
+		if ph.prober != nil {
+			res.Prober = ph.prober.result()
+		}
+		ph.oracles(&res, reqs)
+	}
 	return res
 }
 
@@ -259,6 +301,10 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 		return nil, err
 	}
 	ph.event(name, "started")
+	ph.podIPs[name] = spec.ip
+	if ph.prober != nil {
+		ph.prober.add(p)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := p.WaitHealthy(wctx, ph.cfg.Port); err != nil {

@@ -117,7 +117,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 
-	if s := rep.Drain; s == nil || len(s.Runs) != 1 || len(s.CPU) != 2 {
+	if s := rep.Drain; s == nil || len(s.Runs) != 1 || len(s.CPU) != 5 {
 		t.Errorf("drain: %+v", s)
 	} else {
 		q := paramsFor(true)
@@ -132,6 +132,10 @@ func TestQuickRun(t *testing.T) {
 		for _, c := range s.CPU {
 			if c.WindowS <= 0 || c.SchedMSPerS < 0 || c.SchedMSPerS > 1000 {
 				t.Errorf("drain cpu: %+v", c)
+			}
+			// No SIGTERM: the app runs on, whether the drain learns or not.
+			if c.Phase == "running" && c.EndedEarly {
+				t.Errorf("drain cpu while running: gracefulinit stopped: %+v", c)
 			}
 		}
 	}

@@ -44,6 +44,7 @@ type DrainRun struct {
 // schedstat (ns, live threads only).
 type CPURow struct {
 	Variant        string   `json:"variant"`
+	Phase          string   `json:"phase"` // "running": no SIGTERM (the drain learns its callers); "draining": after SIGTERM
 	Flags          []string `json:"flags"`
 	IdleConns      int      `json:"idle_conns"`
 	WindowS        float64  `json:"window_s"`
@@ -75,17 +76,23 @@ func (r *runner) measureDrain(ctx context.Context) error {
 	}
 	res.MedianDelayMS = medianOf(delays)
 
-	w := r.p.cpuWindow
+	w, lw := r.p.cpuWindow, r.p.learnWindow
 	variants := []struct {
-		name  string
-		flags []string
+		name   string
+		flags  []string
+		conns  int
+		window time.Duration
+		term   bool
 	}{
-		{"fixed drain (no watcher)", []string{"--drain", (w + 3*time.Second).String()}},
-		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}},
+		{"app running, no watcher", []string{"--drain", "10s"}, r.p.learnConns, lw, false},
+		{"app running, learning its callers", []string{"--drain", "10s", "--drain-quiet", "2s"}, r.p.learnConns, lw, false},
+		{"fixed drain (no watcher)", []string{"--drain", (w + 3*time.Second).String()}, r.p.idleConns, w, true},
+		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}, r.p.idleConns, w, true},
+		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}, r.p.learnConns, w, true},
 	}
 	for _, v := range variants {
-		fmt.Fprintf(r.log, "bench:   drain CPU: %s\n", v.name)
-		row, err := r.drainCPU(ctx, gi, v.name, v.flags)
+		fmt.Fprintf(r.log, "bench:   drain CPU: %s, %d idle conns\n", v.name, v.conns)
+		row, err := r.drainCPU(ctx, gi, v.name, v.flags, v.conns, v.window, v.term)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cpu %s: %w", v.name, err))
 			if ctx.Err() != nil {
@@ -253,16 +260,20 @@ func drainReason(logs string) string {
 	return "unknown"
 }
 
-// drainCPU opens idle keep-alive connections to the app, stops gracefulinit
-// and samples its CPU time over the window while it drains.
-func (r *runner) drainCPU(ctx context.Context, gi Init, name string, flags []string) (CPURow, error) {
-	row := CPURow{Variant: name, Flags: append(append([]string(nil), flags...), "--port", "P"), IdleConns: r.p.idleConns}
+// drainCPU opens n idle keep-alive connections to the app and samples
+// gracefulinit's CPU time over window: after SIGTERM, while it drains, when
+// term is set; otherwise while the app runs (and a watched drain learns).
+func (r *runner) drainCPU(ctx context.Context, gi Init, name string, flags []string, n int, window time.Duration, term bool) (CPURow, error) {
+	row := CPURow{Variant: name, Phase: "running", Flags: append(append([]string(nil), flags...), "--port", "P"), IdleConns: n}
+	if term {
+		row.Phase = "draining"
+	}
 	p, pid, port, err := r.startServer(ctx, gi, flags)
 	if err != nil {
 		return row, err
 	}
 	defer p.kill()
-	conns, err := idleConns(ctx, port, r.p.idleConns)
+	conns, err := idleConns(ctx, port, n)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -271,11 +282,14 @@ func (r *runner) drainCPU(ctx context.Context, gi Init, name string, flags []str
 	if err != nil {
 		return row, err
 	}
-	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
-		return row, err
+	if term {
+		if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+			return row, err
+		}
 	}
 	// The first moments of the stop sequence (logging, starting the
-	// watcher) are not the steady cost being measured.
+	// watcher) are not the steady cost being measured; nor is opening
+	// the connections.
 	time.Sleep(250 * time.Millisecond)
 	type sample struct {
 		at     time.Time
@@ -298,7 +312,7 @@ func (r *runner) drainCPU(ctx context.Context, gi Init, name string, flags []str
 		return row, fmt.Errorf("gracefulinit gone right after SIGTERM: %w: %s", err, p.errb.tail())
 	}
 	lastS := first
-	end := first.at.Add(r.p.cpuWindow)
+	end := first.at.Add(window)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 loop:

@@ -57,11 +57,12 @@ type Config struct {
 	DrainCacheMax time.Duration
 	// DrainIgnore are callers left out of the drain: --drain-ignore, and
 	// the node's address from HOST_IP when set.
-	DrainIgnore []netip.Prefix
-	HostIP      netip.Addr // $HOST_IP, the node's address (kubelet probes come from it); invalid when unset
-	Ports       []int
-	DrainIPs    []net.IP
-	StopSignal  syscall.Signal
+	DrainIgnore    []netip.Prefix
+	DrainPerCaller bool       // false: one quiet window over every caller, the rule before per-caller drains
+	HostIP         netip.Addr // $HOST_IP, the node's address (kubelet probes come from it); invalid when unset
+	Ports          []int
+	DrainIPs       []net.IP
+	StopSignal     syscall.Signal
 
 	// Readiness.
 	ReadyHTTP     string
@@ -257,6 +258,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
 	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
 	fs.Var((*durationValue)(&cfg.DrainCacheMax), "drain-cache-max", "callers still calling this long after the registry offline are not waited for (default 35s with nacos, 90s with eureka)")
+	fs.BoolVar(&cfg.DrainPerCaller, "drain-per-caller", true, "wait for each caller by its own habit; false: end --drain-quiet after the last request of anyone")
 	fs.StringSlice("drain-ignore", nil, "leave callers in this `CIDR` or IP out of the drain (repeatable; e.g. probers); $HOST_IP, the node's address, is left out when set")
 	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
 	fs.IPSliceVar(&cfg.DrainIPs, "drain-ip", nil, "watch only traffic to this local `IP` (repeatable; for apps sharing a network namespace, e.g. hostNetwork)")
@@ -633,6 +635,9 @@ func finishDrainPeers(cfg *Config, lookup func(string) (string, bool)) error {
 		}
 		if len(ignore) > 0 {
 			return errors.New("--drain-ignore only applies with --drain-quiet: add --drain-quiet or remove --drain-ignore")
+		}
+		if cfg.flags.Changed("drain-per-caller") {
+			return errors.New("--drain-per-caller only applies with --drain-quiet: add --drain-quiet or remove --drain-per-caller")
 		}
 		return nil
 	}

@@ -46,6 +46,7 @@ func TestParseErrors(t *testing.T) {
 		{"password and file", []string{"--nacos-password", "a", "--nacos-password-file", "testdata/password", "--", "x"}, nil, "keep only the file"},
 		{"cache-max without quiet", []string{"--drain-cache-max", "10s", "--", "x"}, nil, "--drain-cache-max only applies with --drain-quiet"},
 		{"ignore without quiet", []string{"--drain-ignore", "10.0.0.0/8", "--", "x"}, nil, "--drain-ignore only applies with --drain-quiet"},
+		{"per-caller without quiet", []string{"--drain-per-caller=false", "--", "x"}, nil, "--drain-per-caller only applies with --drain-quiet"},
 		{"bad ignore", []string{"--drain-quiet", "1s", "--port", "1", "--drain-ignore", "10.0.0/8", "--", "x"}, nil, "--drain-ignore \"10.0.0/8\""},
 		{"bad HOST_IP", []string{"--drain-quiet", "1s", "--port", "1", "--", "x"}, []string{"HOST_IP", "node-1"}, "HOST_IP=\"node-1\""},
 		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "--nacos-password-file testdata/nope: cannot read it"},

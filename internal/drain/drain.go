@@ -47,6 +47,9 @@ type Options struct {
 	// which CacheMax counts; nil means CacheMax counts from the drain's
 	// start. Nothing delivered (the offline failed): CacheMax never applies.
 	Offline <-chan time.Time
+	// Global: one quiet window over every caller, without learned gaps
+	// (see Policy.Global).
+	Global bool
 	// Ignore leaves these callers out entirely: known probers, such as the
 	// kubelet on the node's address.
 	Ignore []netip.Prefix
@@ -90,8 +93,9 @@ type Result struct {
 	// Pending are the peers not done when it ended: not waited for after
 	// cache-max, or still calling at the ceiling.
 	Pending []PeerReport
-	// TrafficAtEnd: the drain reached its ceiling while peers were still
-	// calling; the stop signal cut into their traffic.
+	// TrafficAtEnd: the drain reached its ceiling while a peer not done
+	// yet had called within its usual gap (at least Quiet): traffic was
+	// still arriving, and the stop signal cut into it.
 	TrafficAtEnd bool
 	Peers        int // peers known at the end
 }
@@ -158,7 +162,7 @@ type learned struct {
 func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func([]int) (sampler, error)) Result {
 	start := time.Now()
 	res := Result{Reason: ReasonCeiling}
-	pol := Policy{Quiet: o.Quiet, Min: o.Min, Max: o.Max, CacheMax: o.CacheMax}
+	pol := Policy{Quiet: o.Quiet, Min: o.Min, Max: o.Max, CacheMax: o.CacheMax, Global: o.Global}
 	peers := st.peers
 	if peers == nil {
 		peers = NewPeers(o.Ignore)
@@ -248,7 +252,7 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		if d.End {
 			res.Slowest = peers.Slowest(now, pol, slowestShown)
 			res.Pending = d.Pending
-			res.TrafficAtEnd = d.Reason == ReasonCeiling && len(d.Pending) > 0
+			res.TrafficAtEnd = d.Reason == ReasonCeiling && stillCalling(d.Pending, now, o.Quiet)
 			res.Peers = peers.Len()
 			return finish(d.Reason)
 		}
@@ -277,6 +281,18 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		case <-timer.C:
 		}
 	}
+}
+
+// stillCalling reports whether a peer not done yet called within its
+// usual gap (at least quiet) before now: traffic still arriving, not a
+// caller whose silence is still being confirmed.
+func stillCalling(pending []PeerReport, now time.Time, quiet time.Duration) bool {
+	for _, r := range pending {
+		if now.Sub(r.Last) <= max(quiet, r.Gap) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitUntil blocks until t (ReasonCeiling) or until ctx is done (ReasonCancelled).

@@ -9,12 +9,13 @@ import (
 )
 
 // DefaultLearnInterval is a Learner's sampling period when
-// Options.LearnInterval is 0. A sample costs 1 to 3 ms of CPU, most of it
-// the kernel's walk of its whole (host-wide) table of established sockets,
-// so one every 5 s keeps learning near 0.05% of a core with 1,000 open
-// connections. Gaps shorter than that are still learned: see
-// Peers.Observe.
-const DefaultLearnInterval = 5 * time.Second
+// Options.LearnInterval is 0. A sample costs 1 to 5 ms of CPU (more on a
+// loaded machine), most of it the kernel's walk of its whole (host-wide)
+// table of established sockets, so one every 10 s keeps learning under
+// 0.1% of a core with 1,000 open connections (make bench measures it).
+// Gaps shorter than that are still learned: see Peers.Observe. A caller
+// is learned once two samples have seen it: 10 to 20 s after it began.
+const DefaultLearnInterval = 10 * time.Second
 
 // Learner watches the app's connections while it runs, so that the drain
 // knows each caller's habits when the stop signal comes. It runs one

@@ -155,10 +155,17 @@ type Policy struct {
 	Min      time.Duration // the drain never ends before this
 	Max      time.Duration // the ceiling
 	CacheMax time.Duration // after this from the offline, peers still calling are not waited for; 0: never
+	// Global drops the learned gaps: every peer is done Quiet after its
+	// last call, so the drain ends Quiet after the last call of anyone, the
+	// rule before per-peer drains.
+	Global bool
 }
 
 // due is when a peer counts as done if it stays quiet.
 func (pol Policy) due(last time.Time, gap time.Duration) time.Time {
+	if pol.Global {
+		return last.Add(pol.Quiet)
+	}
 	return last.Add(max(pol.Quiet, gapMultiple*gap))
 }
 

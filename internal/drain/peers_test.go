@@ -186,6 +186,13 @@ func TestDecide(t *testing.T) {
 			want:    want{30 * time.Second, ReasonCeiling, []netip.Addr{probe}},
 		},
 		{
+			// The rule before per-peer drains: Quiet after anyone's last call.
+			name:  "global window ends in the rare caller's gap",
+			pol:   Policy{Quiet: 2 * time.Second, Max: 30 * time.Second, Global: true},
+			calls: []calls{every(rare, 500*time.Millisecond, start+10*time.Second, 3*time.Second)},
+			want:  want{500*time.Millisecond + 2*time.Second, ReasonAllQuiet, nil},
+		},
+		{
 			name:  "min holds an early end",
 			pol:   Policy{Quiet: 2 * time.Second, Min: 8 * time.Second, Max: 30 * time.Second},
 			calls: []calls{every(busy, 0, start+3*time.Second, 5*time.Millisecond)},
@@ -310,5 +317,27 @@ func TestFormatPeers(t *testing.T) {
 	}
 	if got := FormatPeers(nil, now); got != "-" {
 		t.Errorf("FormatPeers(nil) = %q, want -", got)
+	}
+}
+
+func TestStillCalling(t *testing.T) {
+	t.Parallel()
+	now := at(time.Minute)
+	tests := []struct {
+		name    string
+		pending []PeerReport
+		want    bool
+	}{
+		{"nobody pending", nil, false},
+		{"a prober called 0.4s ago", []PeerReport{{Addr: probe, Last: now.Add(-400 * time.Millisecond), Gap: 500 * time.Millisecond}}, true},
+		{"a rare caller within its gap", []PeerReport{{Addr: rare, Last: now.Add(-2 * time.Second), Gap: 3 * time.Second}}, true},
+		// Past its gap, the drain only waits to be sure it stopped.
+		{"a rare caller being confirmed", []PeerReport{{Addr: rare, Last: now.Add(-4 * time.Second), Gap: 3 * time.Second}}, false},
+		{"a busy caller 1.5s ago, quiet 2s", []PeerReport{{Addr: busy, Last: now.Add(-1500 * time.Millisecond), Gap: 10 * time.Millisecond}}, true},
+	}
+	for _, tt := range tests {
+		if got := stillCalling(tt.pending, now, 2*time.Second); got != tt.want {
+			t.Errorf("%s: stillCalling = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

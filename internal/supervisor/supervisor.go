@@ -401,7 +401,11 @@ func (r *run) onTerm(sig syscall.Signal) {
 		}
 		ch <- drain.RunDetailed(dctx, opts, log)
 	}()
-	r.log.Info("draining", "max", opts.Max, "quiet", opts.Quiet, "min", opts.Min, "ports", opts.Ports)
+	attrs := []any{"max", opts.Max, "quiet", opts.Quiet, "min", opts.Min, "ports", opts.Ports}
+	if opts.Quiet > 0 {
+		attrs = append(attrs, "per_caller", !opts.Global, "cache_max", opts.CacheMax, "ignored", len(opts.Ignore))
+	}
+	r.log.Info("draining", attrs...)
 }
 
 // startOffline runs the registry offline step in the background. It may use
@@ -428,10 +432,7 @@ func (r *run) endDrain(reason string) {
 	if r.phase != phaseDraining {
 		return
 	}
-	if r.drainCancel != nil {
-		r.drainCancel()
-	}
-	r.drainCh = nil
+	r.cancelDrain()
 	r.drainReason = reason
 	r.drainEnd = time.Now()
 	attrs := []any{"reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond)}
@@ -536,6 +537,7 @@ func (r *run) finish(ws unix.WaitStatus) int {
 		r.learner.Stop()
 	}
 	if r.phase == phaseDraining {
+		r.cancelDrain()
 		r.drainReason = "app-exit"
 		r.drainEnd = exitAt
 		r.log.Info("app exited during the drain", "exit_code", code)
@@ -645,6 +647,25 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"total", since(exitAt),
 		"deadline", r.o.GracePeriod.String(),
 	)
+}
+
+// drainAnswerWait bounds the wait for a cancelled drain's result, which
+// it gives at once: only the callers it saw are wanted, for the summary.
+const drainAnswerWait = 100 * time.Millisecond
+
+// cancelDrain stops a drain that is still running and keeps what it saw.
+func (r *run) cancelDrain() {
+	if r.drainCancel != nil {
+		r.drainCancel()
+	}
+	if r.drainCh != nil && r.drainResult == nil {
+		select {
+		case res := <-r.drainCh:
+			r.drainResult = &res
+		case <-time.After(drainAnswerWait):
+		}
+	}
+	r.drainCh = nil
 }
 
 // reportPeers says whom a drain that ended by itself did not wait for.

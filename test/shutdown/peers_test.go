@@ -2,6 +2,7 @@ package shutdown
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,8 +19,9 @@ func TestDrainWaitsForRareCaller(t *testing.T) {
 	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--grace-period", "40s", "--drain", "25s", "--drain-quiet", "2s", "--port", "{port}"}})
 	a.waitReady()
 	c := startClientFrom(t, a.port, gap, keepAlive, "127.0.100.21")
-	// Long enough for the learner (a sample every 5 s) to see two gaps.
-	time.Sleep(13 * time.Second)
+	// Long enough for the learner (a sample every 10 s) to see its gaps
+	// in two samples.
+	time.Sleep(23 * time.Second)
 	sent := a.term()
 	time.Sleep(5500 * time.Millisecond)
 	last := c.stop()
@@ -53,7 +55,7 @@ func TestDrainWaitsForRareCaller(t *testing.T) {
 }
 
 // TestDrainProbers: a busy consumer stops 1 s after SIGTERM while a prober
-// calls every second from its own address and never stops. Left out
+// calls every 500ms from its own address and never stops. Left out
 // through HOST_IP or --drain-ignore, it does not hold the drain; otherwise
 // --drain-cache-max ends it, and without that the ceiling does, with a
 // WARN and traffic_at_end.
@@ -79,7 +81,7 @@ func TestDrainProbers(t *testing.T) {
 			t.Parallel()
 			a := start(t, appConfig{pid1: true, withPort: true, init: append(append([]string{}, base...), tt.init...), env: tt.env})
 			a.waitReady()
-			p := startClientFrom(t, a.port, time.Second, serverCloses, prober)
+			p := startClientFrom(t, a.port, 500*time.Millisecond, serverCloses, prober)
 			c := startClientFrom(t, a.port, 50*time.Millisecond, keepAlive, "127.0.100.22")
 			time.Sleep(2 * time.Second)
 			sent := a.term()
@@ -116,5 +118,30 @@ func TestDrainProbers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSecondSignalNamesCallers: a drain cut short by a second SIGTERM
+// still names the callers it was waiting for.
+func TestSecondSignalNamesCallers(t *testing.T) {
+	t.Parallel()
+	a := start(t, appConfig{pid1: true, withPort: true, init: []string{"--grace-period", "40s", "--drain", "20s", "--drain-quiet", "1s", "--port", "{port}"}})
+	a.waitReady()
+	c := startClientFrom(t, a.port, 100*time.Millisecond, keepAlive, "127.0.100.23")
+	a.term()
+	a.waitLog("draining", 10*time.Second)
+	time.Sleep(2 * time.Second)
+	a.p.Signal(syscall.SIGTERM)
+	a.waitEvent("term", 10*time.Second)
+	c.stop()
+	if code, _ := a.wait(20 * time.Second); code != 143 {
+		t.Errorf("exit code %d, want 143", code)
+	}
+	s := a.summary()
+	if s.DrainEnd != "second-signal" {
+		t.Errorf("summary drain_end %q, want second-signal", s.DrainEnd)
+	}
+	if peers := s.Record.Str("drain_peers"); !strings.HasPrefix(peers, "127.0.100.23 last ") {
+		t.Errorf("summary drain_peers %q: want the caller 127.0.100.23 the drain was waiting for", peers)
 	}
 }
