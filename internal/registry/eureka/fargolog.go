@@ -3,12 +3,12 @@ package eureka
 import (
 	"context"
 	"log/slog"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	logging "github.com/op/go-logging"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 // fargo logs through the op/go-logging module "fargo", whose default backend
@@ -51,18 +51,11 @@ func addSecret(s string) {
 	secrets.list = append(secrets.list, s)
 }
 
-// userinfo matches the user[:password]@ part of any URL in free text.
-var userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']*@`)
-
-// redactText removes URL userinfo and known passwords from s.
+// redactText removes URL passwords and the known secrets from s.
 func redactText(s string) string {
-	s = userinfo.ReplaceAllString(s, "${1}xxxxx@")
 	secrets.Lock()
 	defer secrets.Unlock()
-	for _, v := range secrets.list {
-		s = strings.ReplaceAll(s, v, "xxxxx")
-	}
-	return s
+	return redact.Text(s, secrets.list...)
 }
 
 type fargoBridge struct{}
