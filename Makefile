@@ -21,9 +21,21 @@ build:
 	$(GOBUILD) -o bin/gracefulinit ./cmd/gracefulinit
 	$(GOBUILD) -o bin/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
-# Installs what the tests use (Debian packages, a cached Polaris build), then runs every test.
+# Installs what the tests use (Debian packages, a cached Polaris build), then runs every
+# test (fuzz targets run their seed corpora there), then fuzzes each target briefly.
 test: deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME; -fuzz takes one target per run. New failing inputs land in
+# the package's testdata/fuzz, where they become seed cases of the plain test run.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
+	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/eureka:FuzzParseInstance
+fuzz:
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \
+	done
 
 test-short:
 	$(GO) test -count=1 -short ./...

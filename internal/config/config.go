@@ -308,8 +308,8 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	return fs
 }
 
-// maxVerbosity is the highest -v count the environment may ask for; more
-// changes nothing (every level above 0 is debug).
+// maxVerbosity is the highest -v count kept; more changes nothing (every
+// level above 0 is debug), so it is cut to this, as tini does.
 const maxVerbosity = 3
 
 // EnvName is the environment variable that sets the named flag.
@@ -336,9 +336,20 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 		for _, v := range append(read, args...) {
 			secrets = append(secrets, redact.Secrets(v)...)
 		}
-		return nil, errors.New(redact.Text(err.Error(), secrets...))
+		return nil, errors.New(oneLine(redact.Text(err.Error(), secrets...)))
 	}
 	return cfg, err
+}
+
+// oneLine escapes control characters, which pflag's errors echo raw from
+// the value (a newline in --nacos-metadata): an error is one line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s))
 }
 
 func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
@@ -394,11 +405,11 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 		if f.Value.Type() == "count" {
 			// A count flag's Set increments; the variable gives the level.
 			n, perr := strconv.Atoi(v)
-			if perr != nil || n < 0 || n > maxVerbosity {
+			if perr != nil || n < 0 {
 				err = fmt.Errorf("%s=%q: want a number from 0 to %d", EnvName(f.Name), v, maxVerbosity)
 				return
 			}
-			for i := 0; i < n; i++ {
+			for i := 0; i < min(n, maxVerbosity); i++ {
 				_ = f.Value.Set("+1")
 			}
 			f.Changed = true
@@ -527,6 +538,10 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if len(cfg.Command) == 0 && !cfg.Check {
 		return errors.New("no command given: put the app after --, e.g. gracefulinit -- java -jar app.jar")
 	}
+	if cfg.Verbosity < 0 {
+		return fmt.Errorf("%s %d: want a number from 0 to %d, or -v, -vv, -vvv", cfg.origin("verbose"), cfg.Verbosity, maxVerbosity)
+	}
+	cfg.Verbosity = min(cfg.Verbosity, maxVerbosity)
 	for _, code := range cfg.RemapExit {
 		if code < 0 || code > 255 {
 			return fmt.Errorf("--remap-exit %d: exit codes run from 0 to 255", code)

@@ -49,6 +49,7 @@ func TestParseErrors(t *testing.T) {
 		{"per-caller without quiet", []string{"--drain-per-caller=false", "--", "x"}, nil, "--drain-per-caller only applies with --drain-quiet"},
 		{"bad ignore", []string{"--drain-quiet", "1s", "--port", "1", "--drain-ignore", "10.0.0/8", "--", "x"}, nil, "--drain-ignore \"10.0.0/8\""},
 		{"bad HOST_IP", []string{"--drain-quiet", "1s", "--port", "1", "--", "x"}, []string{"HOST_IP", "node-1"}, "HOST_IP=\"node-1\""},
+		{"newline in a value", []string{"--nacos-metadata", "a\nb", "--", "x"}, nil, `a\nb must be formatted as key=value`},
 		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "--nacos-password-file testdata/nope: cannot read it"},
 	}
 	for _, tt := range tests {
@@ -233,7 +234,8 @@ func TestRangeChecks(t *testing.T) {
 		{"ready http port 99999", cat([]string{"--ready-http", "http://127.0.0.1:99999/health"}), nil, []string{"--ready-http", "ports run from 1 to 65535"}},
 		{"ready tcp port 99999", cat([]string{"--ready-tcp", "127.0.0.1:99999"}), nil, []string{"--ready-tcp", "port from 1 to 65535"}},
 		{"env port", cat(), []string{"GRACEFULINIT_PORT", "70000"}, []string{"GRACEFULINIT_PORT 70000", "ports run from 1 to 65535"}},
-		{"env verbosity", cat(), []string{"GRACEFULINIT_VERBOSE", "1000000"}, []string{"GRACEFULINIT_VERBOSE", "from 0 to 3"}},
+		{"env verbosity", cat(), []string{"GRACEFULINIT_VERBOSE", "-1"}, []string{"GRACEFULINIT_VERBOSE", "from 0 to 3"}},
+		{"flag verbosity", cat([]string{"--verbose=-2"}), nil, []string{"--verbose -2", "from 0 to 3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,11 +252,12 @@ func TestRangeChecks(t *testing.T) {
 	}
 }
 
-// The edges themselves stay accepted.
+// The edges themselves stay accepted; a verbosity above 3 means 3 (it used
+// to loop once per unit: a billion from GRACEFULINIT_VERBOSE took seconds).
 func TestRangeEdges(t *testing.T) {
 	cfg, err := Parse([]string{"--grace-period", "8760h", "--ready-timeout", "31536000", "--kill-margin", "0",
 		"--registry", "nacos", "--nacos-addr", "nacos:65535", "--service", "s", "--port", "65535", "--ip", "10.0.0.1", "--nacos-weight", "10000", "--", "x"},
-		env("GRACEFULINIT_VERBOSE", "3"), io.Discard)
+		env("GRACEFULINIT_VERBOSE", "1000000000"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
