@@ -48,8 +48,8 @@ func waitHelper(t *testing.T, p *testbin.Proc, not int, timeout time.Duration) i
 
 // TestNacosHelperKilled: the Nacos SDK runs in the helper process; when it
 // is SIGKILLed, PID 1 logs its death once with the reason, restarts it and
-// the instance is registered again; at SIGTERM a dead helper costs nothing:
-// the stop keeps its schedule and the app's exit code comes through.
+// the instance is registered again; at SIGTERM a dead or hung helper costs
+// nothing: the stop keeps its schedule and the app's exit code comes through.
 func TestNacosHelperKilled(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -86,6 +86,20 @@ func TestNacosHelperKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.checkStopOnSchedule()
+			standin.WaitNacosHost(t, s, p.spec.service, p.ip, p.port, "gone after exit", visible, standin.NacosAbsent)
+		}},
+		{"hung at SIGTERM", func(t *testing.T, s *registrytest.Server, p *pod) {
+			// SIGSTOP: alive, connected, answering nothing. The offline
+			// step fails, the stop keeps its schedule, and the helper that
+			// does not exit when closed is killed, its registration with it.
+			helper := waitHelper(t, p.p, 0, visible)
+			if err := syscall.Kill(helper, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			p.term()
+			if sum := p.checkStopOnSchedule(); !strings.HasPrefix(sum.Offline, "failed") {
+				t.Errorf("summary: offline %q, want failed (the helper never answered)", sum.Offline)
+			}
 			standin.WaitNacosHost(t, s, p.spec.service, p.ip, p.port, "gone after exit", visible, standin.NacosAbsent)
 		}},
 	}
