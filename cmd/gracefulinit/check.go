@@ -32,23 +32,16 @@ func check(cfg *config.Config, w io.Writer) int {
 		fmt.Fprintf(w, "  command: %s\n", redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password))
 	}
 
+	// Parse has validated the timeline: a configuration that does not fit
+	// never gets here.
 	fmt.Fprintln(w, "\ntimeline after the stop signal:")
-	budget := cfg.DrainBudget()
-	fmt.Fprintf(w, "  drain budget = grace-period %s - kill-margin %s - stop-timeout %s = %s\n", cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
-	mode := "fixed"
-	if cfg.DrainQuiet > 0 {
-		mode = fmt.Sprintf("until every caller of ports %v is done", cfg.Ports)
+	for _, l := range cfg.Timeline.Describe(signals.Name(cfg.StopSignal)) {
+		fmt.Fprintf(w, "  %s\n", l)
+		if strings.HasPrefix(l, "0s: drain until") {
+			explainPeers(cfg, w)
+		}
 	}
-	fmt.Fprintf(w, "  0s: registry offline starts; drain up to %s, %s\n", cfg.Drain, mode)
-	if cfg.DrainQuiet > 0 {
-		explainPeers(cfg, w)
-	}
-	fmt.Fprintf(w, "  <=%s: %s sent to the app\n", cfg.Drain, signals.Name(cfg.StopSignal))
-	fmt.Fprintf(w, "  %s: SIGKILL to the process tree; runtime deadline at %s\n", cfg.GracePeriod-cfg.KillMargin, cfg.GracePeriod)
-	if cfg.Drain+cfg.StopTimeout+cfg.KillMargin > cfg.GracePeriod {
-		fmt.Fprintln(w, "  PROBLEM: drain + stop-timeout + kill-margin exceed the grace period")
-		problems++
-	} else {
+	if cfg.Timeline.Kills() {
 		fmt.Fprintln(w, "  ok: fits the grace period")
 	}
 

@@ -33,6 +33,10 @@ var (
 	commit  = ""
 )
 
+// exitUsage is the exit status for a bad invocation, as tini, dumb-init
+// and catatonit use.
+const exitUsage = 1
+
 // caught holds every signal from the earliest moment the program can ask
 // for them: a SIGTERM arriving while flags are parsed must start the stop
 // sequence, not kill PID 1 with the Go runtime's exit status 2.
@@ -50,17 +54,24 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\nRun 'gracefulinit --help' for usage.\n", err)
-		return 2
+		return exitUsage
 	}
 	if cfg.Version {
 		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
+	if cfg.License {
+		fmt.Fprint(stdout, license)
 		return 0
 	}
 	log := newLogger(cfg, stderr)
 	hooks, regTimeout, err := buildHooks(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
-		return 2
+		return exitUsage
+	}
+	for _, l := range cfg.Timeline.Describe(signals.Name(cfg.StopSignal)) {
+		log.Debug("timeline: " + l)
 	}
 	if cfg.Check {
 		return check(cfg, stdout)
@@ -77,13 +88,10 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		PGroup:    cfg.PGroup,
 		PDeathSig: cfg.PDeathSig,
 		RemapExit: cfg.RemapExit,
+		WarnReap:  cfg.WarnReap,
 
-		GracePeriod: cfg.GracePeriod,
-		KillMargin:  cfg.KillMargin,
+		Timeline: cfg.Timeline,
 		Drain: drain.Options{
-			Max:      cfg.Drain,
-			Quiet:    cfg.DrainQuiet,
-			Min:      cfg.DrainMin,
 			CacheMax: cfg.DrainCacheMax,
 			Global:   !cfg.DrainPerCaller,
 			Ignore:   cfg.DrainIgnore,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
+	"github.com/gracefulinit/gracefulinit/internal/timeline"
 )
 
 // EnvPrefix is prepended to a flag's upper-snake-case name to form its variable.
@@ -38,6 +39,8 @@ type Config struct {
 	PGroup    bool
 	RemapExit []int
 	PDeathSig syscall.Signal
+	WarnReap  bool // -w: warn about each reaped zombie that is not the app
+	License   bool // -l: print the license and exit
 	Verbosity int
 	LogFormat string // text|json
 	LogLevel  string // debug|info|warn|error; empty means derived from Verbosity
@@ -51,7 +54,6 @@ type Config struct {
 	Drain       time.Duration
 	DrainQuiet  time.Duration
 	DrainMin    time.Duration
-	DrainSet    bool // any of --drain, --drain-quiet, --drain-min was given
 	// DrainCacheMax: after this from the offline, callers still calling are
 	// not waited for; default 35s with Nacos, 90s with Eureka, else 0 (off).
 	DrainCacheMax time.Duration
@@ -63,6 +65,8 @@ type Config struct {
 	Ports          []int
 	DrainIPs       []net.IP
 	StopSignal     syscall.Signal
+	// Timeline is the above resolved: defaults shrunk to fit, validated.
+	Timeline timeline.Timeline
 
 	// Readiness.
 	ReadyHTTP     string
@@ -118,10 +122,9 @@ type Eureka struct {
 }
 
 // DrainBudget is the longest the drain may last: what the grace period
-// leaves after the kill margin and the time reserved for the app to stop.
-func (c *Config) DrainBudget() time.Duration {
-	return c.GracePeriod - c.KillMargin - c.StopTimeout
-}
+// leaves after the kill margin and the time reserved for the app to stop
+// (0 in tini mode, where there is no deadline).
+func (c *Config) DrainBudget() time.Duration { return c.Timeline.Budget() }
 
 // HasRegistry reports whether any registry step is configured.
 func (c *Config) HasRegistry() bool { return len(c.Registries) > 0 }
@@ -242,15 +245,17 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&cfg.Subreaper, "subreaper", "s", false, "register as a child subreaper (automatic when not PID 1)")
 	fs.BoolVarP(&cfg.PGroup, "pgroup", "g", false, "send forwarded signals to the child's whole process group")
 	fs.IntSliceVarP(&cfg.RemapExit, "remap-exit", "e", nil, "exit with 0 when the child exits with `CODE` (repeatable, e.g. 143 for the JVM)")
-	fs.VarP((*signalValue)(&cfg.PDeathSig), "pdeathsig", "p", "`SIGNAL` the child receives if gracefulinit dies")
+	fs.VarP((*signalValue)(&cfg.PDeathSig), "pdeathsig", "p", "`SIGNAL` gracefulinit receives when its parent dies, handled like any signal (forwarded; TERM starts the stop sequence)")
 	fs.CountVarP(&cfg.Verbosity, "verbose", "v", "more logging (repeatable)")
+	fs.BoolVarP(&cfg.WarnReap, "warn-on-reap", "w", false, "log a warning for each reaped zombie that is not the app")
+	fs.BoolVarP(&cfg.License, "license", "l", false, "print the license, then exit")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info, debug with -v)")
 	fs.BoolVar(&cfg.Version, "version", false, "print version, commit and Go version, then exit")
 	fs.BoolVar(&cfg.Check, "check", false, "print the resolved configuration (secrets redacted), check registries and the timeline, then exit")
 
 	// Shutdown timeline.
-	cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout = 30*time.Second, time.Second, 10*time.Second
+	cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout = timeline.DefaultGracePeriod, timeline.DefaultKillMargin, timeline.DefaultStopTimeout
 	fs.Var((*durationValue)(&cfg.GracePeriod), "grace-period", "the runtime's stop deadline (terminationGracePeriodSeconds, docker stop -t)")
 	fs.Var((*durationValue)(&cfg.KillMargin), "kill-margin", "SIGKILL the process tree this long before the deadline")
 	fs.Var((*durationValue)(&cfg.StopTimeout), "stop-timeout", "time reserved for the app between the stop signal and SIGKILL")
@@ -372,13 +377,8 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 		}
 	})
 	cfg.Command = fs.Args()
-	if cfg.Version {
+	if cfg.Version || cfg.License {
 		return cfg, nil
-	}
-	for _, name := range []string{"drain", "drain-quiet", "drain-min"} {
-		if fs.Changed(name) {
-			cfg.DrainSet = true
-		}
 	}
 	if err := readSecretFiles(fs, cfg); err != nil {
 		return nil, err
@@ -533,6 +533,32 @@ func fileKind(m os.FileMode) string {
 	return m.Type().String()
 }
 
+// resolveTimeline computes the shutdown timeline once and writes the
+// values it settled on (defaults shrunk to fit) back, for --check.
+func resolveTimeline(cfg *Config) error {
+	set := func(name string, v time.Duration) timeline.Setting {
+		return timeline.Setting{Value: v, Set: cfg.flags.Changed(name)}
+	}
+	tl, err := timeline.New(timeline.Input{
+		GracePeriod: set("grace-period", cfg.GracePeriod),
+		KillMargin:  set("kill-margin", cfg.KillMargin),
+		StopTimeout: set("stop-timeout", cfg.StopTimeout),
+		Drain:       set("drain", cfg.Drain),
+		DrainQuiet:  set("drain-quiet", cfg.DrainQuiet),
+		DrainMin:    set("drain-min", cfg.DrainMin),
+		Registry:    cfg.HasRegistry(),
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Timeline = tl
+	if tl.Kills() {
+		cfg.KillMargin, cfg.StopTimeout = tl.KillMargin, tl.StopTimeout
+		cfg.Drain, cfg.DrainQuiet, cfg.DrainMin = tl.Drain, tl.DrainQuiet, tl.DrainMin
+	}
+	return nil
+}
+
 // finish fills derived defaults and validates.
 func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if len(cfg.Command) == 0 && !cfg.Check {
@@ -562,20 +588,6 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 			return fmt.Errorf("%s %d: ports run from 1 to 65535", cfg.origin("port"), p)
 		}
 	}
-	if cfg.GracePeriod <= 0 {
-		return errors.New("--grace-period must be positive: set it to the pod's terminationGracePeriodSeconds")
-	}
-	if cfg.KillMargin >= cfg.GracePeriod {
-		return fmt.Errorf("--kill-margin %s must be shorter than --grace-period %s", cfg.KillMargin, cfg.GracePeriod)
-	}
-	if budget := cfg.DrainBudget(); budget < 0 {
-		return fmt.Errorf("timeline does not fit: grace-period %s - kill-margin %s - stop-timeout %s = %s; raise --grace-period or lower --stop-timeout",
-			cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, budget)
-	}
-	if cfg.Drain > cfg.DrainBudget() {
-		return fmt.Errorf("--drain %s exceeds the drain budget: grace-period %s - kill-margin %s - stop-timeout %s = %s; lower --drain or raise --grace-period",
-			cfg.Drain, cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, cfg.DrainBudget())
-	}
 	if cfg.DrainQuiet > 0 && len(cfg.Ports) == 0 {
 		return errors.New("--drain-quiet needs the app's ports: add --port, e.g. --port 8080")
 	}
@@ -585,20 +597,8 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
 		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
 	}
-	// With a registry and no drain flags, drain until traffic stops, using
-	// the whole budget as the ceiling: consumers' caches decide how long
-	// traffic keeps coming, and watching it beats guessing a sleep.
-	if cfg.HasRegistry() && !cfg.DrainSet {
-		cfg.Drain = cfg.DrainBudget()
-		if len(cfg.Ports) > 0 {
-			cfg.DrainQuiet = 2 * time.Second
-		}
-	}
-	if cfg.DrainQuiet > 0 && cfg.Drain == 0 {
-		cfg.Drain = cfg.DrainBudget()
-	}
-	if cfg.DrainMin > cfg.Drain {
-		return fmt.Errorf("--drain-min %s exceeds --drain %s", cfg.DrainMin, cfg.Drain)
+	if err := resolveTimeline(cfg); err != nil {
+		return err
 	}
 	if err := finishDrainPeers(cfg, lookup); err != nil {
 		return err

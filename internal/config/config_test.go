@@ -30,7 +30,8 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"no command", nil, nil, "no command given"},
 		{"negative budget", []string{"--grace-period", "5s", "--stop-timeout", "10s", "--", "x"}, nil, "grace-period 5s - kill-margin 1s - stop-timeout 10s = -6s"},
-		{"drain over budget", []string{"--drain", "25s", "--", "x"}, nil, "--drain 25s exceeds the drain budget"},
+		{"drain over budget", []string{"--drain", "25s", "--stop-timeout", "10s", "--", "x"}, nil, "--drain 25s exceeds the drain budget"},
+		{"drain leaves no stop time", []string{"--grace-period", "6s", "--drain", "5s", "--", "x"}, nil, "--drain leaves the app no time to stop"},
 		{"quiet without port", []string{"--drain-quiet", "1s", "--", "x"}, nil, "--drain-quiet needs the app's ports"},
 		{"min without quiet", []string{"--drain-min", "1s", "--", "x"}, nil, "--drain-min only applies with --drain-quiet"},
 		{"bad duration", []string{"--drain", "soon", "--", "x"}, nil, "invalid duration \"soon\""},
@@ -89,6 +90,34 @@ func TestParseValues(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// The timeline is resolved once, with defaults shrunk to fit what was set,
+// and written back for --check; without any timeline flag it is tini mode.
+func TestTimelineResolved(t *testing.T) {
+	tests := []struct {
+		name              string
+		args, env         []string
+		kills             bool
+		stop, drain, kill time.Duration
+	}{
+		{"tini mode", nil, nil, false, 10 * time.Second, 0, 0},
+		{"docker's 10s", []string{"--grace-period", "10s"}, nil, true, 9 * time.Second, 0, time.Second},
+		{"grace from env is set too", nil, []string{"GRACEFULINIT_GRACE_PERIOD", "20"}, true, 10 * time.Second, 0, time.Second},
+		{"drain yields stop-timeout", []string{"--grace-period", "20s", "--drain", "12s"}, nil, true, 7 * time.Second, 12 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse(append(tt.args, "--", "x"), env(tt.env...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Timeline.Kills() != tt.kills || cfg.StopTimeout != tt.stop || cfg.Drain != tt.drain || cfg.Timeline.KillMargin != tt.kill {
+				t.Fatalf("kills %v stop-timeout %v drain %v kill-margin %v; want %v %v %v %v",
+					cfg.Timeline.Kills(), cfg.StopTimeout, cfg.Drain, cfg.Timeline.KillMargin, tt.kills, tt.stop, tt.drain, tt.kill)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 package signals
 
 import (
+	"os"
+	"os/signal"
 	"syscall"
 	"unsafe"
 
@@ -27,19 +29,74 @@ func sigaction(sig syscall.Signal, act, old *kernelSigaction) error {
 	return nil
 }
 
-// DefaultIgnored sets every signal that gracefulinit ignores right now to
-// SIG_DFL, for the moment the child is forked, so the app starts with
-// default dispositions everywhere (exec resets caught signals, not ignored
-// ones), and returns the function that puts SIG_IGN back. A safety net:
-// after Capture the runtime or Capture handles every signal, 32 and 34
-// included, so normally there is nothing to flip, and no moment in which
-// gracefulinit would die of a signal it meant to ignore.
-func DefaultIgnored() (restore func()) {
+// started is the signal state gracefulinit was started with, read before
+// Capture changes anything.
+var started = readStarted()
+
+type startState struct {
+	mask    unix.Sigset_t
+	ignored [65]bool
+}
+
+// readStarted reads the mask and the ignored signals as the Go runtime has
+// left them by the time package variables are initialised. The runtime
+// has by then installed its own handler over an inherited SIG_IGN for
+// every signal but HUP, INT, CONT, TSTP, TTIN, TTOU, 32 and 34, and
+// unblocked those it cannot run without (HUP, INT, QUIT, ILL, TRAP, ABRT,
+// BUS, FPE, SEGV, TERM, STKFLT, CHLD, URG, PROF, SYS, 32 to 34): for
+// those the inherited state is lost to any Go program.
+func readStarted() startState {
+	var st startState
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, nil, &st.mask)
+	for sig := syscall.Signal(1); sig <= 64; sig++ {
+		var old kernelSigaction
+		if sig != unix.SIGKILL && sig != unix.SIGSTOP && sigaction(sig, nil, &old) == nil && old[0] == sigIgn {
+			st.ignored[sig] = true
+		}
+	}
+	return st
+}
+
+// StartIgnored reports whether sig was ignored when gracefulinit started
+// (as far as the Go runtime lets it know, see readStarted). The app starts
+// with such a signal ignored, as nohup and a shell's trap "" HUP mean it
+// to; gracefulinit still forwards it, as tini does.
+func StartIgnored(sig syscall.Signal) bool {
+	return sig > 0 && int(sig) < len(started.ignored) && started.ignored[sig]
+}
+
+// ForFork prepares the calling thread, which must be locked to its
+// goroutine, to fork the app with the signal state gracefulinit was
+// started with, as tini does, and returns the function that undoes it
+// once the child exists:
+//   - the thread's mask becomes the inherited one (the child takes the
+//     forking thread's mask). Signals arriving meanwhile wait, pending,
+//     until restore unblocks them again: none is lost;
+//   - a signal ignored at start that Capture catches on ch is ignored
+//     again, so the fork keeps SIG_IGN (the Go runtime resets every signal
+//     it handles to SIG_DFL in the child), and caught again by restore.
+//     One sent to gracefulinit in between is dropped, as the app, which
+//     does not exist yet, would have ignored it;
+//   - a signal gracefulinit ignores for itself (Capture's ILL, TRAP, STKFLT,
+//     SYS) that was not ignored at start is set to SIG_DFL, so the app gets
+//     its default (exec resets caught signals, not ignored ones).
+func ForFork(ch chan<- os.Signal) (restore func()) {
+	var cur unix.Sigset_t
+	maskErr := unix.PthreadSigmask(unix.SIG_SETMASK, &started.mask, &cur)
+	var recatch []os.Signal
+	for _, sig := range Early() {
+		if StartIgnored(sig) {
+			recatch = append(recatch, sig)
+		}
+	}
+	if len(recatch) > 0 {
+		signal.Ignore(recatch...)
+	}
 	var dfl kernelSigaction
 	var reset []syscall.Signal
 	var saved []kernelSigaction
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		if sig == unix.SIGKILL || sig == unix.SIGSTOP {
+		if sig == unix.SIGKILL || sig == unix.SIGSTOP || StartIgnored(sig) {
 			continue
 		}
 		var old kernelSigaction
@@ -54,6 +111,12 @@ func DefaultIgnored() (restore func()) {
 	return func() {
 		for i, sig := range reset {
 			_ = sigaction(sig, &saved[i], nil)
+		}
+		if len(recatch) > 0 {
+			signal.Notify(ch, recatch...)
+		}
+		if maskErr == nil {
+			_ = unix.PthreadSigmask(unix.SIG_SETMASK, &cur, nil)
 		}
 	}
 }

@@ -55,10 +55,11 @@ func Catchable() []syscall.Signal {
 			continue
 		}
 		// Go's runtime preempts goroutines with SIGURG and uses 33 for its
-		// own per-thread system calls: catching them forwards noise. 32
-		// and 34 cannot be caught through os/signal at all (see
-		// Uncatchable).
-		if s == 32 || s == 33 || s == 34 || s == unix.SIGURG {
+		// own per-thread system calls: catching them forwards noise. It
+		// consumes SIGPROF for its profiler, whoever sent it, so asking for
+		// it delivers nothing. 32 and 34 cannot be caught through os/signal
+		// at all (see Uncatchable).
+		if s == 32 || s == 33 || s == 34 || s == unix.SIGURG || s == unix.SIGPROF {
 			continue
 		}
 		out = append(out, s)
@@ -137,12 +138,14 @@ func catchUncatchable() {
 	}
 	act[0] = uint64(addr)
 	for _, sig := range Uncatchable {
-		_ = sigaction(sig, &act, nil)
+		if !StartIgnored(sig) {
+			_ = sigaction(sig, &act, nil)
+		}
 	}
 }
 
 // CaptureRest catches every Catchable signal that Capture did not (the
-// real-time signals and the rarely sent XCPU, XFSZ, VTALRM, PROF, IO, PWR),
+// real-time signals and the rarely sent XCPU, XFSZ, VTALRM, IO, PWR),
 // on ch. Until it returns, those signals reach gracefulinit with the Go
 // runtime's default treatment: dropped, not fatal (its handler is
 // installed, nobody has asked for them yet). The supervisor calls it once

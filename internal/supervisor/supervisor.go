@@ -30,6 +30,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
+	"github.com/gracefulinit/gracefulinit/internal/timeline"
 )
 
 // Options configure one supervised run.
@@ -41,13 +42,17 @@ type Options struct {
 	Env       []string // the child's environment; nil means os.Environ()
 	Subreaper bool     // become a child subreaper even as PID 1's peer (automatic when not PID 1)
 	PGroup    bool     // forwarded and stop signals go to the child's process group
+	// PDeathSig, when set, is the signal gracefulinit itself receives when
+	// its parent dies (tini's -p); it is then handled like any signal.
 	PDeathSig syscall.Signal
 	RemapExit []int
+	WarnReap  bool // log a warning for each reaped process that is not the app
 
-	GracePeriod time.Duration // stop signal arrival to the runtime's SIGKILL
-	KillMargin  time.Duration // SIGKILL the tree this long before that deadline
-	Drain       drain.Options // Max 0: no drain
-	StopSignal  syscall.Signal
+	// Timeline gives the stop sequence its deadlines and the drain its
+	// bounds; the zero value (tini mode) never kills.
+	Timeline   timeline.Timeline
+	Drain      drain.Options // what to watch; Max, Quiet and Min are Timeline's
+	StopSignal syscall.Signal
 
 	Ready         ready.Probe // nil: the app is ready once started
 	ReadyInterval time.Duration
@@ -81,6 +86,7 @@ type run struct {
 	pid   int
 	pid1  bool
 	phase phase
+	sigs  chan os.Signal // where Capture delivers
 
 	ready      bool
 	readyCh    chan error
@@ -90,8 +96,7 @@ type run struct {
 	// Stop sequence bookkeeping, for the timeline and the summary line.
 	termAt      time.Time
 	termSig     syscall.Signal
-	deadline    time.Time
-	killAt      time.Time // deadline minus kill margin: nothing of ours runs past it
+	deadlines   timeline.Deadlines
 	killTimer   *time.Timer
 	learner     *drain.Learner // learns the app's callers until the drain takes over; nil without a watched drain
 	drainCancel context.CancelFunc
@@ -133,19 +138,25 @@ func Run(o Options) int {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
 	}
+	// The drain's bounds are the timeline's, fixed once.
+	o.Drain.Max, o.Drain.Quiet, o.Drain.Min = o.Timeline.Drain, o.Timeline.DrainQuiet, o.Timeline.DrainMin
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
 
-	// Pdeathsig fires when the thread that forked the child exits, and the
-	// Go runtime may retire threads: pin this goroutine to its thread for
-	// the whole run.
+	// The parent-death signal and the signal mask are per thread: pin this
+	// goroutine, which sets both and forks the child, to its thread for
+	// the whole run (the Go runtime may retire threads).
 	runtime.LockOSThread()
-	// The child starts with the mask of the thread that forked it, this
-	// one, and Go threads keep the mask gracefulinit was started with: a
-	// parent that blocked signals would leave them blocked in the app.
-	// Clearing this thread's mask is enough; Go handles signals on any.
+	// Go threads keep the mask gracefulinit was started with, so signals
+	// its parent blocked would never reach it: this thread takes every
+	// signal, and start restores the inherited mask for the fork only.
 	var none unix.Sigset_t
 	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &none, nil); err != nil {
-		r.log.Warn("cannot clear the signal mask; the app inherits gracefulinit's", "error", err)
+		r.log.Warn("cannot unblock signals; those gracefulinit's parent blocked are not forwarded", "error", err)
+	}
+	if o.PDeathSig != 0 {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(o.PDeathSig), 0, 0, 0); err != nil {
+			r.log.Warn("cannot set the parent-death signal", "signal", signals.Name(o.PDeathSig), "error", err)
+		}
 	}
 
 	if !r.pid1 || o.Subreaper {
@@ -164,6 +175,7 @@ func Run(o Options) int {
 	// No signal.Stop on the way out: it costs a runtime handshake per
 	// caught signal (milliseconds in all), and the caller exits right after.
 
+	r.sigs = sigs
 	if code, ok := r.start(); !ok {
 		return code
 	}
@@ -186,7 +198,7 @@ func (r *run) start() (int, bool) {
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = r.o.Env
-	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: r.o.PDeathSig}
+	attr := &syscall.SysProcAttr{Setpgid: true}
 	if foregroundTTY() {
 		// The child's group takes the terminal, so Ctrl-C and job control
 		// reach the app directly, as they would without an init.
@@ -194,7 +206,10 @@ func (r *run) start() (int, bool) {
 		attr.Ctty = 0
 	}
 	cmd.SysProcAttr = attr
-	restore := signals.DefaultIgnored()
+	// As tini: the app starts with the signal mask and the ignored signals
+	// gracefulinit was started with (what the Go runtime lets it know of:
+	// see signals.Inherited).
+	restore := signals.ForFork(r.sigs)
 	err := cmd.Start()
 	restore()
 	if err != nil {
@@ -359,11 +374,14 @@ func (r *run) onTerm(sig syscall.Signal) {
 	}
 	now := time.Now()
 	r.termAt, r.termSig = now, sig
-	r.deadline = now.Add(r.o.GracePeriod)
-	killAt := r.deadline.Add(-r.o.KillMargin)
-	r.killAt = killAt
-	r.killTimer = time.NewTimer(time.Until(killAt))
-	r.log.Info("stop signal received", "signal", signals.Name(sig), "deadline_in", r.o.GracePeriod, "kill_in", time.Until(killAt).Round(time.Millisecond))
+	r.deadlines = r.o.Timeline.At(now)
+	if kill := r.deadlines.Kill; !kill.IsZero() {
+		r.killTimer = time.NewTimer(time.Until(kill))
+		r.log.Info("stop signal received", "signal", signals.Name(sig), "deadline_in", r.o.Timeline.Grace, "kill_in", time.Until(kill).Round(time.Millisecond))
+	} else {
+		// tini mode: no deadline of our own, and as quiet as tini.
+		r.log.Debug("stop signal received", "signal", signals.Name(sig), "kill", "never (no --grace-period)")
+	}
 	if r.readyStop != nil {
 		r.readyStop()
 	}
@@ -371,14 +389,14 @@ func (r *run) onTerm(sig syscall.Signal) {
 		r.onlineStop()
 	}
 	if !r.ready {
-		r.log.Info("app was never ready: no drain")
+		r.info("app was never ready: no drain")
 		r.drainReason = "not ready"
 		r.sendStop()
 		return
 	}
 
 	if _, none := r.o.Hooks.(NoHooks); !none {
-		r.startOffline(killAt)
+		r.startOffline(r.deadlines.Kill)
 	}
 	if r.o.Drain.Max <= 0 {
 		r.drainReason = "none"
@@ -409,10 +427,13 @@ func (r *run) onTerm(sig syscall.Signal) {
 }
 
 // startOffline runs the registry offline step in the background. It may use
-// everything up to the kill point; the drain and the stop signal never wait
-// for it.
+// everything up to the kill point (no bound but its own without one); the
+// drain and the stop signal never wait for it.
 func (r *run) startOffline(killAt time.Time) {
-	octx, ocancel := context.WithDeadline(context.Background(), killAt)
+	octx, ocancel := context.WithCancel(context.Background())
+	if !killAt.IsZero() {
+		octx, ocancel = context.WithDeadline(context.Background(), killAt)
+	}
 	r.offlineStop = ocancel
 	r.offlineCh = make(chan offlineResult, 1)
 	r.offlineDone = make(chan time.Time, 1)
@@ -446,10 +467,20 @@ func (r *run) endDrain(reason string) {
 	r.sendStop()
 }
 
+// info logs at INFO, or at DEBUG in tini mode, which is as quiet as tini
+// on a plain stop.
+func (r *run) info(msg string, args ...any) {
+	if r.o.Timeline.Kills() {
+		r.log.Info(msg, args...)
+	} else {
+		r.log.Debug(msg, args...)
+	}
+}
+
 func (r *run) sendStop() {
 	r.phase = phaseStopping
 	r.stopAt = time.Now()
-	r.log.Info("sending stop signal to the app", "signal", signals.Name(r.o.StopSignal), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
+	r.info("sending stop signal to the app", "signal", signals.Name(r.o.StopSignal), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
 	r.signalChild(r.o.StopSignal, r.o.PGroup)
 }
 
@@ -472,7 +503,7 @@ func (r *run) signalChild(sig syscall.Signal, group bool) {
 // namespace; otherwise every descendant found in /proc.
 func (r *run) killTree() {
 	r.killed = true
-	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(r.termAt).Round(time.Millisecond), "deadline_in", time.Until(r.deadline).Round(time.Millisecond))
+	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(r.termAt).Round(time.Millisecond), "deadline_in", time.Until(r.deadlines.Runtime).Round(time.Millisecond))
 	if err := unix.Kill(-r.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		r.log.Warn("cannot kill the child's process group", "error", err)
 	}
@@ -514,7 +545,11 @@ func (r *run) reap() (unix.WaitStatus, bool) {
 		if spawn.Reaped(pid, syscall.WaitStatus(ws)) {
 			continue
 		}
-		r.log.Debug("reaped orphan", "pid", pid, "status", exitCode(ws))
+		if r.o.WarnReap {
+			r.log.Warn("reaped zombie process", "pid", pid, "status", exitCode(ws))
+		} else {
+			r.log.Debug("reaped orphan", "pid", pid, "status", exitCode(ws))
+		}
 	}
 }
 
@@ -583,8 +618,8 @@ func (r *run) finish(ws unix.WaitStatus) int {
 // the kill point: past it the runtime's SIGKILL may land any moment, and
 // gracefulinit must have logged its summary and exited with the app's code.
 func (r *run) bounded(d time.Duration) time.Duration {
-	if !r.killAt.IsZero() {
-		d = min(d, time.Until(r.killAt))
+	if !r.deadlines.Kill.IsZero() {
+		d = min(d, time.Until(r.deadlines.Kill))
 	}
 	return max(d, 0)
 }
@@ -611,7 +646,7 @@ func (r *run) closeHooks() {
 		r.closeResult = "ok"
 	case <-ctx.Done():
 		r.closeResult = "abandoned"
-		r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.killAt).Round(time.Millisecond))
+		r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
 	}
 }
 
@@ -629,7 +664,11 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 	} else if !r.stopAt.IsZero() {
 		drainLen = "0s"
 	}
-	r.log.Info("shutdown summary",
+	deadline := "-"
+	if r.o.Timeline.Kills() {
+		deadline = r.o.Timeline.Grace.String()
+	}
+	r.info("shutdown summary",
 		"signal", signals.Name(r.termSig),
 		"offline", offline,
 		"offline_took", offlineTook,
@@ -645,7 +684,7 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"child_exit_code", code,
 		"exit_code", final,
 		"total", since(exitAt),
-		"deadline", r.o.GracePeriod.String(),
+		"deadline", deadline,
 	)
 }
 

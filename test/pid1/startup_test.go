@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -76,9 +79,9 @@ func TestExecFailures(t *testing.T) {
 }
 
 // TestBadInvocation: bad flags, a missing command or an unknown signal name
-// stop gracefulinit before it starts anything: non-zero exit, a one-line
-// error and a usage hint, and the command (which would create a marker
-// file) never ran.
+// stop gracefulinit before it starts anything: exit status 1 (tini's,
+// dumb-init's and catatonit's for a usage error), a one-line error and a
+// usage hint, and the command (which would create a marker file) never ran.
 func TestBadInvocation(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -110,8 +113,8 @@ func TestBadInvocation(t *testing.T) {
 					args = append(args, "--", "touch", marker)
 				}
 				res := mustRun(t, m, tc.env, args...)
-				if res.code == 0 {
-					t.Fatalf("exit code 0, want non-zero (stderr %q)", res.stderr)
+				if res.code != 1 {
+					t.Fatalf("exit code %d, want 1 (stderr %q)", res.code, res.stderr)
 				}
 				l := lines(res.stderr)
 				if len(l) != 2 || !strings.HasPrefix(l[0], "gracefulinit: ") || !strings.Contains(l[0], tc.wantMsg) ||
@@ -143,6 +146,9 @@ func TestVersionAndHelp(t *testing.T) {
 			}
 		}},
 		{"--help", []string{"--help"}, nil},
+		// tini prints its license with -l; gracefulinit says what its terms are.
+		{"-l", []string{"-l"}, checkLicense},
+		{"--license", []string{"--license"}, checkLicense},
 		{"-h", []string{"-h"}, nil},
 		{"--help with a command", []string{"--help", "--"}, nil},
 	}
@@ -172,6 +178,12 @@ func TestVersionAndHelp(t *testing.T) {
 			})
 		}
 	})
+}
+
+func checkLicense(t *testing.T, out string) {
+	if !strings.HasPrefix(out, "gracefulinit ") || !strings.Contains(out, "license") || len(lines(out)) < 2 {
+		t.Fatalf("stdout %q, want gracefulinit's license statement", out)
+	}
 }
 
 func firstLine(s string) string {
@@ -208,8 +220,10 @@ func TestLogging(t *testing.T) {
 		{"GRACEFULINIT_VERBOSE", []string{"GRACEFULINIT_VERBOSE=1"}, nil, trueCmd, 0, debug},
 		{"TINI_VERBOSITY=3", []string{"TINI_VERBOSITY=3"}, nil, trueCmd, 0, debug},
 		{"flag wins over TINI_VERBOSITY", []string{"TINI_VERBOSITY=3"}, []string{"--log-level", "info"}, trueCmd, 0, silent},
-		{"stop sequence logs at info", nil, nil, selfTerm, 143, info},
-		{"TINI_VERBOSITY=2", []string{"TINI_VERBOSITY=2"}, nil, selfTerm, 143, info},
+		// Without a timeline (tini mode) a plain stop is as quiet as tini.
+		{"tini mode stop is quiet", nil, nil, selfTerm, 143, silent},
+		{"stop sequence logs at info", nil, []string{"--grace-period", "30s"}, selfTerm, 143, info},
+		{"TINI_VERBOSITY=2", []string{"TINI_VERBOSITY=2"}, []string{"--grace-period", "30s"}, selfTerm, 143, info},
 		{"TINI_VERBOSITY=0", []string{"TINI_VERBOSITY=0"}, nil, selfTerm, 143, silent},
 		{"flag wins over TINI_VERBOSITY=0", []string{"TINI_VERBOSITY=0"}, []string{"-v"}, selfTerm, 143, debug},
 		{"--log-level error", nil, []string{"--log-level", "error"}, selfTerm, 143, silent},
@@ -353,11 +367,37 @@ func dirtyWrapper(t *testing.T) []string {
 	return []string{helper(t), "wrap", "-block", sigList(dirtyBlocked), "-ignore", sigList(dirtyIgnored), "--"}
 }
 
-// TestCleanSignalState: the app starts with no signal blocked and none
-// ignored, even when gracefulinit itself was started with a dirty state.
-func TestCleanSignalState(t *testing.T) {
+// What a Go program can pass on of the signal state it was started with:
+// before any of its code runs, the Go runtime unblocks the signals it
+// cannot work without (lostBlocked) and installs its handler over an
+// inherited SIG_IGN for every signal but keptIgnored. tini passes on all.
+var (
+	lostBlocked = sigBits(syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP,
+		syscall.SIGABRT, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGTERM, syscall.SIGSTKFLT,
+		syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF, syscall.SIGSYS, 32, 33, 34)
+	keptIgnored = sigBits(syscall.SIGHUP, syscall.SIGINT, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN,
+		syscall.SIGTTOU, 32, 34)
+)
+
+// tiniPath is tini 0.19.0 from Debian, which ./scripts/deps.sh installs.
+func tiniPath(t *testing.T) string {
+	t.Helper()
+	const path = "/usr/bin/tini"
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("tini is needed side by side: %v (run ./scripts/deps.sh)", err)
+	}
+	return path
+}
+
+// TestInheritedSignalState: like tini, the app starts with the signal mask
+// and the ignored signals gracefulinit was started with (nohup, a shell's
+// trap ” HUP, a careless parent), read side by side with tini from the
+// app's /proc/self/status, up to what the Go runtime hides from any Go
+// program (see lostBlocked).
+func TestInheritedSignalState(t *testing.T) {
 	bin := testbin.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
+	tini := tiniPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*exitTimeout)
 	defer cancel()
 
 	// The wrapper must really leave that state behind, or the test proves nothing.
@@ -376,27 +416,43 @@ func TestCleanSignalState(t *testing.T) {
 	}
 
 	tests := []struct {
-		name string
-		wrap []string
+		name       string
+		wrap       []string
+		inheriting bool // the app must start with something blocked or ignored
 	}{
-		{"clean start", nil},
-		{"dirty start", dirtyWrapper(t)},
+		{"clean start", nil, false},
+		{"dirty start", dirtyWrapper(t), true},
+		{"nohup", []string{"nohup"}, true},
+		{"trap '' HUP INT", []string{"sh", "-c", `trap '' HUP INT; exec "$@"`, "sh"}, true},
 	}
 	forModes(t, func(t *testing.T, m mode) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				res, err := run(ctx, m, bin, nil, tc.wrap, "--", "cat", "/proc/self/status")
-				if err != nil || res.code != 0 {
-					t.Fatalf("run: %v, exit code %d, stderr %q", err, res.code, res.stderr)
+				status := func(init string, flags ...string) (blk, ign uint64) {
+					t.Helper()
+					args := append(flags, "--", "cat", "/proc/self/status")
+					res, err := run(ctx, m, init, nil, tc.wrap, args...)
+					if err != nil || res.code != 0 {
+						t.Fatalf("%s: %v, exit code %d, stderr %q", init, err, res.code, res.stderr)
+					}
+					return sigFields(t, res.stdout)
 				}
-				blk, ign := sigFields(t, res.stdout)
-				if blk != 0 || ign != 0 {
-					t.Fatalf("the app started with SigBlk %016x SigIgn %016x, want both 0", blk, ign)
+				tBlk, tIgn := status(tini, "-s")
+				blk, ign := status(bin)
+				if want := tBlk &^ lostBlocked; blk != want {
+					t.Errorf("the app's SigBlk %016x, want tini's %016x less what Go hides: %016x", blk, tBlk, want)
+				}
+				if want := tIgn & keptIgnored; ign != want {
+					t.Errorf("the app's SigIgn %016x, want tini's %016x less what Go hides: %016x", ign, tIgn, want)
+				}
+				if tc.inheriting && blk == 0 && ign == 0 {
+					t.Errorf("the app inherited nothing of a dirty start (tini's app: SigBlk %016x SigIgn %016x)", tBlk, tIgn)
 				}
 			})
 		}
 		// Started dirty, gracefulinit must still catch and forward what
-		// its parent blocked or ignored, and still reap.
+		// its parent blocked or ignored, as tini does (the recorder hears
+		// HUP and INT despite the inherited SIG_IGN: it installs handlers).
 		t.Run("dirty start forwards", func(t *testing.T) {
 			rec := newRecorder(t, "child")
 			sent := []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGTERM}
@@ -416,8 +472,10 @@ func TestCleanSignalState(t *testing.T) {
 	})
 }
 
-// TestPdeathsig: with -p, the app gets the signal when gracefulinit is
-// SIGKILLed (as a plain child; as PID 1 the kernel kills the namespace).
+// TestPdeathsig: -p is tini's: gracefulinit receives SIGNAL when its own
+// parent dies, and handles it like any signal it receives (forwarded; TERM
+// starts the stop sequence). Here the parent is a shell, or unshare for
+// PID 1 (without --kill-child, which would SIGKILL the init instead).
 func TestPdeathsig(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -433,40 +491,121 @@ func TestPdeathsig(t *testing.T) {
 		{"flag wins over env", []string{"GRACEFULINIT_PDEATHSIG=INT"}, []string{"-p", "QUIT"}, "QUIT"},
 		{"none", nil, nil, ""},
 	}
-	m := modes[1]
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, rec := startRecorder(t, m, tc.env, tc.flags, 1, 0)
+	launchers := map[bool][]string{
+		true:  {"unshare", "--pid", "--fork", "--mount-proc"},
+		false: {"sh", "-c", `"$0" "$@"; :`},
+	}
+	forModes(t, func(t *testing.T, m mode) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				rec := newRecorder(t, "child")
+				args := append(slices.Clone(tc.flags), "--", helper(t), "record", "-log", rec.path, "-exit-after", "1", "-code", "7")
+				// Started through a launcher of our own, so PID1 is false
+				// for testbin: the init is the launcher's child.
+				p := testbin.Start(t, testbin.Options{Env: tc.env, Wrapper: launchers[m.pid1]}, args...)
+				rec.waitReady(t, p)
+				init := mustChild(t, p.Cmd.Process.Pid)
+				killOnCleanup(t, init)
+				app := mustChild(t, init)
+				killOnCleanup(t, app)
+				launcher := p.Cmd.Process.Pid
+				if err := syscall.Kill(launcher, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				// Not p.Done: gracefulinit and the app hold the output pipes.
+				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return !alive(launcher) }) {
+					t.Fatalf("launcher %d survived SIGKILL", launcher)
+				}
+				if tc.want != "" {
+					if got := rec.waitCount(t, 1); !slices.Equal(got, []string{tc.want}) {
+						t.Fatalf("app recorded %v, want [%s]", got, tc.want)
+					}
+				} else if got := rec.markerAlone(t, app); !slices.Equal(got, []string{"WINCH"}) {
+					t.Fatalf("app recorded %v, want only the marker [WINCH]", got)
+				}
+				// The recorder exits after one signal; gracefulinit, which
+				// outlived its parent, exits with its code.
+				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return !alive(init) }) {
+					t.Fatalf("gracefulinit %d still runs after its app exited", init)
+				}
+			})
+		}
+		// When gracefulinit itself dies the app gets nothing from -p (the
+		// old behaviour set it on the app): as a plain child the app lives
+		// on, as PID 1 the kernel ends the namespace.
+		t.Run("init dies", func(t *testing.T) {
+			p, rec := startRecorder(t, m, nil, []string{"-p", "USR1"}, 1, 0)
 			app := mustAppPID(t, p)
-			init := p.Cmd.Process.Pid
+			init := p.InitPID()
 			if err := syscall.Kill(init, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			// The kernel queues the parent-death signal as it re-parents
-			// the app, so once the app has a new parent the signal is sent.
+			if m.pid1 {
+				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return !alive(app) }) {
+					t.Fatalf("app %d outlived its PID 1", app)
+				}
+				if got := rec.signals(); len(got) != 0 {
+					t.Fatalf("app recorded %v, want nothing", got)
+				}
+				return
+			}
+			// The kernel would queue a parent-death signal as it re-parents
+			// the app: once the app has a new parent, it would be there.
 			if !testbin.WaitFor(context.Background(), eventTimeout, func() bool {
 				ppid, err := strconv.Atoi(statusField(t, app, "PPid"))
 				return err == nil && ppid != init
 			}) {
 				t.Fatalf("app %d never left the killed gracefulinit %d", app, init)
 			}
-			// Wait below needs the app gone: it holds gracefulinit's output
-			// pipes. The recorder exits after its first signal.
 			defer func() {
 				if code := p.Wait(exitTimeout); code != -1 {
 					t.Errorf("gracefulinit exit code %d, want -1 (killed)", code)
 				}
 			}()
-			if tc.want != "" {
-				if got := rec.waitCount(t, 1); !slices.Equal(got, []string{tc.want}) {
-					t.Fatalf("app recorded %v, want [%s]", got, tc.want)
-				}
-				return
-			}
-			// No parent-death signal pending either.
 			if got := rec.markerAlone(t, app); !slices.Equal(got, []string{"WINCH"}) {
 				t.Fatalf("app recorded %v, want only the marker [WINCH]", got)
 			}
 		})
+	})
+}
+
+// mustChild waits for pid's only child to have exec'd and returns it.
+func mustChild(t *testing.T, pid int) int {
+	t.Helper()
+	var child int
+	if !testbin.WaitFor(context.Background(), eventTimeout, func() bool {
+		kids := procfs.Children(pid)
+		if len(kids) == 0 || procfs.Exe(kids[0]) == procfs.Exe(pid) {
+			return false
+		}
+		child = kids[0]
+		return true
+	}) {
+		t.Fatalf("process %d never had a child of its own", pid)
 	}
+	return child
+}
+
+// killOnCleanup SIGKILLs pid when the test ends, unless it has exited by
+// then (a pidfd makes sure the pid was not reused).
+func killOnCleanup(t *testing.T, pid int) {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd of %d: %v", pid, err)
+	}
+	t.Cleanup(func() {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		unix.Close(fd)
+	})
+}
+
+// alive reports whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }

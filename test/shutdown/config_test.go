@@ -11,7 +11,9 @@ import (
 )
 
 // TestRejectedTimeline: configurations whose stop sequence cannot work are
-// refused before the app starts, with one line that says what to change.
+// refused before the app starts, with exit status 1 and one line that says
+// what to change. Defaults yield (TestYieldingDefaults in test/pid1): only
+// values the user set that contradict each other are refused.
 func TestRejectedTimeline(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -27,7 +29,7 @@ func TestRejectedTimeline(t *testing.T) {
 		},
 		{
 			name: "drain over budget",
-			args: []string{"--grace-period", "30s", "--drain", "25s"},
+			args: []string{"--grace-period", "30s", "--stop-timeout", "10s", "--drain", "25s"},
 			want: "--drain 25s exceeds the drain budget: grace-period 30s - kill-margin 1s - stop-timeout 10s = 19s",
 		},
 		{
@@ -49,8 +51,8 @@ func TestRejectedTimeline(t *testing.T) {
 			args := append(append([]string{}, tt.args...), "--", "sh", "-c", "touch "+marker)
 			p := testbin.Start(t, testbin.Options{PID1: true, Env: tt.env, Dir: dir}, args...)
 			code := p.Wait(30 * time.Second)
-			if code == 0 {
-				t.Errorf("exit code 0, want a failure")
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
 			}
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("the child was started despite the bad configuration")

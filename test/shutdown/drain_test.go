@@ -18,13 +18,13 @@ func TestDrainThenStop(t *testing.T) {
 		init     []string
 		drain    time.Duration
 		hook     time.Duration
-		grace    time.Duration // the summary's deadline
+		grace    time.Duration // the summary's deadline; -1 for "-", tini mode's none
 		drainEnd string
 		exit     int // gracefulinit's code; the JVM's is always 143
 	}{
 		{"fixed drain 2s", []string{"--drain", "2s"}, 2 * time.Second, 300 * time.Millisecond, 30 * time.Second, "ceiling", 143},
 		{"hook within stop timeout", []string{"--grace-period", "8s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "1s"}, time.Second, 1500 * time.Millisecond, 8 * time.Second, "ceiling", 143},
-		{"no drain", nil, 0, 300 * time.Millisecond, 30 * time.Second, "none", 143},
+		{"no drain", nil, 0, 300 * time.Millisecond, -1, "none", 143},
 		{"remap 143 to 0", []string{"--drain", "1s", "--remap-exit", "143"}, time.Second, 0, 30 * time.Second, "ceiling", 0},
 	}
 	for _, tt := range tests {
