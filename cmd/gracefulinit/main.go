@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
@@ -43,7 +45,52 @@ const exitUsage = 1
 var caught = signals.Capture()
 
 func main() {
-	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+	os.Exit(untilStarted(stop, os.Stderr, func() int {
+		return run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	}))
+}
+
+// gate decides, once, between starting the app and a stop signal that came
+// first: preparing (flags, files, registry set-up) may be slow, and a stop
+// request must not wait for it, nor be followed by an app that starts.
+var gate struct {
+	sync.Mutex
+	started, stopped bool
+}
+
+// claimStart reports whether the app may start: no stop signal ended
+// gracefulinit's preparation.
+func claimStart() bool {
+	gate.Lock()
+	defer gate.Unlock()
+	gate.started = !gate.stopped
+	return gate.started
+}
+
+// untilStarted runs run and returns its code, unless a stop signal on stop
+// comes before run started the app: then it returns 128+signal at once.
+// After the start the supervisor owns every signal (it reads its own copy).
+func untilStarted(stop chan os.Signal, stderr io.Writer, run func() int) int {
+	done := make(chan int, 1)
+	go func() { done <- run() }()
+	select {
+	case code := <-done:
+		return code
+	case s := <-stop:
+		gate.Lock()
+		first := !gate.started
+		gate.stopped = first
+		gate.Unlock()
+		if first {
+			sig := s.(syscall.Signal)
+			fmt.Fprintf(stderr, "gracefulinit: %s before the app started: exiting without starting it\n", signals.Name(sig))
+			return 128 + int(sig)
+		}
+		signal.Stop(stop)
+		return <-done
+	}
 }
 
 func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -79,6 +126,9 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if sig, ok := stopBeforeStart(caught); ok {
 		log.Info("stop signal before the app started: exiting without starting it", "signal", signals.Name(sig))
 		return 128 + int(sig)
+	}
+	if !claimStart() {
+		return 128 + int(syscall.SIGTERM) // untilStarted has already returned the code
 	}
 	return supervisor.Run(supervisor.Options{
 		Signals:   caught,

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestStopBeforeStart(t *testing.T) {
@@ -67,5 +69,73 @@ func TestTermBeforeStartDoesNotStartTheApp(t *testing.T) {
 	// supervisor's debug line says whether it was started.
 	if _, err := os.Stat(marker); err == nil || strings.Contains(errb.String(), "child started") {
 		t.Errorf("the app was started\nstderr:\n%s", errb.String())
+	}
+}
+
+func resetGate(t *testing.T) {
+	reset := func() {
+		gate.Lock()
+		gate.started, gate.stopped = false, false
+		gate.Unlock()
+	}
+	reset()
+	t.Cleanup(reset)
+}
+
+// A stop signal while gracefulinit still prepares (a slow start phase) ends
+// it at once with 128+signal, and the app is then never started.
+func TestStopDuringPreparation(t *testing.T) {
+	resetGate(t)
+	stop := make(chan os.Signal, 1)
+	release := make(chan struct{})
+	claimed := make(chan bool, 1)
+	var errb bytes.Buffer
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		stop <- syscall.SIGTERM
+	}()
+	start := time.Now()
+	code := untilStarted(stop, &errb, func() int {
+		<-release // preparing, slowly
+		ok := claimStart()
+		claimed <- ok
+		return 0
+	})
+	took := time.Since(start)
+	if code != 143 || took > 2*time.Second {
+		t.Fatalf("exit %d after %v: want 143 at once", code, took)
+	}
+	if !strings.Contains(errb.String(), "SIGTERM before the app started") {
+		t.Errorf("stderr %q: want the reason", errb.String())
+	}
+	close(release)
+	if <-claimed {
+		t.Error("the app may still start after gracefulinit chose to exit")
+	}
+}
+
+// Once the app has started, a stop signal is the supervisor's: untilStarted
+// waits for the run and returns its code.
+func TestStopAfterStartIsTheSupervisors(t *testing.T) {
+	resetGate(t)
+	stop := make(chan os.Signal, 1)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		<-started
+		stop <- syscall.SIGTERM
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	code := untilStarted(stop, io.Discard, func() int {
+		if !claimStart() {
+			t.Error("claimStart refused with no stop signal")
+		}
+		close(started)
+		<-release
+		return 7
+	})
+	if code != 7 {
+		t.Fatalf("exit %d, want the run's 7", code)
 	}
 }
