@@ -1,10 +1,16 @@
 package nacos
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 )
@@ -67,4 +73,138 @@ func TestHelperEnvDropsOwnSettings(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("helperEnv = %v, want %v", got, want)
 	}
+}
+
+// fakeHelper writes a shell script that speaks the helper's side of the
+// pipe protocol; onRequest runs for each request line with $id set.
+func fakeHelper(t *testing.T, onRequest string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gracefulinit-nacos")
+	script := `#!/bin/sh
+read cfg || exit 2
+case "$cfg" in *'"password":"s3cr3t-pw"'*) ;; *) echo "no password in config" >&2; exit 4 ;; esac
+[ -z "$GRACEFULINIT_NACOS_PASSWORD" ] || { echo "gracefulinit's settings leaked into my environment" >&2; exit 5; }
+echo 'garbage that is not JSON'
+echo '{"level":"WARN","msg":"hello from the helper","registry":"nacos","k":"v"}'
+while read req; do
+  id=$(echo "$req" | sed 's/.*"id":\([0-9]*\).*/\1/')
+  ` + onRequest + `
+done
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func helperConfig(helper string) *config.Config {
+	return &config.Config{
+		Service: "svc", IP: "10.0.0.1", Ports: []int{8080}, RegistryTimeout: 2 * time.Second,
+		Nacos: config.Nacos{Addrs: []string{"http://127.0.0.1:8848"}, Mode: "register", Weight: 1,
+			Username: "gi", Password: "s3cr3t-pw", Helper: helper},
+	}
+}
+
+// TestHelperClientProtocol drives PID 1's side against a scripted helper:
+// the password travels in the configuration line and not the environment,
+// replies are matched by id (a stray one is ignored), garbage is skipped,
+// the helper's records are logged as ours, and Close lets it exit.
+func TestHelperClientProtocol(t *testing.T) {
+	t.Setenv("GRACEFULINIT_NACOS_PASSWORD", "s3cr3t-pw")
+	h := fakeHelper(t, `echo '{"reply":999}'; echo "{\"reply\":$id}"`)
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r, err := New(helperConfig(h), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, step := range []struct {
+		name string
+		call func(context.Context) error
+	}{{"online", r.Online}, {"offline", r.Offline}, {"close", r.Close}} {
+		if err := step.call(ctx); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+	}
+	var hello, garbage map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("our log line is not JSON: %q", line)
+		}
+		switch m["msg"] {
+		case "hello from the helper":
+			hello = m
+		case "nacos helper: unparsed output":
+			garbage = m
+		case "nacos helper died; restarting it":
+			t.Errorf("a helper closed on request was logged as dead: %v", m)
+		}
+	}
+	if hello == nil || hello["level"] != "WARN" || hello["k"] != "v" || hello["registry"] != "nacos" {
+		t.Errorf("the helper's record was not logged as ours (level, attributes): %v\n%s", hello, buf.String())
+	}
+	if garbage == nil || garbage["level"] != "DEBUG" || garbage["line"] != "garbage that is not JSON" {
+		t.Errorf("the garbage line was not skipped with a debug record: %v\n%s", garbage, buf.String())
+	}
+}
+
+// TestHelperClientDeath: a helper that dies on a request fails that call
+// at once, and its death is logged once with the crash line from stderr,
+// secrets scrubbed.
+func TestHelperClientDeath(t *testing.T) {
+	h := fakeHelper(t, `echo 'panic: boom s3cr3t-pw' >&2; echo '  goroutine 1 [running]:' >&2; exit 2`)
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	r, err := New(helperConfig(h), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := r.Online(ctx); !errors.Is(err, errHelperDied) {
+		t.Fatalf("Online: %v, want %v", err, errHelperDied)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Online took %v to see the helper die", took)
+	}
+	// No reaper runs in this test process: the status is not collected,
+	// and the reason still names the crash.
+	deadline := time.Now().Add(8 * time.Second)
+	for !strings.Contains(buf.String(), "nacos helper died") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	out := buf.String()
+	if n := strings.Count(out, `"msg":"nacos helper died; restarting it"`); n < 1 {
+		t.Fatalf("no death line:\n%s", out)
+	}
+	if !strings.Contains(out, `"reason":"exit status not collected: panic: boom`) {
+		t.Errorf("reason lacks the crash line (the panic's, not the last):\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t-pw") {
+		t.Errorf("the password reached the log:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
