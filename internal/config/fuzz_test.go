@@ -17,7 +17,7 @@ var fuzzFlags = []string{
 	"ready-interval", "ready-timeout", "registry-timeout", "eureka-heartbeat",
 	"stop-signal", "pdeathsig", "remap-exit", "port", "drain-ip", "verbose",
 	"nacos-weight", "nacos-addr", "eureka-url", "ready-http", "ready-tcp", "ip",
-	"registry", "nacos-metadata",
+	"registry", "nacos-metadata", "drain-cache-max", "drain-ignore",
 }
 
 // FuzzParse gives one flag a fuzzed value, on the command line or through
@@ -51,7 +51,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		for _, d := range []time.Duration{cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, cfg.Drain, cfg.DrainQuiet, cfg.DrainMin,
+		for _, d := range []time.Duration{cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout, cfg.Drain, cfg.DrainQuiet, cfg.DrainMin, cfg.DrainCacheMax,
 			cfg.ReadyInterval, cfg.ReadyTimeout, cfg.RegistryTimeout, cfg.Eureka.Heartbeat} {
 			if d < 0 || d > MaxDuration {
 				t.Fatalf("--%s=%q accepted with a duration of %v", name, value, d)
