@@ -189,11 +189,16 @@ func parseDuration(s string) (time.Duration, error) {
 func (d *durationValue) String() string { return time.Duration(*d).String() }
 func (d *durationValue) Type() string   { return "duration" }
 
-// MaxWeight is the largest weight Nacos accepts (its MAX_WEIGHT_VALUE).
-const MaxWeight = 10000
+// MaxWeight is the largest weight Nacos accepts (its MAX_WEIGHT_VALUE);
+// MinWeight the smallest that still draws traffic in practice (weights are
+// shown and edited with two decimals; 1e-300 would keep the instance out).
+const (
+	MaxWeight = 10000
+	MinWeight = 0.01
+)
 
-// weightValue is a Nacos weight: a finite number above 0, at most MaxWeight.
-// 0 is not allowed because it is the weight that takes an instance out.
+// weightValue is a Nacos weight from MinWeight to MaxWeight. 0 is not
+// allowed because it is the weight that takes an instance out.
 type weightValue float64
 
 func (w *weightValue) Set(s string) error {
@@ -201,8 +206,8 @@ func (w *weightValue) Set(s string) error {
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return fmt.Errorf("%q is not a number: use a weight like 1", s)
 	}
-	if math.IsNaN(n) || n <= 0 || n > MaxWeight {
-		return fmt.Errorf("weight %q out of range: use a number above 0 and at most %d, like 1", s, MaxWeight)
+	if math.IsNaN(n) || n < MinWeight || n > MaxWeight {
+		return fmt.Errorf("weight %q out of range: use a number from %g to %d, like 1", s, MinWeight, MaxWeight)
 	}
 	*w = weightValue(n)
 	return nil
@@ -294,7 +299,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "both", "how to take the instance out: both (weight 0 and disabled, honoured by every consumer incl. Dubbo), weight or disable")
 	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
 	cfg.Nacos.Weight = 1
-	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register)")
+	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register), 0.01 to 10000")
 	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
 	fs.StringVar(&cfg.Nacos.Helper, "nacos-helper", "", "the gracefulinit-nacos `PATH` that runs the Nacos SDK for register mode (default: next to gracefulinit)")
@@ -742,6 +747,9 @@ func finishNacos(cfg *Config) error {
 		return errors.New("--registry nacos needs --nacos-addr, e.g. http://nacos:8848")
 	}
 	for i, a := range n.Addrs {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("%s lists an empty address: remove the extra comma", cfg.origin("nacos-addr"))
+		}
 		if !strings.Contains(a, "://") {
 			a = "http://" + a
 		}
@@ -776,6 +784,9 @@ func finishEureka(cfg *Config) error {
 		return errors.New("--registry eureka needs --eureka-url, e.g. http://eureka:8761/eureka")
 	}
 	for i, raw := range e.URLs {
+		if strings.TrimSpace(raw) == "" {
+			return fmt.Errorf("%s lists an empty URL: remove the extra comma", cfg.origin("eureka-url"))
+		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
 			return fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", cfg.origin("eureka-url"), redact.URL(raw))

@@ -57,7 +57,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("--%s=%q accepted with a duration of %v", name, value, d)
 			}
 		}
-		if w := cfg.Nacos.Weight; math.IsNaN(w) || w <= 0 || w > MaxWeight {
+		if w := cfg.Nacos.Weight; math.IsNaN(w) || w < MinWeight || w > MaxWeight {
 			t.Fatalf("--nacos-weight %q accepted as %v", value, w)
 		}
 		for _, p := range cfg.Ports {
