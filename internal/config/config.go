@@ -422,7 +422,13 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, serr)
+			// pflag names the flag and quotes the value again; the
+			// variable already says both.
+			msg := serr.Error()
+			if _, why, ok := strings.Cut(msg, " flag: "); ok && strings.HasPrefix(msg, "invalid argument ") {
+				msg = why
+			}
+			err = fmt.Errorf("%s=%q: %s", EnvName(f.Name), v, msg)
 			return
 		}
 		src[f.Name] = "env " + EnvName(f.Name)
