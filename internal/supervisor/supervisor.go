@@ -71,45 +71,31 @@ const (
 	ExitInitFailure   = 1
 )
 
-type phase int
-
-const (
-	phaseRunning  phase = iota // no stop signal yet
-	phaseDraining              // stop sequence: drain window
-	phaseStopping              // stop signal sent to the app
-)
-
 // run is the state of one Run call. Only the Run goroutine touches it.
 type run struct {
-	o     Options
-	log   *slog.Logger
-	pid   int
-	pid1  bool
-	phase phase
-	sigs  chan os.Signal // where Capture delivers
+	o    Options
+	log  *slog.Logger
+	pid  int
+	pid1 bool
+	sigs chan os.Signal // where Capture delivers
 
-	ready      bool
+	// stopSeq decides the stop sequence and records it for the summary;
+	// the rest of run carries its decisions out.
+	stopSeq
+
 	readyCh    chan error
 	readyStop  context.CancelFunc
 	onlineStop context.CancelFunc
 
-	// Stop sequence bookkeeping, for the timeline and the summary line.
-	termAt      time.Time
-	termSig     syscall.Signal
-	deadlines   timeline.Deadlines
 	killTimer   *time.Timer
 	learner     *drain.Learner // learns the app's callers until the drain takes over; nil without a watched drain
 	drainCancel context.CancelFunc
 	drainCh     chan drain.Result
 	drainResult *drain.Result
-	drainReason string
-	drainEnd    time.Time
 	offlineCh   chan offlineResult
 	offlineDone chan time.Time // when the offline took effect, for the drain's cache-max
 	offline     *offlineResult
 	offlineStop context.CancelFunc
-	stopAt      time.Time
-	killed      bool
 	closeResult string // how Hooks.Close ended, for the summary
 }
 
@@ -141,6 +127,8 @@ func Run(o Options) int {
 	// The drain's bounds are the timeline's, fixed once.
 	o.Drain.Max, o.Drain.Quiet, o.Drain.Min = o.Timeline.Drain, o.Timeline.DrainQuiet, o.Timeline.DrainMin
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
+	_, noHooks := o.Hooks.(NoHooks)
+	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks, o.Drain.Max)
 
 	// The parent-death signal and the signal mask are per thread: pin this
 	// goroutine, which sets both and forks the child, to its thread for
@@ -290,14 +278,14 @@ func (r *run) loop(sigs chan os.Signal) int {
 	for {
 		select {
 		case s := <-sigs:
-			r.onSignal(s.(syscall.Signal))
+			r.apply(r.signal(time.Now(), s.(syscall.Signal)))
 		case err := <-r.readyCh:
 			r.onReady(err)
 		case res := <-r.drainCh:
 			r.drainCh = nil
 			r.drainResult = &res
 			r.reportPeers(res)
-			r.endDrain(string(res.Reason))
+			r.apply(r.drainOver(time.Now(), string(res.Reason)))
 		case res := <-r.offlineCh:
 			r.offlineCh = nil
 			r.offline = &res
@@ -307,7 +295,7 @@ func (r *run) loop(sigs chan os.Signal) int {
 				r.log.Debug("registry offline done", "elapsed", res.took.Round(time.Millisecond))
 			}
 		case <-killC:
-			r.killTree()
+			r.apply(r.killDue())
 		case <-tick.C:
 		}
 		if r.killTimer != nil && killC == nil {
@@ -339,7 +327,9 @@ func (r *run) onReady(err error) {
 		r.log.Warn("app never became ready: it keeps running but is not put online", "error", err)
 		return
 	}
-	r.ready = true
+	if !r.becameReady() {
+		return
+	}
 	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.onlineStop = cancel
@@ -350,60 +340,49 @@ func (r *run) onReady(err error) {
 	}()
 }
 
-func (r *run) onSignal(sig syscall.Signal) {
-	switch {
-	case sig == syscall.SIGCHLD:
-		// Reaping follows every wake-up.
-	case sig == syscall.SIGTERM:
-		r.onTerm(sig)
-	case signals.Forwarded(sig):
-		r.signalChild(sig, r.o.PGroup)
+// apply carries out what the stop sequence decided, in order.
+func (r *run) apply(a actions) {
+	if a.begin {
+		if a.killAt.IsZero() {
+			// tini mode: no deadline of our own, and as quiet as tini.
+			r.log.Debug("stop signal received", "signal", signals.Name(r.termSig), "kill", "never (no timeline)")
+		} else {
+			r.log.Info("stop signal received", "signal", signals.Name(r.termSig), "deadline_in", r.tl.Grace, "kill_in", a.killAt.Sub(r.termAt).Round(time.Millisecond))
+		}
+		for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop} {
+			if stop != nil {
+				stop()
+			}
+		}
+		if !r.ready {
+			r.info("app was never ready: no drain")
+		}
+	}
+	if !a.killAt.IsZero() {
+		r.killTimer = time.NewTimer(time.Until(a.killAt))
+	}
+	if a.offline {
+		r.startOffline(r.deadlines.Kill)
+	}
+	if a.drain {
+		r.startDrain()
+	}
+	if a.endDrain != "" {
+		r.endDrain(a.endDrain)
+	}
+	if a.forward != 0 {
+		if a.stop {
+			r.info("sending stop signal to the app", "signal", signals.Name(a.forward), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
+		}
+		r.signalChild(a.forward, r.o.PGroup)
+	}
+	if a.kill {
+		r.killTree()
 	}
 }
 
-// onTerm starts the stop sequence, or shortens it if it is under way.
-func (r *run) onTerm(sig syscall.Signal) {
-	switch r.phase {
-	case phaseDraining:
-		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(sig))
-		r.endDrain("second-signal")
-		return
-	case phaseStopping:
-		r.signalChild(sig, r.o.PGroup)
-		return
-	}
-	now := time.Now()
-	r.termAt, r.termSig = now, sig
-	r.deadlines = r.o.Timeline.At(now)
-	if kill := r.deadlines.Kill; !kill.IsZero() {
-		r.killTimer = time.NewTimer(time.Until(kill))
-		r.log.Info("stop signal received", "signal", signals.Name(sig), "deadline_in", r.o.Timeline.Grace, "kill_in", time.Until(kill).Round(time.Millisecond))
-	} else {
-		// tini mode: no deadline of our own, and as quiet as tini.
-		r.log.Debug("stop signal received", "signal", signals.Name(sig), "kill", "never (no --grace-period)")
-	}
-	if r.readyStop != nil {
-		r.readyStop()
-	}
-	if r.onlineStop != nil {
-		r.onlineStop()
-	}
-	if !r.ready {
-		r.info("app was never ready: no drain")
-		r.drainReason = "not ready"
-		r.sendStop()
-		return
-	}
-
-	if _, none := r.o.Hooks.(NoHooks); !none {
-		r.startOffline(r.deadlines.Kill)
-	}
-	if r.o.Drain.Max <= 0 {
-		r.drainReason = "none"
-		r.sendStop()
-		return
-	}
-	r.phase = phaseDraining
+// startDrain runs the drain in its own goroutine; it reports on drainCh.
+func (r *run) startDrain() {
 	dctx, dcancel := context.WithCancel(context.Background())
 	r.drainCancel = dcancel
 	r.drainCh = make(chan drain.Result, 1)
@@ -448,14 +427,12 @@ func (r *run) startOffline(killAt time.Time) {
 	}()
 }
 
-// endDrain closes the drain window for reason and sends the stop signal.
+// endDrain stops the drain, which ended for reason, and says so.
 func (r *run) endDrain(reason string) {
-	if r.phase != phaseDraining {
-		return
+	if reason == "second-signal" {
+		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(syscall.SIGTERM))
 	}
 	r.cancelDrain()
-	r.drainReason = reason
-	r.drainEnd = time.Now()
 	attrs := []any{"reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond)}
 	if res := r.drainResult; res != nil && !res.LastActivity.IsZero() {
 		attrs = append(attrs, "last_traffic_ago", r.drainEnd.Sub(res.LastActivity).Round(time.Millisecond))
@@ -464,7 +441,6 @@ func (r *run) endDrain(reason string) {
 		attrs = append(attrs, "peers", res.Peers, "slowest", drain.FormatPeers(res.Slowest, res.At))
 	}
 	r.log.Info("drain ended", attrs...)
-	r.sendStop()
 }
 
 // info logs at INFO, or at DEBUG in tini mode, which is as quiet as tini
@@ -475,13 +451,6 @@ func (r *run) info(msg string, args ...any) {
 	} else {
 		r.log.Debug(msg, args...)
 	}
-}
-
-func (r *run) sendStop() {
-	r.phase = phaseStopping
-	r.stopAt = time.Now()
-	r.info("sending stop signal to the app", "signal", signals.Name(r.o.StopSignal), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
-	r.signalChild(r.o.StopSignal, r.o.PGroup)
 }
 
 // signalChild sends sig to the child, or its process group. The child's pid
@@ -502,7 +471,6 @@ func (r *run) signalChild(sig syscall.Signal, group bool) {
 // killTree SIGKILLs the child's group and, as PID 1, everything else in the
 // namespace; otherwise every descendant found in /proc.
 func (r *run) killTree() {
-	r.killed = true
 	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(r.termAt).Round(time.Millisecond), "deadline_in", time.Until(r.deadlines.Runtime).Round(time.Millisecond))
 	if err := unix.Kill(-r.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		r.log.Warn("cannot kill the child's process group", "error", err)
@@ -571,10 +539,8 @@ func (r *run) finish(ws unix.WaitStatus) int {
 	if r.learner != nil {
 		r.learner.Stop()
 	}
-	if r.phase == phaseDraining {
+	if r.appExited(exitAt) {
 		r.cancelDrain()
-		r.drainReason = "app-exit"
-		r.drainEnd = exitAt
 		r.log.Info("app exited during the drain", "exit_code", code)
 	}
 	for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop, r.drainCancel} {

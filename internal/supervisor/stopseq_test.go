@@ -1,0 +1,163 @@
+package supervisor
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/timeline"
+)
+
+// event is one input to a stopSeq, at an offset from the test's zero time.
+type event struct {
+	at     time.Duration
+	kind   string // ready, signal, drain (the drain reported), kill (the timer fired)
+	sig    syscall.Signal
+	reason string
+	killAt time.Duration // the kill timer wanted, as an offset from t0; 0: none
+	want   actions       // without killAt
+}
+
+var t0 = time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC)
+
+func mustTimeline(t *testing.T, in timeline.Input) timeline.Timeline {
+	t.Helper()
+	tl, err := timeline.New(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tl
+}
+
+// TestStopSeqDecisions drives the stop sequence with events and a clock
+// and checks each decision, with no process, timer or goroutine.
+func TestStopSeqDecisions(t *testing.T) {
+	set := func(d time.Duration) timeline.Setting { return timeline.Setting{Value: d, Set: true} }
+	dflt := func(d time.Duration) timeline.Setting { return timeline.Setting{Value: d} }
+	base := timeline.Input{GracePeriod: dflt(30 * time.Second), KillMargin: dflt(time.Second), StopTimeout: dflt(10 * time.Second)}
+	with := func(mod func(*timeline.Input)) timeline.Input { in := base; mod(&in); return in }
+	tiniMode := base
+	grace10 := with(func(in *timeline.Input) { in.GracePeriod = set(10 * time.Second) })
+	drain3 := with(func(in *timeline.Input) { in.GracePeriod, in.Drain = set(10*time.Second), set(3*time.Second) })
+	registry := with(func(in *timeline.Input) { in.GracePeriod, in.Registry = set(20*time.Second), true })
+	const s = time.Second
+	term, usr1, chld, segv := syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGCHLD, syscall.SIGSEGV
+
+	tests := []struct {
+		name        string
+		in          timeline.Input
+		stop        syscall.Signal
+		hooks       bool
+		events      []event
+		drainReason string
+		killed      bool
+	}{
+		{name: "tini mode: TERM forwarded, no kill timer", in: tiniMode, stop: term, events: []event{
+			{kind: "ready"},
+			{at: s, kind: "signal", sig: term, want: actions{begin: true, forward: term, stop: true}},
+			{at: 2 * s, kind: "signal", sig: term, want: actions{forward: term}},
+			{at: 40 * s, kind: "signal", sig: usr1, want: actions{forward: usr1}},
+		}, drainReason: "none"},
+		{name: "signals other than TERM", in: tiniMode, stop: term, events: []event{
+			{kind: "signal", sig: usr1, want: actions{forward: usr1}},
+			{kind: "signal", sig: chld},
+			{kind: "signal", sig: segv},
+			{kind: "signal", sig: syscall.SIGINT, want: actions{forward: syscall.SIGINT}},
+		}},
+		{name: "grace 10s, no drain: stop at once, kill at 9s", in: grace10, stop: term, events: []event{
+			{kind: "ready"},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, forward: term, stop: true}},
+			{at: 10 * s, kind: "kill", want: actions{kill: true}},
+		}, drainReason: "none", killed: true},
+		{name: "drain then the stop signal", in: drain3, stop: syscall.SIGQUIT, hooks: true, events: []event{
+			{kind: "ready"},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, drain: true}},
+			{at: 2 * s, kind: "signal", sig: usr1, want: actions{forward: usr1}},
+			{at: 4 * s, kind: "drain", reason: "ceiling", want: actions{endDrain: "ceiling", forward: syscall.SIGQUIT, stop: true}},
+			{at: 4 * s, kind: "drain", reason: "late report"}, // already over: nothing
+			{at: 5 * s, kind: "signal", sig: term, want: actions{forward: term}},
+		}, drainReason: "ceiling"},
+		{name: "second TERM ends the drain", in: drain3, stop: term, events: []event{
+			{kind: "ready"},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, drain: true}},
+			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", forward: term, stop: true}},
+		}, drainReason: "second-signal"},
+		{name: "not ready: no offline, no drain", in: registry, stop: term, hooks: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, forward: term, stop: true}},
+			{at: 2 * s, kind: "ready"}, // too late: must not count
+		}, drainReason: "not ready"},
+		{name: "registry: offline and the traffic-aware drain", in: registry, stop: term, hooks: true, events: []event{
+			{kind: "ready"},
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
+			{at: 3 * s, kind: "drain", reason: "quiet", want: actions{endDrain: "quiet", forward: term, stop: true}},
+			{at: 20 * s, kind: "kill", want: actions{kill: true}},
+		}, drainReason: "quiet", killed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tl := mustTimeline(t, tt.in)
+			seq := newStopSeq(tl, tt.stop, tt.hooks, tl.Drain)
+			for i, ev := range tt.events {
+				now := t0.Add(ev.at)
+				want := ev.want
+				if ev.killAt != 0 {
+					want.killAt = t0.Add(ev.killAt)
+				}
+				var got actions
+				switch ev.kind {
+				case "ready":
+					seq.becameReady()
+				case "signal":
+					got = seq.signal(now, ev.sig)
+				case "drain":
+					got = seq.drainOver(now, ev.reason)
+				case "kill":
+					got = seq.killDue()
+				default:
+					t.Fatalf("unknown event %q", ev.kind)
+				}
+				if got != want {
+					t.Fatalf("event %d (%s %v at %v): actions %+v, want %+v", i, ev.kind, ev.sig, ev.at, got, want)
+				}
+			}
+			if seq.drainReason != tt.drainReason || seq.killed != tt.killed {
+				t.Fatalf("drain reason %q killed %v, want %q %v", seq.drainReason, seq.killed, tt.drainReason, tt.killed)
+			}
+		})
+	}
+}
+
+// TestStopSeqRecord: the times the summary reports are the events' times.
+func TestStopSeqRecord(t *testing.T) {
+	tl := mustTimeline(t, timeline.Input{
+		GracePeriod: timeline.Setting{Value: 10 * time.Second, Set: true},
+		KillMargin:  timeline.Setting{Value: time.Second},
+		StopTimeout: timeline.Setting{Value: 10 * time.Second},
+		Drain:       timeline.Setting{Value: 3 * time.Second, Set: true},
+	})
+	seq := newStopSeq(tl, syscall.SIGTERM, false, tl.Drain)
+	seq.becameReady()
+	seq.signal(t0, syscall.SIGTERM)
+	if seq.appExited(t0.Add(time.Second)) != true {
+		t.Fatal("the app exited during the drain: the drain must end")
+	}
+	if seq.drainReason != "app-exit" || !seq.drainEnd.Equal(t0.Add(time.Second)) || !seq.stopAt.IsZero() {
+		t.Fatalf("reason %q end %v stop %v; want app-exit at 1s and no stop signal", seq.drainReason, seq.drainEnd, seq.stopAt)
+	}
+	if got := seq.drainOver(t0.Add(2*time.Second), "ceiling"); got != (actions{}) {
+		t.Fatalf("drain report after the app's exit: %+v, want nothing", got)
+	}
+	// Once the app is reaped its pid may be anyone's: nothing is sent.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
+		if got := seq.signal(t0.Add(2*time.Second), sig); got != (actions{}) {
+			t.Fatalf("%v after the app's exit: %+v, want nothing", sig, got)
+		}
+	}
+	if got := seq.killDue(); got != (actions{}) || seq.killed {
+		t.Fatalf("kill timer after the app's exit: %+v (killed %v), want nothing", got, seq.killed)
+	}
+	want := timeline.Deadlines{Term: t0, DrainMax: t0.Add(3 * time.Second), Kill: t0.Add(9 * time.Second), Runtime: t0.Add(10 * time.Second)}
+	if seq.termAt != t0 || seq.deadlines != want {
+		t.Fatalf("term %v deadlines %+v, want %v %+v", seq.termAt, seq.deadlines, t0, want)
+	}
+}
