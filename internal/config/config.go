@@ -306,7 +306,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 
 	fs.StringSliceVar(&cfg.Eureka.URLs, "eureka-url", nil, "Eureka service URLs, e.g. http://eureka:8761/eureka (comma list)")
 	fs.StringVar(&cfg.Eureka.App, "eureka-app", "", "Eureka app name (default --service)")
-	fs.StringVar(&cfg.Eureka.InstanceID, "eureka-instance-id", "", "Eureka instance id (default hostname:app:port, as Spring Cloud)")
+	fs.StringVar(&cfg.Eureka.InstanceID, "eureka-instance-id", "", "Eureka instance id (default hostname:app:port, as Spring Cloud; if the server has no such id, the app's instance at --ip:--port)")
 	fs.StringVar(&cfg.Eureka.Mode, "eureka-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
 	fs.StringVar(&cfg.Eureka.Username, "eureka-username", "", "Eureka basic-auth username")
 	fs.StringVar(&cfg.Eureka.Password, "eureka-password", "", "Eureka basic-auth password (prefer --eureka-password-file)")

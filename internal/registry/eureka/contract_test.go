@@ -19,6 +19,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/poll"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
 )
 
@@ -153,6 +154,7 @@ func TestMarkModeContract(t *testing.T) {
 			p := tt.base + testPath
 			want := []string{
 				"GET " + p,
+				"GET " + tt.base + "/apps/" + testApp, // not there: any instance at our ip:port?
 				"GET " + p,
 				"PUT " + p + "/status?value=OUT_OF_SERVICE",
 			}
@@ -201,7 +203,9 @@ func TestMarkModeContract(t *testing.T) {
 	}
 }
 
-func TestMarkModeOfflineUnknownInstanceIsNothingToDo(t *testing.T) {
+// An instance the server knows neither by id nor by address is not taken
+// out: a WARN says what the server holds, and the error says not-found.
+func TestMarkModeOfflineUnknownInstanceIsNotFound(t *testing.T) {
 	tests := []struct {
 		name string
 		code int // what the server answers the status change
@@ -212,22 +216,89 @@ func TestMarkModeOfflineUnknownInstanceIsNothingToDo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeEureka(t, "/eureka")
+			f.putAt(testApp, "other:orders:8080", "10.9.9.9", map[string]any{"$": 8080, "@enabled": "true"})
 			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-				w.WriteHeader(tt.code)
-				return true
+				if r.Method == http.MethodPut {
+					w.WriteHeader(tt.code)
+					return true
+				}
+				return false
 			}
 			log, logs := testLogger()
 			e := mustNew(t, testConfig("mark", f.URL()), log)
-			if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
-				t.Fatalf("Offline = %v, want nil", err)
+			err := e.Offline(ctxFor(t, 5*time.Second))
+			if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "other:orders:8080 (10.9.9.9:8080 UP)") {
+				t.Fatalf("Offline = %v, want not-found naming what the server holds", err)
 			}
-			if got := f.requestLines(); len(got) != 1 {
-				t.Fatalf("requests %q, want one PUT", got)
+			want := []string{"PUT /eureka" + testPath + "/status?value=OUT_OF_SERVICE", "GET /eureka/apps/" + testApp}
+			if got := f.requestLines(); !slices.Equal(got, want) {
+				t.Fatalf("requests %q, want %q", got, want)
 			}
-			if !strings.Contains(logs.String(), "nothing to take out of rotation") {
-				t.Errorf("not logged:\n%s", logs)
+			if !strings.Contains(logs.String(), `"level":"WARN","msg":"eureka instance not found: nothing was taken out of rotation"`) {
+				t.Errorf("not logged at WARN:\n%s", logs)
 			}
 		})
+	}
+}
+
+// Spring users set eureka.instance.instance-id to ${ip}:${port} or another
+// form gracefulinit cannot derive: the app's instance is found by ipAddr and
+// port, in every JSON and XML shape servers give the port.
+func TestMarkModeFindsCustomInstanceIDByAddress(t *testing.T) {
+	tests := []struct {
+		name string
+		port any
+	}{
+		{"netflix port object", map[string]any{"$": 8080, "@enabled": "true"}},
+		{"port object with a string", map[string]any{"$": "8080", "@enabled": true}},
+		{"bare port", 8080},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeEureka(t, "/eureka")
+			const custom = "10.1.2.3:8080"
+			f.putAt(testApp, "other:orders:8080", "10.9.9.9", tt.port)
+			f.putAt(testApp, custom, "10.1.2.3", tt.port)
+			log, _ := testLogger()
+			e := mustNew(t, testConfig("mark", f.URL()), log)
+			ctx := ctxFor(t, 5*time.Second)
+			if err := e.Online(ctx); err != nil {
+				t.Fatalf("Online: %v", err)
+			}
+			if err := e.Offline(ctx); err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			if in := f.get(testApp, custom); in.Status != "OUT_OF_SERVICE" {
+				t.Fatalf("after Offline: %+v, want OUT_OF_SERVICE", in)
+			}
+			if in := f.get(testApp, "other:orders:8080"); in.Status != "UP" {
+				t.Fatalf("the other instance: %+v, want UP", in)
+			}
+			// A restarted supervisor finds it again and clears the override.
+			e2 := mustNew(t, testConfig("mark", f.URL()), log)
+			if err := e2.Online(ctx); err != nil {
+				t.Fatalf("Online after restart: %v", err)
+			}
+			if in := f.get(testApp, custom); in.Status != "UP" || in.Overridden != "UNKNOWN" {
+				t.Fatalf("after repair: %+v, want UP/UNKNOWN", in)
+			}
+		})
+	}
+}
+
+func TestParseAppXML(t *testing.T) {
+	x := `<application><name>ORDERS</name>
+<instance><instanceId>a</instanceId><ipAddr>10.0.0.1</ipAddr><port enabled="true">8080</port><status>UP</status></instance>
+<instance><instanceId>b</instanceId><ipAddr>10.0.0.2</ipAddr><port enabled="true"> 9090 </port><status>DOWN</status></instance>
+</application>`
+	got, err := parseApp([]byte(x))
+	want := []appInstance{{"a", "10.0.0.1", 8080, "UP"}, {"b", "10.0.0.2", 9090, "DOWN"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("parseApp = %+v, %v; want %+v", got, err, want)
+	}
+	one := `{"application":{"name":"ORDERS","instance":{"instanceId":"a","ipAddr":"10.0.0.1","port":{"$":8080},"status":"UP"}}}`
+	if got, err := parseApp([]byte(one)); err != nil || !slices.Equal(got, want[:1]) {
+		t.Fatalf("single instance object: %+v, %v", got, err)
 	}
 }
 

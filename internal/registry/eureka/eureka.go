@@ -233,21 +233,35 @@ func (e *Eureka) Online(ctx context.Context) error {
 // DELETE .../status?value=UP: Eureka keeps an override until it is deleted
 // (or the instance is deregistered), and fargo has no call for the DELETE.
 func (e *Eureka) repair(ctx context.Context) error {
-	path := instancePath(e.app, e.id)
+	id := e.instanceID()
+	path := instancePath(e.app, id)
 	a, err := e.c.do(ctx, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return fmt.Errorf("eureka: reading instance: %w", err)
 	}
+	if a.notFound() && e.register {
+		// Just registered: a server that serves reads from a cache
+		// (Polaris) may not show it yet, and a freshly registered
+		// instance carries no override worth waiting for.
+		e.log.Debug("registered instance not readable yet; skipping the override check")
+		return nil
+	}
 	if a.notFound() {
-		if e.register {
-			// Just registered: a server that serves reads from a cache
-			// (Polaris) may not show it yet, and a freshly registered
-			// instance carries no override worth waiting for.
-			e.log.Debug("registered instance not readable yet; skipping the override check")
-			return nil
+		found, holds, err := e.findByAddr(ctx)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("eureka: instance %s of %s is not registered yet (HTTP %d from %s): waiting for the app to register",
-			e.id, e.app, a.code, redact.URL(a.base))
+		if found == "" {
+			return fmt.Errorf("eureka: instance %s of %s is not registered yet (HTTP %d from %s; the server holds %s): waiting for the app to register",
+				id, e.app, a.code, redact.URL(a.base), holds)
+		}
+		id, path = found, instancePath(e.app, found)
+		if a, err = e.c.do(ctx, http.MethodGet, path, nil, nil); err != nil {
+			return fmt.Errorf("eureka: reading instance: %w", err)
+		}
+		if a.notFound() {
+			return fmt.Errorf("eureka: instance %s of %s (found by address) vanished before it could be read (HTTP %d)", id, e.app, a.code)
+		}
 	}
 	if !a.ok() {
 		return &statusError{method: http.MethodGet, url: redact.URL(a.base + path), code: a.code}
@@ -267,18 +281,20 @@ func (e *Eureka) repair(ctx context.Context) error {
 		return fmt.Errorf("eureka: clearing the OUT_OF_SERVICE override: %w", err)
 	}
 	if a.notFound() {
-		return fmt.Errorf("eureka: instance %s of %s disappeared while clearing its override (HTTP %d)", e.id, e.app, a.code)
+		return fmt.Errorf("eureka: instance %s of %s disappeared while clearing its override (HTTP %d)", id, e.app, a.code)
 	}
 	if !a.ok() {
 		return &statusError{method: http.MethodDelete, url: redact.URL(a.base + path + "/status"), code: a.code}
 	}
-	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "server", redact.URL(a.base))
+	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "id", id, "server", redact.URL(a.base))
 	return nil
 }
 
 // Offline implements registry.Registry. Mark mode: PUT
-// .../status?value=OUT_OF_SERVICE; an unknown instance (404, or Polaris's
-// 400) is nothing to do. Register mode: stops the heartbeat and deregisters.
+// .../status?value=OUT_OF_SERVICE on the configured instance id, or, when the
+// server does not know it (404, or Polaris's 400), on the app's instance at
+// our ip:port; when there is none, an error wrapping registry.ErrNotFound.
+// Register mode: stops the heartbeat and deregisters.
 func (e *Eureka) Offline(ctx context.Context) error {
 	e.stop()
 	release, err := e.acquire(ctx)
@@ -289,20 +305,97 @@ func (e *Eureka) Offline(ctx context.Context) error {
 	if e.register {
 		return e.deregister(ctx, "offline")
 	}
-	path := instancePath(e.app, e.id) + "/status"
-	a, err := e.c.do(ctx, http.MethodPut, path, url.Values{"value": {statusOutOfService}}, nil)
+	id := e.instanceID()
+	a, err := e.markOut(ctx, id)
 	if err != nil {
-		return fmt.Errorf("eureka: marking OUT_OF_SERVICE: %w", err)
+		return err
 	}
 	if a.notFound() {
-		e.log.Info("instance not registered: nothing to take out of rotation", "http_status", a.code, "server", redact.URL(a.base))
-		return nil
+		found, holds, err := e.findByAddr(ctx)
+		if err != nil {
+			return fmt.Errorf("eureka: instance %s not found (HTTP %d), and looking it up by address failed: %w", id, a.code, err)
+		}
+		if found == "" {
+			e.log.Warn("eureka instance not found: nothing was taken out of rotation",
+				"searched", fmt.Sprintf("id %s, or %s:%d in app %s", id, e.ip, e.port, e.app), "server_holds", holds)
+			return fmt.Errorf("no instance %s or at %s:%d in %s (the server holds %s): %w", id, e.ip, e.port, e.app, holds, registry.ErrNotFound)
+		}
+		id = found
+		if a, err = e.markOut(ctx, id); err != nil {
+			return err
+		}
+		if a.notFound() {
+			// Found a moment ago, gone now: deregistered, which takes
+			// it out of rotation as well.
+			e.log.Info("instance deregistered meanwhile: nothing to take out of rotation", "id", id)
+			return nil
+		}
+	}
+	e.log.Info("instance marked OUT_OF_SERVICE", "id", id, "server", redact.URL(a.base))
+	return nil
+}
+
+// markOut puts the OUT_OF_SERVICE override on instance id; a not-found
+// answer is the caller's to interpret.
+func (e *Eureka) markOut(ctx context.Context, id string) (answer, error) {
+	path := instancePath(e.app, id) + "/status"
+	a, err := e.c.do(ctx, http.MethodPut, path, url.Values{"value": {statusOutOfService}}, nil)
+	if err != nil {
+		return a, fmt.Errorf("eureka: marking OUT_OF_SERVICE: %w", err)
+	}
+	if !a.ok() && !a.notFound() {
+		return a, &statusError{method: http.MethodPut, url: redact.URL(a.base + path), code: a.code}
+	}
+	return a, nil
+}
+
+// instanceID is the id the app's instance goes by: the configured (or
+// derived) one until findByAddr found the real one.
+func (e *Eureka) instanceID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.id
+}
+
+// findByAddr looks the app up (GET /apps/APP) for the instance at our
+// ip:port: Spring users often set eureka.instance.instance-id to ${ip}:${port}
+// or another form gracefulinit cannot derive. It returns the found id ("" if
+// none, remembering it otherwise) and, for logs, what the server holds.
+func (e *Eureka) findByAddr(ctx context.Context) (id, holds string, err error) {
+	path := "/apps/" + url.PathEscape(e.app)
+	a, err := e.c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("eureka: reading app %s: %w", e.app, err)
+	}
+	if a.notFound() {
+		return "", "no instances (no app " + e.app + ")", nil
 	}
 	if !a.ok() {
-		return &statusError{method: http.MethodPut, url: redact.URL(a.base + path), code: a.code}
+		return "", "", &statusError{method: http.MethodGet, url: redact.URL(a.base + path), code: a.code}
 	}
-	e.log.Info("instance marked OUT_OF_SERVICE", "server", redact.URL(a.base))
-	return nil
+	ins, err := parseApp(a.body)
+	if err != nil {
+		return "", "", fmt.Errorf("eureka: reading app %s from %s: %w", e.app, redact.URL(a.base), err)
+	}
+	parts := make([]string, 0, len(ins))
+	for _, in := range ins {
+		parts = append(parts, fmt.Sprintf("%s (%s:%d %s)", in.InstanceID, in.IPAddr, in.Port, in.Status))
+		if in.IPAddr == e.ip && int(in.Port) == e.port && e.port > 0 && id == "" {
+			id = in.InstanceID
+		}
+	}
+	holds = strings.Join(parts, ", ")
+	if len(parts) == 0 {
+		holds = "no instances"
+	}
+	if id != "" {
+		e.mu.Lock()
+		was := e.id
+		e.id = id
+		e.mu.Unlock()
+		e.log.Info("instance id not known to eureka; found the app's instance by address", "configured_id", was, "id", id, "ip", e.ip, "port", e.port)
+	}
+	return id, holds, nil
 }
 
 // Close implements registry.Registry, after the app has exited. Register
@@ -338,7 +431,7 @@ func (e *Eureka) Close(ctx context.Context) error {
 // deregister sends DELETE .../apps/APP/ID; an unknown instance counts as done.
 // The caller holds the write token.
 func (e *Eureka) deregister(ctx context.Context, step string) error {
-	path := instancePath(e.app, e.id)
+	path := instancePath(e.app, e.instanceID())
 	a, err := e.c.do(ctx, http.MethodDelete, path, nil, nil)
 	if err != nil {
 		return fmt.Errorf("eureka: deregistering: %w", err)
@@ -539,4 +632,91 @@ func parseInstance(b []byte) (instanceInfo, error) {
 		return instanceInfo{}, errors.New("response has no instance")
 	}
 	return *env.Instance, nil
+}
+
+// appInstance is one instance of GET /apps/APP, as far as findByAddr needs it.
+type appInstance struct {
+	InstanceID string    `json:"instanceId" xml:"instanceId"`
+	IPAddr     string    `json:"ipAddr" xml:"ipAddr"`
+	Port       portValue `json:"port" xml:"port"`
+	Status     string    `json:"status" xml:"status"`
+}
+
+// portValue reads Eureka's port in its shapes: {"$": 8080, "@enabled":
+// "true"} (the number sometimes a string), a bare number, or XML text.
+type portValue int
+
+func (p *portValue) UnmarshalJSON(b []byte) error {
+	var obj struct {
+		Value json.RawMessage `json:"$"`
+	}
+	if len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return err
+		}
+		b = obj.Value
+	}
+	n, err := strconv.Atoi(strings.Trim(string(b), `"`))
+	if err != nil {
+		return fmt.Errorf("port %s: %w", b, err)
+	}
+	*p = portValue(n)
+	return nil
+}
+
+func (p *portValue) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	var s string
+	if err := d.DecodeElement(&s, &start); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("port %q: %w", s, err)
+	}
+	*p = portValue(n)
+	return nil
+}
+
+// appInstances reads the JSON "instance" member, an array or, from servers
+// that unwrap single-element lists, one object.
+type appInstances []appInstance
+
+func (l *appInstances) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var one appInstance
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*l = appInstances{one}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]appInstance)(l))
+}
+
+// parseApp reads GET /apps/APP: JSON {"application":{"instance":[...]}}, or
+// XML <application><instance>... from a server that ignores Accept.
+func parseApp(b []byte) ([]appInstance, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '<' {
+		var x struct {
+			Instances []appInstance `xml:"instance"`
+		}
+		if err := xml.Unmarshal(b, &x); err != nil {
+			return nil, fmt.Errorf("decoding XML application: %w", err)
+		}
+		return x.Instances, nil
+	}
+	var env struct {
+		Application *struct {
+			Instances appInstances `json:"instance"`
+		} `json:"application"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("decoding JSON application: %w", err)
+	}
+	if env.Application == nil {
+		return nil, errors.New("response has no application")
+	}
+	return env.Application.Instances, nil
 }

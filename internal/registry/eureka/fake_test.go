@@ -102,6 +102,13 @@ func (f *fakeEureka) put(app, id, status string) {
 	f.registerLocked(strings.ToUpper(app), id, status, map[string]any{"instanceId": id, "app": strings.ToUpper(app)})
 }
 
+// putAt registers instance id of app at ip with port in the given JSON shape.
+func (f *fakeEureka) putAt(app, id, ip string, port any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.registerLocked(app, id, "UP", map[string]any{"instanceId": id, "app": app, "ipAddr": ip, "port": port})
+}
+
 func (f *fakeEureka) registerLocked(app, id, status string, doc map[string]any) {
 	in := &fakeInstance{App: app, ID: id, Status: status, Overridden: "UNKNOWN", Doc: doc}
 	if old := f.instances[app+"/"+id]; old != nil {
@@ -166,6 +173,28 @@ func (f *fakeEureka) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		// Netflix's shape: the port as {"$": n, "@enabled": "true"}.
+		var list []map[string]any
+		for _, in := range f.instances {
+			if in.App != app {
+				continue
+			}
+			doc := map[string]any{"instanceId": in.ID, "app": app, "status": in.Status, f.overriddenKey: in.Overridden}
+			if ip, ok := in.Doc["ipAddr"]; ok {
+				doc["ipAddr"] = ip
+			}
+			if port, ok := in.Doc["port"]; ok {
+				doc["port"] = port
+			}
+			list = append(list, doc)
+		}
+		if len(list) == 0 {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"application": map[string]any{"name": app, "instance": list}})
 	case len(parts) == 1 && r.Method == http.MethodPost:
 		var body struct {
 			Instance map[string]any `json:"instance"`

@@ -2,6 +2,7 @@ package eureka
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -101,8 +102,8 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
 	c := standin.NewEurekaConsumer(srv.EurekaURL)
 	c.WaitStatus(t, app, id, "UP", visible, standin.EurekaUp)
-	if err := other.Offline(ctxFor(t, 5*time.Second)); err != nil {
-		t.Fatalf("Offline of an unknown instance = %v, want nil", err)
+	if err := other.Offline(ctxFor(t, 5*time.Second)); !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), id+" (127.0.0.2:8080 UP)") {
+		t.Fatalf("Offline of an unknown instance = %v, want not-found naming what the server holds", err)
 	}
 
 	// The drain of the previous pod left the instance OUT_OF_SERVICE.

@@ -54,18 +54,13 @@ type mark struct {
 	v3           bool      // v1 answered 410: use the v3 admin API
 	sentDisable  bool      // Offline sent enabled=false: the list hides the instance now
 	absentSince  time.Time // first of the Online reads in a row that did not find the instance
-	blindWrites  int       // enabled=true writes sent for an instance no read showed
 
-	// hiddenAfter is how long Online must not see the instance before it
-	// writes enabled=true blind (see onlineHidden).
+	// hiddenAfter is how long Online waits for the instance before its
+	// error mentions a disabled instance (see onlineHidden).
 	hiddenAfter time.Duration
 }
 
-// Bounds of Online's blind enabled=true write.
-const (
-	hiddenAfter    = 10 * time.Second
-	maxBlindWrites = 3
-)
+const hiddenAfter = 10 * time.Second
 
 func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 	timeout := cfg.RegistryTimeout
@@ -167,7 +162,7 @@ func (m *mark) Online(ctx context.Context) error {
 	}
 	inst := l.inst
 	if inst == nil {
-		return m.onlineHidden(ctx, l)
+		return m.onlineHidden(l)
 	}
 	m.mu.Lock()
 	m.absentSince = time.Time{}
@@ -205,45 +200,29 @@ func (m *mark) Online(ctx context.Context) error {
 	return nil
 }
 
-// onlineHidden handles an instance no read shows. The list hides disabled
-// instances, and on a server without the detail read (Polaris) nothing else
-// shows them, so a stale enabled=false from an earlier drain would keep the
-// instance out of rotation for good: Online then writes enabled=true blind.
-// Blind, because the metadata cannot be read, and Polaris replaces it with
-// what a write carries; a write landing on an instance registered a moment
-// ago (the list lags registrations by its cache interval) would wipe the
-// app's registration. So the write waits until the instance has been out of
-// sight for hiddenAfter, which a fresh registration is not, and is tried a
-// few times only. A server that does not know the instance refuses it
-// (Polaris: "not found instances"): the app has not registered yet.
-func (m *mark) onlineHidden(ctx context.Context, l lookup) error {
+// onlineHidden explains an instance no read shows. The list hides disabled
+// instances; where there is no detail read (Polaris) nothing shows them, so
+// a stale enabled=false cannot be told from an app still registering. It is
+// not written blind: Polaris replaces metadata with what a write carries,
+// turns the instance into a heartbeat-checked one that a gRPC app never
+// beats (unhealthy), and a write landing on a registration its list does
+// not show yet wiped it. Polaris itself resets enabled when the app
+// registers again, which is what a restarted app does. After hiddenAfter the
+// error says so; the caller's retries turn it into a WARN.
+func (m *mark) onlineHidden(l lookup) error {
 	now := m.now()
 	m.mu.Lock()
 	if m.absentSince.IsZero() {
 		m.absentSince = now
 	}
-	hiddenFor := now.Sub(m.absentSince)
-	blind := m.noDetail && !m.v3 && m.disable() && hiddenFor >= m.hiddenAfter && m.blindWrites < maxBlindWrites
-	if blind {
-		m.blindWrites++
-	}
+	hint := m.noDetail && !m.v3 && now.Sub(m.absentSince) >= m.hiddenAfter
 	m.mu.Unlock()
-	notYet := fmt.Errorf("instance %s is not registered yet (waiting for the app to register itself; the server lists %s)",
+	err := fmt.Errorf("instance %s is not registered yet (waiting for the app to register itself; the server lists %s)",
 		m.key, held(l.hosts))
-	if !blind {
-		return notYet
+	if hint {
+		err = fmt.Errorf("%w; this server cannot show a disabled instance: if it is disabled, enable it in the console", err)
 	}
-	// An empty set goes back: Polaris insists on one.
-	hidden := &instance{Cluster: m.key.cluster, Metadata: map[string]string{}}
-	if err := m.write(ctx, hidden, m.weight, true); err != nil {
-		return fmt.Errorf("%w; enabling it blind, in case it is disabled: %v", notYet, err)
-	}
-	m.mu.Lock()
-	m.sentDisable, m.absentSince = false, time.Time{}
-	m.mu.Unlock()
-	m.log.Warn("nacos instance was hidden (disabled by an earlier shutdown): enabled it again; its metadata could not be read and was sent back empty",
-		"instance", m.key.String(), "hidden_for", hiddenFor.Round(time.Second), "weight", m.weight, "enabled", true)
-	return nil
+	return err
 }
 
 // Offline sets the instance's weight to 0 and/or enabled=false, as

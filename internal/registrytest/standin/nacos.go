@@ -220,6 +220,7 @@ func nacosV1(ctx context.Context, s *registrytest.Server, method, path string, p
 type NacosHost struct {
 	IP       string            `json:"ip"`
 	Port     int               `json:"port"`
+	Cluster  string            `json:"clusterName"`
 	Weight   float64           `json:"weight"`
 	Enabled  bool              `json:"enabled"`
 	Healthy  bool              `json:"healthy"`
@@ -292,7 +293,10 @@ func NacosInRotation(h *NacosHost) bool {
 // Polaris replaces the metadata with what the PUT carries, so md must be the
 // instance's own (a disabled instance is hidden from every read on Polaris,
 // so its metadata must be known).
-func SetNacosInstance(s *registrytest.Server, service, ip string, port int, weight float64, enabled bool, md map[string]string) error {
+//
+// cluster is the instance's cluster: Polaris moves the instance to the one a
+// write names (an empty one becomes DEFAULT over HTTP).
+func SetNacosInstance(s *registrytest.Server, service, cluster, ip string, port int, weight float64, enabled bool, md map[string]string) error {
 	if md == nil {
 		md = map[string]string{}
 	}
@@ -302,7 +306,7 @@ func SetNacosInstance(s *registrytest.Server, service, ip string, port int, weig
 	}
 	p := url.Values{
 		"namespaceId": {"public"}, "serviceName": {NacosGroup + "@@" + service},
-		"ip": {ip}, "port": {strconv.Itoa(port)}, "clusterName": {"DEFAULT"}, "ephemeral": {"true"},
+		"ip": {ip}, "port": {strconv.Itoa(port)}, "clusterName": {cluster}, "ephemeral": {"true"},
 		"weight": {strconv.FormatFloat(weight, 'f', -1, 64)}, "enabled": {strconv.FormatBool(enabled)}, "metadata": {string(mdJSON)},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -325,7 +329,7 @@ func SetNacosWeight(t testing.TB, s *registrytest.Server, service, ip string, po
 	if err != nil || h == nil {
 		t.Fatalf("%s:%d not listed: %v", ip, port, err)
 	}
-	if err := SetNacosInstance(s, service, ip, port, weight, true, h.Metadata); err != nil {
+	if err := SetNacosInstance(s, service, h.Cluster, ip, port, weight, true, h.Metadata); err != nil {
 		t.Fatal(err)
 	}
 }
