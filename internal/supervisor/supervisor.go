@@ -302,7 +302,7 @@ func (r *run) loop(sigs chan os.Signal) int {
 			killC = r.killTimer.C
 		}
 		if status, exited := r.reap(); exited {
-			return r.finish(status)
+			return r.finish(status, sigs)
 		}
 	}
 }
@@ -533,7 +533,7 @@ func exitCode(ws unix.WaitStatus) int {
 
 // finish runs after the main child exited: it stops the helpers, closes the
 // hooks within their bound, logs the summary and computes the exit code.
-func (r *run) finish(ws unix.WaitStatus) int {
+func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 	exitAt := time.Now()
 	code := exitCode(ws)
 	if r.learner != nil {
@@ -564,7 +564,7 @@ func (r *run) finish(ws unix.WaitStatus) int {
 		}
 		wait.Stop()
 	}
-	r.closeHooks()
+	r.closeHooks(sigs)
 
 	final := code
 	for _, c := range r.o.RemapExit {
@@ -591,9 +591,11 @@ func (r *run) bounded(d time.Duration) time.Duration {
 }
 
 // closeHooks runs Hooks.Close within CloseTimeout, and within the kill
-// point once a stop sequence started. A hook that does not return in time
-// is abandoned: its goroutine dies with the process.
-func (r *run) closeHooks() {
+// point once a stop sequence started. A SIGTERM during the close (the app
+// exited on its own first) starts the runtime's clock: the close then ends
+// by that signal's kill point too. A hook that does not return in time is
+// abandoned: its goroutine dies with the process.
+func (r *run) closeHooks(sigs chan os.Signal) {
 	if _, none := r.o.Hooks.(NoHooks); none {
 		return
 	}
@@ -602,17 +604,31 @@ func (r *run) closeHooks() {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- safeHook("close", func() error { return r.o.Hooks.Close(ctx) }) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			r.closeResult = "failed: " + err.Error()
-			r.log.Warn("registry close failed", "error", err)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				r.closeResult = "failed: " + err.Error()
+				r.log.Warn("registry close failed", "error", err)
+				return
+			}
+			r.closeResult = "ok"
 			return
+		case <-ctx.Done():
+			r.closeResult = "abandoned"
+			r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
+			return
+		case s := <-sigs:
+			if s != syscall.SIGTERM || !r.deadlines.Kill.IsZero() {
+				continue // the app is gone: nothing to forward to
+			}
+			if d := r.o.Timeline.At(time.Now()); !d.Kill.IsZero() {
+				r.deadlines.Kill = d.Kill
+				r.log.Info("stop signal during the registry close: it ends by the kill point", "kill_in", time.Until(d.Kill).Round(time.Millisecond))
+				stop := time.AfterFunc(time.Until(d.Kill), cancel)
+				defer stop.Stop()
+			}
 		}
-		r.closeResult = "ok"
-	case <-ctx.Done():
-		r.closeResult = "abandoned"
-		r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
 	}
 }
 

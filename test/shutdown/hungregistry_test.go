@@ -3,6 +3,7 @@ package shutdown
 import (
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,4 +90,40 @@ func TestHungRegistryNeverMakesTheExitLate(t *testing.T) {
 			t.Logf("SIGTERM to exit: %v (kill point %v, deadline %v)", took.Round(time.Millisecond), grace-margin, grace)
 		})
 	}
+}
+
+// TestTermDuringCloseAfterOwnExit: the app exits on its own, and the close
+// (Eureka's deregistration, against a registry that never answers) may take
+// up to --registry-timeout. A SIGTERM then starts the runtime's clock:
+// gracefulinit must be gone by that signal's kill point with the app's code,
+// not when the registry timeout runs out.
+func TestTermDuringCloseAfterOwnExit(t *testing.T) {
+	t.Parallel()
+	const grace, margin = 6 * time.Second, 2 * time.Second
+	addr := hangingServer(t)
+	a := start(t, appConfig{pid1: true, init: []string{
+		"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
+		"--registry", "eureka", "--eureka-mode", "register", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",
+		"--port", "8080", "--ip", "127.0.0.1", "--registry-timeout", "30s",
+	}, child: []string{"sh", "-c", `echo READY; sleep 1; exit 5`}})
+	a.waitStdout("READY", 10*time.Second)
+	pid := a.p.InitPID() // while the app lives: InitPID waits for a child
+	time.Sleep(2 * time.Second)
+	if a.p.Exited() {
+		t.Fatalf("gracefulinit exited before the SIGTERM\nstderr:\n%s", a.p.Stderr)
+	}
+	sent := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, exited := a.wait(40 * time.Second)
+	took := exited.Sub(sent)
+	if code != 5 {
+		t.Errorf("exit code %d, want the app's 5\nstderr:\n%s", code, a.p.Stderr)
+	}
+	if limit := grace - margin + margin/4; took > limit {
+		t.Errorf("gracefulinit exited %v after SIGTERM, want by the kill point %v (+%v slack)\nstderr:\n%s",
+			took.Round(time.Millisecond), grace-margin, margin/4, a.p.Stderr)
+	}
+	t.Logf("SIGTERM during the close to exit: %v (kill point %v)", took.Round(time.Millisecond), grace-margin)
 }
