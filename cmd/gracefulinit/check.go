@@ -13,6 +13,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
@@ -50,7 +51,11 @@ func check(cfg *config.Config, w io.Writer) int {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.RegistryTimeout)
 		defer cancel()
 		for _, target := range registryProbes(cfg) {
-			if err := probe(ctx, target.url); err != nil {
+			err := target.err
+			if err == nil {
+				err = probe(ctx, target.url)
+			}
+			if err != nil {
 				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", target.name, redact.URL(target.url), err)
 				problems++
 			} else {
@@ -146,7 +151,10 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 	return redact.URL(f.Value.String())
 }
 
-type probeTarget struct{ name, url string }
+type probeTarget struct {
+	name, url string
+	err       error // the address itself is wrong
+}
 
 func registryProbes(cfg *config.Config) []probeTarget {
 	var out []probeTarget
@@ -154,19 +162,25 @@ func registryProbes(cfg *config.Config) []probeTarget {
 		switch r {
 		case "nacos":
 			for _, a := range cfg.Nacos.Addrs {
-				out = append(out, probeTarget{"nacos", a + "/nacos/v1/ns/service/list?pageNo=1&pageSize=1&namespaceId=" + cfg.Nacos.Namespace})
+				u, err := nacos.ProbeURL(a, cfg.Nacos.Namespace)
+				if err != nil {
+					u = a
+				}
+				out = append(out, probeTarget{"nacos", u, err})
 			}
 		case "eureka":
 			for _, u := range cfg.Eureka.URLs {
-				out = append(out, probeTarget{"eureka", u + "/apps"})
+				out = append(out, probeTarget{"eureka", strings.TrimRight(u, "/") + "/apps", nil})
 			}
 		}
 	}
 	return out
 }
 
-// probe succeeds when the server gives any HTTP answer but a 5xx: auth
-// failures still prove the address is right and are reported by the steps.
+// probe succeeds when the server gives any HTTP answer but a 5xx or a 404:
+// auth failures still prove the address is right and are reported by the
+// steps, a 404 says the path (Nacos's context path, Eureka's service URL)
+// is not the registry's.
 func probe(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -183,6 +197,9 @@ func probe(ctx context.Context, url string) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode >= 500 {
 		return fmt.Errorf("answered %s", resp.Status)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("answered %s: is the path in the address right?", resp.Status)
 	}
 	return nil
 }

@@ -2,8 +2,17 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/gracefulinit/gracefulinit/internal/registrytest"
 )
 
 func lookupIn(kv ...string) func(string) (string, bool) {
@@ -62,5 +71,64 @@ func TestCheckRedactsPasswords(t *testing.T) {
 	}
 	if !strings.Contains(all, "alice:xxxxx@127.0.0.1:1") || !strings.Contains(all, "bob:xxxxx@127.0.0.1:2") {
 		t.Fatalf("want each address shown with its password masked:\n%s", all)
+	}
+}
+
+// --check asks each registry address where the backend itself will call:
+// below Nacos's context path (the path in --nacos-addr, /nacos without one)
+// and below Eureka's service URL. A wrong path is a problem, not "answers".
+func TestCheckProbesWhereTheBackendCalls(t *testing.T) {
+	t.Parallel()
+	pol := registrytest.StartPolaris(t)
+	// A Nacos served under another context path (server.servlet.contextPath):
+	// Polaris cannot be configured so, this stand-in answers only there.
+	var mu sync.Mutex
+	var paths []string
+	ctxSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path != "/ctx/v1/ns/service/list" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, `{"count":0,"doms":[]}`)
+	}))
+	t.Cleanup(ctxSrv.Close)
+	hostPort := strings.TrimPrefix(pol.NacosAddr, "http://")
+	tests := []struct {
+		name     string
+		registry string
+		addr     string
+		ok       bool
+	}{
+		{"nacos URL", "nacos", pol.NacosAddr, true},
+		{"nacos host:port", "nacos", hostPort, true},
+		{"nacos explicit /nacos", "nacos", pol.NacosAddr + "/nacos/", true},
+		{"nacos context path", "nacos", ctxSrv.URL + "/ctx", true},
+		{"nacos wrong context path", "nacos", pol.NacosAddr + "/ctx", false},
+		{"eureka", "eureka", pol.EurekaURL, true},
+		{"eureka trailing slash", "eureka", pol.EurekaURL + "/", true},
+		{"eureka wrong path", "eureka", "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(pol.EurekaPort)) + "/wrong", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flag := "--nacos-addr"
+			if tt.registry == "eureka" {
+				flag = "--eureka-url"
+			}
+			args := []string{"--check", "--registry", tt.registry, "--service", "s", "--port", "8080", "--ip", "10.0.0.1", flag, tt.addr}
+			var out, errb bytes.Buffer
+			code := run(args, lookupIn(), &out, &errb)
+			all := out.String() + errb.String()
+			if got := code == 0 && strings.Contains(all, "ok: "+tt.registry); got != tt.ok {
+				t.Fatalf("exit %d, want ok=%v:\n%s", code, tt.ok, all)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(paths, []string{"/ctx/v1/ns/service/list"}) {
+		t.Fatalf("the context-path server was asked %q, want only /ctx/v1/ns/service/list", paths)
 	}
 }

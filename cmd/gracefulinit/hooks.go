@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
@@ -29,20 +28,20 @@ var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry,
 	"eureka": eureka.New,
 }
 
-// buildHooks turns the registry settings into the supervisor's hooks, and
-// returns the bound for closing them. Constructors only validate and
-// prepare; nothing touches the network before the app is started.
-func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, time.Duration, error) {
+// buildHooks turns the registry settings into the supervisor's hooks.
+// Constructors only validate and prepare; nothing touches the network
+// before the app is started.
+func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, error) {
 	if !cfg.HasRegistry() {
-		return supervisor.NoHooks{}, cfg.RegistryTimeout, nil
+		return supervisor.NoHooks{}, nil
 	}
 	set := &registry.Set{Timeout: cfg.RegistryTimeout, Log: log}
 	for _, name := range cfg.Registries {
 		r, err := backends[name](cfg, log)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		set.Registries = append(set.Registries, r)
 	}
-	return set, cfg.RegistryTimeout, nil
+	return set, nil
 }

@@ -112,7 +112,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		return 0
 	}
 	log := newLogger(cfg, stderr)
-	hooks, regTimeout, err := buildHooks(cfg, log)
+	hooks, err := buildHooks(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
 		return exitUsage
@@ -155,7 +155,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		ReadyTimeout:  cfg.ReadyTimeout,
 
 		Hooks:        hooks,
-		CloseTimeout: regTimeout,
+		CloseTimeout: cfg.RegistryTimeout,
 		Log:          log,
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 )
 
 // family is how a test server listens and how its clients reach it.
@@ -31,9 +33,12 @@ var families = []family{
 }
 
 // listenLow listens on host at a random port in 20000-29999 that no other
-// test of this process has used. Ports there lie below the kernel's
-// ephemeral range (32768 and up), so no client socket of a parallel test
-// can share the port, and a drain, which watches a port on every address,
+// test of this process has used, reserved with freeport across processes
+// for as long as t runs. Ports there lie below the kernel's ephemeral range
+// (32768 and up), so no client socket of a parallel test can share the
+// port; the reservation keeps another package's server off the port on
+// every other address (a Polaris or a JVM on 127.0.0.1 when this test
+// listens on ::1). A drain, which watches a port on every address, then
 // sees no other test's traffic.
 func listenLow(t testing.TB, host string) net.Listener {
 	t.Helper()
@@ -44,11 +49,17 @@ func listenLow(t testing.TB, host string) net.Listener {
 		if usedPorts.m[port] {
 			continue
 		}
+		release, ok := freeport.Reserve(port)
+		if !ok {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err == nil {
 			usedPorts.m[port] = true
+			t.Cleanup(release)
 			return ln
 		}
+		release()
 	}
 	t.Fatalf("no free port on %s in 20000-29999", host)
 	return nil

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/freeport"
 )
 
 var allConfigs = []reqConfig{
@@ -154,7 +156,8 @@ func TestWatcherPortRanges(t *testing.T) {
 }
 
 // listenRun listens on 127.0.0.1 at p+offsets for some p in 20000-29999
-// whose ports no other test of this process has used.
+// whose ports no other test of this process has used, with the run from
+// p+offsets[0] to its last reserved across processes (see listenLow).
 func listenRun(t *testing.T, offsets []int) ([]net.Listener, int) {
 	t.Helper()
 	usedPorts.Lock()
@@ -166,6 +169,20 @@ next:
 			if usedPorts.m[p+o] {
 				continue next
 			}
+		}
+		var releases []func()
+		releaseAll := func() {
+			for _, r := range releases {
+				r()
+			}
+		}
+		for o := offsets[0]; o <= offsets[len(offsets)-1]; o++ {
+			r, ok := freeport.Reserve(p + o)
+			if !ok {
+				releaseAll()
+				continue next
+			}
+			releases = append(releases, r)
 		}
 		var lns []net.Listener
 		for _, o := range offsets {
@@ -183,12 +200,14 @@ next:
 				for _, ln := range lns {
 					_ = ln.Close()
 				}
+				releaseAll()
 			})
 			return lns, p
 		}
 		for _, ln := range lns {
 			_ = ln.Close()
 		}
+		releaseAll()
 	}
 	t.Fatal("no free run of ports in 20000-29999")
 	return nil, 0

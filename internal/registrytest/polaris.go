@@ -331,21 +331,34 @@ const (
 )
 
 // FreePorts returns a Nacos HTTP port P whose gRPC twin P+1000 is also free,
-// and a different free port for Eureka, all on 127.0.0.1.
+// and a different free port for Eureka, all on 127.0.0.1 and reserved with
+// freeport until the process exits (a Polaris may be stopped and started
+// again on the same ports).
 func FreePorts() (nacos, eureka int, err error) {
 	for i := 0; i < 200; i++ {
 		p := portLow + rand.IntN(portHigh-portLow)
 		if nacos == 0 {
-			if freeport.Free("127.0.0.1", p) && freeport.Free("127.0.0.1", p+GRPCOffset) {
+			if reserve(p) && reserve(p+GRPCOffset) {
 				nacos = p
 			}
 			continue
 		}
-		if p != nacos && p != nacos+GRPCOffset && freeport.Free("127.0.0.1", p) {
+		if p != nacos && p != nacos+GRPCOffset && reserve(p) {
 			return nacos, p, nil
 		}
 	}
 	return 0, 0, errors.New("registrytest: no free loopback ports found")
+}
+
+// reserve holds port for the rest of the process if it is free on
+// 127.0.0.1 and reservable (see freeport.Reserve).
+func reserve(port int) bool {
+	release, ok := freeport.Reserve(port)
+	if ok && !freeport.Free("127.0.0.1", port) {
+		release()
+		return false
+	}
+	return ok
 }
 
 // PolarisBinary returns the cached Polaris server binary, building it with

@@ -1,4 +1,9 @@
-// Package signals names signals and decides which ones the supervisor forwards.
+// Package signals owns gracefulinit's signal dispositions: it names and
+// parses signals, decides which ones the supervisor forwards, catches them
+// through os/signal (Capture, CaptureRest), installs raw do-nothing handlers
+// with rt_sigaction for the two os/signal cannot catch (32, 34), and reads
+// and restores the dispositions gracefulinit started with so the app
+// inherits them (StartIgnored, ForFork).
 package signals
 
 import (

@@ -113,6 +113,20 @@ func parseServer(raw string) (server, error) {
 	return s, nil
 }
 
+// ProbeURL is the address --check asks to see that the Nacos server at addr
+// answers: its service list, below the context path the address names
+// ("/nacos" when it names none), as every call of this package is.
+func ProbeURL(addr, namespace string) (string, error) {
+	s, err := parseServer(addr)
+	if err != nil {
+		return "", err
+	}
+	u := *s.base
+	u.Path = s.contextPath + "/v1/ns/service/list"
+	u.RawQuery = url.Values{"pageNo": {"1"}, "pageSize": {"1"}, "namespaceId": {namespace}}.Encode()
+	return u.String(), nil
+}
+
 // instanceKey is what every Nacos API needs to name the app's instance.
 type instanceKey struct {
 	namespace string
