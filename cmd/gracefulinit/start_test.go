@@ -139,3 +139,16 @@ func TestStopAfterStartIsTheSupervisors(t *testing.T) {
 		t.Fatalf("exit %d, want the run's 7", code)
 	}
 }
+
+// The app's command line is logged at debug; a secret on it is masked.
+func TestCommandLineLoggedMasked(t *testing.T) {
+	resetGate(t)
+	var out, errb bytes.Buffer
+	code := run([]string{"--log-level", "debug", "--", "true", "-Dspring.datasource.password=S3CRETPW", "http://u:S3CRETPW2@h/"}, lookupIn(), &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "child started") || strings.Contains(errb.String(), "S3CRET") {
+		t.Fatalf("want the command logged with its secrets masked:\n%s", errb.String())
+	}
+}

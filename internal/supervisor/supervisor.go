@@ -28,6 +28,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/drain"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
@@ -206,7 +207,8 @@ func (r *run) start() (int, bool) {
 		return code, false
 	}
 	r.pid = cmd.Process.Pid
-	r.log.Debug("child started", "pid", r.pid, "command", strings.Join(r.o.Command, " "))
+	// Command lines carry secrets (-Dspring.datasource.password=...).
+	r.log.Debug("child started", "pid", r.pid, "command", redact.Text(strings.Join(r.o.Command, " ")))
 	return 0, true
 }
 
