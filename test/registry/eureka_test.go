@@ -184,6 +184,12 @@ func TestBothRegistries(t *testing.T) {
 		"--nacos-addr", s.NacosAddr, "--eureka-url", s.EurekaURL, "--eureka-app", app, "--eureka-instance-id", id}
 	p := startPod(t, podSpec{service: service, ip: ip, port: port, drain: 4 * time.Second, init: init,
 		app: append(nacosApp(s), eurekaApp(s, app, id)...)})
+	// Another instance keeps the service non-empty: --nacos-offline both
+	// disables the instance, which leaves the pushed list, and nacos-sdk-go
+	// ignores an empty push (UpdateCacheWhenEmpty is off by default).
+	otherIP, _ := podAddr(t)
+	other := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: otherIP, Port: port}
+	other.Start()
 	nc := standin.NewNacosConsumer(t, s, service)
 	ec := standin.NewEurekaConsumer(s.EurekaURL)
 	p.waitHealthy()
