@@ -1,5 +1,6 @@
-// Package procfs reads the process tree from Linux's /proc, for the tests
-// and the benchmark that watch what an init does with its children.
+// Package procfs reads the process tree from Linux's /proc: the supervisor
+// finds what is left to kill when it is not PID 1 (Descendants), and the
+// tests and the benchmark watch what an init does with its children.
 package procfs
 
 import (
@@ -29,19 +30,45 @@ func Children(pid int) []int {
 	return out
 }
 
-// Descendants lists every process below pid, parents before children.
+// Descendants lists every process below pid, parents before children. It
+// reads every process's parent from its stat file, which every kernel has
+// (the children files Children reads need CONFIG_PROC_CHILDREN).
 func Descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := Parent(p); ok {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
 	var out []int
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, c := range Children(p) {
+		for _, c := range children[p] {
 			out = append(out, c)
 			queue = append(queue, c)
 		}
 	}
 	return out
+}
+
+// Parent is pid's parent, false if pid is gone.
+func Parent(pid int) (int, bool) {
+	f, err := Stat(pid)
+	if err != nil || len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
 }
 
 // Stat returns the fields of /proc/PID/stat that follow the command name:

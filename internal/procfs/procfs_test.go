@@ -54,6 +54,9 @@ func TestTree(t *testing.T) {
 	if err != nil || len(f) < 2 || f[1] != strconv.Itoa(sh) {
 		t.Errorf("Stat(sleep) = %v, %v; want the parent %d in [1]", f, err, sh)
 	}
+	if p, ok := Parent(sleep); !ok || p != sh {
+		t.Errorf("Parent(sleep) = %d, %v; want %d", p, ok, sh)
+	}
 	if st := waitState(sleep, "S"); st != "S" {
 		t.Errorf("State(sleep) = %q, want S", st)
 	}

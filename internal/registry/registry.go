@@ -88,35 +88,24 @@ func (s *Set) onlineDelays() (first, limit time.Duration) {
 }
 
 func (s *Set) onlineOne(ctx context.Context, r Registry) {
-	delay, maxDelay := s.onlineDelays()
+	first, limit := s.onlineDelays()
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := s.callCtx(ctx)
-		err := safe(r, "online", r.Online, cctx)
-		cancel()
-		if err == nil {
-			s.Log.Info("registry online", "registry", r.Name(), "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond))
-			return
-		}
-		if ctx.Err() != nil {
-			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt, "error", err)
-			return
-		}
-		// An app still registering itself is the usual case for the
-		// first seconds; only a longer wait deserves a warning.
-		level := slog.LevelInfo
-		if time.Since(start) > 10*time.Second {
-			level = slog.LevelWarn
-		}
-		s.Log.Log(ctx, level, "registry online not done yet, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
-		select {
-		case <-ctx.Done():
-			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempt)
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, maxDelay)
+	attempts, err := s.backoff(ctx, first, limit, func(ctx context.Context) error { return safe(r, "online", r.Online, ctx) },
+		func(error) bool { return false },
+		func(attempt int, wait time.Duration, err error) {
+			// An app still registering itself is the usual case for the
+			// first seconds; only a longer wait deserves a warning.
+			level := slog.LevelInfo
+			if time.Since(start) > 10*time.Second {
+				level = slog.LevelWarn
+			}
+			s.Log.Log(ctx, level, "registry online not done yet, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", wait, "error", err)
+		})
+	if err != nil {
+		s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "attempts", attempts, "error", err)
+		return
 	}
+	s.Log.Info("registry online", "registry", r.Name(), "attempts", attempts, "elapsed", time.Since(start).Round(time.Millisecond))
 }
 
 // Offline calls every registry's Offline in parallel and joins their
@@ -129,37 +118,53 @@ func (s *Set) Offline(ctx context.Context) error {
 	})
 }
 
-// retry calls step until it succeeds or ctx ends; each attempt is bounded
-// by the timeout. It returns the last error; an attempt cut short by the end
-// of ctx reports the error of the attempt before it, which says more about
-// why the step failed than the cancellation.
+// retry calls step until it succeeds, finds no instance, or ctx ends,
+// warning of each failed attempt.
 func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) error) error {
-	delay := s.RetryMin
-	if delay <= 0 {
-		delay = 250 * time.Millisecond
+	first := s.RetryMin
+	if first <= 0 {
+		first = 250 * time.Millisecond
 	}
+	_, err := s.backoff(ctx, first, 2*time.Second, step,
+		func(err error) bool { return errors.Is(err, ErrNotFound) },
+		func(attempt int, wait time.Duration, err error) {
+			s.Log.Warn("registry offline attempt failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", wait, "error", err)
+		})
+	return err
+}
+
+// backoff is the one retry loop of registry calls. It calls step, each
+// attempt bounded by the timeout, until it succeeds, fails for good
+// (final), or ctx ends, and calls retrying before each wait; waits start at
+// first and double up to limit. It returns the number of attempts and the
+// error, if any: an attempt cut short by the end of ctx reports the error
+// of the attempt before it, which says more about why the step failed than
+// the cancellation.
+func (s *Set) backoff(ctx context.Context, first, limit time.Duration, step func(context.Context) error,
+	final func(error) bool, retrying func(attempt int, wait time.Duration, err error)) (int, error) {
+	delay := first
 	var last error
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := s.callCtx(ctx)
 		err := step(cctx)
 		cancel()
-		if err == nil || errors.Is(err, ErrNotFound) {
-			return err
+		if err == nil || final(err) {
+			return attempt, err
 		}
 		if ctx.Err() != nil {
 			if last != nil {
-				return last
+				return attempt, last
 			}
-			return err
+			return attempt, err
 		}
 		last = err
-		s.Log.Warn("registry offline attempt failed, retrying", "registry", r.Name(), "attempt", attempt, "retry_in", delay, "error", err)
+		retrying(attempt, delay, err)
 		select {
 		case <-ctx.Done():
-			return err
+			return attempt, err
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 2*time.Second)
+		delay = min(2*delay, limit)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/drain"
+	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
@@ -487,7 +488,7 @@ func (r *run) killTree() {
 		}
 		return
 	}
-	for _, pid := range descendants(os.Getpid()) {
+	for _, pid := range procfs.Descendants(os.Getpid()) {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
@@ -709,52 +710,4 @@ func (r *run) drainPeers() string {
 		return "-"
 	}
 	return drain.FormatPeers(r.drainResult.Slowest, r.drainResult.At)
-}
-
-// descendants lists every process below root, read from /proc, deepest last.
-func descendants(root int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		if ppid, ok := parentOf(pid); ok {
-			children[ppid] = append(children[ppid], pid)
-		}
-	}
-	var out []int
-	queue := []int{root}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
-
-func parentOf(pid int) (int, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// The command name may contain spaces and parentheses: parse after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	var state string
-	var ppid int
-	if _, err := fmt.Sscanf(s[i+1:], " %s %d", &state, &ppid); err != nil {
-		return 0, false
-	}
-	return ppid, true
 }

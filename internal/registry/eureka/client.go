@@ -3,16 +3,15 @@ package eureka
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
 // maxBody bounds what is read from a response: instance documents are a few
@@ -27,15 +26,14 @@ const maxBody = 1 << 20
 // over in order, retries after sleeping 10 ns, and logs full URLs. fargo's
 // types still describe the instance we register (see register in eureka.go).
 type client struct {
-	bases  []string
-	hc     *http.Client
-	perTry time.Duration // bound of one attempt when ctx has no deadline
+	bases   []string
+	hc      *http.Client
+	timeout time.Duration // bound of a call when ctx has no deadline
 	// secrets are masked in errors: the password and the Authorization
 	// value built from it, which a server or proxy may echo.
 	secrets []string
 
-	mu   sync.Mutex
-	next int // index of the base URL that answered last; tried first
+	list failover.List // which base URL answered last
 }
 
 // answer is a definitive HTTP answer from one Eureka server: anything but a
@@ -70,85 +68,20 @@ func (e *statusError) Error() string {
 	return msg
 }
 
-// basicAuth adds the Authorization header to every request, so credentials
-// never need to be part of a URL that something might print.
-type basicAuth struct {
-	user, pass string
-	base       http.RoundTripper
-}
-
-func (b *basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.SetBasicAuth(b.user, b.pass)
-	return b.base.RoundTrip(r)
-}
-
-func newHTTPClient(user, pass string) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Connect directly, as the JVM's own Eureka client does (it ignores
-	// HTTP(S)_PROXY): a pod whose proxy variables exist for internet egress
-	// would otherwise send registry calls through a proxy that cannot reach
-	// the in-cluster Eureka.
-	t.Proxy = nil
-	// Few calls, spread over weeks: keep one idle connection per server for
-	// the heartbeat and let the rest go.
-	t.MaxIdleConnsPerHost = 1
-	t.IdleConnTimeout = 2 * time.Minute
-	var rt http.RoundTripper = t
-	if user != "" || pass != "" {
-		rt = &basicAuth{user: user, pass: pass, base: t}
-	}
-	// No Client.Timeout: every request carries a context with a deadline.
-	return &http.Client{
-		Transport: rt,
-		// Eureka never redirects; following one could replay the
-		// Authorization header to another host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // do sends method to path (below the service URL) on each service URL in
-// turn, starting with the one that answered last, until one gives a
-// definitive answer. Transport errors and 5xx move on to the next URL. Each
-// attempt gets an equal share of what is left of ctx's deadline (or perTry
-// without one), so a hanging first server still leaves time for the others.
+// turn (see failover.List) until one gives a definitive answer: transport
+// errors and 5xx move on to the next URL.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte) (answer, error) {
-	c.mu.Lock()
-	start := c.next
-	c.mu.Unlock()
-
-	n := len(c.bases)
-	var errs []error
-	for i := 0; i < n; i++ {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		idx := (start + i) % n
-		base := c.bases[idx]
-		tctx, cancel := c.attemptCtx(ctx, n-i)
-		a, err := c.once(tctx, method, base, path, query, body)
-		cancel()
-		if err == nil {
-			c.mu.Lock()
-			c.next = idx
-			c.mu.Unlock()
-			return a, nil
-		}
-		errs = append(errs, err)
+	var a answer
+	err := c.list.Do(ctx, len(c.bases), c.timeout, func(ctx context.Context, idx int) error {
+		var err error
+		a, err = c.once(ctx, method, c.bases[idx], path, query, body)
+		return err
+	})
+	if err != nil {
+		return answer{}, err
 	}
-	return answer{}, errors.Join(errs...)
-}
-
-func (c *client) attemptCtx(ctx context.Context, left int) (context.Context, context.CancelFunc) {
-	d := c.perTry
-	if dl, ok := ctx.Deadline(); ok {
-		d = time.Until(dl) / time.Duration(left)
-	}
-	if d <= 0 {
-		d = time.Millisecond
-	}
-	return context.WithTimeout(ctx, d)
+	return a, nil
 }
 
 func (c *client) once(ctx context.Context, method, base, path string, query url.Values, body []byte) (answer, error) {

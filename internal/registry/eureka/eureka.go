@@ -40,6 +40,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
 const (
@@ -165,7 +166,7 @@ func newEureka(cfg *config.Config, log *slog.Logger) (*Eureka, error) {
 	default:
 		return nil, fmt.Errorf("eureka: mode %q: use mark or register", ec.Mode)
 	}
-	e.c = &client{bases: bases, hc: newHTTPClient(user, pass), perTry: e.timeout, secrets: []string{pass, redact.BasicAuth(user, pass)}}
+	e.c = &client{bases: bases, hc: failover.NewHTTPClient(user, pass), timeout: e.timeout, secrets: []string{pass, redact.BasicAuth(user, pass)}}
 	e.stopCtx, e.halt = context.WithCancel(context.Background())
 	addSecret(pass)
 	fargoLog.Store(log.With("registry", "eureka"))

@@ -43,59 +43,31 @@ func (r *response) fail(why string) error {
 	return errors.New(r.scrub(msg))
 }
 
-// do sends one request, failing over across the servers (starting with the
-// last one that answered) on transport errors and 5xx answers. Any answer
-// below 500 is returned as is; when every server failed, the last 5xx answer
-// is returned if there was one, else the joined transport errors. Each
-// server gets an equal share of what is left of ctx's deadline, so a server
-// that hangs cannot eat the whole budget.
+// do sends one request, failing over across the servers (see failover.List)
+// on transport errors and 5xx answers. Any answer below 500 is returned as
+// is; when every server failed, the last 5xx answer is returned if there
+// was one, else the joined transport errors.
 func (m *mark) do(ctx context.Context, method, path string, params url.Values) (*response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.timeout)
-		defer cancel()
-	}
-	m.mu.Lock()
-	start := m.preferred
-	m.mu.Unlock()
-	n := len(m.servers)
-	var errs []error
-	var last5xx *response
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		idx := (start + i) % n
-		actx, cancel := shareOf(ctx, n-i)
-		resp, err := m.doOn(actx, idx, method, path, params)
-		cancel()
+	var resp, last5xx *response
+	err := m.list.Do(ctx, len(m.servers), m.timeout, func(ctx context.Context, idx int) error {
+		r, err := m.doOn(ctx, idx, method, path, params)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
-		if resp.status >= 500 {
-			last5xx = resp
-			errs = append(errs, resp.fail(""))
-			continue
+		if r.status >= 500 {
+			last5xx = r
+			return r.fail("")
 		}
-		m.mu.Lock()
-		m.preferred = idx
-		m.mu.Unlock()
+		resp = r
+		return nil
+	})
+	switch {
+	case err == nil:
 		return resp, nil
-	}
-	if last5xx != nil {
+	case last5xx != nil:
 		return last5xx, nil
 	}
-	if len(errs) == 0 {
-		errs = append(errs, ctx.Err())
-	}
-	return nil, errors.Join(errs...)
-}
-
-// shareOf gives one of k remaining attempts its share of ctx's time left.
-func shareOf(ctx context.Context, k int) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !ok || k <= 1 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(k))
+	return nil, err
 }
 
 // doOn sends the request to one server, logging in first when credentials

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
 // mark changes the weight/enabled flag of an instance the app registered
@@ -43,10 +44,10 @@ type mark struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	hc       *http.Client
+	list     failover.List // which server answered last
 	now      func() time.Time
 
 	mu           sync.Mutex
-	preferred    int       // index of the last server that answered
 	token        string    // secret: never logged, scrubbed from errors
 	tokenRefresh time.Time // log in again after this
 	noDetail     bool      // detail GET answered 405: read from the list
@@ -75,8 +76,6 @@ func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 	if offline == "" {
 		offline = "both"
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2
 	return &mark{
 		key:      keyFrom(cfg),
 		servers:  servers,
@@ -86,7 +85,7 @@ func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
 		password: cfg.Nacos.Password,
 		timeout:  timeout,
 		log:      log,
-		hc:       &http.Client{Transport: tr},
+		hc:       failover.NewHTTPClient("", ""),
 		now:      time.Now,
 
 		hiddenAfter: hiddenAfter,
