@@ -558,6 +558,7 @@ func resolveTimeline(cfg *Config) error {
 		DrainQuiet:  set("drain-quiet", cfg.DrainQuiet),
 		DrainMin:    set("drain-min", cfg.DrainMin),
 		Registry:    cfg.HasRegistry(),
+		Name:        cfg.origin,
 	})
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative budget", []string{"--grace-period", "5s", "--stop-timeout", "10s", "--", "x"}, nil, "grace-period 5s - kill-margin 1s - stop-timeout 10s = -6s"},
 		{"drain over budget", []string{"--drain", "25s", "--stop-timeout", "10s", "--", "x"}, nil, "--drain 25s exceeds the drain budget"},
 		{"drain leaves no stop time", []string{"--grace-period", "6s", "--drain", "5s", "--", "x"}, nil, "--drain leaves the app no time to stop"},
+		{"timeline names the variable", []string{"--grace-period", "6s", "--", "x"}, []string{"GRACEFULINIT_DRAIN", "5s"}, "GRACEFULINIT_DRAIN leaves the app no time to stop"},
 		{"quiet without port", []string{"--drain-quiet", "1s", "--", "x"}, nil, "--drain-quiet needs the app's ports"},
 		{"min without quiet", []string{"--drain-min", "1s", "--", "x"}, nil, "--drain-min only applies with --drain-quiet"},
 		{"bad duration", []string{"--drain", "soon", "--", "x"}, nil, "invalid duration \"soon\""},

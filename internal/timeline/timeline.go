@@ -41,6 +41,9 @@ type Input struct {
 	DrainQuiet  Setting // the drain ends after this much quiet; 0: fixed drain
 	DrainMin    Setting // with DrainQuiet: the shortest drain
 	Registry    bool    // a registry step runs: with no drain flag the drain is traffic-aware
+	// Name says where a setting came from in errors, e.g. "--drain" or
+	// "GRACEFULINIT_DRAIN"; nil means the flag.
+	Name func(flag string) string
 }
 
 // Timeline is the resolved stop sequence. The zero value is tini mode.
@@ -66,6 +69,10 @@ type Deadlines struct {
 // New resolves in. The error is one line naming the flags that contradict
 // each other and what to change.
 func New(in Input) (Timeline, error) {
+	name := in.Name
+	if name == nil {
+		name = func(flag string) string { return "--" + flag }
+	}
 	drainFlags := in.Drain.Set || in.DrainQuiet.Set || in.DrainMin.Set
 	if !in.Registry && !drainFlags && !in.GracePeriod.Set && !in.KillMargin.Set && !in.StopTimeout.Set {
 		return Timeline{}, nil
@@ -73,7 +80,7 @@ func New(in Input) (Timeline, error) {
 	var t Timeline
 	grace := in.GracePeriod.Value
 	if grace <= 0 {
-		return t, fmt.Errorf("--grace-period must be positive: set it to the pod's terminationGracePeriodSeconds")
+		return t, fmt.Errorf("%s must be positive: set it to the pod's terminationGracePeriodSeconds", name("grace-period"))
 	}
 	margin := in.KillMargin.Value
 	if !in.KillMargin.Set && margin > grace/2 {
@@ -81,7 +88,7 @@ func New(in Input) (Timeline, error) {
 		margin = grace / 2
 	}
 	if margin >= grace {
-		return t, fmt.Errorf("--kill-margin %s must be shorter than --grace-period %s", margin, grace)
+		return t, fmt.Errorf("%s %s must be shorter than %s %s", name("kill-margin"), margin, name("grace-period"), grace)
 	}
 	avail := grace - margin // from the stop request to the kill
 
@@ -95,9 +102,9 @@ func New(in Input) (Timeline, error) {
 	need, needFlag := time.Duration(0), "" // the drain the user asked for at least
 	switch {
 	case in.Drain.Set:
-		need, needFlag = in.Drain.Value, "--drain"
+		need, needFlag = in.Drain.Value, name("drain")
 	case ceilingDefault:
-		need, needFlag = in.DrainMin.Value, "--drain-min"
+		need, needFlag = in.DrainMin.Value, name("drain-min")
 	}
 
 	stop := in.StopTimeout.Value
@@ -109,10 +116,10 @@ func New(in Input) (Timeline, error) {
 		}
 		if fit <= 0 {
 			if needFlag == "" {
-				needFlag = "--kill-margin"
+				needFlag = name("kill-margin")
 			}
-			return t, fmt.Errorf("%s leaves the app no time to stop: the kill comes at grace-period %s - kill-margin %s = %s and the drain takes %s; lower %s or raise --grace-period",
-				needFlag, grace, margin, avail, need, needFlag)
+			return t, fmt.Errorf("%s leaves the app no time to stop: the kill comes at grace-period %s - kill-margin %s = %s and the drain takes %s; lower %s or raise %s",
+				needFlag, grace, margin, avail, need, needFlag, name("grace-period"))
 		}
 		if fit < stop {
 			t.yield("stop-timeout", stop, fit)
@@ -121,19 +128,19 @@ func New(in Input) (Timeline, error) {
 	}
 	budget := avail - stop
 	if budget < 0 {
-		return t, fmt.Errorf("timeline does not fit: grace-period %s - kill-margin %s - stop-timeout %s = %s; raise --grace-period or lower --stop-timeout",
-			grace, margin, stop, budget)
+		return t, fmt.Errorf("timeline does not fit: grace-period %s - kill-margin %s - stop-timeout %s = %s; raise %s or lower %s",
+			grace, margin, stop, budget, name("grace-period"), name("stop-timeout"))
 	}
 	drain := in.Drain.Value
 	if in.Drain.Set && drain > budget {
-		return t, fmt.Errorf("--drain %s exceeds the drain budget: grace-period %s - kill-margin %s - stop-timeout %s = %s; lower --drain or raise --grace-period",
-			drain, grace, margin, stop, budget)
+		return t, fmt.Errorf("%s %s exceeds the drain budget: grace-period %s - kill-margin %s - stop-timeout %s = %s; lower %s or raise %s",
+			name("drain"), drain, grace, margin, stop, budget, name("drain"), name("grace-period"))
 	}
 	if ceilingDefault {
 		drain = budget
 	}
 	if in.DrainMin.Value > drain {
-		return t, fmt.Errorf("--drain-min %s exceeds the drain's ceiling %s", in.DrainMin.Value, drain)
+		return t, fmt.Errorf("%s %s exceeds the drain's ceiling %s", name("drain-min"), in.DrainMin.Value, drain)
 	}
 	t.Grace, t.KillMargin, t.StopTimeout = grace, margin, stop
 	t.Drain, t.DrainQuiet, t.DrainMin = drain, quiet, in.DrainMin.Value
