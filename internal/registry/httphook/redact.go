@@ -1,17 +1,10 @@
 package httphook
 
-import "net/url"
+import "github.com/gracefulinit/gracefulinit/internal/redact"
 
-// redactURL and scrub are placeholders until internal/redact lands.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+// redactURL is how a hook's URL is printed: userinfo passwords masked.
+func redactURL(raw string) string { return redact.URL(raw) }
 
-func scrub(s, rawURL string) string {
-	_ = rawURL
-	return s
-}
+// scrub masks credentials in s, and the password of the hook's URL
+// wherever a server echoes it.
+func scrub(s, rawURL string) string { return redact.Text(s, redact.Secrets(rawURL)...) }
