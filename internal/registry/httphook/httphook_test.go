@@ -76,6 +76,11 @@ func newQoS(t *testing.T) (*qos, *httptest.Server) {
 		}
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte("answer for " + r.URL.Path))
+		if r.URL.Path == "/echo" {
+			// Some servers quote the credentials they refused.
+			u, p, _ := r.BasicAuth()
+			_, _ = w.Write([]byte(" user " + u + " password " + p + " header " + r.Header.Get("Authorization")))
+		}
 	}))
 	t.Cleanup(func() { close(q.hang); srv.Close() })
 	return q, srv
@@ -165,6 +170,13 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 	err := h.Offline(context.Background())
 	if err == nil || strings.Contains(err.Error(), "S3CRETPW") {
 		t.Fatalf("error = %v; want a failure without the password", err)
+	}
+	q.set("/echo", 403)
+	h = New(Options{Offline: []Call{mustParse(t, "GET "+u+"/echo")}, Log: slog.New(slog.DiscardHandler)})
+	err = h.Offline(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || strings.Contains(err.Error(), "S3CRETPW") ||
+		strings.Contains(err.Error(), "YWxpY2U6UzNDUkVUUFc=") {
+		t.Fatalf("error = %v; want the 403 without the password or its basic-auth form", err)
 	}
 	// A refused connection's error names the URL too.
 	srv.Close()
