@@ -18,6 +18,9 @@ import java.util.concurrent.CountDownLatch;
  *                    shell is this JVM's child and is waited for; its N sleeps
  *                    are orphaned, re-parented to PID 1, and become zombies
  *                    unless PID 1 reaps them
+ *   --qos-port=N     a stand-in for Dubbo's QoS port on 127.0.0.1:N:
+ *                    /offline and /online answer "OK" and log "qos offline"
+ *                    or "qos online"; /hang never answers
  */
 public class App {
     static void log(String msg) {
@@ -29,11 +32,14 @@ public class App {
         int port = 8080;
         int orphans = 0;
         boolean ignoreTerm = false;
+        int qosPort = 0;
         for (String a : args) {
             if (a.startsWith("--port=")) {
                 port = Integer.parseInt(a.substring("--port=".length()));
             } else if (a.startsWith("--orphans=")) {
                 orphans = Integer.parseInt(a.substring("--orphans=".length()));
+            } else if (a.startsWith("--qos-port=")) {
+                qosPort = Integer.parseInt(a.substring("--qos-port=".length()));
             } else if (a.equals("--ignore-term")) {
                 ignoreTerm = true;
             } else {
@@ -58,6 +64,9 @@ public class App {
             }
         });
         server.start();
+        if (qosPort > 0) {
+            startQoS(qosPort);
+        }
 
         if (orphans > 0) {
             StringBuilder script = new StringBuilder();
@@ -71,5 +80,29 @@ public class App {
 
         log("ready port=" + port);
         new CountDownLatch(1).await();
+    }
+
+    static void startQoS(int port) throws Exception {
+        HttpServer qos = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        qos.setExecutor(java.util.concurrent.Executors.newCachedThreadPool());
+        for (String cmd : new String[] {"offline", "online"}) {
+            qos.createContext("/" + cmd, ex -> {
+                log("qos " + cmd + " " + ex.getRequestMethod());
+                byte[] body = "OK\n".getBytes(StandardCharsets.UTF_8);
+                ex.sendResponseHeaders(200, body.length);
+                try (OutputStream out = ex.getResponseBody()) {
+                    out.write(body);
+                }
+            });
+        }
+        qos.createContext("/hang", ex -> {
+            log("qos hang");
+            try {
+                new CountDownLatch(1).await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        qos.start();
     }
 }
