@@ -20,7 +20,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry/httphook"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
+	"github.com/gracefulinit/gracefulinit/internal/termlog"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
 )
 
@@ -81,6 +83,16 @@ type Config struct {
 	IP              string
 	Nacos           Nacos
 	Eureka          Eureka
+	// HTTP hooks for registries gracefulinit does not speak: each
+	// "METHOD URL [BODY]", run in the online and offline slots.
+	OnlineHTTP  []httphook.Call
+	OfflineHTTP []httphook.Call
+
+	// Kubernetes.
+	HealthAddr     string         // serve /ready and /live here; empty: off
+	TerminationLog string         // write the shutdown summary here; empty: off
+	DumpSignal     syscall.Signal // sent once DumpBefore before the kill; 0: off
+	DumpBefore     time.Duration
 
 	// Source says where each flag's value came from: "flag", "env NAME" or
 	// "default"; for --check.
@@ -126,8 +138,13 @@ type Eureka struct {
 // (0 in tini mode, where there is no deadline).
 func (c *Config) DrainBudget() time.Duration { return c.Timeline.Budget() }
 
-// HasRegistry reports whether any registry step is configured.
+// HasRegistry reports whether a native registry (Nacos, Eureka) is configured.
 func (c *Config) HasRegistry() bool { return len(c.Registries) > 0 }
+
+// HasOffline reports whether any step takes the instance out of rotation at
+// SIGTERM: a native registry or an --offline-http hook. Such a step turns
+// the traffic-aware drain on by default.
+func (c *Config) HasOffline() bool { return c.HasRegistry() || len(c.OfflineHTTP) > 0 }
 
 // Port is the registered port: the first --port, or 0.
 func (c *Config) Port() int {
@@ -315,6 +332,17 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.Eureka.Heartbeat), "eureka-heartbeat", "renewal interval in register mode")
 	fs.BoolVar(&cfg.Eureka.DeregisterOnExit, "eureka-deregister-on-exit", false, "mark mode: deregister the instance after the app has exited")
 	fs.StringToStringVar(&cfg.Eureka.Metadata, "eureka-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
+
+	// Registries gracefulinit does not speak (Dubbo QoS, Spring's
+	// service-registry actuator), as HTTP calls in the same slots.
+	fs.StringArray("online-http", nil, "`'METHOD URL [BODY]'` called once the app is ready, e.g. 'GET http://127.0.0.1:22222/online' (repeatable; one per line in the variable)")
+	fs.StringArray("offline-http", nil, "`'METHOD URL [BODY]'` called at SIGTERM, e.g. 'GET http://127.0.0.1:22222/offline' (repeatable; one per line in the variable)")
+
+	// Kubernetes.
+	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /ready (200 once the app is ready and online, 503 from SIGTERM) and /live on `HOST:PORT`, for the pod's probes")
+	fs.StringVar(&cfg.TerminationLog, "termination-log", termlog.DefaultPath, "write the shutdown summary to this `FILE` (kubectl describe pod shows it; used only if it exists, unless set; empty: off)")
+	fs.Var((*signalValue)(&cfg.DumpSignal), "dump-signal", "send this `SIGNAL` once, --dump-before the kill, if the app still runs (QUIT: a JVM thread dump)")
+	fs.Var((*durationValue)(&cfg.DumpBefore), "dump-before", "with --dump-signal: how long before the kill to send it, e.g. 3s")
 	return fs
 }
 
@@ -421,15 +449,23 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 			src[f.Name] = "env " + EnvName(f.Name)
 			return
 		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			// pflag names the flag and quotes the value again; the
-			// variable already says both.
-			msg := serr.Error()
-			if _, why, ok := strings.Cut(msg, " flag: "); ok && strings.HasPrefix(msg, "invalid argument ") {
-				msg = why
+		values := []string{v}
+		if f.Value.Type() == "stringArray" {
+			// Repeatable flags whose values may hold commas (HTTP
+			// bodies) take one value per line from the environment.
+			values = nonEmptyLines(v)
+		}
+		for _, v := range values {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				// pflag names the flag and quotes the value again; the
+				// variable already says both.
+				msg := serr.Error()
+				if _, why, ok := strings.Cut(msg, " flag: "); ok && strings.HasPrefix(msg, "invalid argument ") {
+					msg = why
+				}
+				err = fmt.Errorf("%s=%q: %s", EnvName(f.Name), v, msg)
+				return
 			}
-			err = fmt.Errorf("%s=%q: %s", EnvName(f.Name), v, msg)
-			return
 		}
 		src[f.Name] = "env " + EnvName(f.Name)
 	})
@@ -557,7 +593,7 @@ func resolveTimeline(cfg *Config) error {
 		Drain:       set("drain", cfg.Drain),
 		DrainQuiet:  set("drain-quiet", cfg.DrainQuiet),
 		DrainMin:    set("drain-min", cfg.DrainMin),
-		Registry:    cfg.HasRegistry(),
+		Registry:    cfg.HasOffline(),
 		Name:        cfg.origin,
 	})
 	if err != nil {
@@ -609,7 +645,13 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
 		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
 	}
+	if err := parseHTTPHooks(cfg); err != nil {
+		return err
+	}
 	if err := resolveTimeline(cfg); err != nil {
+		return err
+	}
+	if err := finishKubernetes(cfg); err != nil {
 		return err
 	}
 	if err := finishDrainPeers(cfg, lookup); err != nil {
@@ -636,6 +678,69 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 		return errors.New("--registry-timeout must be positive, e.g. 5s")
 	}
 	return finishRegistries(cfg, lookup)
+}
+
+// parseHTTPHooks reads --online-http and --offline-http. An offline hook
+// turns the traffic-aware drain on like a registry does, so it needs the
+// app's port unless a drain flag says otherwise.
+func parseHTTPHooks(cfg *Config) error {
+	for _, h := range []struct {
+		flag string
+		dst  *[]httphook.Call
+	}{{"online-http", &cfg.OnlineHTTP}, {"offline-http", &cfg.OfflineHTTP}} {
+		specs, _ := cfg.flags.GetStringArray(h.flag)
+		for _, spec := range specs {
+			c, err := httphook.Parse(spec)
+			if err != nil {
+				return fmt.Errorf("%s: %v", cfg.origin(h.flag), err)
+			}
+			*h.dst = append(*h.dst, c)
+		}
+	}
+	if len(cfg.OfflineHTTP) > 0 && !cfg.HasRegistry() && len(cfg.Ports) == 0 &&
+		!cfg.flags.Changed("drain") && !cfg.flags.Changed("drain-quiet") && !cfg.flags.Changed("drain-min") {
+		return errors.New("--offline-http drains until the app's port is quiet: add --port, e.g. --port 8080, or set --drain for a fixed drain")
+	}
+	return nil
+}
+
+// finishKubernetes checks --health-addr, --termination-log and the thread
+// dump against the resolved timeline.
+func finishKubernetes(cfg *Config) error {
+	if cfg.HealthAddr != "" {
+		if _, port, err := net.SplitHostPort(cfg.HealthAddr); err != nil || !validPort(port, false) {
+			return fmt.Errorf("%s %q: want HOST:PORT with a port from 1 to 65535, e.g. 0.0.0.0:8558", cfg.origin("health-addr"), cfg.HealthAddr)
+		}
+	}
+	cfg.TerminationLog = termlog.Resolve(cfg.TerminationLog, cfg.Source["termination-log"] != "default")
+	dumpSig, dumpBefore := cfg.Source["dump-signal"] != "default", cfg.Source["dump-before"] != "default"
+	switch {
+	case dumpSig && !dumpBefore:
+		return errors.New("--dump-signal needs --dump-before, how long before the kill to send it, e.g. --dump-before 3s")
+	case dumpBefore && !dumpSig:
+		return errors.New("--dump-before needs --dump-signal, e.g. --dump-signal QUIT for a JVM thread dump")
+	case !dumpSig:
+		return nil
+	}
+	if !cfg.Timeline.Kills() {
+		return errors.New("--dump-signal needs a deadline to dump before: set --grace-period to the pod's terminationGracePeriodSeconds")
+	}
+	if cfg.DumpBefore <= 0 || cfg.DumpBefore >= cfg.Timeline.Grace-cfg.Timeline.KillMargin {
+		return fmt.Errorf("--dump-before %s: want more than 0 and less than grace-period %s - kill-margin %s",
+			cfg.DumpBefore, cfg.Timeline.Grace, cfg.Timeline.KillMargin)
+	}
+	return nil
+}
+
+// nonEmptyLines splits a variable's value into its non-blank lines.
+func nonEmptyLines(v string) []string {
+	var out []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // finishDrainPeers reads --drain-ignore, HOST_IP and --drain-cache-max.
@@ -672,6 +777,10 @@ func finishDrainPeers(cfg *Config, lookup func(string) (string, bool)) error {
 		// The longest a consumer keeps the instance after the offline:
 		// Spring Cloud LoadBalancer's 35 s cache (Nacos); Eureka's server
 		// read cache, client fetch and Ribbon cache, 30 s each.
+		if len(cfg.OfflineHTTP) > 0 {
+			// Dubbo consumers and Spring Cloud LoadBalancer's cache.
+			cfg.DrainCacheMax = 35 * time.Second
+		}
 		for _, r := range cfg.Registries {
 			switch r {
 			case "nacos":
