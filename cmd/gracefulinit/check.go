@@ -42,8 +42,29 @@ func check(cfg *config.Config, w io.Writer) int {
 			explainPeers(cfg, w)
 		}
 	}
+	if cfg.DumpSignal != 0 {
+		at := cfg.Timeline.Grace - cfg.Timeline.KillMargin - cfg.DumpBefore
+		fmt.Fprintf(w, "  %s: %s to the app once, if it still runs (a thread dump of the stop that hangs; --dump-before %s)\n",
+			at, signals.Name(cfg.DumpSignal), cfg.DumpBefore)
+	}
 	if cfg.Timeline.Kills() {
 		fmt.Fprintln(w, "  ok: fits the grace period")
+	}
+
+	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" {
+		fmt.Fprintln(w, "\nlifecycle:")
+		for _, c := range cfg.OnlineHTTP {
+			fmt.Fprintf(w, "  online (once ready): %s\n", c)
+		}
+		for _, c := range cfg.OfflineHTTP {
+			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", c)
+		}
+		if cfg.HealthAddr != "" {
+			fmt.Fprintf(w, "  health: http://%s/ready (200 once ready and online, 503 from the stop signal), /live\n", cfg.HealthAddr)
+		}
+		if cfg.TerminationLog != "" {
+			fmt.Fprintf(w, "  shutdown summary written to %s\n", cfg.TerminationLog)
+		}
 	}
 
 	if cfg.HasRegistry() {

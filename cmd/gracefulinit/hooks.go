@@ -6,6 +6,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/eureka"
+	"github.com/gracefulinit/gracefulinit/internal/registry/httphook"
 	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
 )
@@ -32,9 +33,6 @@ var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry,
 // Constructors only validate and prepare; nothing touches the network
 // before the app is started.
 func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, error) {
-	if !cfg.HasRegistry() {
-		return supervisor.NoHooks{}, nil
-	}
 	set := &registry.Set{Timeout: cfg.RegistryTimeout, Log: log}
 	for _, name := range cfg.Registries {
 		r, err := backends[name](cfg, log)
@@ -42,6 +40,14 @@ func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, error) 
 			return nil, err
 		}
 		set.Registries = append(set.Registries, r)
+	}
+	// Registries gracefulinit does not speak, as plain HTTP calls in the
+	// same slots, retried and bounded like the others.
+	if h := httphook.New(httphook.Options{Online: cfg.OnlineHTTP, Offline: cfg.OfflineHTTP, Log: log}); h != nil {
+		set.Registries = append(set.Registries, h)
+	}
+	if len(set.Registries) == 0 {
+		return supervisor.NoHooks{}, nil
 	}
 	return set, nil
 }

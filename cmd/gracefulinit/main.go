@@ -24,6 +24,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/drain"
+	"github.com/gracefulinit/gracefulinit/internal/health"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
@@ -123,6 +124,16 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if cfg.Check {
 		return check(cfg, stdout)
 	}
+	// Bound before the app starts, so a busy or bad address is an error
+	// now, not a readinessProbe that never answers.
+	var hs *health.Server
+	if cfg.HealthAddr != "" {
+		if hs, err = health.Listen(cfg.HealthAddr); err != nil {
+			fmt.Fprintf(stderr, "gracefulinit: %v (choose a free port)\n", err)
+			return exitUsage
+		}
+		hs.Serve()
+	}
 	if sig, ok := stopBeforeStart(caught); ok {
 		log.Info("stop signal before the app started: exiting without starting it", "signal", signals.Name(sig))
 		return 128 + int(sig)
@@ -156,7 +167,13 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 
 		Hooks:        hooks,
 		CloseTimeout: cfg.RegistryTimeout,
-		Log:          log,
+
+		Health:         hs,
+		TerminationLog: cfg.TerminationLog,
+		DumpSignal:     cfg.DumpSignal,
+		DumpBefore:     cfg.DumpBefore,
+
+		Log: log,
 	})
 }
 

@@ -725,9 +725,11 @@ func finishKubernetes(cfg *Config) error {
 	if !cfg.Timeline.Kills() {
 		return errors.New("--dump-signal needs a deadline to dump before: set --grace-period to the pod's terminationGracePeriodSeconds")
 	}
-	if cfg.DumpBefore <= 0 || cfg.DumpBefore >= cfg.Timeline.Grace-cfg.Timeline.KillMargin {
-		return fmt.Errorf("--dump-before %s: want more than 0 and less than grace-period %s - kill-margin %s",
-			cfg.DumpBefore, cfg.Timeline.Grace, cfg.Timeline.KillMargin)
+	// Within the app's stop time, so the drain is over: the dump is of the
+	// stop that hangs.
+	if cfg.DumpBefore <= 0 || cfg.DumpBefore >= cfg.Timeline.StopTimeout {
+		return fmt.Errorf("--dump-before %s: want more than 0 and less than the app's stop time (stop-timeout %s), e.g. 3s",
+			cfg.DumpBefore, cfg.Timeline.StopTimeout)
 	}
 	return nil
 }

@@ -53,6 +53,16 @@ func TestParseErrors(t *testing.T) {
 		{"bad HOST_IP", []string{"--drain-quiet", "1s", "--port", "1", "--", "x"}, []string{"HOST_IP", "node-1"}, "HOST_IP=\"node-1\""},
 		{"newline in a value", []string{"--nacos-metadata", "a\nb", "--", "x"}, nil, `a\nb must be formatted as key=value`},
 		{"missing password file", []string{"--nacos-password-file", "testdata/nope", "--", "x"}, nil, "--nacos-password-file testdata/nope: cannot read it"},
+		{"bad hook method", []string{"--offline-http", "FETCH http://h/", "--port", "1", "--", "x"}, nil, "--offline-http: method \"FETCH\""},
+		{"hook without URL", []string{"--online-http", "GET", "--", "x"}, nil, "--online-http: no URL"},
+		{"bad hook in env", []string{"--port", "1", "--", "x"}, []string{"GRACEFULINIT_OFFLINE_HTTP", "GET http://h/\nGET ftp://h/"}, "GRACEFULINIT_OFFLINE_HTTP: URL \"ftp://h/\""},
+		{"offline hook without port", []string{"--offline-http", "GET http://127.0.0.1:22222/offline", "--", "x"}, nil, "--offline-http drains until the app's port is quiet: add --port"},
+		{"bad health addr", []string{"--health-addr", "8558", "--", "x"}, nil, "--health-addr \"8558\": want HOST:PORT"},
+		{"dump signal alone", []string{"--dump-signal", "QUIT", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal needs --dump-before"},
+		{"dump before alone", []string{"--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-before needs --dump-signal"},
+		{"dump in tini mode", []string{"--dump-signal", "QUIT", "--dump-before", "3s", "--", "x"}, nil, "--dump-signal needs a deadline"},
+		{"dump before past the stop time", []string{"--dump-signal", "QUIT", "--dump-before", "10s", "--grace-period", "30s", "--", "x"}, nil, "--dump-before 10s: want more than 0 and less than the app's stop time (stop-timeout 10s)"},
+		{"bad dump signal", []string{"--dump-signal", "DUMP", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "unknown signal \"DUMP\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +101,42 @@ func TestParseValues(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+func TestLifecycleValues(t *testing.T) {
+	cfg, err := Parse([]string{
+		"--offline-http", "GET http://127.0.0.1:22222/offline",
+		"--offline-http", `POST http://127.0.0.1:8080/actuator/service-registry {"status":"OUT_OF_SERVICE"}`,
+		"--health-addr", "0.0.0.0:8558", "--termination-log", "/tmp/tl",
+		"--dump-signal", "QUIT", "--dump-before", "3s", "--port", "8080", "--grace-period", "30s", "--", "x"},
+		env("GRACEFULINIT_ONLINE_HTTP", "GET http://127.0.0.1:22222/online\n\n  POST http://127.0.0.1:8080/actuator/service-registry {\"status\":\"UP\"}\n"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"offline hooks", len(cfg.OfflineHTTP), 2},
+		{"offline body with a space-free JSON", cfg.OfflineHTTP[1].Body, `{"status":"OUT_OF_SERVICE"}`},
+		{"online hooks, one per line", len(cfg.OnlineHTTP), 2},
+		{"online body", cfg.OnlineHTTP[1].Body, `{"status":"UP"}`},
+		{"offline turns on the traffic-aware drain", cfg.DrainQuiet, 2 * time.Second},
+		{"cache-max for HTTP consumers", cfg.DrainCacheMax, 35 * time.Second},
+		{"health", cfg.HealthAddr, "0.0.0.0:8558"},
+		{"termination log set", cfg.TerminationLog, "/tmp/tl"},
+		{"dump", cfg.DumpSignal, syscall.SIGQUIT},
+		{"dump before", cfg.DumpBefore, 3 * time.Second},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	off, err := Parse([]string{"--termination-log", "", "--", "x"}, env(), io.Discard)
+	if err != nil || off.TerminationLog != "" {
+		t.Fatalf("--termination-log '': %q, %v; want disabled", off.TerminationLog, err)
 	}
 }
 

@@ -96,12 +96,21 @@ func (s *Server) Serve() {
 	}()
 }
 
-// Set records the app's state. Safe from any goroutine; never blocks.
-func (s *Server) Set(st State) {
-	if s == nil {
-		return
+// Ready marks the app ready and online, unless the stop sequence already
+// began: Stopping is final, so a late online step cannot flip /ready back.
+// Safe from any goroutine; never blocks. A nil Server ignores it.
+func (s *Server) Ready() {
+	if s != nil {
+		s.state.CompareAndSwap(int32(Starting), int32(Ready))
 	}
-	s.state.Store(int32(st))
+}
+
+// Stopping marks the start of the stop sequence: /ready answers 503 from
+// now on. A nil Server ignores it.
+func (s *Server) Stopping() {
+	if s != nil {
+		s.state.Store(int32(Stopping))
+	}
 }
 
 // State is the state /ready reports now.

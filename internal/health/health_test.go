@@ -44,29 +44,30 @@ func get(t *testing.T, s *Server, method, path string) (int, string) {
 func TestReadyFollowsState(t *testing.T) {
 	s := start(t)
 	for _, tc := range []struct {
-		state      State
-		code       int
-		body       string
-		liveStatus int
+		step func()
+		code int
+		body string
 	}{
-		{Starting, 503, "starting", 200},
-		{Ready, 200, "ready", 200},
-		{Stopping, 503, "stopping", 200},
-		{Ready, 200, "ready", 200}, // a failed stop would not come back, but Set is the only authority
+		{func() {}, 503, "starting"},
+		{s.Ready, 200, "ready"},
+		{s.Stopping, 503, "stopping"},
+		// An online step that finishes after SIGTERM must not put the
+		// pod back into the Service.
+		{s.Ready, 503, "stopping"},
 	} {
-		s.Set(tc.state)
+		tc.step()
 		if code, body := get(t, s, http.MethodGet, "/ready"); code != tc.code || body != tc.body {
-			t.Errorf("state %v: /ready = %d %q, want %d %q", tc.state, code, body, tc.code, tc.body)
+			t.Errorf("/ready = %d %q, want %d %q", code, body, tc.code, tc.body)
 		}
-		if code, _ := get(t, s, http.MethodGet, "/live"); code != tc.liveStatus {
-			t.Errorf("state %v: /live = %d, want %d", tc.state, code, tc.liveStatus)
+		if code, _ := get(t, s, http.MethodGet, "/live"); code != 200 {
+			t.Errorf("/live = %d, want 200 while gracefulinit runs", code)
 		}
 	}
 }
 
 func TestMethodsAndPaths(t *testing.T) {
 	s := start(t)
-	s.Set(Ready)
+	s.Ready()
 	for _, tc := range []struct {
 		method, path string
 		code         int
@@ -98,7 +99,7 @@ func TestListenBusyAddress(t *testing.T) {
 // server for real probes forever nor block Close.
 func TestSlowClientsAreBounded(t *testing.T) {
 	s := start(t)
-	s.Set(Ready)
+	s.Ready()
 	var conns []net.Conn
 	for range MaxConns + 4 {
 		c, err := net.Dial("tcp", s.Addr().String())
@@ -141,6 +142,8 @@ func TestSlowClientsAreBounded(t *testing.T) {
 
 func TestNilServerIsInert(t *testing.T) {
 	var s *Server
-	s.Set(Ready) // must not panic: the supervisor calls it whether or not --health-addr is set
+	// The supervisor calls these whether or not --health-addr is set.
+	s.Ready()
+	s.Stopping()
 	s.Close(context.Background())
 }

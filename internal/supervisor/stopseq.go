@@ -27,6 +27,10 @@ type stopSeq struct {
 	stopSig  syscall.Signal // sent to the app when the drain is over
 	hooks    bool           // a registry step runs: offline at the start of the sequence
 	drainMax time.Duration  // 0: no drain
+	// dumpSig is sent once, dumpBefore before the kill, to an app that
+	// still runs after its stop signal (a JVM's SIGQUIT thread dump); 0: never.
+	dumpSig    syscall.Signal
+	dumpBefore time.Duration
 
 	phase       phase
 	ready       bool // the app became ready before the stop sequence
@@ -37,17 +41,20 @@ type stopSeq struct {
 	drainEnd    time.Time
 	stopAt      time.Time
 	killed      bool
+	dumped      bool // dumpSig was sent
 }
 
 // actions are what one event asks of the supervisor, in this order.
 type actions struct {
 	begin    bool      // a stop sequence began: stop the readiness probe and the online step
 	killAt   time.Time // arm the kill timer; zero: none (tini mode, or not now)
+	dumpAt   time.Time // arm the dump timer; zero: none
 	offline  bool      // start the registry offline step, bounded by deadlines.Kill
 	drain    bool      // start the drain
 	endDrain string    // cancel the drain, which ended for this reason ("": no)
 	forward  syscall.Signal
 	stop     bool // forward is the stop signal
+	dump     bool // forward is the dump signal
 	kill     bool // SIGKILL the process tree now
 }
 
@@ -92,6 +99,9 @@ func (s *stopSeq) term(now time.Time, sig syscall.Signal) actions {
 	s.termAt, s.termSig = now, sig
 	s.deadlines = s.tl.At(now)
 	a := actions{begin: true, killAt: s.deadlines.Kill}
+	if s.dumpSig != 0 && !s.deadlines.Kill.IsZero() {
+		a.dumpAt = s.deadlines.Kill.Add(-s.dumpBefore)
+	}
 	if !s.ready {
 		s.drainReason = "not ready"
 		return s.stopNow(now, a)
@@ -130,6 +140,18 @@ func (s *stopSeq) killDue() actions {
 	}
 	s.killed = true
 	return actions{kill: true}
+}
+
+// dumpDue is the dump timer firing: the app still runs this close to the
+// kill, so it gets the dump signal once. Only after its stop signal: the
+// dump is of the stop that hangs, not of a drain (config keeps
+// --dump-before within the stop timeout, so the drain is over by then).
+func (s *stopSeq) dumpDue() actions {
+	if s.phase != phaseStopping || s.dumped || s.dumpSig == 0 {
+		return actions{}
+	}
+	s.dumped = true
+	return actions{forward: s.dumpSig, dump: true}
 }
 
 // appExited records the app's exit; during the drain it ends the drain.

@@ -161,3 +161,54 @@ func TestStopSeqRecord(t *testing.T) {
 		t.Fatalf("term %v deadlines %+v, want %v %+v", seq.termAt, seq.deadlines, t0, want)
 	}
 }
+
+// TestStopSeqDump: the dump signal goes once, dumpBefore before the kill,
+// only to an app that got its stop signal and has not exited.
+func TestStopSeqDump(t *testing.T) {
+	tl := mustTimeline(t, timeline.Input{
+		GracePeriod: timeline.Setting{Value: 20 * time.Second, Set: true},
+		KillMargin:  timeline.Setting{Value: time.Second},
+		StopTimeout: timeline.Setting{Value: 10 * time.Second},
+		Drain:       timeline.Setting{Value: 5 * time.Second, Set: true},
+	})
+	quit := syscall.SIGQUIT
+	newSeq := func(sig syscall.Signal) stopSeq {
+		seq := newStopSeq(tl, syscall.SIGTERM, false, tl.Drain)
+		seq.dumpSig, seq.dumpBefore = sig, 3*time.Second
+		seq.becameReady()
+		return seq
+	}
+	for _, tc := range []struct {
+		name   string
+		sig    syscall.Signal
+		events func(*stopSeq) // between the stop signal and the dump timer
+		want   actions
+	}{
+		{"app still stopping", quit, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling") }, actions{forward: quit, dump: true}},
+		{"still draining (a drain past the dump time)", quit, func(*stopSeq) {}, actions{}},
+		{"app exited", quit, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling"); s.appExited(t0.Add(6 * time.Second)) }, actions{}},
+		{"no dump signal", 0, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling") }, actions{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seq := newSeq(tc.sig)
+			a := seq.signal(t0, syscall.SIGTERM)
+			wantAt := time.Time{}
+			if tc.sig != 0 {
+				wantAt = t0.Add(19*time.Second - 3*time.Second) // kill at grace - margin
+			}
+			if !a.dumpAt.Equal(wantAt) {
+				t.Fatalf("dump timer at %v, want %v", a.dumpAt, wantAt)
+			}
+			tc.events(&seq)
+			if got := seq.dumpDue(); got != tc.want {
+				t.Fatalf("dump due: %+v, want %+v", got, tc.want)
+			}
+			if got := seq.dumpDue(); got != (actions{}) {
+				t.Fatalf("second dump: %+v, want nothing (once)", got)
+			}
+			if seq.dumped != tc.want.dump {
+				t.Fatalf("dumped = %v, want %v", seq.dumped, tc.want.dump)
+			}
+		})
+	}
+}

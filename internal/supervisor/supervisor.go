@@ -27,11 +27,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/drain"
+	"github.com/gracefulinit/gracefulinit/internal/health"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
+	"github.com/gracefulinit/gracefulinit/internal/termlog"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
 )
 
@@ -63,6 +65,19 @@ type Options struct {
 	Hooks        Hooks         // nil: NoHooks
 	CloseTimeout time.Duration // bound on Hooks.Close; 0 means 5s
 
+	// Health, when set, answers the pod's readinessProbe: ready once the
+	// app is ready and Hooks.Online succeeded, not ready from the first
+	// stop signal on.
+	Health *health.Server
+	// TerminationLog, when set, receives the one-line shutdown summary
+	// (Kubernetes' termination message). Failing to write it only logs.
+	TerminationLog string
+	// DumpSignal, when set, goes to the app once, DumpBefore before the
+	// kill, if it still runs after its stop signal (QUIT: a JVM's thread
+	// dump of the stop that hangs).
+	DumpSignal syscall.Signal
+	DumpBefore time.Duration
+
 	Log *slog.Logger
 }
 
@@ -90,6 +105,7 @@ type run struct {
 	onlineStop context.CancelFunc
 
 	killTimer   *time.Timer
+	dumpTimer   *time.Timer
 	learner     *drain.Learner // learns the app's callers until the drain takes over; nil without a watched drain
 	drainCancel context.CancelFunc
 	drainCh     chan drain.Result
@@ -131,6 +147,7 @@ func Run(o Options) int {
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
 	_, noHooks := o.Hooks.(NoHooks)
 	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks, o.Drain.Max)
+	r.dumpSig, r.dumpBefore = o.DumpSignal, o.DumpBefore
 
 	// The parent-death signal and the signal mask are per thread: pin this
 	// goroutine, which sets both and forks the child, to its thread for
@@ -276,7 +293,7 @@ func (r *run) loop(sigs chan os.Signal) int {
 	// the channel is full; reaping on a slow tick bounds the damage.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var killC <-chan time.Time
+	var killC, dumpC <-chan time.Time
 
 	for {
 		select {
@@ -299,10 +316,16 @@ func (r *run) loop(sigs chan os.Signal) int {
 			}
 		case <-killC:
 			r.apply(r.killDue())
+		case <-dumpC:
+			dumpC = nil
+			r.apply(r.dumpDue())
 		case <-tick.C:
 		}
 		if r.killTimer != nil && killC == nil {
 			killC = r.killTimer.C
+		}
+		if r.dumpTimer != nil && dumpC == nil && !r.dumped {
+			dumpC = r.dumpTimer.C
 		}
 		if status, exited := r.reap(); exited {
 			return r.finish(status, sigs)
@@ -336,9 +359,15 @@ func (r *run) onReady(err error) {
 	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.onlineStop = cancel
+	hs := r.o.Health
 	go func() {
 		if err := safeHook("online", func() error { r.o.Hooks.Online(ctx); return nil }); err != nil {
 			r.log.Error("registry online stopped", "error", err)
+			return
+		}
+		// Online returns early only when the stop sequence began.
+		if ctx.Err() == nil {
+			hs.Ready()
 		}
 	}()
 }
@@ -346,6 +375,7 @@ func (r *run) onReady(err error) {
 // apply carries out what the stop sequence decided, in order.
 func (r *run) apply(a actions) {
 	if a.begin {
+		r.o.Health.Stopping()
 		if a.killAt.IsZero() {
 			// tini mode: no deadline of our own, and as quiet as tini.
 			r.log.Debug("stop signal received", "signal", signals.Name(r.termSig), "kill", "never (no timeline)")
@@ -364,6 +394,9 @@ func (r *run) apply(a actions) {
 	if !a.killAt.IsZero() {
 		r.killTimer = time.NewTimer(time.Until(a.killAt))
 	}
+	if !a.dumpAt.IsZero() {
+		r.dumpTimer = time.NewTimer(time.Until(a.dumpAt))
+	}
 	if a.offline {
 		r.startOffline(r.deadlines.Kill)
 	}
@@ -376,6 +409,10 @@ func (r *run) apply(a actions) {
 	if a.forward != 0 {
 		if a.stop {
 			r.info("sending stop signal to the app", "signal", signals.Name(a.forward), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
+		}
+		if a.dump {
+			r.log.Warn("app still running near the kill: sending the dump signal", "signal", signals.Name(a.forward),
+				"elapsed", time.Since(r.termAt).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
 		}
 		r.signalChild(a.forward, r.o.PGroup)
 	}
@@ -578,7 +615,9 @@ func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 	if !r.termAt.IsZero() {
 		r.summary(code, final, exitAt)
 	} else {
-		r.log.Debug("app exited", "exit_code", code, "exit_status", final)
+		attrs := []any{"child_exit_code", code, "exit_code", final}
+		r.log.Debug("app exited", attrs...)
+		r.writeTerminationLog("app exited without a stop signal", attrs)
 	}
 	return final
 }
@@ -653,7 +692,7 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 	if r.o.Timeline.Kills() {
 		deadline = r.o.Timeline.Grace.String()
 	}
-	r.info("shutdown summary",
+	attrs := []any{
 		"signal", signals.Name(r.termSig),
 		"offline", offline,
 		"offline_took", offlineTook,
@@ -670,7 +709,31 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 		"exit_code", final,
 		"total", since(exitAt),
 		"deadline", deadline,
-	)
+	}
+	if r.o.DumpSignal != 0 {
+		attrs = append(attrs, "dumped", r.dumped)
+	}
+	r.info("shutdown summary", attrs...)
+	r.writeTerminationLog("shutdown summary", attrs)
+}
+
+// writeTerminationLog puts msg and attrs, formatted as the text log does,
+// in the termination-message file. It never fails the exit.
+func (r *run) writeTerminationLog(msg string, attrs []any) {
+	if r.o.TerminationLog == "" {
+		return
+	}
+	var b strings.Builder
+	h := slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	slog.New(h).Info(msg, attrs...)
+	if err := termlog.Write(r.o.TerminationLog, b.String()); err != nil {
+		r.log.Warn("cannot write the termination message", "error", err)
+	}
 }
 
 // drainAnswerWait bounds the wait for a cancelled drain's result, which

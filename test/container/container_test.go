@@ -46,6 +46,7 @@ func TestContainer(t *testing.T) {
 	t.Run("dist image", func(t *testing.T) { testDistImage(t, p, img) })
 	t.Run("stop", func(t *testing.T) { testStop(t, p, img) })
 	t.Run("reaping", func(t *testing.T) { testReaping(t, p, img) })
+	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, p, img) })
 }
 
 // testDistImage checks the image the repository's Dockerfile produced:

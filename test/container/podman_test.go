@@ -117,6 +117,7 @@ type runOpts struct {
 	env        []string
 	entrypoint []string
 	cmd        []string
+	volumes    []string // podman -v HOST:CONTAINER
 }
 
 func (p *podman) start(t *testing.T, image string, o runOpts) *container {
@@ -125,6 +126,9 @@ func (p *podman) start(t *testing.T, image string, o runOpts) *container {
 	args := []string{"run", "-d", "--name", name, "--network", "none"}
 	for _, e := range o.env {
 		args = append(args, "-e", e)
+	}
+	for _, v := range o.volumes {
+		args = append(args, "-v", v)
 	}
 	if o.entrypoint != nil {
 		// podman takes a JSON array here for an exec-form entrypoint.

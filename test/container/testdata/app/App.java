@@ -21,6 +21,8 @@ import java.util.concurrent.CountDownLatch;
  *   --qos-port=N     a stand-in for Dubbo's QoS port on 127.0.0.1:N:
  *                    /offline and /online answer "OK" and log "qos offline"
  *                    or "qos online"; /hang never answers
+ *   --qos-online-after-ms=N  /online answers 503 until N ms after start (a
+ *                    registry that is not ready for the app yet)
  */
 public class App {
     static void log(String msg) {
@@ -33,11 +35,14 @@ public class App {
         int orphans = 0;
         boolean ignoreTerm = false;
         int qosPort = 0;
+        long qosOnlineAfter = 0;
         for (String a : args) {
             if (a.startsWith("--port=")) {
                 port = Integer.parseInt(a.substring("--port=".length()));
             } else if (a.startsWith("--orphans=")) {
                 orphans = Integer.parseInt(a.substring("--orphans=".length()));
+            } else if (a.startsWith("--qos-online-after-ms=")) {
+                qosOnlineAfter = Long.parseLong(a.substring("--qos-online-after-ms=".length()));
             } else if (a.startsWith("--qos-port=")) {
                 qosPort = Integer.parseInt(a.substring("--qos-port=".length()));
             } else if (a.equals("--ignore-term")) {
@@ -65,7 +70,7 @@ public class App {
         });
         server.start();
         if (qosPort > 0) {
-            startQoS(qosPort);
+            startQoS(qosPort, System.currentTimeMillis() + qosOnlineAfter);
         }
 
         if (orphans > 0) {
@@ -82,14 +87,15 @@ public class App {
         new CountDownLatch(1).await();
     }
 
-    static void startQoS(int port) throws Exception {
+    static void startQoS(int port, long onlineFrom) throws Exception {
         HttpServer qos = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
         qos.setExecutor(java.util.concurrent.Executors.newCachedThreadPool());
         for (String cmd : new String[] {"offline", "online"}) {
             qos.createContext("/" + cmd, ex -> {
-                log("qos " + cmd + " " + ex.getRequestMethod());
-                byte[] body = "OK\n".getBytes(StandardCharsets.UTF_8);
-                ex.sendResponseHeaders(200, body.length);
+                boolean early = cmd.equals("online") && System.currentTimeMillis() < onlineFrom;
+                log("qos " + cmd + " " + ex.getRequestMethod() + (early ? " refused" : ""));
+                byte[] body = (early ? "not yet\n" : "OK\n").getBytes(StandardCharsets.UTF_8);
+                ex.sendResponseHeaders(early ? 503 : 200, body.length);
                 try (OutputStream out = ex.getResponseBody()) {
                     out.write(body);
                 }
