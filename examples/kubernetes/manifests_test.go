@@ -7,7 +7,9 @@ package kubernetes_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -45,8 +47,17 @@ type podSpec struct {
 	} `yaml:"volumes"`
 }
 
+// probeSpec is the part of a probe the test reads.
+type probeSpec struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"` // a number or a container port's name
+	} `yaml:"httpGet"`
+}
+
 type containerPort struct {
-	ContainerPort int `yaml:"containerPort"`
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
 }
 
 type container struct {
@@ -67,7 +78,7 @@ type container struct {
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Ports          []containerPort `yaml:"ports"`
-	ReadinessProbe *yaml.Node      `yaml:"readinessProbe"`
+	ReadinessProbe *probeSpec      `yaml:"readinessProbe"`
 	LivenessProbe  *yaml.Node      `yaml:"livenessProbe"`
 	Lifecycle      *struct {
 		PreStop *yaml.Node `yaml:"preStop"`
@@ -204,6 +215,11 @@ func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string
 	if c.ReadinessProbe == nil {
 		t.Error("container has no readinessProbe")
 	}
+	// With a registry, readiness must follow it: gracefulinit's /ready is
+	// 200 only once the instance is back in the registry, 503 from SIGTERM.
+	if len(registries) > 0 {
+		checkHealthProbe(t, c, cfg.HealthAddr)
+	}
 	if !podIPFromDownwardAPI(c) {
 		t.Error("POD_IP must come from the downward API: valueFrom.fieldRef.fieldPath: status.podIP")
 	}
@@ -255,6 +271,38 @@ func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string
 		if got := strings.ToUpper(env["SPRING_APPLICATION_NAME"]); got != cfg.Eureka.App {
 			t.Errorf("the app registers app %q, gracefulinit marks %q", got, cfg.Eureka.App)
 		}
+	}
+}
+
+// checkHealthProbe checks the readinessProbe asks gracefulinit's /ready on
+// the --health-addr port.
+func checkHealthProbe(t *testing.T, c container, healthAddr string) {
+	t.Helper()
+	if healthAddr == "" {
+		t.Error("no --health-addr: the readinessProbe cannot follow the registry")
+		return
+	}
+	_, port, err := net.SplitHostPort(healthAddr)
+	if err != nil {
+		t.Fatalf("--health-addr %q: %v", healthAddr, err)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil {
+		t.Error("the readinessProbe is not an httpGet")
+		return
+	}
+	probe := c.ReadinessProbe
+	if probe.HTTPGet.Path != "/ready" {
+		t.Errorf("readinessProbe path %q, want gracefulinit's /ready", probe.HTTPGet.Path)
+	}
+	// The probe's port is a number or a container port's name.
+	got := fmt.Sprint(probe.HTTPGet.Port)
+	for _, p := range c.Ports {
+		if p.Name == got {
+			got = strconv.Itoa(p.ContainerPort)
+		}
+	}
+	if got != port {
+		t.Errorf("readinessProbe port %v is not --health-addr's %s (declare it among the container's ports)", probe.HTTPGet.Port, port)
 	}
 }
 
