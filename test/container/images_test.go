@@ -21,9 +21,8 @@ import (
 )
 
 // Everything the test image holds besides the JRE: busybox for the app's
-// orphan-spawning shell, the user's shell-form entrypoint and probing the
-// health endpoint from inside (wget), tini for that entrypoint's
-// "; tini -s" tail.
+// orphan-spawning shell and the user's shell-form entrypoint, tini for that
+// entrypoint's "; tini -s" tail.
 const (
 	busyboxPath = "/bin/busybox"
 	tiniPath    = "/usr/bin/tini-static"
@@ -31,12 +30,12 @@ const (
 
 var (
 	jreModules     = "java.base,jdk.httpserver,jdk.unsupported"
-	busyboxApplets = []string{"sh", "sleep", "ps", "cat", "ls", "wget"}
+	busyboxApplets = []string{"sh", "sleep", "ps", "cat", "ls"}
 )
 
 const (
 	// Bump a format when that cached image's layout changes.
-	jreImageFormat  = "jre-image-v2"
+	jreImageFormat  = "jre-image-v1"
 	goImageFormat   = "go-image-v1"
 	jreImageRepo    = "localhost/gracefulinit-test-jre"
 	imageKeyLabel   = "io.github.gracefulinit.test-key"

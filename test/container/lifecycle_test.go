@@ -2,13 +2,20 @@ package container_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/poll"
 )
@@ -39,8 +46,8 @@ func testLifecycle(t *testing.T, p *podman, img images) {
 		// Ready, but the "registry" refuses the online step for a while:
 		// a readinessProbe must keep the pod out of the Service.
 		c.waitLog(t, "qos online GET refused", startSlack)
-		if code, out := c.probe(t, "/ready"); code != 503 {
-			t.Fatalf("/ready while the online step is refused: %d %q, want 503", code, out)
+		if code, body := c.probe(t, "/ready"); code != 503 || body != "starting" {
+			t.Fatalf("/ready while the online step is refused: %d %q, want 503 starting", code, body)
 		}
 		if code, _ := c.probe(t, "/live"); code != 200 {
 			t.Errorf("/live = %d, want 200", code)
@@ -56,8 +63,8 @@ func testLifecycle(t *testing.T, p *podman, img images) {
 		// SIGTERM: /ready is 503 at once, while the drain still runs.
 		c.p.must(t, 30*time.Second, "kill", "--signal", "TERM", c.name)
 		if !poll.Within(context.Background(), 2*time.Second, 100*time.Millisecond, func() bool {
-			code, _ := c.probe(t, "/ready")
-			return code == 503
+			code, body := c.probe(t, "/ready")
+			return code == 503 && body == "stopping"
 		}) {
 			t.Fatalf("/ready did not turn 503 within the drain after SIGTERM")
 		}
@@ -125,20 +132,59 @@ func testLifecycle(t *testing.T, p *podman, img images) {
 	})
 }
 
-// probe GETs path on the health endpoint from inside the container (its
-// network is its own) and returns the status: 200, 503, or 0 when no
-// answer came.
+// probe GETs path on the health endpoint, in the container's network
+// namespace (--network none: the host cannot reach it otherwise), and
+// returns the status and body; 0 and the error when no answer came.
 func (c *container) probe(t *testing.T, path string) (int, string) {
 	t.Helper()
-	out, errOut, err := c.p.run(30*time.Second, "exec", c.name, "wget", "-q", "-T", "2", "-O", "-", "http://127.0.0.1:8558"+path)
-	switch {
-	case err == nil:
-		return 200, out
-	case strings.Contains(errOut, " 503 "):
-		// busybox wget does not print the body of an error answer.
-		return 503, ""
+	pid, err := strconv.Atoi(c.inspect(t, "{{.State.Pid}}"))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Sprintf("container not running (pid %v)", pid)
 	}
-	return 0, errOut
+	hc := &http.Client{
+		Timeout: 3 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+				return dialInNetns(pid, network, addr)
+			},
+		},
+	}
+	resp, err := hc.Get("http://127.0.0.1:8558" + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// dialInNetns connects from inside pid's network namespace: a thread of
+// its own joins it, creates the socket there, and is never reused (a
+// goroutine that exits while locked takes its thread with it).
+func dialInNetns(pid int, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("setns: %w", err)}
+			return
+		}
+		c, err := net.DialTimeout(network, addr, 2*time.Second)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // wait blocks until the container has exited.
