@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
-	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
@@ -71,16 +69,14 @@ func check(cfg *config.Config, w io.Writer) int {
 		fmt.Fprintln(w, "\nregistries:")
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.RegistryTimeout)
 		defer cancel()
-		for _, target := range registryProbes(cfg) {
-			err := target.err
-			if err == nil {
-				err = probe(ctx, target.url)
-			}
-			if err != nil {
-				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", target.name, redact.URL(target.url), err)
-				problems++
-			} else {
-				fmt.Fprintf(w, "  ok: %s %s answers\n", target.name, redact.URL(target.url))
+		for _, name := range cfg.Registries {
+			for _, res := range probers[name](cfg, ctx) {
+				if res.Err != nil {
+					fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", name, redact.URL(res.Server), res.Err)
+					problems++
+				} else {
+					fmt.Fprintf(w, "  ok: %s %s answers\n", name, redact.URL(res.Server))
+				}
 			}
 		}
 	}
@@ -152,7 +148,7 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 	case "ip":
 		return cfg.IP
 	case "eureka-instance-id":
-		return cfg.Eureka.InstanceID
+		return eurekaOptions(cfg).ResolvedInstanceID()
 	case "eureka-app":
 		return cfg.Eureka.App
 	case "eureka-url":
@@ -170,57 +166,4 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		return strings.Join(keys, ",")
 	}
 	return redact.URL(f.Value.String())
-}
-
-type probeTarget struct {
-	name, url string
-	err       error // the address itself is wrong
-}
-
-func registryProbes(cfg *config.Config) []probeTarget {
-	var out []probeTarget
-	for _, r := range cfg.Registries {
-		switch r {
-		case "nacos":
-			for _, a := range cfg.Nacos.Addrs {
-				u, err := nacos.ProbeURL(a, cfg.Nacos.Namespace)
-				if err != nil {
-					u = a
-				}
-				out = append(out, probeTarget{"nacos", u, err})
-			}
-		case "eureka":
-			for _, u := range cfg.Eureka.URLs {
-				out = append(out, probeTarget{"eureka", strings.TrimRight(u, "/") + "/apps", nil})
-			}
-		}
-	}
-	return out
-}
-
-// probe succeeds when the server gives any HTTP answer but a 5xx or a 404:
-// auth failures still prove the address is right and are reported by the
-// steps, a 404 says the path (Nacos's context path, Eureka's service URL)
-// is not the registry's.
-func probe(ctx context.Context, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("unreachable: %v", redact.Err(err))
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("answered %s", resp.Status)
-	}
-	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("answered %s: is the path in the address right?", resp.Status)
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
@@ -25,8 +26,46 @@ import (
 // its panics into errors: registry.Set around every registry call, the
 // supervisor around every hook call, the helper's manager and pipe reader.
 var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry, error){
-	"nacos":  nacos.New,
-	"eureka": eureka.New,
+	"nacos": func(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
+		return nacos.New(nacosOptions(cfg), log)
+	},
+	"eureka": func(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
+		return eureka.New(eurekaOptions(cfg), log)
+	},
+}
+
+// nacosOptions maps the configuration onto the Nacos backend's options.
+func nacosOptions(cfg *config.Config) nacos.Options {
+	n := cfg.Nacos
+	return nacos.Options{
+		Addrs: n.Addrs, Namespace: n.Namespace, Group: n.Group, Cluster: n.Cluster,
+		Service: cfg.Service, IP: cfg.IP, Port: cfg.Port(),
+		Mode: n.Mode, Offline: n.Offline, Weight: n.Weight, Metadata: n.Metadata,
+		Username: n.Username, Password: n.Password, CacheDir: n.CacheDir, Helper: n.Helper,
+		EnvPrefix: config.EnvPrefix, Timeout: cfg.RegistryTimeout,
+	}
+}
+
+// eurekaOptions maps the configuration onto the Eureka backend's options.
+func eurekaOptions(cfg *config.Config) eureka.Options {
+	e := cfg.Eureka
+	return eureka.Options{
+		URLs: e.URLs, Service: cfg.Service, App: e.App, InstanceID: e.InstanceID,
+		IP: cfg.IP, Port: cfg.Port(), Mode: e.Mode,
+		Username: e.Username, Password: e.Password,
+		Heartbeat: e.Heartbeat, DeregisterOnExit: e.DeregisterOnExit, Metadata: e.Metadata,
+		Timeout: cfg.RegistryTimeout,
+	}
+}
+
+// probers maps --registry names to their backends' Probe, for --check.
+var probers = map[string]func(*config.Config, context.Context) []registry.ProbeResult{
+	"nacos": func(cfg *config.Config, ctx context.Context) []registry.ProbeResult {
+		return nacosOptions(cfg).Probe(ctx)
+	},
+	"eureka": func(cfg *config.Config, ctx context.Context) []registry.ProbeResult {
+		return eurekaOptions(cfg).Probe(ctx)
+	},
 }
 
 // buildHooks turns the registry settings into the supervisor's hooks.

@@ -927,15 +927,8 @@ func finishEureka(cfg *Config) error {
 		return errors.New("--registry eureka needs --eureka-app or --service, the app's name")
 	}
 	e.App = strings.ToUpper(e.App)
-	if e.InstanceID == "" {
-		host, _ := os.Hostname()
-		// Spring Cloud's default: hostname:spring.application.name:port, app name as written.
-		name := cfg.Service
-		if name == "" {
-			name = strings.ToLower(e.App)
-		}
-		e.InstanceID = fmt.Sprintf("%s:%s:%d", host, name, cfg.Port())
-	}
+	// An empty InstanceID is the backend's default (hostname:service:port):
+	// the configuration reads no host state.
 	switch e.Mode {
 	case "mark", "register":
 	default:

@@ -30,6 +30,12 @@ type Registry interface {
 	Close(ctx context.Context) error
 }
 
+// ProbeResult is one server's answer to a backend's Probe, for --check.
+type ProbeResult struct {
+	Server string // what was asked, as the backend calls it; may hold userinfo
+	Err    error  // nil: the server answers there
+}
+
 // ErrNotFound means Offline found no instance of the app to take out of
 // rotation: whatever consumers see of the app was left as it was. It is
 // final (not retried) and the shutdown summary reports it as not-found.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hudl/fargo"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/testbin"
@@ -36,25 +35,23 @@ func testLogger() (*slog.Logger, *testbin.SafeBuffer) {
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
-func testConfig(mode string, urls ...string) *config.Config {
-	return &config.Config{
-		Service:         "orders",
-		IP:              "10.1.2.3",
-		Ports:           []int{8080},
-		RegistryTimeout: 2 * time.Second,
-		Eureka: config.Eureka{
-			URLs:       urls,
-			App:        testApp,
-			InstanceID: testID,
-			Mode:       mode,
-			Heartbeat:  30 * time.Second,
-		},
+func testConfig(mode string, urls ...string) *Options {
+	return &Options{
+		Service:    "orders",
+		IP:         "10.1.2.3",
+		Port:       8080,
+		Timeout:    2 * time.Second,
+		URLs:       urls,
+		App:        testApp,
+		InstanceID: testID,
+		Mode:       mode,
+		Heartbeat:  30 * time.Second,
 	}
 }
 
-func mustNew(t *testing.T, cfg *config.Config, log *slog.Logger) *Eureka {
+func mustNew(t *testing.T, cfg *Options, log *slog.Logger) *Eureka {
 	t.Helper()
-	e, err := newEureka(cfg, log)
+	e, err := newEureka(*cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -76,29 +73,68 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func TestNewRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate func(*config.Config)
+		mutate func(*Options)
 		want   string
 	}{
 		// fargo would log.Fatal (exit 1, killing PID 1) on an empty list.
-		{"no service URL", func(c *config.Config) { c.Eureka.URLs = nil }, "no service URL"},
-		{"not a URL", func(c *config.Config) { c.Eureka.URLs = []string{"eureka:8761"} }, "want a URL"},
-		{"ftp scheme", func(c *config.Config) { c.Eureka.URLs = []string{"ftp://eureka/eureka"} }, "want a URL"},
-		{"no app", func(c *config.Config) { c.Eureka.App = "" }, "no app name"},
-		{"no instance id", func(c *config.Config) { c.Eureka.InstanceID = "" }, "no instance id"},
-		{"bad mode", func(c *config.Config) { c.Eureka.Mode = "both" }, "mode"},
-		{"register without IP", func(c *config.Config) { c.Eureka.Mode = "register"; c.IP = "" }, "IP"},
-		{"register without port", func(c *config.Config) { c.Eureka.Mode = "register"; c.Ports = nil }, "port"},
+		{"no service URL", func(c *Options) { c.URLs = nil }, "no service URL"},
+		{"not a URL", func(c *Options) { c.URLs = []string{"eureka:8761"} }, "want a URL"},
+		{"ftp scheme", func(c *Options) { c.URLs = []string{"ftp://eureka/eureka"} }, "want a URL"},
+		{"no app", func(c *Options) { c.App, c.Service = "", "" }, "no app name"},
+		{"no instance id", func(c *Options) {
+			c.InstanceID = ""
+			c.Hostname = func() (string, error) { return "", errors.New("no hostname") }
+		}, "no instance id"},
+		{"bad mode", func(c *Options) { c.Mode = "both" }, "mode"},
+		{"register without IP", func(c *Options) { c.Mode = "register"; c.IP = "" }, "IP"},
+		{"register without port", func(c *Options) { c.Mode = "register"; c.Port = 0 }, "port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig("mark", "http://127.0.0.1:1/eureka")
 			tt.mutate(cfg)
-			r, err := New(cfg, nil)
+			r, err := New(*cfg, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New = %v, %v; want an error containing %q", r, err, tt.want)
 			}
 		})
 	}
+}
+
+// The backend owns its defaults: the app name from the service and back,
+// and Spring Cloud's instance id hostname:service:port (the configuration
+// reads no host state).
+func TestOptionsDefaults(t *testing.T) {
+	host := func() (string, error) { return "pod-7", nil }
+	tests := []struct {
+		name             string
+		o                Options
+		app, service, id string
+	}{
+		{"from the service", Options{Service: "orders", Port: 8080, Hostname: host}, "ORDERS", "orders", "pod-7:orders:8080"},
+		{"from the app", Options{App: "Orders", Port: 9090, Hostname: host}, "ORDERS", "orders", "pod-7:orders:9090"},
+		{"explicit id", Options{Service: "orders", App: "ORD", InstanceID: "10.0.0.1:8080", Hostname: host}, "ORD", "orders", "10.0.0.1:8080"},
+		{"os hostname", Options{Service: "orders", Port: 1}, "ORDERS", "orders", osHost(t) + ":orders:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.o.withDefaults()
+			if got.App != tt.app || got.Service != tt.service || got.InstanceID != tt.id || got.ResolvedInstanceID() != tt.id {
+				t.Fatalf("app %q service %q id %q; want %q %q %q", got.App, got.Service, got.InstanceID, tt.app, tt.service, tt.id)
+			}
+			if got.Mode != "mark" || got.Heartbeat != defaultHeartbeat || got.Timeout != defaultTimeout {
+				t.Fatalf("mode %q heartbeat %v timeout %v: want the defaults", got.Mode, got.Heartbeat, got.Timeout)
+			}
+		})
+	}
+}
+
+func osHost(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // TestMarkModeContract walks the mark-mode life cycle against the Netflix
@@ -127,7 +163,7 @@ func TestMarkModeContract(t *testing.T) {
 				u += "/"
 			}
 			cfg := testConfig("mark", u)
-			cfg.Eureka.Username, cfg.Eureka.Password = tt.user, tt.pass
+			cfg.Username, cfg.Password = tt.user, tt.pass
 			log, logs := testLogger()
 			e := mustNew(t, cfg, log)
 			ctx := ctxFor(t, 10*time.Second)
@@ -309,7 +345,7 @@ func TestMarkModeCloseDeregistersOnlyWhenAsked(t *testing.T) {
 			f := newFakeEureka(t, "/eureka")
 			f.put(testApp, testID, "UP")
 			cfg := testConfig("mark", f.URL())
-			cfg.Eureka.DeregisterOnExit = dereg
+			cfg.DeregisterOnExit = dereg
 			e := mustNew(t, cfg, nil)
 			ctx := ctxFor(t, 5*time.Second)
 			if err := e.Offline(ctx); err != nil {
@@ -339,8 +375,8 @@ func TestMarkModeCloseDeregistersOnlyWhenAsked(t *testing.T) {
 func TestRegisterModeContract(t *testing.T) {
 	f := newFakeEureka(t, "/eureka/v2")
 	cfg := testConfig("register", f.URL())
-	cfg.Eureka.Heartbeat = 100 * time.Millisecond
-	cfg.Eureka.Metadata = map[string]string{"zone": "a", "version": "1.2"}
+	cfg.Heartbeat = 100 * time.Millisecond
+	cfg.Metadata = map[string]string{"zone": "a", "version": "1.2"}
 	log, logs := testLogger()
 	e := mustNew(t, cfg, log)
 	ctx := ctxFor(t, 20*time.Second)
@@ -392,7 +428,7 @@ func TestRegisterModeContract(t *testing.T) {
 		t.Fatal("instance still registered after Offline")
 	}
 	n := len(f.requests())
-	time.Sleep(5 * cfg.Eureka.Heartbeat)
+	time.Sleep(5 * cfg.Heartbeat)
 	if err := e.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -620,7 +656,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	errs = append(errs, e.Online(ctx), e.Offline(ctx))
 	// Wrong password: 401 from the server.
 	cfgBad := testConfig("mark", f.URL())
-	cfgBad.Eureka.Username, cfgBad.Eureka.Password = user, "wrong-"+secret
+	cfgBad.Username, cfgBad.Password = user, "wrong-"+secret
 	bad := mustNew(t, cfgBad, log)
 	errs = append(errs, bad.Offline(ctx))
 	// Every server down.

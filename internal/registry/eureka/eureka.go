@@ -37,7 +37,6 @@ import (
 
 	"github.com/hudl/fargo"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
@@ -83,89 +82,37 @@ type Eureka struct {
 
 var _ registry.Registry = (*Eureka)(nil)
 
-// New validates cfg.Eureka and returns the backend. It makes no network call.
+// New validates o and returns the backend. It makes no network call.
 // It never hands an empty service URL list to fargo (which would log.Fatal,
 // killing PID 1): an empty list is an error here.
-func New(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
-	return newEureka(cfg, log)
+func New(o Options, log *slog.Logger) (registry.Registry, error) {
+	return newEureka(o, log)
 }
 
-func newEureka(cfg *config.Config, log *slog.Logger) (*Eureka, error) {
-	if cfg == nil {
-		return nil, errors.New("eureka: no configuration")
-	}
-	ec := cfg.Eureka
+func newEureka(o Options, log *slog.Logger) (*Eureka, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if len(ec.URLs) == 0 {
-		return nil, errors.New("eureka: no service URL: set --eureka-url, e.g. http://eureka:8761/eureka")
-	}
-	user, pass := ec.Username, ec.Password
-	bases := make([]string, 0, len(ec.URLs))
-	for _, raw := range ec.URLs {
-		u, err := url.Parse(strings.TrimSpace(raw))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redact.URL(raw))
-		}
-		// config.Parse already moved userinfo into Username/Password; a
-		// caller that did not still gets the credentials out of the URL,
-		// which fargo or an error message might otherwise print.
-		if u.User != nil {
-			if user == "" {
-				user = u.User.Username()
-			}
-			if p, ok := u.User.Password(); ok && pass == "" {
-				pass = p
-			}
-			u.User = nil
-		}
-		u.RawQuery, u.Fragment = "", ""
-		bases = append(bases, trimBase(u.String()))
-	}
-	app := strings.ToUpper(strings.TrimSpace(ec.App))
-	if app == "" {
-		return nil, errors.New("eureka: no app name: set --eureka-app or --service")
-	}
-	if ec.InstanceID == "" {
-		return nil, errors.New("eureka: no instance id: set --eureka-instance-id")
+	o = o.withDefaults()
+	bases, user, pass, err := o.check()
+	if err != nil {
+		return nil, err
 	}
 	e := &Eureka{
-		app:              app,
-		id:               ec.InstanceID,
-		vip:              cfg.Service,
-		ip:               cfg.IP,
-		port:             cfg.Port(),
-		heartbeat:        ec.Heartbeat,
-		deregisterOnExit: ec.DeregisterOnExit,
-		metadata:         ec.Metadata,
-		timeout:          cfg.RegistryTimeout,
-		log:              log.With("registry", "eureka", "app", app, "instance", ec.InstanceID),
+		app:              o.App,
+		id:               o.InstanceID,
+		vip:              o.Service,
+		ip:               o.IP,
+		port:             o.Port,
+		register:         o.Mode == "register",
+		heartbeat:        o.Heartbeat,
+		deregisterOnExit: o.DeregisterOnExit,
+		metadata:         o.Metadata,
+		timeout:          o.Timeout,
+		log:              log.With("registry", "eureka", "app", o.App, "instance", o.InstanceID),
 		ops:              make(chan struct{}, 1),
 	}
-	if e.vip == "" {
-		e.vip = strings.ToLower(app)
-	}
-	if e.timeout <= 0 {
-		e.timeout = defaultTimeout
-	}
-	if e.heartbeat <= 0 {
-		e.heartbeat = defaultHeartbeat
-	}
 	e.lease = max(defaultLease, 3*e.heartbeat)
-	switch ec.Mode {
-	case "", "mark":
-	case "register":
-		e.register = true
-		if net.ParseIP(e.ip) == nil {
-			return nil, fmt.Errorf("eureka: register mode needs the instance's IP, got %q: set --ip or POD_IP", e.ip)
-		}
-		if e.port <= 0 {
-			return nil, errors.New("eureka: register mode needs the app's port: set --port")
-		}
-	default:
-		return nil, fmt.Errorf("eureka: mode %q: use mark or register", ec.Mode)
-	}
 	e.c = &client{bases: bases, hc: failover.NewHTTPClient(user, pass), timeout: e.timeout, secrets: []string{pass, redact.BasicAuth(user, pass)}}
 	e.stopCtx, e.halt = context.WithCancel(context.Background())
 	addSecret(pass)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hudl/fargo"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registrytest"
@@ -28,11 +27,11 @@ import (
 // 2-core machine.
 const visible = 5 * time.Second
 
-func polarisConfig(url, mode, app, id string) *config.Config {
+func polarisConfig(url, mode, app, id string) *Options {
 	cfg := testConfig(mode, url)
 	cfg.Service = strings.ToLower(app)
-	cfg.Eureka.App = app
-	cfg.Eureka.InstanceID = id
+	cfg.App = app
+	cfg.InstanceID = id
 	return cfg
 }
 
@@ -139,12 +138,12 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 	dead := "http://" + ln.Addr().String() + "/eureka"
 	ln.Close()
 	cfg := polarisConfig(dead, "register", app, id)
-	cfg.Eureka.URLs = append(cfg.Eureka.URLs, srv.EurekaURL)
-	cfg.IP, cfg.Ports = "127.0.0.4", []int{9090}
+	cfg.URLs = append(cfg.URLs, srv.EurekaURL)
+	cfg.IP, cfg.Port = "127.0.0.4", 9090
 	// Polaris expires an instance after 3 renewal intervals without a
 	// heartbeat: 1 s makes a stopped heartbeat show within the test.
-	cfg.Eureka.Heartbeat = time.Second
-	cfg.Eureka.Metadata = map[string]string{"zone": "zone-a"}
+	cfg.Heartbeat = time.Second
+	cfg.Metadata = map[string]string{"zone": "zone-a"}
 	log, logs := testLogger()
 	e := mustNew(t, cfg, log)
 

@@ -6,9 +6,13 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 // NewHTTPClient returns the client for registry calls. It connects
@@ -101,4 +105,31 @@ func shareOf(ctx context.Context, k int) (context.Context, context.CancelFunc) {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(k))
+}
+
+// Probe GETs u and succeeds on any answer but a 5xx or a 404: auth
+// failures still prove the address is right (the registry steps report
+// them), a 404 says the path (Nacos's context path, Eureka's service URL)
+// is not the registry's. Each probe is bounded by 3 s within ctx.
+func Probe(ctx context.Context, hc *http.Client, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("unreachable: %v", redact.Err(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("answered %s", resp.Status)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("answered %s: is the path in the address right?", resp.Status)
+	}
+	return nil
 }

@@ -8,40 +8,37 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
 const testPassword = "hunter2-pa55"
 
-func contractConfig(addrs ...string) *config.Config {
-	return &config.Config{
-		Registries:      []string{"nacos"},
-		RegistryTimeout: 2 * time.Second,
-		Service:         "svc",
-		IP:              "10.1.2.3",
-		Ports:           []int{8080},
-		Nacos: config.Nacos{
-			Addrs:     addrs,
-			Namespace: "public",
-			Group:     "DEFAULT_GROUP",
-			Cluster:   "DEFAULT",
-			Offline:   "weight",
-			Mode:      "mark",
-			Weight:    2,
-		},
+func contractConfig(addrs ...string) *Options {
+	return &Options{
+		Timeout:   2 * time.Second,
+		Service:   "svc",
+		IP:        "10.1.2.3",
+		Port:      8080,
+		Addrs:     addrs,
+		Namespace: "public",
+		Group:     "DEFAULT_GROUP",
+		Cluster:   "DEFAULT",
+		Offline:   "weight",
+		Mode:      "mark",
+		Weight:    2,
 	}
 }
 
-func newContract(t *testing.T, cfg *config.Config) (registry.Registry, *logSink) {
+func newContract(t *testing.T, cfg *Options) (registry.Registry, *logSink) {
 	t.Helper()
 	sink := newLogSink(t)
-	r, err := New(cfg, sink.logger())
+	r, err := New(*cfg, sink.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +127,7 @@ func TestContractDialects(t *testing.T) {
 		t.Run(tc.dialect+"/"+tc.offline, func(t *testing.T) {
 			f := newFake(t, tc.dialect)
 			cfg := contractConfig(f.srv.URL)
-			cfg.Nacos.Offline = tc.offline
+			cfg.Offline = tc.offline
 			r, _ := newContract(t, cfg)
 			clock := time.Now()
 			r.(*mark).now = func() time.Time { return clock }
@@ -260,8 +257,8 @@ func TestContractClusters(t *testing.T) {
 			f := newFake(t, tc.dialect)
 			f.cluster = tc.held
 			cfg := contractConfig(f.srv.URL)
-			cfg.Nacos.Cluster = tc.configured
-			cfg.Nacos.Offline = "both"
+			cfg.Cluster = tc.configured
+			cfg.Offline = "both"
 			r, sink := newContract(t, cfg)
 			err := r.Offline(ctxFor(t, 5*time.Second))
 			for _, q := range f.requests() {
@@ -300,7 +297,7 @@ func TestContractClusters(t *testing.T) {
 func TestContractDisable(t *testing.T) {
 	f := newFake(t, "nacos2")
 	cfg := contractConfig(f.srv.URL)
-	cfg.Nacos.Offline = "disable"
+	cfg.Offline = "disable"
 	r, _ := newContract(t, cfg)
 	ctx := ctxFor(t, 5*time.Second)
 	if err := r.Offline(ctx); err != nil {
@@ -323,7 +320,7 @@ func TestContractAuth(t *testing.T) {
 	f := newFake(t, "nacos2")
 	f.user, f.pass, f.ttl = "gi", testPassword, 18000
 	cfg := contractConfig(f.srv.URL)
-	cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+	cfg.Username, cfg.Password = "gi", testPassword
 	r, sink := newContract(t, cfg)
 	ctx := ctxFor(t, 10*time.Second)
 
@@ -407,7 +404,7 @@ func TestContractAuth(t *testing.T) {
 func TestContractNoAuthEndpoint(t *testing.T) {
 	f := newFake(t, "polaris")
 	cfg := contractConfig(f.srv.URL)
-	cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+	cfg.Username, cfg.Password = "gi", testPassword
 	r, sink := newContract(t, cfg)
 	if err := r.Offline(ctxFor(t, 3*time.Second)); err != nil {
 		t.Fatalf("Offline: %v", err)
@@ -464,7 +461,7 @@ func TestContractErrors(t *testing.T) {
 			f.user, f.pass = "gi", testPassword
 			f.hook = tc.hook
 			cfg := contractConfig(f.srv.URL)
-			cfg.Nacos.Username, cfg.Nacos.Password = "gi", testPassword
+			cfg.Username, cfg.Password = "gi", testPassword
 			r, sink := newContract(t, cfg)
 			for _, call := range []func(context.Context) error{r.Offline, r.Online} {
 				ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
@@ -646,23 +643,43 @@ func TestScrubSecrets(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	base := func() *config.Config { return contractConfig("http://127.0.0.1:8848") }
+	base := func() *Options { return contractConfig("http://127.0.0.1:8848") }
 	cases := []struct {
 		name string
-		mut  func(*config.Config)
+		mut  func(*Options)
 	}{
-		{"no address", func(c *config.Config) { c.Nacos.Addrs = nil }},
-		{"no service", func(c *config.Config) { c.Service = "" }},
-		{"bad ip", func(c *config.Config) { c.IP = "pod-1" }},
-		{"no port", func(c *config.Config) { c.Ports = nil }},
-		{"bad mode", func(c *config.Config) { c.Nacos.Mode = "both" }},
-		{"bad address", func(c *config.Config) { c.Nacos.Addrs = []string{"ftp://x"} }},
+		{"no address", func(c *Options) { c.Addrs = nil }},
+		{"no service", func(c *Options) { c.Service = "" }},
+		{"bad ip", func(c *Options) { c.IP = "pod-1" }},
+		{"no port", func(c *Options) { c.Port = 0 }},
+		{"bad mode", func(c *Options) { c.Mode = "both" }},
+		{"bad address", func(c *Options) { c.Addrs = []string{"ftp://x"} }},
 	}
 	for _, tc := range cases {
 		cfg := base()
 		tc.mut(cfg)
-		if _, err := New(cfg, nil); err == nil {
+		if _, err := New(*cfg, nil); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
+	}
+}
+
+// The backend owns its defaults, the same for mark and register mode.
+func TestOptionsDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Options
+		want Options
+	}{
+		{"zero", Options{}, Options{Namespace: "public", Group: "DEFAULT_GROUP", Cluster: "DEFAULT", Mode: "mark", Offline: "both", Weight: 1, Timeout: 5 * time.Second}},
+		{"set", Options{Namespace: "ns", Group: "G", Cluster: "c1", Mode: "register", Offline: "weight", Weight: 3, Timeout: time.Second},
+			Options{Namespace: "ns", Group: "G", Cluster: "c1", Mode: "register", Offline: "weight", Weight: 3, Timeout: time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.withDefaults(); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("withDefaults = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gracefulinit/gracefulinit/internal/config"
 )
 
 // fuzzAnswers is what the fuzz server says to each read, swapped per input.
@@ -60,10 +58,10 @@ func FuzzMarkAnswers(f *testing.F) {
 	}))
 	f.Cleanup(srv.Close)
 	statuses := []int{http.StatusOK, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone, http.StatusServiceUnavailable}
-	cfg := &config.Config{
-		Registries: []string{"nacos"}, RegistryTimeout: time.Second, Service: "svc", IP: "10.1.2.3", Ports: []int{8080},
-		Nacos: config.Nacos{Addrs: []string{srv.URL}, Namespace: "public", Group: "DEFAULT_GROUP", Cluster: "DEFAULT",
-			Offline: "weight", Mode: "mark", Weight: 2},
+	cfg := &Options{
+		Timeout: time.Second, Service: "svc", IP: "10.1.2.3", Port: 8080,
+		Addrs: []string{srv.URL}, Namespace: "public", Group: "DEFAULT_GROUP", Cluster: "DEFAULT",
+		Offline: "weight", Mode: "mark", Weight: 2,
 	}
 	log := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, status uint8, detail, list []byte) {
@@ -71,7 +69,7 @@ func FuzzMarkAnswers(f *testing.F) {
 		mu.Lock()
 		weights = weights[:0]
 		mu.Unlock()
-		r, err := New(cfg, log)
+		r, err := New(*cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}

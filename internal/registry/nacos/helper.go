@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
@@ -66,8 +65,8 @@ type helper struct {
 // helperPath is where register mode finds its helper: --nacos-helper, or
 // gracefulinit-nacos in gracefulinit's own directory. It fails with one
 // line saying what to copy where when the file is missing.
-func helperPath(cfg *config.Config) (string, error) {
-	path := cfg.Nacos.Helper
+func helperPath(o Options) (string, error) {
+	path := o.Helper
 	if path == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -89,25 +88,21 @@ func helperPath(cfg *config.Config) (string, error) {
 	return path, nil
 }
 
-func newRegister(cfg *config.Config, servers []server, log *slog.Logger) (registry.Registry, error) {
-	path, err := helperPath(cfg)
+// newRegister builds register mode from o, which has its defaults.
+func newRegister(o Options, servers []server, log *slog.Logger) (registry.Registry, error) {
+	path, err := helperPath(o)
 	if err != nil {
 		return nil, err
 	}
-	timeout := cfg.RegistryTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	k := keyFrom(cfg)
 	hc := HelperConfig{
-		Namespace: k.namespace, Group: k.group, Service: k.service, Cluster: k.cluster,
-		IP: k.ip, Port: k.port,
-		Weight:    cfg.Nacos.Weight,
-		Metadata:  cfg.Nacos.Metadata,
-		Username:  cfg.Nacos.Username,
-		Password:  cfg.Nacos.Password,
-		CacheDir:  cfg.Nacos.CacheDir,
-		TimeoutMs: timeout.Milliseconds(),
+		Namespace: o.Namespace, Group: o.Group, Service: o.Service, Cluster: o.Cluster,
+		IP: o.IP, Port: o.Port,
+		Weight:    o.Weight,
+		Metadata:  o.Metadata,
+		Username:  o.Username,
+		Password:  o.Password,
+		CacheDir:  o.CacheDir,
+		TimeoutMs: o.Timeout.Milliseconds(),
 		Debug:     log.Enabled(context.Background(), slog.LevelDebug),
 	}
 	for _, s := range servers {
@@ -116,9 +111,9 @@ func newRegister(cfg *config.Config, servers []server, log *slog.Logger) (regist
 	return &helper{
 		path:        path,
 		cfg:         hc,
-		env:         helperEnv(os.Environ()),
+		env:         helperEnv(os.Environ(), o.EnvPrefix),
 		log:         log,
-		callTimeout: timeout,
+		callTimeout: o.Timeout,
 		curSet:      make(chan struct{}),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -128,10 +123,10 @@ func newRegister(cfg *config.Config, servers []server, log *slog.Logger) (regist
 // helperEnv is gracefulinit's environment without its own settings: the
 // helper gets its configuration over the pipe, and the SDK still sees
 // the variables it reads itself (nacos_remote_client_rpc_tls_*, ...).
-func helperEnv(env []string) []string {
+func helperEnv(env []string, prefix string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, config.EnvPrefix) {
+		if prefix == "" || !strings.HasPrefix(kv, prefix) {
 			out = append(out, kv)
 		}
 	}

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gracefulinit/gracefulinit/internal/config"
 )
 
 // TestHelperPath: register mode finds its helper or says, in one line,
@@ -40,11 +38,11 @@ func TestHelperPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := &config.Config{
-				Service: "svc", IP: "10.0.0.1", Ports: []int{8080},
-				Nacos: config.Nacos{Addrs: []string{"http://127.0.0.1:8848"}, Mode: tt.mode, Weight: 1, Helper: tt.helper},
+			cfg := &Options{
+				Service: "svc", IP: "10.0.0.1", Port: 8080,
+				Addrs: []string{"http://127.0.0.1:8848"}, Mode: tt.mode, Weight: 1, Helper: tt.helper,
 			}
-			_, err := New(cfg, nil)
+			_, err := New(*cfg, nil)
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("New: %v", err)
@@ -68,7 +66,7 @@ func TestHelperPath(t *testing.T) {
 }
 
 func TestHelperEnvDropsOwnSettings(t *testing.T) {
-	got := helperEnv([]string{"PATH=/bin", "GRACEFULINIT_NACOS_PASSWORD=x", "nacos_remote_client_rpc_tls_enable=true", "GRACEFULINIT_GRACE_PERIOD=30s"})
+	got := helperEnv([]string{"PATH=/bin", "GRACEFULINIT_NACOS_PASSWORD=x", "nacos_remote_client_rpc_tls_enable=true", "GRACEFULINIT_GRACE_PERIOD=30s"}, "GRACEFULINIT_")
 	want := []string{"PATH=/bin", "nacos_remote_client_rpc_tls_enable=true"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("helperEnv = %v, want %v", got, want)
@@ -97,11 +95,11 @@ done
 	return path
 }
 
-func helperConfig(helper string) *config.Config {
-	return &config.Config{
-		Service: "svc", IP: "10.0.0.1", Ports: []int{8080}, RegistryTimeout: 2 * time.Second,
-		Nacos: config.Nacos{Addrs: []string{"http://127.0.0.1:8848"}, Mode: "register", Weight: 1,
-			Username: "gi", Password: "s3cr3t-pw", Helper: helper},
+func helperConfig(helper string) *Options {
+	return &Options{
+		Service: "svc", IP: "10.0.0.1", Port: 8080, Timeout: 2 * time.Second,
+		Addrs: []string{"http://127.0.0.1:8848"}, Mode: "register", Weight: 1,
+		Username: "gi", Password: "s3cr3t-pw", Helper: helper, EnvPrefix: "GRACEFULINIT_",
 	}
 }
 
@@ -114,7 +112,7 @@ func TestHelperClientProtocol(t *testing.T) {
 	h := fakeHelper(t, `echo '{"reply":999}'; echo "{\"reply\":$id}"`)
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := New(helperConfig(h), log)
+	r, err := New(*helperConfig(h), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +156,7 @@ func TestHelperClientDeath(t *testing.T) {
 	h := fakeHelper(t, `echo 'panic: boom s3cr3t-pw' >&2; echo '  goroutine 1 [running]:' >&2; exit 2`)
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	r, err := New(helperConfig(h), log)
+	r, err := New(*helperConfig(h), log)
 	if err != nil {
 		t.Fatal(err)
 	}

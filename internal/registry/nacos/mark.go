@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
@@ -63,27 +62,16 @@ type mark struct {
 
 const hiddenAfter = 10 * time.Second
 
-func newMark(cfg *config.Config, servers []server, log *slog.Logger) *mark {
-	timeout := cfg.RegistryTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	weight := cfg.Nacos.Weight
-	if weight <= 0 {
-		weight = 1 // Spring Cloud Alibaba's default
-	}
-	offline := cfg.Nacos.Offline
-	if offline == "" {
-		offline = "both"
-	}
+// newMark builds mark mode from o, which has its defaults.
+func newMark(o Options, servers []server, log *slog.Logger) *mark {
 	return &mark{
-		key:      keyFrom(cfg),
+		key:      keyFrom(o),
 		servers:  servers,
-		offline:  offline,
-		weight:   weight,
-		user:     cfg.Nacos.Username,
-		password: cfg.Nacos.Password,
-		timeout:  timeout,
+		offline:  o.Offline,
+		weight:   o.Weight,
+		user:     o.Username,
+		password: o.Password,
+		timeout:  o.Timeout,
 		log:      log,
 		hc:       failover.NewHTTPClient("", ""),
 		now:      time.Now,

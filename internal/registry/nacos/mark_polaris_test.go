@@ -17,9 +17,9 @@ import (
 func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port int, cluster, offline string) registry.Registry {
 	t.Helper()
 	cfg := markConfig(s, service, ip, port)
-	cfg.Nacos.Cluster = cluster
-	cfg.Nacos.Offline = offline
-	r, err := New(cfg, newLogSink(t).logger())
+	cfg.Cluster = cluster
+	cfg.Offline = offline
+	r, err := New(*cfg, newLogSink(t).logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +162,8 @@ func TestMarkAgainstPolaris(t *testing.T) {
 		// Polaris has no Nacos login endpoint: credentials must not break
 		// the calls.
 		cfg := markConfig(s, service, "127.0.0.4", port)
-		cfg.Nacos.Username, cfg.Nacos.Password = "nacos", "nacos-pw"
-		r, err := New(cfg, newLogSink(t).logger())
+		cfg.Username, cfg.Password = "nacos", "nacos-pw"
+		r, err := New(*cfg, newLogSink(t).logger())
 		if err != nil {
 			t.Fatal(err)
 		}

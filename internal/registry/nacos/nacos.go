@@ -16,7 +16,6 @@
 package nacos
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,46 +23,26 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
-// New builds the Nacos registry described by cfg.Nacos, dispatching on
-// cfg.Nacos.Mode ("mark" when empty). It does no network I/O.
-func New(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
+// New builds the Nacos registry o describes (see Options), in o.Mode. It
+// does no network I/O.
+func New(o Options, log *slog.Logger) (registry.Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("registry", "nacos")
-	if len(cfg.Nacos.Addrs) == 0 {
-		return nil, errors.New("nacos: no server address: set --nacos-addr, e.g. http://nacos:8848")
+	servers, err := o.servers()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Service == "" {
-		return nil, errors.New("nacos: no service name: set --service")
+	o = o.withDefaults()
+	if o.Mode == "register" {
+		return newRegister(o, servers, log)
 	}
-	if net.ParseIP(cfg.IP) == nil {
-		return nil, fmt.Errorf("nacos: instance IP %q is not an IP address: set --ip or POD_IP", cfg.IP)
-	}
-	if cfg.Port() <= 0 {
-		return nil, errors.New("nacos: no instance port: set --port")
-	}
-	servers := make([]server, 0, len(cfg.Nacos.Addrs))
-	for _, a := range cfg.Nacos.Addrs {
-		s, err := parseServer(a)
-		if err != nil {
-			return nil, err
-		}
-		servers = append(servers, s)
-	}
-	switch cfg.Nacos.Mode {
-	case "", "mark":
-		return newMark(cfg, servers, log), nil
-	case "register":
-		return newRegister(cfg, servers, log)
-	default:
-		return nil, fmt.Errorf("nacos: mode %q: use mark or register", cfg.Nacos.Mode)
-	}
+	return newMark(o, servers, log), nil
 }
 
 // server is one Nacos address split the way both the HTTP client and the SDK
@@ -137,25 +116,9 @@ type instanceKey struct {
 	port      int
 }
 
-func keyFrom(cfg *config.Config) instanceKey {
-	k := instanceKey{
-		namespace: cfg.Nacos.Namespace,
-		group:     cfg.Nacos.Group,
-		service:   cfg.Service,
-		cluster:   cfg.Nacos.Cluster,
-		ip:        cfg.IP,
-		port:      cfg.Port(),
-	}
-	if k.namespace == "" {
-		k.namespace = "public"
-	}
-	if k.group == "" {
-		k.group = "DEFAULT_GROUP"
-	}
-	if k.cluster == "" {
-		k.cluster = "DEFAULT"
-	}
-	return k
+// keyFrom names o's instance; o has its defaults.
+func keyFrom(o Options) instanceKey {
+	return instanceKey{namespace: o.Namespace, group: o.Group, service: o.Service, cluster: o.Cluster, ip: o.IP, port: o.Port}
 }
 
 // defaultCluster reports whether no particular cluster was configured: an

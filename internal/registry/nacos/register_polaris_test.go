@@ -44,13 +44,13 @@ func TestRegisterRoundTrip(t *testing.T) {
 
 	cacheDir := filepath.Join(t.TempDir(), "nacos-sdk")
 	cfg := markConfig(s, service, ip, port)
-	cfg.Nacos.Mode = "register"
-	cfg.Nacos.Helper = exe
-	cfg.Nacos.CacheDir = cacheDir
-	cfg.Nacos.Weight = 3
-	cfg.Nacos.Metadata = map[string]string{"version": "1.2.3"}
+	cfg.Mode = "register"
+	cfg.Helper = exe
+	cfg.CacheDir = cacheDir
+	cfg.Weight = 3
+	cfg.Metadata = map[string]string{"version": "1.2.3"}
 	sink := newLogSink(t)
-	r, err := New(cfg, sink.logger())
+	r, err := New(*cfg, sink.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 	if err := r.Offline(ctx); err != nil {
 		t.Fatalf("Offline before Online: %v", err)
 	}
-	r, err = New(cfg, sink.logger())
+	r, err = New(*cfg, sink.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +138,16 @@ func TestRegisterServerDown(t *testing.T) {
 	const service, ip, port = "billing", "127.0.0.6", 18083
 	s.Stop()
 	cfg := markConfig(s, service, ip, port)
-	cfg.Nacos.Mode = "register"
-	cfg.Nacos.Helper = helperBin(t)
+	cfg.Mode = "register"
+	cfg.Helper = helperBin(t)
 	// An unusable cache dir (read-only root filesystem) must not keep the
 	// instance unregistered: the SDK only writes there for subscriptions.
 	blocker := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Nacos.CacheDir = filepath.Join(blocker, "nacos")
-	r, err := New(cfg, newLogSink(t).logger())
+	cfg.CacheDir = filepath.Join(blocker, "nacos")
+	r, err := New(*cfg, newLogSink(t).logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,167 @@
+package eureka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
+)
+
+// Options describe the app's Eureka instance and how to reach the servers.
+// A zero field means its default, as stated.
+type Options struct {
+	// URLs are the service URLs, e.g. http://eureka:8761/eureka. Userinfo
+	// in them is used as credentials when Username/Password are empty, and
+	// never sent or printed as part of a URL. Required.
+	URLs    []string
+	Service string // the app's service name; default lower-case App
+	App     string // the Eureka app name, upper-cased; default Service
+	// InstanceID is the instance's id; default Spring Cloud's
+	// hostname:service:port (see Hostname).
+	InstanceID string
+	IP         string // the instance's IP; required in register mode
+	Port       int    // the instance's port; required in register mode
+	Mode       string // "mark" (default): the app registers itself; "register"
+	Username   string
+	Password   string // secret: never logged
+	// Heartbeat is register mode's renewal interval; default 30s. The lease
+	// is three of them, at least Eureka's 90s.
+	Heartbeat        time.Duration
+	DeregisterOnExit bool              // mark mode: deregister the instance once the app has exited
+	Metadata         map[string]string // register mode: the instance's metadata
+	Timeout          time.Duration     // bound of a call whose context has no deadline; default 5s
+	// Hostname names this host for the default InstanceID; default
+	// os.Hostname.
+	Hostname func() (string, error)
+}
+
+// withDefaults fills every zero field that has a default. The default
+// instance id stays empty when the host has no name.
+func (o Options) withDefaults() Options {
+	o.App = strings.ToUpper(strings.TrimSpace(o.App))
+	if o.App == "" {
+		o.App = strings.ToUpper(o.Service)
+	}
+	if o.Service == "" {
+		o.Service = strings.ToLower(o.App)
+	}
+	if o.Mode == "" {
+		o.Mode = "mark"
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = defaultHeartbeat
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.InstanceID == "" && o.Service != "" {
+		hostname := o.Hostname
+		if hostname == nil {
+			hostname = os.Hostname
+		}
+		if host, err := hostname(); err == nil && host != "" {
+			// Spring Cloud's default: hostname:spring.application.name:port.
+			o.InstanceID = host + ":" + o.Service + ":" + strconv.Itoa(o.Port)
+		}
+	}
+	return o
+}
+
+// Validate reports the first option that cannot work, naming the flag that
+// sets it. It does no network I/O.
+func (o Options) Validate() error {
+	_, _, _, err := o.withDefaults().check()
+	return err
+}
+
+// check validates o, which has its defaults, and returns the service URLs
+// without userinfo and the credentials to send.
+func (o Options) check() (bases []string, user, pass string, err error) {
+	if len(o.URLs) == 0 {
+		return nil, "", "", errors.New("eureka: no service URL: set --eureka-url, e.g. http://eureka:8761/eureka")
+	}
+	user, pass = o.Username, o.Password
+	for _, raw := range o.URLs {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, "", "", fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redact.URL(raw))
+		}
+		// Credentials come out of the URL, which fargo or an error
+		// message might otherwise print.
+		if u.User != nil {
+			if user == "" {
+				user = u.User.Username()
+			}
+			if p, ok := u.User.Password(); ok && pass == "" {
+				pass = p
+			}
+			u.User = nil
+		}
+		u.RawQuery, u.Fragment = "", ""
+		bases = append(bases, trimBase(u.String()))
+	}
+	if o.App == "" {
+		return nil, "", "", errors.New("eureka: no app name: set --eureka-app or --service")
+	}
+	if o.InstanceID == "" {
+		return nil, "", "", errors.New("eureka: no instance id: set --eureka-instance-id")
+	}
+	switch o.Mode {
+	case "mark":
+	case "register":
+		if net.ParseIP(o.IP) == nil {
+			return nil, "", "", fmt.Errorf("eureka: register mode needs the instance's IP, got %q: set --ip or POD_IP", o.IP)
+		}
+		if o.Port <= 0 {
+			return nil, "", "", errors.New("eureka: register mode needs the app's port: set --port")
+		}
+	default:
+		return nil, "", "", fmt.Errorf("eureka: mode %q: use mark or register", o.Mode)
+	}
+	return bases, user, pass, nil
+}
+
+// ResolvedInstanceID is the instance id the backend will use: InstanceID,
+// or its default.
+func (o Options) ResolvedInstanceID() string { return o.withDefaults().InstanceID }
+
+// Probe asks every service URL for its applications, with the configured
+// credentials, and reports each answer (see failover.Probe). It changes
+// nothing.
+func (o Options) Probe(ctx context.Context) []registry.ProbeResult {
+	var out []registry.ProbeResult
+	user, pass := o.Username, o.Password
+	for _, raw := range o.URLs {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			out = append(out, registry.ProbeResult{Server: raw, Err: fmt.Errorf("want a URL like http://eureka:8761/eureka")})
+			continue
+		}
+		if u.User != nil && user == "" {
+			user = u.User.Username()
+			pass, _ = u.User.Password()
+		}
+		u.User = nil
+		target := trimBase(u.String()) + "/apps"
+		hc := failover.NewHTTPClient(user, pass)
+		out = append(out, registry.ProbeResult{Server: target, Err: redactErr(failover.Probe(ctx, hc, target), pass)})
+		hc.CloseIdleConnections()
+	}
+	return out
+}
+
+func redactErr(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(redact.Text(err.Error(), secrets...))
+}

@@ -1,0 +1,134 @@
+package nacos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
+)
+
+// Options describe the app's Nacos instance and how to reach the servers.
+// A zero field means its default, as stated.
+type Options struct {
+	// Addrs are the servers: "host:port", "http(s)://host:port", or with a
+	// path, which is Nacos's context path (default /nacos). Required.
+	Addrs     []string
+	Namespace string // default "public"
+	Group     string // default "DEFAULT_GROUP"
+	// Cluster names the instance's cluster; default DEFAULT, which mark
+	// mode treats as "whatever cluster the instance is in".
+	Cluster string
+	Service string // the service name (spring.application.name); required
+	IP      string // the instance's IP; required
+	Port    int    // the instance's port; required
+	Mode    string // "mark" (default): the app registers itself; "register"
+	// Offline is what mark mode's Offline changes: "weight" (to 0),
+	// "disable" (enabled=false) or "both" (default).
+	Offline  string
+	Weight   float64           // restored by mark mode's Online, registered by register mode; default 1
+	Metadata map[string]string // register mode: the instance's metadata
+	Username string
+	Password string // secret: never logged
+	CacheDir string // register mode: the SDK's cache directory
+	// Helper is register mode's helper binary; default gracefulinit-nacos
+	// next to the running executable.
+	Helper string
+	// EnvPrefix marks the variables that are gracefulinit's own settings:
+	// they are not passed on to the helper.
+	EnvPrefix string
+	Timeout   time.Duration // bound of a call whose context has no deadline; default 5s
+}
+
+const defaultTimeout = 5 * time.Second
+
+// withDefaults fills every zero field that has a default.
+func (o Options) withDefaults() Options {
+	if o.Namespace == "" {
+		o.Namespace = "public"
+	}
+	if o.Group == "" {
+		o.Group = "DEFAULT_GROUP"
+	}
+	if o.Cluster == "" {
+		o.Cluster = "DEFAULT"
+	}
+	if o.Mode == "" {
+		o.Mode = "mark"
+	}
+	if o.Offline == "" {
+		o.Offline = "both"
+	}
+	if o.Weight <= 0 {
+		o.Weight = 1 // Spring Cloud Alibaba's default
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	return o
+}
+
+// Validate reports the first option that cannot work, naming the flag that
+// sets it. It does no I/O.
+func (o Options) Validate() error {
+	_, err := o.servers()
+	return err
+}
+
+// servers checks o and parses its addresses.
+func (o Options) servers() ([]server, error) {
+	o = o.withDefaults()
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("nacos: no server address: set --nacos-addr, e.g. http://nacos:8848")
+	}
+	if o.Service == "" {
+		return nil, errors.New("nacos: no service name: set --service")
+	}
+	if net.ParseIP(o.IP) == nil {
+		return nil, fmt.Errorf("nacos: instance IP %q is not an IP address: set --ip or POD_IP", o.IP)
+	}
+	if o.Port <= 0 {
+		return nil, errors.New("nacos: no instance port: set --port")
+	}
+	switch o.Mode {
+	case "mark", "register":
+	default:
+		return nil, fmt.Errorf("nacos: mode %q: use mark or register", o.Mode)
+	}
+	switch o.Offline {
+	case "weight", "disable", "both":
+	default:
+		return nil, fmt.Errorf("nacos: offline %q: use both, weight or disable", o.Offline)
+	}
+	servers := make([]server, 0, len(o.Addrs))
+	for _, a := range o.Addrs {
+		s, err := parseServer(a)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+// Probe asks every server for its service list, below the context path
+// the backend itself uses, and reports each answer (see failover.Probe).
+// It changes nothing.
+func (o Options) Probe(ctx context.Context) []registry.ProbeResult {
+	o = o.withDefaults()
+	hc := failover.NewHTTPClient("", "")
+	defer hc.CloseIdleConnections()
+	var out []registry.ProbeResult
+	for _, a := range o.Addrs {
+		u, err := ProbeURL(a, o.Namespace)
+		if err != nil {
+			out = append(out, registry.ProbeResult{Server: a, Err: err})
+			continue
+		}
+		out = append(out, registry.ProbeResult{Server: u, Err: failover.Probe(ctx, hc, u)})
+	}
+	return out
+}
