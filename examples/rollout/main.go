@@ -59,7 +59,7 @@ type Config struct {
 // Presets give flag defaults; explicit flags override them.
 var presets = map[string]Config{
 	// About a minute: what CI runs.
-	"quick": {Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
+	"quick": {Registries: []string{"nacos", nacosGRPC, "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
 		Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 2 * time.Second, EurekaRefresh: time.Second,
 		Propagation: 2 * time.Second, Quiet: 700 * time.Millisecond, StopTimeout: 5 * time.Second,
 		AppStart: 300 * time.Millisecond, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 8 * time.Minute},
@@ -99,7 +99,7 @@ func parseFlags(args []string) (Config, error) {
 	preset := fs.String("preset", "quick", "quick (about a minute), demo, full (5 rollouts x 3 pods at 200 req/s), production (35 s caches), mix (several callers, production caches) or mix-quick")
 	consumers := fs.String("consumers", "", "mix presets: keep only these callers (comma list of names, e.g. push-200rps,cache-20rps)")
 	var c Config
-	regs := fs.String("registry", "", "registries to test: nacos, eureka (comma list; preset)")
+	regs := fs.String("registry", "", "registries to test: nacos (the app registers over HTTP v1), nacos-grpc (over gRPC with nacos-sdk-go, no cluster name), eureka (comma list; preset)")
 	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
@@ -189,8 +189,8 @@ func parseFlags(args []string) (Config, error) {
 
 func (c Config) validate() error {
 	for _, r := range c.Registries {
-		if r != "nacos" && r != "eureka" {
-			return fmt.Errorf("-registry %q: use nacos, eureka", r)
+		if r != "nacos" && r != nacosGRPC && r != "eureka" {
+			return fmt.Errorf("-registry %q: use nacos, nacos-grpc, eureka", r)
 		}
 	}
 	for _, v := range c.Variants {

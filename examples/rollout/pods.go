@@ -38,7 +38,7 @@ type Pod struct {
 type podSpec struct {
 	cfg       Config
 	variant   string // tini, fixed, quiet
-	registry  string // nacos, eureka
+	registry  string // nacos, nacos-grpc, eureka
 	service   string
 	ip        string
 	jar       string
@@ -91,19 +91,25 @@ func (s podSpec) command() []string {
 	switch s.registry {
 	case "nacos":
 		app = append(app, "--nacos", s.regAddr, "--nacos-beat", "2")
+	case nacosGRPC:
+		// The harness registers the app over gRPC (grpcRegistration).
 	case "eureka":
 		app = append(app, "--eureka", s.regAddr, "--app", s.service, "--instance-id", s.instanceID(), "--eureka-heartbeat", "2")
 	}
 	if s.variant == "tini" {
 		return append([]string{s.cfg.Tini, "-s", "--"}, app...)
 	}
+	reg := s.registry
+	if reg == nacosGRPC {
+		reg = "nacos"
+	}
 	gi := []string{s.cfg.Init,
-		"--registry", s.registry, "--service", s.service, "--ip", s.ip, "--port", strconv.Itoa(s.cfg.Port),
+		"--registry", reg, "--service", s.service, "--ip", s.ip, "--port", strconv.Itoa(s.cfg.Port),
 		"--ready-http", fmt.Sprintf("http://%s:%d/actuator/health", s.ip, s.cfg.Port), "--ready-interval", "200ms",
 		"--grace-period", s.grace().String(), "--stop-timeout", s.cfg.StopTimeout.String(),
 		"--registry-timeout", "5s", "-e", "143"}
 	switch s.registry {
-	case "nacos":
+	case "nacos", nacosGRPC:
 		gi = append(gi, "--nacos-addr", s.initAddr)
 	case "eureka":
 		gi = append(gi, "--eureka-url", s.initAddr, "--eureka-instance-id", s.instanceID())

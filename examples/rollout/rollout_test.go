@@ -49,7 +49,7 @@ func TestQuickRollout(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"results.json", "results.md", "timeline-nacos-quiet.png", "timeline-eureka-quiet.png"} {
+	for _, f := range []string{"results.json", "results.md", "timeline-nacos-quiet.png", "timeline-nacos-grpc-quiet.png", "timeline-eureka-quiet.png"} {
 		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("output %s missing or empty: %v", f, err)
 		}

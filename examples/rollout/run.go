@@ -124,7 +124,7 @@ func (ph *phase) spec(ip string) podSpec {
 		s.hostIP = proberAddr
 	}
 	switch ph.registry {
-	case "nacos":
+	case "nacos", nacosGRPC:
 		s.regAddr, s.initAddr = ph.srv.NacosAddr, ph.srv.NacosAddr
 	case "eureka":
 		s.regAddr, s.initAddr = ph.srv.EurekaURL, ph.srv.EurekaURL
@@ -207,7 +207,7 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 	var disc discovery
 	var err error
 	switch ph.registry {
-	case "nacos":
+	case "nacos", nacosGRPC:
 		disc, err = newNacosDiscovery("127.0.0.1", ph.srv.NacosPort, ph.service(), filepath.Join(ph.logDir, "consumer"))
 	case "eureka":
 		disc = newEurekaDiscovery(ph.srv.EurekaURL, ph.service(), ph.cfg.EurekaRefresh)
@@ -310,6 +310,12 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 	if err := p.WaitHealthy(wctx, ph.cfg.Port); err != nil {
 		return p, err
 	}
+	if spec.registry == nacosGRPC {
+		logPath := filepath.Join(spec.logDir, name+".log")
+		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
+			return p, err
+		}
+	}
 	if !poll.Until(wctx, 100*time.Millisecond, func() bool { return ph.registered(spec) }) {
 		return p, fmt.Errorf("%s never showed up in rotation in %s", name, ph.registry)
 	}
@@ -321,7 +327,7 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 func (ph *phase) registered(s podSpec) bool {
 	c := &http.Client{Timeout: 2 * time.Second}
 	switch ph.registry {
-	case "nacos":
+	case "nacos", nacosGRPC:
 		q := url.Values{"serviceName": {"DEFAULT_GROUP@@" + s.service}, "healthyOnly": {"false"}}
 		resp, err := c.Get(ph.srv.NacosAddr + "/nacos/v1/ns/instance/list?" + q.Encode())
 		if err != nil {
