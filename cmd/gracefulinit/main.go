@@ -209,10 +209,8 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: gracefulinit [flags] -- COMMAND [ARGS...]\n\n")
 	fmt.Fprintf(w, "Runs COMMAND as its child: forwards signals, reaps zombies, exits with the child's code.\n")
 	fmt.Fprintf(w, "On SIGTERM: registry offline, drain, stop signal, SIGKILL before the grace deadline.\n")
-	fmt.Fprintf(w, "Every flag can also be set as GRACEFULINIT_<FLAG> (e.g. GRACEFULINIT_GRACE_PERIOD=40s); the flag wins.\n\nFlags:\n")
-	var cfg config.Config
-	fs := config.FlagSet(&cfg, w)
-	fmt.Fprint(w, fs.FlagUsages())
+	fmt.Fprintf(w, "Every flag can also be set as GRACEFULINIT_<FLAG> (e.g. GRACEFULINIT_GRACE_PERIOD=40s); the flag wins.\n")
+	flagHelp(w)
 }
 
 func versionString() string {

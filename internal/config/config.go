@@ -275,6 +275,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info, debug with -v)")
 	fs.BoolVar(&cfg.Version, "version", false, "print version, commit and Go version, then exit")
 	fs.BoolVar(&cfg.Check, "check", false, "print the resolved configuration (secrets redacted), check registries and the timeline, then exit")
+	endSection(fs, "Core (as tini)")
 
 	// Shutdown timeline.
 	cfg.GracePeriod, cfg.KillMargin, cfg.StopTimeout = timeline.DefaultGracePeriod, timeline.DefaultKillMargin, timeline.DefaultStopTimeout
@@ -291,6 +292,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.IPSliceVar(&cfg.DrainIPs, "drain-ip", nil, "watch only traffic to this local `IP` (repeatable; for apps sharing a network namespace, e.g. hostNetwork)")
 	cfg.StopSignal = syscall.SIGTERM
 	fs.Var((*signalValue)(&cfg.StopSignal), "stop-signal", "signal sent to the app after the drain")
+	endSection(fs, "Shutdown timeline and drain")
 
 	// Readiness.
 	cfg.ReadyInterval, cfg.ReadyTimeout = time.Second, 5*time.Minute
@@ -298,6 +300,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringVar(&cfg.ReadyTCP, "ready-tcp", "", "the app is ready when `HOST:PORT` accepts a connection")
 	fs.Var((*durationValue)(&cfg.ReadyInterval), "ready-interval", "time between readiness probes")
 	fs.Var((*durationValue)(&cfg.ReadyTimeout), "ready-timeout", "give up waiting for readiness after this long (the app keeps running, never marked online)")
+	endSection(fs, "Readiness")
 
 	// Registries.
 	cfg.RegistryTimeout = 5 * time.Second
@@ -305,6 +308,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.RegistryTimeout), "registry-timeout", "bound on each registry call")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name in the registry")
 	fs.StringVar(&cfg.IP, "ip", "", "the app's registered IP (default $POD_IP, else the first non-loopback address)")
+	endSection(fs, "Registries")
 
 	fs.StringSliceVar(&cfg.Nacos.Addrs, "nacos-addr", nil, "Nacos server URLs (comma list, failed over in order)")
 	fs.StringVar(&cfg.Nacos.Namespace, "nacos-namespace", "public", "Nacos namespace id")
@@ -320,6 +324,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
 	fs.StringVar(&cfg.Nacos.Helper, "nacos-helper", "", "the gracefulinit-nacos `PATH` that runs the Nacos SDK for register mode (default: next to gracefulinit)")
+	endSection(fs, "Nacos")
 
 	fs.StringSliceVar(&cfg.Eureka.URLs, "eureka-url", nil, "Eureka service URLs, e.g. http://eureka:8761/eureka (comma list)")
 	fs.StringVar(&cfg.Eureka.App, "eureka-app", "", "Eureka app name (default --service)")
@@ -332,17 +337,20 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.Eureka.Heartbeat), "eureka-heartbeat", "renewal interval in register mode")
 	fs.BoolVar(&cfg.Eureka.DeregisterOnExit, "eureka-deregister-on-exit", false, "mark mode: deregister the instance after the app has exited")
 	fs.StringToStringVar(&cfg.Eureka.Metadata, "eureka-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
+	endSection(fs, "Eureka")
 
 	// Registries gracefulinit does not speak (Dubbo QoS, Spring's
 	// service-registry actuator), as HTTP calls in the same slots.
 	fs.StringArray("online-http", nil, "`'METHOD URL [BODY]'` called once the app is ready, e.g. 'GET http://127.0.0.1:22222/online' (repeatable; one per line in the variable)")
 	fs.StringArray("offline-http", nil, "`'METHOD URL [BODY]'` called at SIGTERM, e.g. 'GET http://127.0.0.1:22222/offline' (repeatable; one per line in the variable)")
+	endSection(fs, "Other registries (HTTP calls)")
 
 	// Kubernetes.
 	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /ready (200 once the app is ready and online, 503 from SIGTERM) and /live on `HOST:PORT`, for the pod's probes")
 	fs.StringVar(&cfg.TerminationLog, "termination-log", termlog.DefaultPath, "write the shutdown summary to this `FILE` (kubectl describe pod shows it; used only if it exists, unless set; empty: off)")
 	fs.Var((*signalValue)(&cfg.DumpSignal), "dump-signal", "send this `SIGNAL` once, --dump-before the kill, if the app still runs (QUIT: a JVM thread dump)")
 	fs.Var((*durationValue)(&cfg.DumpBefore), "dump-before", "with --dump-signal: how long before the kill to send it, e.g. 3s")
+	endSection(fs, "Kubernetes")
 	return fs
 }
 
