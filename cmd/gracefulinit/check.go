@@ -18,14 +18,14 @@ import (
 // check prints the resolved configuration with secrets redacted, checks the
 // timeline fits the grace period and that each registry answers, and
 // returns non-zero when something is wrong. It never starts the command.
-func check(cfg *config.Config, w io.Writer) int {
+func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 	problems := 0
 	fmt.Fprintln(w, "configuration (value, and where it came from):")
 	cfg.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Name == "help" || f.Name == "check" || f.Name == "version" {
 			return
 		}
-		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), cfg.Source[f.Name])
+		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), src[f.Name])
 	})
 	if len(cfg.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password))

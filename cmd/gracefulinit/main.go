@@ -3,7 +3,7 @@
 // SIGTERM, takes the app out of Nacos/Eureka, drains, stops the app and
 // kills what is left before the runtime's deadline.
 //
-// The flow from here down: config.Parse reads flags and environment,
+// The flow from here down: config.ParseSources reads flags and environment,
 // buildHooks turns the registry settings into supervisor hooks, and
 // supervisor.Run owns the process until the app exits.
 package main
@@ -95,7 +95,7 @@ func untilStarted(stop chan os.Signal, stderr io.Writer, run func() int) int {
 }
 
 func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	cfg, err := config.Parse(args, lookup, stderr)
+	cfg, src, err := config.ParseSources(args, lookup, stderr)
 	if errors.Is(err, config.ErrHelp) {
 		usage(stdout)
 		return 0
@@ -122,7 +122,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		log.Debug("timeline: " + l)
 	}
 	if cfg.Check {
-		return check(cfg, stdout)
+		return check(cfg, src, stdout)
 	}
 	// Bound before the app starts, so a busy or bad address is an error
 	// now, not a readinessProbe that never answers.

@@ -94,10 +94,7 @@ type Config struct {
 	DumpSignal     syscall.Signal // sent once DumpBefore before the kill; 0: off
 	DumpBefore     time.Duration
 
-	// Source says where each flag's value came from: "flag", "env NAME" or
-	// "default"; for --check.
-	Source map[string]string
-	flags  *pflag.FlagSet
+	flags *pflag.FlagSet
 }
 
 // Flags is the flag set the configuration was parsed with; its values are
@@ -368,6 +365,12 @@ func EnvName(flag string) string {
 // Errors may quote a value (pflag's always do); passwords in any URL given
 // are masked in them, whether or not the URL parses.
 func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
+	cfg, _, err := ParseSources(args, lookup, out)
+	return cfg, err
+}
+
+// ParseSources is Parse that also says where each value came from.
+func ParseSources(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, Sources, error) {
 	var read []string
 	record := func(k string) (string, bool) {
 		v, ok := lookup(k)
@@ -376,15 +379,15 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 		}
 		return v, ok
 	}
-	cfg, err := parse(args, record, out)
+	cfg, src, err := parse(args, record, out)
 	if err != nil && !errors.Is(err, ErrHelp) {
 		var secrets []string
 		for _, v := range append(read, args...) {
 			secrets = append(secrets, redact.Secrets(v)...)
 		}
-		return nil, errors.New(oneLine(redact.Text(err.Error(), secrets...)))
+		return nil, nil, errors.New(oneLine(redact.Text(err.Error(), secrets...)))
 	}
-	return cfg, err
+	return cfg, src, err
 }
 
 // oneLine escapes control characters, which pflag's errors echo raw from
@@ -398,36 +401,36 @@ func oneLine(s string) string {
 	}, strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s))
 }
 
-func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
-	cfg := &Config{Source: map[string]string{}}
-	fs := FlagSet(cfg, out)
+func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*Config, Sources, error) {
+	cfg := &parsing{Config: &Config{}, src: Sources{}}
+	fs := FlagSet(cfg.Config, out)
 	cfg.flags = fs
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return nil, ErrHelp
+			return nil, nil, ErrHelp
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	fs.Visit(func(f *pflag.Flag) { cfg.Source[f.Name] = "flag" })
-	if err := applyEnv(fs, lookup, cfg.Source); err != nil {
-		return nil, err
+	fs.Visit(func(f *pflag.Flag) { cfg.src[f.Name] = "flag" })
+	if err := applyEnv(fs, lookup, cfg.src); err != nil {
+		return nil, nil, err
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
-		if _, ok := cfg.Source[f.Name]; !ok {
-			cfg.Source[f.Name] = "default"
+		if _, ok := cfg.src[f.Name]; !ok {
+			cfg.src[f.Name] = "default"
 		}
 	})
 	cfg.Command = fs.Args()
 	if cfg.Version || cfg.License {
-		return cfg, nil
+		return cfg.Config, cfg.src, nil
 	}
 	if err := readSecretFiles(fs, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := finish(cfg, lookup); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cfg, nil
+	return cfg.Config, cfg.src, nil
 }
 
 // applyEnv sets every flag not given on the command line from its
@@ -506,7 +509,7 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 	return nil
 }
 
-func readSecretFiles(fs *pflag.FlagSet, cfg *Config) error {
+func readSecretFiles(fs *pflag.FlagSet, cfg *parsing) error {
 	files := []struct {
 		flag, pwFlag string
 		dst          *string
@@ -590,7 +593,7 @@ func fileKind(m os.FileMode) string {
 
 // resolveTimeline computes the shutdown timeline once and writes the
 // values it settled on (defaults shrunk to fit) back, for --check.
-func resolveTimeline(cfg *Config) error {
+func resolveTimeline(cfg *parsing) error {
 	set := func(name string, v time.Duration) timeline.Setting {
 		return timeline.Setting{Value: v, Set: cfg.flags.Changed(name)}
 	}
@@ -616,7 +619,7 @@ func resolveTimeline(cfg *Config) error {
 }
 
 // finish fills derived defaults and validates.
-func finish(cfg *Config, lookup func(string) (string, bool)) error {
+func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	if len(cfg.Command) == 0 && !cfg.Check {
 		return errors.New("no command given: put the app after --, e.g. gracefulinit -- java -jar app.jar")
 	}
@@ -691,7 +694,7 @@ func finish(cfg *Config, lookup func(string) (string, bool)) error {
 // parseHTTPHooks reads --online-http and --offline-http. An offline hook
 // turns the traffic-aware drain on like a registry does, so it needs the
 // app's port unless a drain flag says otherwise.
-func parseHTTPHooks(cfg *Config) error {
+func parseHTTPHooks(cfg *parsing) error {
 	for _, h := range []struct {
 		flag string
 		dst  *[]httphook.Call
@@ -714,14 +717,14 @@ func parseHTTPHooks(cfg *Config) error {
 
 // finishKubernetes checks --health-addr, --termination-log and the thread
 // dump against the resolved timeline.
-func finishKubernetes(cfg *Config) error {
+func finishKubernetes(cfg *parsing) error {
 	if cfg.HealthAddr != "" {
 		if _, port, err := net.SplitHostPort(cfg.HealthAddr); err != nil || !validPort(port, false) {
 			return fmt.Errorf("%s %q: want HOST:PORT with a port from 1 to 65535, e.g. 0.0.0.0:8558", cfg.origin("health-addr"), cfg.HealthAddr)
 		}
 	}
-	cfg.TerminationLog = termlog.Resolve(cfg.TerminationLog, cfg.Source["termination-log"] != "default")
-	dumpSig, dumpBefore := cfg.Source["dump-signal"] != "default", cfg.Source["dump-before"] != "default"
+	cfg.TerminationLog = termlog.Resolve(cfg.TerminationLog, cfg.src["termination-log"] != "default")
+	dumpSig, dumpBefore := cfg.src["dump-signal"] != "default", cfg.src["dump-before"] != "default"
 	switch {
 	case dumpSig && !dumpBefore:
 		return errors.New("--dump-signal needs --dump-before, how long before the kill to send it, e.g. --dump-before 3s")
@@ -754,7 +757,7 @@ func nonEmptyLines(v string) []string {
 }
 
 // finishDrainPeers reads --drain-ignore, HOST_IP and --drain-cache-max.
-func finishDrainPeers(cfg *Config, lookup func(string) (string, bool)) error {
+func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 	ignore, _ := cfg.flags.GetStringSlice("drain-ignore")
 	for _, v := range ignore {
 		p, err := parsePrefix(v)
@@ -825,7 +828,7 @@ func parsePrefix(v string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func finishRegistries(cfg *Config, lookup func(string) (string, bool)) error {
+func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 	seen := map[string]bool{}
 	for _, r := range cfg.Registries {
 		switch r {
@@ -867,7 +870,7 @@ func finishRegistries(cfg *Config, lookup func(string) (string, bool)) error {
 	return nil
 }
 
-func finishNacos(cfg *Config) error {
+func finishNacos(cfg *parsing) error {
 	n := &cfg.Nacos
 	if len(n.Addrs) == 0 {
 		return errors.New("--registry nacos needs --nacos-addr, e.g. http://nacos:8848")
@@ -904,7 +907,7 @@ func finishNacos(cfg *Config) error {
 	return nil
 }
 
-func finishEureka(cfg *Config) error {
+func finishEureka(cfg *parsing) error {
 	e := &cfg.Eureka
 	if len(e.URLs) == 0 {
 		return errors.New("--registry eureka needs --eureka-url, e.g. http://eureka:8761/eureka")
@@ -948,14 +951,26 @@ func finishEureka(cfg *Config) error {
 	return nil
 }
 
-// origin names where a flag's value came from, for errors: the flag, or the
-// variable when the environment set it.
-func (c *Config) origin(flag string) string {
-	if src, ok := strings.CutPrefix(c.Source[flag], "env "); ok {
-		return src
+// Sources says where each flag's value came from: "flag", "env NAME" or
+// "default". Parse returns it beside the Config, for --check and errors.
+type Sources map[string]string
+
+// Origin names where a flag's value came from, for errors: the flag, or
+// the variable when the environment set it.
+func (s Sources) Origin(flag string) string {
+	if v, ok := strings.CutPrefix(s[flag], "env "); ok {
+		return v
 	}
 	return "--" + flag
 }
+
+// parsing is a Config being parsed, with where its values came from.
+type parsing struct {
+	*Config
+	src Sources
+}
+
+func (p *parsing) origin(flag string) string { return p.src.Origin(flag) }
 
 // validPort reports whether p is a port from 1 to 65535; url.Parse and
 // net.SplitHostPort accept any digits. An empty p passes when optional.

@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseValues(t *testing.T) {
-	cfg, err := Parse([]string{"-g", "-e", "143", "-e", "130", "--stop-signal", "quit", "--grace-period", "40", "--drain", "5s", "--", "java", "-jar", "a.jar"},
+	cfg, src, err := ParseSources([]string{"-g", "-e", "143", "-e", "130", "--stop-signal", "quit", "--grace-period", "40", "--drain", "5s", "--", "java", "-jar", "a.jar"},
 		env("GRACEFULINIT_GRACE_PERIOD", "99s", "GRACEFULINIT_KILL_MARGIN", "2s", "TINI_SUBREAPER", ""), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,10 @@ func TestParseValues(t *testing.T) {
 		{"flag beats env", cfg.GracePeriod, 40 * time.Second},
 		{"env applies", cfg.KillMargin, 2 * time.Second},
 		{"tini env", cfg.Subreaper, true},
-		{"tini source", cfg.Source["subreaper"], "env TINI_SUBREAPER"},
+		{"tini source", src["subreaper"], "env TINI_SUBREAPER"},
+		{"flag source", src["grace-period"], "flag"},
+		{"env source", src["kill-margin"], "env GRACEFULINIT_KILL_MARGIN"},
+		{"default source", src["stop-timeout"], "default"},
 		{"budget", cfg.DrainBudget(), 28 * time.Second},
 	}
 	for _, c := range checks {
