@@ -65,27 +65,36 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		}
 	}
 
-	if cfg.HasRegistry() {
-		fmt.Fprintln(w, "\nregistries:")
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.RegistryTimeout)
-		defer cancel()
-		for _, name := range cfg.Registries {
-			for _, res := range probers[name](cfg, ctx) {
-				if res.Err != nil {
-					fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", name, redact.URL(res.Server), res.Err)
-					problems++
-				} else {
-					fmt.Fprintf(w, "  ok: %s %s answers\n", name, redact.URL(res.Server))
-				}
-			}
-		}
-	}
+	problems += probeRegistries(cfg, w)
 	if problems > 0 {
 		fmt.Fprintf(w, "\n%d problem(s) found\n", problems)
 		return 1
 	}
 	fmt.Fprintln(w, "\nall checks passed")
 	return 0
+}
+
+// probeRegistries asks every registry server whether it answers where its
+// backend will call, prints one line each, and returns the problems found.
+func probeRegistries(cfg *config.Config, w io.Writer) int {
+	if !cfg.HasRegistry() {
+		return 0
+	}
+	fmt.Fprintln(w, "\nregistries:")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.RegistryTimeout)
+	defer cancel()
+	problems := 0
+	for _, name := range cfg.Registries {
+		for _, res := range probers[name](cfg, ctx) {
+			if res.Err != nil {
+				fmt.Fprintf(w, "  PROBLEM: %s %s: %v\n", name, redact.URL(res.Server), res.Err)
+				problems++
+			} else {
+				fmt.Fprintf(w, "  ok: %s %s answers\n", name, redact.URL(res.Server))
+			}
+		}
+	}
+	return problems
 }
 
 // explainPeers prints the per-caller rule with the configured numbers.
