@@ -57,7 +57,7 @@ type Config struct {
 	DrainQuiet  time.Duration
 	DrainMin    time.Duration
 	// DrainCacheMax: after this from the offline, callers still calling are
-	// not waited for; default 35s with Nacos, 90s with Eureka, else 0 (off).
+	// not waited for; default 40s with Nacos, 95s with Eureka, else 0 (off).
 	DrainCacheMax time.Duration
 	// DrainIgnore are callers left out of the drain: --drain-ignore, and
 	// the node's address from HOST_IP when set.
@@ -282,7 +282,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.Drain), "drain", "longest drain before the stop signal (default 0; the whole drain budget with a registry)")
 	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
 	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
-	fs.Var((*durationValue)(&cfg.DrainCacheMax), "drain-cache-max", "callers still calling this long after the registry offline are not waited for (default 35s with nacos, 90s with eureka)")
+	fs.Var((*durationValue)(&cfg.DrainCacheMax), "drain-cache-max", "callers still calling this long after the registry offline are not waited for (default 40s with nacos, 95s with eureka: cache TTL + propagation)")
 	fs.BoolVar(&cfg.DrainPerCaller, "drain-per-caller", true, "wait for each caller by its own habit; false: end --drain-quiet after the last request of anyone")
 	fs.StringSlice("drain-ignore", nil, "leave callers in this `CIDR` or IP out of the drain (repeatable; e.g. probers); $HOST_IP, the node's address, is left out when set")
 	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
@@ -787,19 +787,21 @@ func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 		return nil
 	}
 	if !cfg.flags.Changed("drain-cache-max") {
-		// The longest a consumer keeps the instance after the offline:
-		// Spring Cloud LoadBalancer's 35 s cache (Nacos); Eureka's server
-		// read cache, client fetch and Ribbon cache, 30 s each.
+		// The longest a consumer keeps calling after the offline: Spring
+		// Cloud LoadBalancer's 35 s cache (Nacos, and the consumers of an
+		// --offline-http step); Eureka's server read cache, client fetch
+		// and Ribbon cache, 30 s each; plus 5 s for the change to reach the
+		// consumer, since a cache refreshed just before that lasts its
+		// whole TTL (measured: a 35 s cache called 35.0 s after the offline).
 		if len(cfg.OfflineHTTP) > 0 {
-			// Dubbo consumers and Spring Cloud LoadBalancer's cache.
-			cfg.DrainCacheMax = 35 * time.Second
+			cfg.DrainCacheMax = 40 * time.Second
 		}
 		for _, r := range cfg.Registries {
 			switch r {
 			case "nacos":
-				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 35*time.Second)
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 40*time.Second)
 			case "eureka":
-				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 90*time.Second)
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 95*time.Second)
 			}
 		}
 	}

@@ -126,7 +126,7 @@ func TestLifecycleValues(t *testing.T) {
 		{"online hooks, one per line", len(cfg.OnlineHTTP), 2},
 		{"online body", cfg.OnlineHTTP[1].Body, `{"status":"UP"}`},
 		{"offline turns on the traffic-aware drain", cfg.DrainQuiet, 2 * time.Second},
-		{"cache-max for HTTP consumers", cfg.DrainCacheMax, 35 * time.Second},
+		{"cache-max for HTTP consumers", cfg.DrainCacheMax, 40 * time.Second},
 		{"health", cfg.HealthAddr, "0.0.0.0:8558"},
 		{"termination log set", cfg.TerminationLog, "/tmp/tl"},
 		{"dump", cfg.DumpSignal, syscall.SIGQUIT},
@@ -199,12 +199,12 @@ func TestDrainPeerSettings(t *testing.T) {
 		cacheMax time.Duration
 		ignore   string
 	}{
-		{"nacos", nacos, nil, 35 * time.Second, ""},
-		{"eureka", eureka, nil, 90 * time.Second, ""},
-		{"both", []string{"--registry", "nacos,eureka", "--nacos-addr", "n", "--eureka-url", "http://e/eureka", "--service", "s", "--port", "1", "--ip", "10.0.0.5"}, nil, 90 * time.Second, ""},
+		{"nacos", nacos, nil, 40 * time.Second, ""},
+		{"eureka", eureka, nil, 95 * time.Second, ""},
+		{"both", []string{"--registry", "nacos,eureka", "--nacos-addr", "n", "--eureka-url", "http://e/eureka", "--service", "s", "--port", "1", "--ip", "10.0.0.5"}, nil, 95 * time.Second, ""},
 		{"no registry", []string{"--drain-quiet", "2s", "--port", "1"}, nil, 0, ""},
 		{"set", append(slices.Clone(nacos), "--drain-cache-max", "20s"), nil, 20 * time.Second, ""},
-		{"ignore and HOST_IP", append(slices.Clone(nacos), "--drain-ignore", "10.9.0.0/16,192.168.1.7", "--drain-ignore", "::ffff:10.8.0.0/112"), []string{"HOST_IP", "172.16.0.3"}, 35 * time.Second,
+		{"ignore and HOST_IP", append(slices.Clone(nacos), "--drain-ignore", "10.9.0.0/16,192.168.1.7", "--drain-ignore", "::ffff:10.8.0.0/112"), []string{"HOST_IP", "172.16.0.3"}, 40 * time.Second,
 			"10.9.0.0/16 192.168.1.7/32 10.8.0.0/16 172.16.0.3/32"},
 	}
 	for _, tt := range tests {

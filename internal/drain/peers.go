@@ -120,7 +120,9 @@ func (ps *Peers) Observe(at time.Time, acts []PeerActivity) {
 		}
 		span := a.Last.Sub(p.last)
 		p.last = a.Last
-		if span > peerWindow {
+		// Unattributed activity is dated when a sample found the kernel's
+		// messages lost, not when calls came: its spacing is the samples'.
+		if !addr.IsValid() || span > peerWindow {
 			continue // back after a long absence: no habit to learn from that
 		}
 		p.record(span/time.Duration(max(a.Count, 1)), a.Last)

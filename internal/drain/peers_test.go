@@ -70,6 +70,8 @@ func TestPeersLearnGaps(t *testing.T) {
 		// 200 req/s: the mean gap of a sample's requests.
 		{"busy caller, sampled every 5s", 5 * time.Second, every(busy, 0, 30*time.Second, 5*time.Millisecond), 5 * time.Millisecond},
 		{"seen once: nothing to learn", 5 * time.Second, calls{addr: rare, at: []time.Duration{time.Second}}, 0},
+		// Lost destroy messages, noted at each 10s sample: no habit.
+		{"unattributed", 10 * time.Second, every(netip.Addr{}, 0, time.Minute, 10*time.Second), 0},
 		// Gaps longer than the window are no habit.
 		{"back after ten minutes", time.Second, calls{addr: rare, at: []time.Duration{0, 10 * time.Minute}}, 0},
 	}
