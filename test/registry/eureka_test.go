@@ -268,6 +268,9 @@ func TestEurekaCustomInstanceID(t *testing.T) {
 		app:  append(eurekaApp(s, app, "elsewhere:1"), "--ip", "10.255.0.1")})
 	lost.waitHealthy()
 	c.WaitStatus(t, app, "elsewhere:1", "UP (registered by the app)", visible, standin.EurekaUp)
+	// gracefulinit must have seen the app ready (its online step runs and
+	// fails): a SIGTERM before that stops at once, with no offline step.
+	lost.waitLog("registry online not done yet, retrying", "eureka", visible)
 	lost.term()
 	if sum := lost.checkStopOnSchedule(); !strings.HasPrefix(sum.Offline, "not-found: eureka: ") {
 		t.Errorf("summary: offline %q, want not-found", sum.Offline)
