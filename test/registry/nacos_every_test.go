@@ -109,9 +109,12 @@ func TestNacosEveryWayOfRegistering(t *testing.T) {
 			standin.WaitNacosHost(t, s, service, ip, port, "registered again, enabled", visible, standin.NacosListed)
 			standin.SetNacosWeight(t, s, service, ip, port, 0)
 			standin.WaitNacosHost(t, s, service, ip, port, "stale weight 0", visible, standin.NacosWeight0)
-			if sel, err := consumer.Selected(); err != nil || sel[target] {
-				t.Fatalf("stale weight-0 instance selected: %v %v", sel, err)
-			}
+			consumer.WaitSelection(t, visible, "consumer leaves the stale weight-0 instance", func(sel map[string]bool) error {
+				if sel[target] {
+					return fmt.Errorf("still selected: %v", sel)
+				}
+				return nil
+			})
 			g.open.Store(true)
 			back := standin.WaitNacosHost(t, s, service, ip, port, "back in rotation", visible, func(h *standin.NacosHost) bool {
 				return standin.NacosInRotation(h) && h.Weight == 1
