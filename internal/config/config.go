@@ -20,7 +20,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
+	"github.com/gracefulinit/gracefulinit/internal/registry/eureka"
 	"github.com/gracefulinit/gracefulinit/internal/registry/httphook"
+	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/termlog"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
@@ -300,7 +303,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	endSection(fs, "Readiness")
 
 	// Registries.
-	cfg.RegistryTimeout = 5 * time.Second
+	cfg.RegistryTimeout = registry.DefaultTimeout
 	fs.StringSliceVar(&cfg.Registries, "registry", nil, "registries to update: nacos, eureka (comma list)")
 	fs.Var((*durationValue)(&cfg.RegistryTimeout), "registry-timeout", "bound on each registry call")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name in the registry")
@@ -308,15 +311,15 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	endSection(fs, "Registries")
 
 	fs.StringSliceVar(&cfg.Nacos.Addrs, "nacos-addr", nil, "Nacos server URLs (comma list, failed over in order)")
-	fs.StringVar(&cfg.Nacos.Namespace, "nacos-namespace", "public", "Nacos namespace id")
-	fs.StringVar(&cfg.Nacos.Group, "nacos-group", "DEFAULT_GROUP", "Nacos group")
-	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", "DEFAULT", "Nacos cluster; DEFAULT finds the instance by ip:port in any cluster (empty alike), another name must match")
+	fs.StringVar(&cfg.Nacos.Namespace, "nacos-namespace", nacos.DefaultNamespace, "Nacos namespace id")
+	fs.StringVar(&cfg.Nacos.Group, "nacos-group", nacos.DefaultGroup, "Nacos group")
+	fs.StringVar(&cfg.Nacos.Cluster, "nacos-cluster", nacos.DefaultCluster, "Nacos cluster; DEFAULT finds the instance by ip:port in any cluster (empty alike), another name must match")
 	fs.StringVar(&cfg.Nacos.Username, "nacos-username", "", "Nacos username")
 	fs.StringVar(&cfg.Nacos.Password, "nacos-password", "", "Nacos password (prefer --nacos-password-file)")
 	fs.String("nacos-password-file", "", "read the Nacos password from this `FILE` (a regular file up to 64 KiB; one trailing newline dropped)")
-	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", "both", "how to take the instance out: both (weight 0 and disabled, honoured by every consumer incl. Dubbo), weight or disable")
-	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
-	cfg.Nacos.Weight = 1
+	fs.StringVar(&cfg.Nacos.Offline, "nacos-offline", nacos.DefaultOffline, "how to take the instance out: both (weight 0 and disabled, honoured by every consumer incl. Dubbo), weight or disable")
+	fs.StringVar(&cfg.Nacos.Mode, "nacos-mode", nacos.DefaultMode, "mark: the app registers itself; register: gracefulinit registers it")
+	cfg.Nacos.Weight = nacos.DefaultWeight
 	fs.Var((*weightValue)(&cfg.Nacos.Weight), "nacos-weight", "weight restored at start (mark) or registered (register), 0.01 to 10000")
 	fs.StringToStringVar(&cfg.Nacos.Metadata, "nacos-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")
 	fs.StringVar(&cfg.Nacos.CacheDir, "nacos-cache-dir", "", "the Nacos SDK's cache and log dir (default under the OS temp dir)")
@@ -326,11 +329,11 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.Eureka.URLs, "eureka-url", nil, "Eureka service URLs, e.g. http://eureka:8761/eureka (comma list)")
 	fs.StringVar(&cfg.Eureka.App, "eureka-app", "", "Eureka app name (default --service)")
 	fs.StringVar(&cfg.Eureka.InstanceID, "eureka-instance-id", "", "Eureka instance id (default hostname:app:port, as Spring Cloud; if the server has no such id, the app's instance at --ip:--port)")
-	fs.StringVar(&cfg.Eureka.Mode, "eureka-mode", "mark", "mark: the app registers itself; register: gracefulinit registers it")
+	fs.StringVar(&cfg.Eureka.Mode, "eureka-mode", eureka.DefaultMode, "mark: the app registers itself; register: gracefulinit registers it")
 	fs.StringVar(&cfg.Eureka.Username, "eureka-username", "", "Eureka basic-auth username")
 	fs.StringVar(&cfg.Eureka.Password, "eureka-password", "", "Eureka basic-auth password (prefer --eureka-password-file)")
 	fs.String("eureka-password-file", "", "read the Eureka password from this `FILE` (a regular file up to 64 KiB; one trailing newline dropped)")
-	cfg.Eureka.Heartbeat = 30 * time.Second
+	cfg.Eureka.Heartbeat = eureka.DefaultHeartbeat
 	fs.Var((*durationValue)(&cfg.Eureka.Heartbeat), "eureka-heartbeat", "renewal interval in register mode")
 	fs.BoolVar(&cfg.Eureka.DeregisterOnExit, "eureka-deregister-on-exit", false, "mark mode: deregister the instance after the app has exited")
 	fs.StringToStringVar(&cfg.Eureka.Metadata, "eureka-metadata", nil, "instance metadata `k=v` for register mode (repeatable)")

@@ -30,6 +30,10 @@ type Registry interface {
 	Close(ctx context.Context) error
 }
 
+// DefaultTimeout bounds a registry call whose context has no deadline
+// (--registry-timeout's default).
+const DefaultTimeout = 5 * time.Second
+
 // ProbeResult is one server's answer to a backend's Probe, for --check.
 type ProbeResult struct {
 	Server string // what was asked, as the backend calls it; may hold userinfo

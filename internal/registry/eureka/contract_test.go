@@ -122,7 +122,7 @@ func TestOptionsDefaults(t *testing.T) {
 			if got.App != tt.app || got.Service != tt.service || got.InstanceID != tt.id || got.ResolvedInstanceID() != tt.id {
 				t.Fatalf("app %q service %q id %q; want %q %q %q", got.App, got.Service, got.InstanceID, tt.app, tt.service, tt.id)
 			}
-			if got.Mode != "mark" || got.Heartbeat != defaultHeartbeat || got.Timeout != defaultTimeout {
+			if got.Mode != "mark" || got.Heartbeat != 30*time.Second || got.Timeout != 5*time.Second {
 				t.Fatalf("mode %q heartbeat %v timeout %v: want the defaults", got.Mode, got.Heartbeat, got.Timeout)
 			}
 		})

@@ -46,8 +46,10 @@ const (
 	statusUp           = "UP"
 	statusOutOfService = "OUT_OF_SERVICE"
 
-	defaultTimeout   = 5 * time.Second
-	defaultHeartbeat = 30 * time.Second
+	// DefaultHeartbeat is Options.Heartbeat's default, and the flag's.
+	DefaultHeartbeat = 30 * time.Second
+	// DefaultMode is Options.Mode's default, and the flag's.
+	DefaultMode = "mark"
 	// Eureka's default lease (eureka.instance.lease-expiration-duration-in-seconds).
 	defaultLease = 90 * time.Second
 )

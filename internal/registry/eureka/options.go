@@ -55,13 +55,13 @@ func (o Options) withDefaults() Options {
 		o.Service = strings.ToLower(o.App)
 	}
 	if o.Mode == "" {
-		o.Mode = "mark"
+		o.Mode = DefaultMode
 	}
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = defaultHeartbeat
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = defaultTimeout
+		o.Timeout = registry.DefaultTimeout
 	}
 	if o.InstanceID == "" && o.Service != "" {
 		hostname := o.Hostname

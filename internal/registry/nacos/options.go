@@ -43,30 +43,38 @@ type Options struct {
 	Timeout   time.Duration // bound of a call whose context has no deadline; default 5s
 }
 
-const defaultTimeout = 5 * time.Second
+// The defaults of Options, which are also the flags' defaults.
+const (
+	DefaultNamespace = "public"
+	DefaultGroup     = "DEFAULT_GROUP"
+	DefaultCluster   = "DEFAULT"
+	DefaultMode      = "mark"
+	DefaultOffline   = "both"
+	DefaultWeight    = 1.0 // Spring Cloud Alibaba's default
+)
 
 // withDefaults fills every zero field that has a default.
 func (o Options) withDefaults() Options {
 	if o.Namespace == "" {
-		o.Namespace = "public"
+		o.Namespace = DefaultNamespace
 	}
 	if o.Group == "" {
-		o.Group = "DEFAULT_GROUP"
+		o.Group = DefaultGroup
 	}
 	if o.Cluster == "" {
-		o.Cluster = "DEFAULT"
+		o.Cluster = DefaultCluster
 	}
 	if o.Mode == "" {
-		o.Mode = "mark"
+		o.Mode = DefaultMode
 	}
 	if o.Offline == "" {
-		o.Offline = "both"
+		o.Offline = DefaultOffline
 	}
 	if o.Weight <= 0 {
-		o.Weight = 1 // Spring Cloud Alibaba's default
+		o.Weight = DefaultWeight
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = defaultTimeout
+		o.Timeout = registry.DefaultTimeout
 	}
 	return o
 }
