@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
 // Call is one HTTP request: METHOD URL [BODY].
@@ -71,8 +73,8 @@ func Parse(spec string) (Call, error) {
 type Options struct {
 	Online  []Call // run in order once the app is ready
 	Offline []Call // run in order when the stop sequence begins
-	// Client sends the calls; nil means a client of its own that follows
-	// at most three redirects and never uses a proxy for loopback.
+	// Client sends the calls; nil means the registries' client (no proxy,
+	// no redirects: a redirect answers as a failed call).
 	Client *http.Client
 	Log    *slog.Logger
 }
@@ -97,14 +99,7 @@ func New(o Options) *Hooks {
 		o.Log = slog.Default()
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{
-			CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-				if len(via) >= 3 {
-					return errors.New("more than 3 redirects")
-				}
-				return nil
-			},
-		}
+		o.Client = failover.NewHTTPClient("", "")
 	}
 	return &Hooks{o: o, onlineDone: make([]bool, len(o.Online)), offlineDone: make([]bool, len(o.Offline))}
 }
