@@ -132,3 +132,42 @@ func TestCheckProbesWhereTheBackendCalls(t *testing.T) {
 		t.Fatalf("the context-path server was asked %q, want only /ctx/v1/ns/service/list", paths)
 	}
 }
+
+// --check explains the per-caller drain with the configured numbers.
+func TestCheckExplainsPerCaller(t *testing.T) {
+	base := []string{"--check", "--grace-period", "40s", "--drain-quiet", "2s", "--port", "8080"}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"per caller, HOST_IP", nil, []string{"HOST_IP", "10.0.0.9"}, []string{
+			"done once quiet for max(2s, 2 x its longest gap",
+			"a caller every 3s is waited for 6s after its last call, a busy one for 2s",
+			"no --drain-cache-max: a caller that never stops (a prober, a scraper) holds the drain to its ceiling",
+			"left out: 10.0.0.9/32 (10.0.0.9 from HOST_IP)",
+		}},
+		{"cache-max and ignore", []string{"--drain", "20s", "--drain-cache-max", "5s", "--drain-ignore", "10.1.0.0/16"}, nil, []string{
+			"never after 20s",
+			"callers still calling 5s after the offline took effect are not waited for",
+			"left out: 10.1.0.0/16",
+		}},
+		{"no caller left out", nil, nil, []string{"no caller ignored: set HOST_IP (fieldRef status.hostIP)"}},
+		{"one quiet window", []string{"--drain-per-caller=false"}, nil, []string{"--drain-per-caller=false: every caller is done 2s after its last call"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(append(append(slices.Clone(base), tt.args...), "--", "x"), lookupIn(tt.env...), &out, &errb)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s%s", code, out.String(), errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("--check output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
