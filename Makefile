@@ -22,9 +22,11 @@ build:
 	$(GOBUILD) -o bin/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
 # Installs what the tests use (Debian packages, a cached Polaris build), then runs every
-# test (fuzz targets run their seed corpora there), then fuzzes each target briefly.
+# test of the product and of the tools module (fuzz targets run their seed corpora
+# there), then fuzzes each target briefly.
 test: deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) -C tools test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
 
 # Each fuzz target for FUZZTIME; -fuzz takes one target per run. New failing inputs land in
@@ -39,14 +41,18 @@ fuzz:
 
 test-short:
 	$(GO) test -count=1 -short ./...
+	$(GO) -C tools test -count=1 -short ./...
 
+# tools/ is a module of its own (the benchmark and the rollout harness).
 bench: deps build
-	$(GO) run ./internal/bench/cmd/bench
+	$(GO) -C tools run ./bench/cmd/bench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) -C tools vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) -C tools run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Test and benchmark dependencies, idempotent: peer inits, load tools, container runtime.
 deps:
@@ -57,16 +63,16 @@ polaris:
 
 # The main job, end to end: Polaris, two Java pods under tini and under gracefulinit, a rollout under load.
 demo: deps build
-	$(GO) run ./examples/rollout -preset demo -v
+	$(GO) -C tools run ./rollout -preset demo -v
 
 # The rolling-update harness: ROLLOUT_FLAGS="-preset full" for the 5 x 3 pods at 200 req/s run.
 ROLLOUT_FLAGS ?= -preset quick
 rollout: deps build
-	$(GO) run ./examples/rollout $(ROLLOUT_FLAGS)
+	$(GO) -C tools run ./rollout $(ROLLOUT_FLAGS)
 
 jars:
-	$(GO) run ./internal/javatest/cmd/buildjar testdata/java bin/testapp.jar
-	$(GO) run ./internal/javatest/cmd/buildjar examples/javaapp bin/javaapp.jar
+	$(GO) run ./internal/testkit/javatest/cmd/buildjar testdata/java bin/testapp.jar
+	$(GO) run ./internal/testkit/javatest/cmd/buildjar examples/javaapp bin/javaapp.jar
 
 # The FROM-scratch distribution image (users COPY --from it).
 image:

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 )
 
 func lookupIn(kv ...string) func(string) (string, bool) {

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/freeport"
-	"github.com/gracefulinit/gracefulinit/internal/javatest"
-	"github.com/gracefulinit/gracefulinit/internal/poll"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 )
 
 var listeningRE = regexp.MustCompile(`javaapp listening on (\S+):(\d+)$`)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/freeport"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
 )
 
 // family is how a test server listens and how its clients reach it.

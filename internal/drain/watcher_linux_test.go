@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/freeport"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
 )
 
 var allConfigs = []reqConfig{

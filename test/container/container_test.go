@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 )
 
 // jvm is the command line of the test app: a small, quick-starting JVM.

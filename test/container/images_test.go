@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 // Everything the test image holds besides the JRE: busybox for the app's

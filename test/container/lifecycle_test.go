@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 )
 
 // testLifecycle runs the Kubernetes-facing features in a real container:

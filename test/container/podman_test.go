@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
-	"github.com/gracefulinit/gracefulinit/internal/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 // podman runs the podman CLI against the private configuration written by

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // workers bounds concurrent gracefulinit runs in the exhaustive tables: enough

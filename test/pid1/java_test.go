@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/javatest"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestJavaTERM: a real JVM under gracefulinit gets the TERM, runs its

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // orphanLoop is sh that double-forks $1 short-lived orphans: each subshell

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestBadPasswordFileRefusedAtOnce: a password file that is not a small

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // forwarded are the signals the issue lists, in the order it lists them.

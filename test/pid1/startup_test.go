@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestExecFailures: a command that cannot be run makes gracefulinit exit

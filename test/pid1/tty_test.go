@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/repo"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // openPTY returns a new pseudo-terminal's master and slave ends.

@@ -12,7 +12,7 @@ import (
 
 	logging "github.com/op/go-logging"
 
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 )
 
 func init() {

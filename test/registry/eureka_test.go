@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
 )
 
 // eurekaPod starts a pod whose app registers itself in Eureka as app, with

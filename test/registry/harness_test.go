@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/freeport"
-	"github.com/gracefulinit/gracefulinit/internal/javatest"
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // Timing slack for a shared 2-core machine where several JVMs, Polaris

@@ -1,7 +1,7 @@
 package registry
 
 import (
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 )
 
 // nacosInit are gracefulinit's flags for Nacos mark mode against s.

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // helperDiedMsg is gracefulinit's one line for each death of its Nacos helper.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestRejectedTimeline: configurations whose stop sequence cannot work are

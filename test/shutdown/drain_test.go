@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
 )
 
 // TestDrainThenStop covers the plain stop sequence as PID 1: SIGTERM, a

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
 )
 
 // TestChildExitsDuringDrain: the app exits on its own while gracefulinit

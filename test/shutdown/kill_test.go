@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestKillBeforeDeadline: an app that ignores TERM is SIGKILLed, with all

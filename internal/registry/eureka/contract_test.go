@@ -17,9 +17,9 @@ import (
 
 	"github.com/hudl/fargo"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 const (

@@ -10,10 +10,10 @@ import (
 
 	"github.com/hudl/fargo"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
 )
 
 // These tests run against a real Eureka-protocol server, Polaris (see

@@ -3,8 +3,8 @@ package nacos
 import (
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
 )
 
 // markConfig is gracefulinit's mark mode for ip:port in service on s. The

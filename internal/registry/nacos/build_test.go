@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 // TestOnlyTheHelperLinksTheSDK: gracefulinit (PID 1) must not carry

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
 )
 
 func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port int, cluster, offline string) registry.Registry {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/poll"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest"
-	"github.com/gracefulinit/gracefulinit/internal/registrytest/standin"
-	"github.com/gracefulinit/gracefulinit/internal/testbin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // helperBin is gracefulinit-nacos, built once per test process: register
