@@ -32,7 +32,7 @@ ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     set -eu; \
     ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}"; \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit ./cmd/gracefulinit; \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags -E _gracefulinit_rt0" -o /out/gracefulinit ./cmd/gracefulinit; \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
 FROM scratch

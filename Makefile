@@ -4,6 +4,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# gracefulinit enters through a stub that records the signal mask and the
+# ignored signals before the Go runtime changes them, so the app inherits
+# them exactly, as with tini (internal/signals/entry.go).
+GOBUILD_INIT := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -E _gracefulinit_rt0'
 CACHE     ?= $(or $(GRACEFULINIT_CACHE),$(HOME)/.cache/gracefulinit)
 TEST_TIMEOUT ?= 75m
 
@@ -18,7 +22,7 @@ all: build
 # bin/gracefulinit is PID 1 for every mode; bin/gracefulinit-nacos is the
 # helper that runs the Nacos SDK for --nacos-mode register, found next to it.
 build:
-	$(GOBUILD) -o bin/gracefulinit ./cmd/gracefulinit
+	$(GOBUILD_INIT) -o bin/gracefulinit ./cmd/gracefulinit
 	$(GOBUILD) -o bin/gracefulinit-nacos ./cmd/gracefulinit-nacos
 
 # Installs what the tests use (Debian packages, a cached Polaris build), then runs every
@@ -88,7 +92,7 @@ release:
 	rm -rf dist && mkdir -p dist
 	set -e; for p in $(PLATFORMS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
-	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-$$os-$$arch ./cmd/gracefulinit; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD_INIT) -o dist/gracefulinit-$$os-$$arch ./cmd/gracefulinit; \
 	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-nacos-$$os-$$arch ./cmd/gracefulinit-nacos; \
 	done
 	cd dist && sha256sum gracefulinit-* > SHA256SUMS

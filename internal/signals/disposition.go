@@ -36,17 +36,27 @@ var started = readStarted()
 type startState struct {
 	mask    unix.Sigset_t
 	ignored [65]bool
+	exact   bool // recorded by the entry stub, before the Go runtime ran
 }
 
-// readStarted reads the mask and the ignored signals as the Go runtime has
-// left them by the time package variables are initialised. The runtime
-// has by then installed its own handler over an inherited SIG_IGN for
-// every signal but HUP, INT, CONT, TSTP, TTIN, TTOU, 32 and 34, and
-// unblocked those it cannot run without (HUP, INT, QUIT, ILL, TRAP, ABRT,
-// BUS, FPE, SEGV, TERM, STKFLT, CHLD, URG, PROF, SYS, 32 to 34): for
-// those the inherited state is lost to any Go program.
+// readStarted returns the mask and the ignored signals gracefulinit was
+// exec'd with, as the entry stub recorded them (see entry.go). Without the
+// stub it reads them as the Go runtime has left them by the time package
+// variables are initialised: the runtime has by then installed its own
+// handler over an inherited SIG_IGN for every signal but HUP, INT, CONT,
+// TSTP, TTIN, TTOU, 32 and 34, and unblocked those it cannot run without
+// (HUP, INT, QUIT, ILL, TRAP, ABRT, BUS, FPE, SEGV, TERM, STKFLT, CHLD,
+// URG, PROF, SYS, 32 to 34): for those the inherited state is lost.
 func readStarted() startState {
 	var st startState
+	if entryValid == 1 {
+		st.exact = true
+		st.mask.Val[0] = entryMask
+		for sig := 1; sig <= 64; sig++ {
+			st.ignored[sig] = entryIgnored&(1<<(sig-1)) != 0
+		}
+		return st
+	}
 	_ = unix.PthreadSigmask(unix.SIG_BLOCK, nil, &st.mask)
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
 		var old kernelSigaction
@@ -72,23 +82,25 @@ func StartIgnored(sig syscall.Signal) bool {
 //   - the thread's mask becomes the inherited one (the child takes the
 //     forking thread's mask). Signals arriving meanwhile wait, pending,
 //     until restore unblocks them again: none is lost;
-//   - a signal ignored at start that Capture catches on ch is ignored
-//     again, so the fork keeps SIG_IGN (the Go runtime resets every signal
-//     it handles to SIG_DFL in the child), and caught again by restore.
-//     One sent to gracefulinit in between is dropped, as the app, which
-//     does not exist yet, would have ignored it;
+//   - every Catchable signal ignored at start is ignored again, so the
+//     fork keeps SIG_IGN (the Go runtime resets every signal it handles to
+//     SIG_DFL in the child), and caught on ch by restore (CaptureRest
+//     would catch it there anyway). One sent to gracefulinit in between is
+//     dropped, as the app, which does not exist yet, would have ignored it.
+//     The runtime keeps its handler on the faults (ILL, TRAP, BUS, FPE,
+//     SEGV, STKFLT, SYS), URG, PROF and 33 (preemption, profiler, thread
+//     calls) whatever os/signal is asked: those cannot be handed over
+//     ignored, and the app starts with them at SIG_DFL. So do TERM and
+//     CHLD, unlike under tini: ignored for the fork, a TERM sent meanwhile
+//     would be lost to the stop sequence, and the kernel would reap an app
+//     that exits meanwhile, its exit status with it;
 //   - a signal gracefulinit ignores for itself (Capture's ILL, TRAP, STKFLT,
 //     SYS) that was not ignored at start is set to SIG_DFL, so the app gets
 //     its default (exec resets caught signals, not ignored ones).
 func ForFork(ch chan<- os.Signal) (restore func()) {
 	var cur unix.Sigset_t
 	maskErr := unix.PthreadSigmask(unix.SIG_SETMASK, &started.mask, &cur)
-	var recatch []os.Signal
-	for _, sig := range Early() {
-		if StartIgnored(sig) {
-			recatch = append(recatch, sig)
-		}
-	}
+	recatch := handedIgnored(&started)
 	if len(recatch) > 0 {
 		signal.Ignore(recatch...)
 	}
@@ -119,4 +131,24 @@ func ForFork(ch chan<- os.Signal) (restore func()) {
 			_ = unix.PthreadSigmask(unix.SIG_SETMASK, &cur, nil)
 		}
 	}
+}
+
+// handedIgnored lists the signals ForFork ignores for the fork so the app
+// starts with them ignored: the Catchable ones ignored at start, but for
+// those it cannot or must not (see ForFork).
+func handedIgnored(st *startState) []os.Signal {
+	var out []os.Signal
+	for _, sig := range Catchable() {
+		switch sig {
+		case unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV,
+			unix.SIGSTKFLT, unix.SIGSYS:
+			continue // the runtime keeps its handler: os/signal cannot ignore them
+		case unix.SIGTERM, unix.SIGCHLD:
+			continue // gracefulinit's own stop sequence and reaping
+		}
+		if st.ignored[sig] {
+			out = append(out, sig)
+		}
+	}
+	return out
 }

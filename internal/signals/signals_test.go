@@ -134,3 +134,66 @@ func TestCaptureThenRest(t *testing.T) {
 		expect(s)
 	}
 }
+
+// TestReadStartedFromEntry: what the entry stub recorded (bit sig-1 per
+// signal) becomes the start state, exact; without its flag, the state is
+// read as the runtime left it.
+func TestReadStartedFromEntry(t *testing.T) {
+	saved := [3]uint64{entryMask, entryIgnored, uint64(entryValid)}
+	t.Cleanup(func() { entryMask, entryIgnored, entryValid = saved[0], saved[1], uint32(saved[2]) })
+	bit := func(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
+	tests := []struct {
+		name      string
+		valid     uint32
+		mask, ign uint64
+		exact     bool
+	}{
+		{"stub ran", 1, bit(syscall.SIGTERM) | bit(syscall.SIGCHLD) | bit(50), bit(syscall.SIGQUIT) | bit(syscall.SIGTERM) | bit(64), true},
+		{"stub ran, clean start", 1, 0, 0, true},
+		{"no stub", 0, bit(syscall.SIGTERM), bit(syscall.SIGQUIT), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entryMask, entryIgnored, entryValid = tt.mask, tt.ign, tt.valid
+			st := readStarted()
+			if st.exact != tt.exact {
+				t.Fatalf("exact = %v, want %v", st.exact, tt.exact)
+			}
+			if !tt.exact {
+				// This test process runs without the stub: QUIT is not
+				// ignored here, whatever entryIgnored says.
+				if st.ignored[syscall.SIGQUIT] {
+					t.Fatal("read the stub's record although its flag was not set")
+				}
+				return
+			}
+			if st.mask.Val[0] != tt.mask {
+				t.Errorf("mask %016x, want %016x", st.mask.Val[0], tt.mask)
+			}
+			for sig := syscall.Signal(1); sig <= 64; sig++ {
+				if want := tt.ign&bit(sig) != 0; st.ignored[sig] != want {
+					t.Errorf("signal %d ignored = %v, want %v", sig, st.ignored[sig], want)
+				}
+			}
+		})
+	}
+}
+
+// TestHandedIgnored: every catchable signal ignored at start is handed to
+// the app ignored, except the faults the runtime keeps, TERM (the stop
+// sequence) and CHLD (reaping).
+func TestHandedIgnored(t *testing.T) {
+	var st startState
+	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGPIPE,
+		syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGSEGV, syscall.SIGILL, syscall.SIGURG, syscall.SIGPROF, 32, 33, 40, 64} {
+		st.ignored[s] = true
+	}
+	var got []string
+	for _, s := range handedIgnored(&st) {
+		got = append(got, Name(s.(syscall.Signal)))
+	}
+	want := []string{"SIGHUP", "SIGQUIT", "SIGUSR1", "SIGPIPE", "signal 40", "signal 64"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("handed over ignored %v, want %v", got, want)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -282,7 +283,10 @@ func (r recorder) markerAlone(t *testing.T, pid int) []string {
 
 // sigName is "TERM" for SIGTERM, as the recorder writes it.
 func sigName(s syscall.Signal) string {
-	return strings.TrimPrefix(unix.SignalName(s), "SIG")
+	if n := unix.SignalName(s); n != "" {
+		return strings.TrimPrefix(n, "SIG")
+	}
+	return strconv.Itoa(int(s)) // real-time: by number
 }
 
 // lines splits output into its non-empty lines.

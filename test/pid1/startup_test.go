@@ -3,6 +3,7 @@ package pid1_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -345,14 +346,14 @@ func sigBits(sigs ...syscall.Signal) uint64 {
 }
 
 // dirtyBlocked and dirtyIgnored are the signal state a careless parent
-// leaves behind. SIGCHLD blocked must not stop gracefulinit reaping; INT,
-// HUP, CONT, the job-control signals, 32 and 34 ignored are the ones the Go
-// runtime would otherwise leave ignored.
+// leaves behind. SIGCHLD blocked must not stop gracefulinit reaping; TERM
+// blocked and ignored must not stop it handling TERM; QUIT, USR1 and the
+// real-time signals ignored are what the Go runtime hides once it runs.
 var (
 	dirtyBlocked = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
-		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGCONT, syscall.SIGWINCH, 40}
-	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGTERM,
-		syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTOU, 32, 34, 40}
+		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGCONT, syscall.SIGWINCH, 40, 50}
+	dirtyIgnored = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGUSR1,
+		syscall.SIGTERM, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTOU, 32, 34, 40, 50, 64}
 )
 
 func sigList(sigs []syscall.Signal) string {
@@ -367,10 +368,11 @@ func dirtyWrapper(t *testing.T) []string {
 	return []string{helper(t), "wrap", "-block", sigList(dirtyBlocked), "-ignore", sigList(dirtyIgnored), "--"}
 }
 
-// What a Go program can pass on of the signal state it was started with:
-// before any of its code runs, the Go runtime unblocks the signals it
-// cannot work without (lostBlocked) and installs its handler over an
-// inherited SIG_IGN for every signal but keptIgnored. tini passes on all.
+// What a Go program can pass on of the signal state it was started with
+// when it reads it from Go (a plain go install, without the entry stub):
+// the Go runtime has by then unblocked the signals it cannot work without
+// (lostBlocked) and installed its handler over an inherited SIG_IGN for
+// every signal but keptIgnored. tini passes on all.
 var (
 	lostBlocked = sigBits(syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP,
 		syscall.SIGABRT, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGTERM, syscall.SIGSTKFLT,
@@ -378,6 +380,15 @@ var (
 	keptIgnored = sigBits(syscall.SIGHUP, syscall.SIGINT, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN,
 		syscall.SIGTTOU, 32, 34)
 )
+
+// unkeptIgnored: linked as shipped (the entry stub records the state
+// before the runtime runs), gracefulinit passes on the whole mask and every
+// ignored signal but these, on which the runtime keeps its own handler
+// whatever the program asks, and which it resets to SIG_DFL in the child.
+// TERM and CHLD are gracefulinit's own (its stop sequence, its reaping):
+// never ignored, not even for the fork.
+var unkeptIgnored = sigBits(syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV,
+	syscall.SIGSTKFLT, syscall.SIGSYS, syscall.SIGURG, syscall.SIGPROF, 33, syscall.SIGTERM, syscall.SIGCHLD)
 
 // tiniPath is tini 0.19.0 from Debian, which ./scripts/deps.sh installs.
 func tiniPath(t *testing.T) string {
@@ -391,13 +402,13 @@ func tiniPath(t *testing.T) string {
 
 // TestInheritedSignalState: like tini, the app starts with the signal mask
 // and the ignored signals gracefulinit was started with (nohup, a shell's
-// trap ” HUP, a careless parent), read side by side with tini from the
-// app's /proc/self/status, up to what the Go runtime hides from any Go
-// program (see lostBlocked).
+// trap ” HUP or background job, a careless parent), read side by side
+// with tini from the app's /proc/self/status: all of it as shipped, up to
+// what the Go runtime hides from Go code without the entry stub (a plain
+// go install, see lostBlocked).
 func TestInheritedSignalState(t *testing.T) {
-	bin := testbin.Binary(t)
 	tini := tiniPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*exitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*exitTimeout)
 	defer cancel()
 
 	// The wrapper must really leave that state behind, or the test proves nothing.
@@ -415,18 +426,40 @@ func TestInheritedSignalState(t *testing.T) {
 		t.Fatalf("wrapper left SigIgn %016x, want at least %016x", ign, want)
 	}
 
+	binaries := []struct {
+		name string
+		bin  string
+		// want is what the app must start with, given tini's app's state.
+		want func(tBlk, tIgn uint64) (blk, ign uint64)
+	}{
+		{"as shipped", testbin.Binary(t), func(tBlk, tIgn uint64) (uint64, uint64) {
+			return tBlk, tIgn &^ unkeptIgnored
+		}},
+		{"go install", testbin.PlainBinary(t), func(tBlk, tIgn uint64) (uint64, uint64) {
+			return tBlk &^ lostBlocked, tIgn & keptIgnored
+		}},
+	}
 	tests := []struct {
 		name       string
 		wrap       []string
 		inheriting bool // the app must start with something blocked or ignored
+		// pid1: the wrapper execs the init (a shell's background job
+		// forks it, so there it cannot be PID 1).
+		pid1 bool
 	}{
-		{"clean start", nil, false},
-		{"dirty start", dirtyWrapper(t), true},
-		{"nohup", []string{"nohup"}, true},
-		{"trap '' HUP INT", []string{"sh", "-c", `trap '' HUP INT; exec "$@"`, "sh"}, true},
+		{"clean start", nil, false, true},
+		{"dirty start", dirtyWrapper(t), true, true},
+		{"nohup", []string{"nohup"}, true, true},
+		{"trap '' HUP INT", []string{"sh", "-c", `trap '' HUP INT; exec "$@"`, "sh"}, true, true},
+		// POSIX: a non-interactive shell starts a background job with INT
+		// and QUIT ignored.
+		{"sh background job", []string{"sh", "-c", `"$@" & wait $!`, "sh"}, true, false},
 	}
 	forModes(t, func(t *testing.T, m mode) {
 		for _, tc := range tests {
+			if m.pid1 && !tc.pid1 {
+				continue
+			}
 			t.Run(tc.name, func(t *testing.T) {
 				status := func(init string, flags ...string) (blk, ign uint64) {
 					t.Helper()
@@ -438,27 +471,38 @@ func TestInheritedSignalState(t *testing.T) {
 					return sigFields(t, res.stdout)
 				}
 				tBlk, tIgn := status(tini, "-s")
-				blk, ign := status(bin)
-				if want := tBlk &^ lostBlocked; blk != want {
-					t.Errorf("the app's SigBlk %016x, want tini's %016x less what Go hides: %016x", blk, tBlk, want)
-				}
-				if want := tIgn & keptIgnored; ign != want {
-					t.Errorf("the app's SigIgn %016x, want tini's %016x less what Go hides: %016x", ign, tIgn, want)
-				}
-				if tc.inheriting && blk == 0 && ign == 0 {
-					t.Errorf("the app inherited nothing of a dirty start (tini's app: SigBlk %016x SigIgn %016x)", tBlk, tIgn)
+				for _, b := range binaries {
+					blk, ign := status(b.bin)
+					wBlk, wIgn := b.want(tBlk, tIgn)
+					if blk != wBlk {
+						t.Errorf("%s: the app's SigBlk %016x, want %016x (tini's app: %016x)", b.name, blk, wBlk, tBlk)
+					}
+					if ign != wIgn {
+						t.Errorf("%s: the app's SigIgn %016x, want %016x (tini's app: %016x)", b.name, ign, wIgn, tIgn)
+					}
+					if tc.inheriting && blk == 0 && ign == 0 {
+						t.Errorf("%s: the app inherited nothing of a dirty start (tini's app: SigBlk %016x SigIgn %016x)", b.name, tBlk, tIgn)
+					}
 				}
 			})
 		}
 		// Started dirty, gracefulinit must still catch and forward what
 		// its parent blocked or ignored, as tini does (the recorder hears
-		// HUP and INT despite the inherited SIG_IGN: it installs handlers).
+		// them despite the inherited SIG_IGN: it installs handlers). QUIT
+		// and 64 are ignored at start and handed over ignored, each by its
+		// own path (caught at once, caught after the start).
 		t.Run("dirty start forwards", func(t *testing.T) {
 			rec := newRecorder(t, "child")
-			sent := []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH, syscall.SIGTERM}
+			sent := []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGWINCH, 64, syscall.SIGTERM}
 			p := startWith(t, testbin.Options{PID1: m.pid1, Wrapper: dirtyWrapper(t)},
 				"--", helper(t), "record", "-log", rec.path, "-exit-after", strconv.Itoa(len(sent)), "-code", "9")
 			rec.waitReady(t, p)
+			// Those ignored at start are ignored for the fork and caught
+			// again just after it: wait until they are.
+			want := sigBits(sent...)
+			if !testbin.WaitFor(ctx, eventTimeout, func() bool { return sigCaught(initPID(p))&want == want }) {
+				t.Fatalf("gracefulinit never caught all of %016x again (SigCgt %016x)", want, sigCaught(initPID(p)))
+			}
 			for i, s := range sent {
 				p.Signal(s)
 				if got := rec.waitCount(t, i+1); !slices.Equal(got, names(sent[:i+1])) {
@@ -469,7 +513,42 @@ func TestInheritedSignalState(t *testing.T) {
 				t.Fatalf("exit code %d, want the child's 9", code)
 			}
 		})
+		// TERM blocked and ignored at start: gracefulinit still starts its
+		// stop sequence on TERM. The app starts with TERM blocked, as under
+		// tini, so the forwarded TERM stays pending in it (under tini it
+		// would run on); gracefulinit's deadline kills it. (Not ignored:
+		// see signals.ForFork.)
+		t.Run("dirty start stops on TERM", func(t *testing.T) {
+			p := startWith(t, testbin.Options{PID1: m.pid1, Wrapper: dirtyWrapper(t)},
+				"--grace-period", "3s", "--", "sleep", "1000")
+			mustAppPID(t, p)
+			p.Signal(syscall.SIGTERM)
+			if code := p.Wait(exitTimeout); code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("exit code %d, want %d: the app, TERM blocked, is killed at the deadline\nstderr:\n%s",
+					code, 128+int(syscall.SIGKILL), p.Stderr)
+			}
+			for _, want := range []string{"stop signal received", "killing the process tree"} {
+				if s := p.Stderr.String(); !strings.Contains(s, want) {
+					t.Fatalf("no %q in the log:\n%s", want, s)
+				}
+			}
+		})
 	})
+}
+
+// sigCaught is SigCgt of pid's /proc status, 0 if unreadable.
+func sigCaught(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // TestPdeathsig: -p is tini's: gracefulinit receives SIGNAL when its own

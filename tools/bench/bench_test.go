@@ -265,7 +265,8 @@ func buildGracefulinit(t *testing.T) string {
 		builtFull = filepath.Join(buildTmpDir, "gracefulinit")
 		for _, b := range []struct{ out, tags string }{{builtFull, ""}} {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
+			// Linked as the Makefile links it (its entry stub included).
+			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -E _gracefulinit_rt0", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			out, err := cmd.CombinedOutput()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
@@ -40,26 +41,44 @@ var (
 // Build builds the main package pkg (relative to the repository root, e.g.
 // "./testdata/pid1/pid1helper") once per test process, static like the
 // release, and returns the binary's path. It fails t when the build does.
+// ./cmd/gracefulinit is linked as the Makefile links it, entering through
+// the signal-state stub (EntryLDFlags).
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
+	return buildOnce(t, pkg, true)
+}
+
+func buildOnce(t testing.TB, pkg string, entry bool) string {
+	t.Helper()
+	key := pkg
+	if !entry {
+		key += " (plain)"
+	}
 	buildsMu.Lock()
-	b := builds[pkg]
+	b := builds[key]
 	if b == nil {
 		b = &build{}
-		builds[pkg] = b
+		builds[key] = b
 	}
 	buildsMu.Unlock()
-	b.once.Do(func() { b.path, b.err = goBuild(pkg) })
+	b.once.Do(func() { b.path, b.err = goBuild(pkg, entry) })
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
 	return b.path
 }
 
+// EntryLDFlags is what the Makefile, the Dockerfile and these builds pass
+// the linker for ./cmd/gracefulinit: its ELF entry is the stub that
+// records the signal state before the Go runtime changes it
+// (internal/signals/entry.go). The other binaries do not link that package.
+const EntryLDFlags = "-E " + signals.EntrySymbol
+
 // goBuild builds pkg into a fresh directory and returns the binary's path.
 // pkg may be a space-separated list of main packages, built into the same
-// directory; the path returned is the first one's.
-func goBuild(pkg string) (string, error) {
+// directory; the path returned is the first one's. entry links
+// ./cmd/gracefulinit with EntryLDFlags.
+func goBuild(pkg string, entry bool) (string, error) {
 	root, err := repo.Root()
 	if err != nil {
 		return "", err
@@ -69,16 +88,18 @@ func goBuild(pkg string) (string, error) {
 		return "", err
 	}
 	pkgs := strings.Fields(pkg)
-	out := filepath.Join(dir, filepath.Base(pkgs[0]))
-	if len(pkgs) > 1 {
-		out = dir + "/"
-	}
-	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", out}, pkgs...)...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	for _, p := range pkgs {
+		args := []string{"build", "-trimpath", "-o", filepath.Join(dir, filepath.Base(p))}
+		if entry && p == "./cmd/gracefulinit" {
+			args = append(args, "-ldflags", EntryLDFlags)
+		}
+		cmd := exec.Command("go", append(args, p)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("go build %s: %v\n%s", p, err, out)
+		}
 	}
 	return filepath.Join(dir, filepath.Base(pkgs[0])), nil
 }
@@ -101,6 +122,14 @@ func RemoveBuilt() {
 func Binary(t testing.TB) string {
 	t.Helper()
 	return Build(t, "./cmd/gracefulinit ./cmd/gracefulinit-nacos")
+}
+
+// PlainBinary returns gracefulinit built without EntryLDFlags, as a plain
+// go install builds it: it passes on the signal state only as far as the
+// Go runtime has left it.
+func PlainBinary(t testing.TB) string {
+	t.Helper()
+	return buildOnce(t, "./cmd/gracefulinit", false)
 }
 
 // Helper returns the path of gracefulinit-nacos, the register-mode helper,
