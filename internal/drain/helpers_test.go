@@ -1,7 +1,6 @@
 package drain
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
+
+	"github.com/gracefulinit/gracefulinit/internal/testkit/logbuf"
 )
 
 // family is how a test server listens and how its clients reach it.
@@ -163,27 +164,9 @@ func respond(c net.Conn) {
 	}
 }
 
-// syncBuffer is a log sink that tests can read while a drain writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testLogger logs to the test output and to the returned buffer.
-func testLogger(t testing.TB) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func testLogger(t testing.TB) (*slog.Logger, *logbuf.Buffer) {
+	buf := &logbuf.Buffer{}
 	h := slog.NewTextHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h), buf
 }

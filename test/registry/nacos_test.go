@@ -258,7 +258,7 @@ func TestNacosServerTroubleAtShutdown(t *testing.T) {
 			// Nothing can register in a server that never answers: the app
 			// runs without a registry, gracefulinit's online step keeps
 			// retrying, and the offline step meets the same silence.
-			return []string{"--registry", "nacos", "--nacos-addr", hangingServer(t), "--service", troubleService}, nil, func() {}
+			return []string{"--registry", "nacos", "--nacos-addr", "http://" + registrytest.Hanging(t), "--service", troubleService}, nil, func() {}
 		}},
 	}
 	for _, tc := range cases {

@@ -1,45 +1,12 @@
 package shutdown
 
 import (
-	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// hangingServer accepts connections and never answers, as a registry
-// behind a wedged proxy does; a real server cannot be made to do that on
-// cue. The connections stay open until the test ends.
-func hangingServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
+)
 
 // TestHungRegistryNeverMakesTheExitLate: with a registry that accepts and
 // never answers, every registry step after the app's exit (Eureka's
@@ -60,7 +27,7 @@ func TestHungRegistryNeverMakesTheExitLate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := hangingServer(t)
+			addr := registrytest.Hanging(t)
 			init := append([]string{
 				"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
 				"--registry", "eureka", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",
@@ -100,7 +67,7 @@ func TestHungRegistryNeverMakesTheExitLate(t *testing.T) {
 func TestTermDuringCloseAfterOwnExit(t *testing.T) {
 	t.Parallel()
 	const grace, margin = 6 * time.Second, 2 * time.Second
-	addr := hangingServer(t)
+	addr := registrytest.Hanging(t)
 	a := start(t, appConfig{pid1: true, init: []string{
 		"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
 		"--registry", "eureka", "--eureka-mode", "register", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",

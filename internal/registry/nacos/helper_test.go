@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/testkit/logbuf"
 )
 
 // TestHelperPath: register mode finds its helper or says, in one line,
@@ -110,7 +111,7 @@ func helperConfig(helper string) *Options {
 func TestHelperClientProtocol(t *testing.T) {
 	t.Setenv("GRACEFULINIT_NACOS_PASSWORD", "s3cr3t-pw")
 	h := fakeHelper(t, `echo '{"reply":999}'; echo "{\"reply\":$id}"`)
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := New(*helperConfig(h), log)
 	if err != nil {
@@ -154,7 +155,7 @@ func TestHelperClientProtocol(t *testing.T) {
 // secrets scrubbed.
 func TestHelperClientDeath(t *testing.T) {
 	h := fakeHelper(t, `echo 'panic: boom s3cr3t-pw' >&2; echo '  goroutine 1 [running]:' >&2; exit 2`)
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	r, err := New(*helperConfig(h), log)
 	if err != nil {
@@ -188,21 +189,4 @@ func TestHelperClientDeath(t *testing.T) {
 	if strings.Contains(out, "s3cr3t-pw") {
 		t.Errorf("the password reached the log:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
