@@ -14,7 +14,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
 
-	"github.com/gracefulinit/gracefulinit/internal/testkit/logbuf"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // family is how a test server listens and how its clients reach it.
@@ -165,8 +165,8 @@ func respond(c net.Conn) {
 }
 
 // testLogger logs to the test output and to the returned buffer.
-func testLogger(t testing.TB) (*slog.Logger, *logbuf.Buffer) {
-	buf := &logbuf.Buffer{}
+func testLogger(t testing.TB) (*slog.Logger, *testbin.SafeBuffer) {
+	buf := &testbin.SafeBuffer{}
 	h := slog.NewTextHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h), buf
 }

@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // The supervisor's behaviour is tested end to end, as a real PID 1, in
@@ -83,7 +83,7 @@ func (panickyHooks) Close(context.Context) error   { panic("close") }
 // TestHookPanicsDoNotEndTheSupervisor: a hook that panics in the
 // supervisor's goroutines costs its step; Run still returns the app's code.
 func TestHookPanicsDoNotEndTheSupervisor(t *testing.T) {
-	var logs strings.Builder
+	var logs testbin.SafeBuffer
 	h := panickyHooks{online: make(chan struct{})}
 	// The app waits until the online hook has run (and panicked).
 	dir := t.TempDir()
@@ -104,7 +104,7 @@ func TestHookPanicsDoNotEndTheSupervisor(t *testing.T) {
 		Command:      []string{"sh", "-c", "cat " + fifo + "; exit 3"},
 		Hooks:        h,
 		CloseTimeout: time.Second,
-		Log:          slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+		Log:          slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if code != 3 {
 		t.Fatalf("Run = %d, want the app's 3\n%s", code, logs.String())
@@ -114,15 +114,4 @@ func TestHookPanicsDoNotEndTheSupervisor(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

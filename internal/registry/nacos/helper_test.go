@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/testkit/logbuf"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestHelperPath: register mode finds its helper or says, in one line,
@@ -111,7 +111,7 @@ func helperConfig(helper string) *Options {
 func TestHelperClientProtocol(t *testing.T) {
 	t.Setenv("GRACEFULINIT_NACOS_PASSWORD", "s3cr3t-pw")
 	h := fakeHelper(t, `echo '{"reply":999}'; echo "{\"reply\":$id}"`)
-	var buf logbuf.Buffer
+	var buf testbin.SafeBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := New(*helperConfig(h), log)
 	if err != nil {
@@ -155,7 +155,7 @@ func TestHelperClientProtocol(t *testing.T) {
 // secrets scrubbed.
 func TestHelperClientDeath(t *testing.T) {
 	h := fakeHelper(t, `echo 'panic: boom s3cr3t-pw' >&2; echo '  goroutine 1 [running]:' >&2; exit 2`)
-	var buf logbuf.Buffer
+	var buf testbin.SafeBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	r, err := New(*helperConfig(h), log)
 	if err != nil {
