@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +106,16 @@ func shareOf(ctx context.Context, k int) (context.Context, context.CancelFunc) {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(k))
+}
+
+// Excerpt is how much of a server's answer an error quotes: its words on
+// one line, cut after n bytes.
+func Excerpt(body string, n int) string {
+	s := strings.Join(strings.Fields(body), " ")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return s
 }
 
 // Probe GETs u and succeeds on any answer but a 5xx or a 404: auth

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
@@ -34,7 +35,7 @@ type Call struct {
 	Body   string
 }
 
-func (c Call) String() string { return c.Method + " " + redactURL(c.URL) }
+func (c Call) String() string { return c.Method + " " + redact.URL(c.URL) }
 
 var methods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
@@ -52,18 +53,18 @@ func Parse(spec string) (Call, error) {
 	rawURL, body, _ := strings.Cut(rest, " ")
 	m := strings.ToUpper(method)
 	if !methods[m] {
-		return Call{}, fmt.Errorf("method %q: %s (GET, HEAD, POST, PUT, PATCH or DELETE)", truncate(method, 16), fix)
+		return Call{}, fmt.Errorf("method %q: %s (GET, HEAD, POST, PUT, PATCH or DELETE)", failover.Excerpt(method, 16), fix)
 	}
 	if rawURL == "" {
 		return Call{}, fmt.Errorf("no URL: %s", fix)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Call{}, fmt.Errorf("URL %q: %s", redactURL(rawURL), fix)
+		return Call{}, fmt.Errorf("URL %q: %s", redact.URL(rawURL), fix)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return Call{}, fmt.Errorf("URL %q: ports run from 1 to 65535", redactURL(rawURL))
+			return Call{}, fmt.Errorf("URL %q: ports run from 1 to 65535", redact.URL(rawURL))
 		}
 	}
 	return Call{Method: m, URL: rawURL, Body: strings.TrimSpace(body)}, nil
@@ -178,28 +179,17 @@ func (h *Hooks) do(ctx context.Context, c Call) error {
 // transportError names what failed without repeating the URL (with its
 // possible credentials) that net/http puts in every *url.Error.
 func transportError(err error, rawURL string) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return "no answer within the registry timeout"
 	}
-	return scrub(err.Error(), rawURL)
+	return scrub(redact.Err(err).Error(), rawURL)
 }
 
+// excerpt is the part of an answer an error quotes, after ": ".
 func excerpt(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" {
-		return ""
+	if s = failover.Excerpt(s, 200); s != "" {
+		return ": " + s
 	}
-	return ": " + truncate(s, 200)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
+	return ""
 }

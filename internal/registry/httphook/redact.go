@@ -6,9 +6,6 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
-// redactURL is how a hook's URL is printed: userinfo passwords masked.
-func redactURL(raw string) string { return redact.URL(raw) }
-
 // scrub masks credentials in s, and the password of the hook's URL (also
 // as the basic-auth value net/http derives from it) wherever a server
 // echoes it.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
 
 // maxErrBody bounds how much of a server's answer goes into an error.
@@ -29,10 +30,7 @@ type response struct {
 // fail turns an unexpected answer into an error naming the request, the
 // status and the (trimmed, scrubbed) body.
 func (r *response) fail(why string) error {
-	body := strings.Join(strings.Fields(string(r.body)), " ")
-	if len(body) > maxErrBody {
-		body = body[:maxErrBody] + "..."
-	}
+	body := failover.Excerpt(string(r.body), maxErrBody)
 	msg := fmt.Sprintf("%s %s%s: HTTP %d", r.method, r.server, r.path, r.status)
 	if body != "" {
 		msg += ": " + body
