@@ -117,7 +117,6 @@ func newEureka(o Options, log *slog.Logger) (*Eureka, error) {
 	e.lease = max(defaultLease, 3*e.heartbeat)
 	e.c = &client{bases: bases, hc: failover.NewHTTPClient(user, pass), timeout: e.timeout, secrets: []string{pass, redact.BasicAuth(user, pass)}}
 	e.stopCtx, e.halt = context.WithCancel(context.Background())
-	addSecret(pass)
 	fargoLog.Store(log.With("registry", "eureka"))
 	return e, nil
 }

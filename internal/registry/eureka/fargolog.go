@@ -3,7 +3,6 @@ package eureka
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	logging "github.com/op/go-logging"
@@ -30,34 +29,6 @@ func init() {
 // nowhere before that.
 var fargoLog atomic.Pointer[slog.Logger]
 
-// secrets holds passwords given to New, removed verbatim from fargo's
-// records in case one reaches fargo by a path other than a URL.
-var secrets struct {
-	sync.Mutex
-	list []string
-}
-
-func addSecret(s string) {
-	if s == "" {
-		return
-	}
-	secrets.Lock()
-	defer secrets.Unlock()
-	for _, v := range secrets.list {
-		if v == s {
-			return
-		}
-	}
-	secrets.list = append(secrets.list, s)
-}
-
-// redactText removes URL passwords and the known secrets from s.
-func redactText(s string) string {
-	secrets.Lock()
-	defer secrets.Unlock()
-	return redact.Text(s, secrets.list...)
-}
-
 type fargoBridge struct{}
 
 // Log implements logging.Backend. Every fargo level maps to slog debug:
@@ -68,6 +39,6 @@ func (fargoBridge) Log(level logging.Level, _ int, rec *logging.Record) error {
 	if l == nil || !l.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
 	}
-	l.Debug(redactText(rec.Message()), "module", rec.Module, "fargo_level", level.String())
+	l.Debug(redact.Text(rec.Message()), "module", rec.Module, "fargo_level", level.String())
 	return nil
 }

@@ -76,13 +76,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate reports the first option that cannot work, naming the flag that
-// sets it. It does no network I/O.
-func (o Options) Validate() error {
-	_, _, _, err := o.withDefaults().check()
-	return err
-}
-
 // check validates o, which has its defaults, and returns the service URLs
 // without userinfo and the credentials to send.
 func (o Options) check() (bases []string, user, pass string, err error) {
@@ -153,15 +146,8 @@ func (o Options) Probe(ctx context.Context) []registry.ProbeResult {
 		u.User = nil
 		target := trimBase(u.String()) + "/apps"
 		hc := failover.NewHTTPClient(user, pass)
-		out = append(out, registry.ProbeResult{Server: target, Err: redactErr(failover.Probe(ctx, hc, target), pass)})
+		out = append(out, registry.ProbeResult{Server: target, Err: redact.Err(failover.Probe(ctx, hc, target), pass)})
 		hc.CloseIdleConnections()
 	}
 	return out
-}
-
-func redactErr(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	return errors.New(redact.Text(err.Error(), secrets...))
 }

@@ -129,11 +129,7 @@ func (m *mark) roundTrip(req *http.Request, method string, s server, path string
 // transportErr names the request without its URL: *url.Error would print the
 // query string, and with it the access token.
 func (m *mark) transportErr(method string, s server, path string, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return errors.New(m.scrub(fmt.Sprintf("%s %s%s: %v", method, s.display, s.contextPath+path, err)))
+	return errors.New(m.scrub(fmt.Sprintf("%s %s%s: %v", method, s.display, s.contextPath+path, redact.Err(err))))
 }
 
 // tokenFor returns a valid access token ("" without credentials), logging in

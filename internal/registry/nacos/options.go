@@ -79,13 +79,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate reports the first option that cannot work, naming the flag that
-// sets it. It does no I/O.
-func (o Options) Validate() error {
-	_, err := o.servers()
-	return err
-}
-
 // servers checks o and parses its addresses.
 func (o Options) servers() ([]server, error) {
 	o = o.withDefaults()
