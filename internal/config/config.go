@@ -653,9 +653,6 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	if cfg.DrainQuiet > 0 && len(cfg.Ports) == 0 {
 		return errors.New("--drain-quiet needs the app's ports: add --port, e.g. --port 8080")
 	}
-	if len(cfg.DrainIPs) > 0 && cfg.DrainQuiet == 0 && !cfg.HasRegistry() {
-		return errors.New("--drain-ip only applies with --drain-quiet: add --drain-quiet or remove --drain-ip")
-	}
 	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
 		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
 	}
@@ -783,6 +780,11 @@ func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 		}
 		if len(ignore) > 0 {
 			return errors.New("--drain-ignore only applies with --drain-quiet: add --drain-quiet or remove --drain-ignore")
+		}
+		// After the timeline: a registry or an --offline-http step turns
+		// the quiet drain on by itself.
+		if len(cfg.DrainIPs) > 0 {
+			return errors.New("--drain-ip only applies with --drain-quiet: add --drain-quiet or remove --drain-ip")
 		}
 		if cfg.flags.Changed("drain-per-caller") {
 			return errors.New("--drain-per-caller only applies with --drain-quiet: add --drain-quiet or remove --drain-per-caller")

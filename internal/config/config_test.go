@@ -57,6 +57,7 @@ func TestParseErrors(t *testing.T) {
 		{"hook without URL", []string{"--online-http", "GET", "--", "x"}, nil, "--online-http: no URL"},
 		{"bad hook in env", []string{"--port", "1", "--", "x"}, []string{"GRACEFULINIT_OFFLINE_HTTP", "GET http://h/\nGET ftp://h/"}, "GRACEFULINIT_OFFLINE_HTTP: URL \"ftp://h/\""},
 		{"offline hook without port", []string{"--offline-http", "GET http://127.0.0.1:22222/offline", "--", "x"}, nil, "--offline-http drains until the app's port is quiet: add --port"},
+		{"drain-ip with a fixed drain", []string{"--drain", "3s", "--drain-ip", "127.0.0.1", "--grace-period", "30s", "--", "x"}, nil, "--drain-ip only applies with --drain-quiet"},
 		{"bad health addr", []string{"--health-addr", "8558", "--", "x"}, nil, "--health-addr \"8558\": want HOST:PORT"},
 		{"dump signal alone", []string{"--dump-signal", "QUIT", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal needs --dump-before"},
 		{"dump before alone", []string{"--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-before needs --dump-signal"},
@@ -112,7 +113,9 @@ func TestLifecycleValues(t *testing.T) {
 		"--offline-http", "GET http://127.0.0.1:22222/offline",
 		"--offline-http", `POST http://127.0.0.1:8080/actuator/service-registry {"status":"OUT_OF_SERVICE"}`,
 		"--health-addr", "0.0.0.0:8558", "--termination-log", "/tmp/tl",
-		"--dump-signal", "QUIT", "--dump-before", "3s", "--port", "8080", "--grace-period", "30s", "--", "x"},
+		"--dump-signal", "QUIT", "--dump-before", "3s", "--port", "8080", "--grace-period", "30s",
+		// The offline hook turns the quiet drain on, so --drain-ip applies.
+		"--drain-ip", "127.0.0.1", "--", "x"},
 		env("GRACEFULINIT_ONLINE_HTTP", "GET http://127.0.0.1:22222/online\n\n  POST http://127.0.0.1:8080/actuator/service-registry {\"status\":\"UP\"}\n"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +129,7 @@ func TestLifecycleValues(t *testing.T) {
 		{"online hooks, one per line", len(cfg.OnlineHTTP), 2},
 		{"online body", cfg.OnlineHTTP[1].Body, `{"status":"UP"}`},
 		{"offline turns on the traffic-aware drain", cfg.DrainQuiet, 2 * time.Second},
+		{"drain-ip kept", len(cfg.DrainIPs), 1},
 		{"cache-max for HTTP consumers", cfg.DrainCacheMax, 40 * time.Second},
 		{"health", cfg.HealthAddr, "0.0.0.0:8558"},
 		{"termination log set", cfg.TerminationLog, "/tmp/tl"},
