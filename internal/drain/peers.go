@@ -219,8 +219,8 @@ type Decision struct {
 	// Next is when to decide again if nothing new is seen: the moment the
 	// drain would end then.
 	Next time.Time
-	// Pending are the peers not done yet, slowest first: the ones still
-	// awaited, or when the drain ends, the ones it did not wait for.
+	// Pending are the peers not done yet: the ones still awaited, or when
+	// the drain ends, the ones it did not wait for, slowest first.
 	Pending []PeerReport
 }
 
@@ -247,9 +247,9 @@ func (ps *Peers) Decide(now, start, offline time.Time, pol Policy) Decision {
 			}
 		}
 	}
-	sortSlowest(pending)
 	ceiling := start.Add(pol.Max)
 	if !now.Before(ceiling) {
+		sortSlowest(pending) // only an ending decision names them: not every 100 ms
 		return Decision{End: true, Reason: ReasonCeiling, Next: now, Pending: pending}
 	}
 	minAt := start.Add(pol.Min)
@@ -264,6 +264,7 @@ func (ps *Peers) Decide(now, start, offline time.Time, pol Policy) Decision {
 	if pol.CacheMax > 0 && !offline.IsZero() {
 		cacheAt := later(offline.Add(pol.CacheMax), minAt)
 		if len(pending) > 0 && !now.Before(cacheAt) {
+			sortSlowest(pending)
 			return Decision{End: true, Reason: ReasonCacheMax, Next: now, Pending: pending}
 		}
 		if cacheAt.Before(next) {

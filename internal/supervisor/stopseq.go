@@ -23,10 +23,9 @@ const (
 // supervisor's loop feeds it and carries the actions out. Its fields are
 // also the record the shutdown summary is made from.
 type stopSeq struct {
-	tl       timeline.Timeline
-	stopSig  syscall.Signal // sent to the app when the drain is over
-	hooks    bool           // a registry step runs: offline at the start of the sequence
-	drainMax time.Duration  // 0: no drain
+	tl      timeline.Timeline
+	stopSig syscall.Signal // sent to the app when the drain is over
+	hooks   bool           // a registry step runs: offline at the start of the sequence
 	// dumpSig is sent once, dumpBefore before the kill, to an app that
 	// still runs after its stop signal (a JVM's SIGQUIT thread dump); 0: never.
 	dumpSig    syscall.Signal
@@ -58,8 +57,8 @@ type actions struct {
 	kill     bool // SIGKILL the process tree now
 }
 
-func newStopSeq(tl timeline.Timeline, stopSig syscall.Signal, hooks bool, drainMax time.Duration) stopSeq {
-	return stopSeq{tl: tl, stopSig: stopSig, hooks: hooks, drainMax: drainMax}
+func newStopSeq(tl timeline.Timeline, stopSig syscall.Signal, hooks bool) stopSeq {
+	return stopSeq{tl: tl, stopSig: stopSig, hooks: hooks}
 }
 
 // becameReady records the app's readiness; false once the stop sequence
@@ -107,7 +106,7 @@ func (s *stopSeq) term(now time.Time, sig syscall.Signal) actions {
 		return s.stopNow(now, a)
 	}
 	a.offline = s.hooks
-	if s.drainMax <= 0 {
+	if s.tl.Drain <= 0 { // no drain
 		s.drainReason = "none"
 		return s.stopNow(now, a)
 	}

@@ -96,7 +96,7 @@ func TestStopSeqDecisions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tl := mustTimeline(t, tt.in)
-			seq := newStopSeq(tl, tt.stop, tt.hooks, tl.Drain)
+			seq := newStopSeq(tl, tt.stop, tt.hooks)
 			for i, ev := range tt.events {
 				now := t0.Add(ev.at)
 				want := ev.want
@@ -135,7 +135,7 @@ func TestStopSeqRecord(t *testing.T) {
 		StopTimeout: timeline.Setting{Value: 10 * time.Second},
 		Drain:       timeline.Setting{Value: 3 * time.Second, Set: true},
 	})
-	seq := newStopSeq(tl, syscall.SIGTERM, false, tl.Drain)
+	seq := newStopSeq(tl, syscall.SIGTERM, false)
 	seq.becameReady()
 	seq.signal(t0, syscall.SIGTERM)
 	if seq.appExited(t0.Add(time.Second)) != true {
@@ -173,7 +173,7 @@ func TestStopSeqDump(t *testing.T) {
 	})
 	quit := syscall.SIGQUIT
 	newSeq := func(sig syscall.Signal) stopSeq {
-		seq := newStopSeq(tl, syscall.SIGTERM, false, tl.Drain)
+		seq := newStopSeq(tl, syscall.SIGTERM, false)
 		seq.dumpSig, seq.dumpBefore = sig, 3*time.Second
 		seq.becameReady()
 		return seq

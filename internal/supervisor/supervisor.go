@@ -146,7 +146,7 @@ func Run(o Options) int {
 	o.Drain.Max, o.Drain.Quiet, o.Drain.Min = o.Timeline.Drain, o.Timeline.DrainQuiet, o.Timeline.DrainMin
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
 	_, noHooks := o.Hooks.(NoHooks)
-	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks, o.Drain.Max)
+	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks)
 	r.dumpSig, r.dumpBefore = o.DumpSignal, o.DumpBefore
 
 	// The parent-death signal and the signal mask are per thread: pin this
@@ -317,14 +317,13 @@ func (r *run) loop(sigs chan os.Signal) int {
 		case <-killC:
 			r.apply(r.killDue())
 		case <-dumpC:
-			dumpC = nil
 			r.apply(r.dumpDue())
 		case <-tick.C:
 		}
 		if r.killTimer != nil && killC == nil {
 			killC = r.killTimer.C
 		}
-		if r.dumpTimer != nil && dumpC == nil && !r.dumped {
+		if r.dumpTimer != nil && dumpC == nil {
 			dumpC = r.dumpTimer.C
 		}
 		if status, exited := r.reap(); exited {
@@ -427,9 +426,7 @@ func (r *run) startDrain() {
 	r.drainCancel = dcancel
 	r.drainCh = make(chan drain.Result, 1)
 	opts := r.o.Drain
-	if r.offlineDone != nil {
-		opts.Offline = r.offlineDone
-	}
+	opts.Offline = r.offlineDone // nil without an offline step
 	log, learner, ch := r.log, r.learner, r.drainCh
 	go func() {
 		if learner != nil {
@@ -449,8 +446,11 @@ func (r *run) startDrain() {
 // everything up to the kill point (no bound but its own without one); the
 // drain and the stop signal never wait for it.
 func (r *run) startOffline(killAt time.Time) {
-	octx, ocancel := context.WithCancel(context.Background())
-	if !killAt.IsZero() {
+	var octx context.Context
+	var ocancel context.CancelFunc
+	if killAt.IsZero() {
+		octx, ocancel = context.WithCancel(context.Background())
+	} else {
 		octx, ocancel = context.WithDeadline(context.Background(), killAt)
 	}
 	r.offlineStop = ocancel
@@ -638,7 +638,7 @@ func (r *run) bounded(d time.Duration) time.Duration {
 // by that signal's kill point too. A hook that does not return in time is
 // abandoned: its goroutine dies with the process.
 func (r *run) closeHooks(sigs chan os.Signal) {
-	if _, none := r.o.Hooks.(NoHooks); none {
+	if !r.hooks {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.bounded(r.o.CloseTimeout))
