@@ -6,8 +6,11 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # gracefulinit enters through a stub that records the signal mask and the
 # ignored signals before the Go runtime changes them, so the app inherits
-# them exactly, as with tini (internal/signals/entry.go).
-GOBUILD_INIT := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -E _gracefulinit_rt0'
+# them exactly, as with tini (internal/signals/entry.go; the Dockerfile and
+# internal/testkit/testbin link it the same way, a test checks all three).
+ENTRY_LDFLAGS := -E _gracefulinit_rt0
+GOBUILD_INIT := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) $(ENTRY_LDFLAGS)'
+STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CACHE     ?= $(or $(GRACEFULINIT_CACHE),$(HOME)/.cache/gracefulinit)
 TEST_TIMEOUT ?= 75m
 
@@ -15,7 +18,7 @@ CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/d
 IMAGE     ?= gracefulinit:$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: all build test test-short bench lint demo rollout jars polaris deps image test-container release clean
+.PHONY: all build test fuzz test-short bench lint demo rollout jars polaris deps image test-container release clean
 
 all: build
 
@@ -55,8 +58,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) -C tools vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-	$(GO) -C tools run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) -C tools run $(STATICCHECK) ./...
 
 # Test and benchmark dependencies, idempotent: peer inits, load tools, container runtime.
 deps:

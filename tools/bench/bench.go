@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 // Names of the programs under test; tini-static is the reference every
@@ -56,9 +58,6 @@ type Config struct {
 	// drain); empty means all.
 	Sections []string
 
-	// ModuleDir is the module root the helper program is built from;
-	// empty means found from the working directory.
-	ModuleDir string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -419,13 +418,11 @@ func (r *runner) buildFloors(ctx context.Context) (bare, deps string, err error)
 
 // goBuild runs go build -trimpath with CGO off in the module root.
 func (r *runner) goBuild(ctx context.Context, out, pkg string, flags ...string) error {
-	dir := r.cfg.ModuleDir
-	if dir == "" {
-		var err error
-		if dir, err = moduleDir(); err != nil {
-			return err
-		}
+	root, err := repo.Root()
+	if err != nil {
+		return err
 	}
+	dir := filepath.Join(root, "tools") // the helper programs' module
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	args := append([]string{"build", "-trimpath", "-o", out}, flags...)
@@ -436,25 +433,4 @@ func (r *runner) goBuild(ctx context.Context, out, pkg string, flags ...string) 
 		return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
-}
-
-// moduleDir walks up from the working directory to the go.mod of the
-// tools module, which the helper programs are built in; go run and go test
-// both start somewhere inside it.
-func moduleDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/gracefulinit/gracefulinit/tools\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the gracefulinit tools module: run from tools/ (go -C tools run ./bench/cmd/bench) or set Config.ModuleDir")
-		}
-		dir = parent
-	}
 }

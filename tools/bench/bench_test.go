@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // TestQuickRun runs every section in quick mode against real binaries:
@@ -23,7 +22,7 @@ import (
 func TestQuickRun(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Quick = true
-	cfg.Gracefulinit = buildGracefulinit(t)
+	cfg.Gracefulinit = testbin.Binary(t)
 	ensurePeers(t, cfg)
 	var progress bytes.Buffer
 	cfg.Log = &progress
@@ -189,7 +188,7 @@ func okRuns(name string, failed, measured, want int) bool {
 func TestCancelCleansUp(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Quick = true
-	cfg.Gracefulinit = buildGracefulinit(t)
+	cfg.Gracefulinit = testbin.Binary(t)
 	ensurePeers(t, cfg)
 	cfg.Sections = []string{"drain"}
 	progress := &capBuffer{max: 1 << 20}
@@ -232,55 +231,11 @@ func TestUnknownSection(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce   sync.Once
-	builtFull   string
-	buildErr    error
-	buildTmpDir string
-)
-
-// TestMain removes the binaries buildGracefulinit shares between tests.
-// Returning from TestMain exits with m.Run's code.
+// TestMain removes the binaries testbin built for this test process.
 func TestMain(m *testing.M) {
-	m.Run()
-	if buildTmpDir != "" {
-		os.RemoveAll(buildTmpDir)
-	}
-}
-
-// buildGracefulinit builds gracefulinit as the Makefile does, once per
-// test process.
-func buildGracefulinit(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := repo.Root()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if buildTmpDir, err = os.MkdirTemp("", "bench-test-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		builtFull = filepath.Join(buildTmpDir, "gracefulinit")
-		for _, b := range []struct{ out, tags string }{{builtFull, ""}} {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			// Linked as the Makefile links it (its entry stub included).
-			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -E _gracefulinit_rt0", "-tags", b.tags, "-o", b.out, "./cmd/gracefulinit")
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			out, err := cmd.CombinedOutput()
-			cancel()
-			if err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", b.out, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtFull
+	code := m.Run()
+	testbin.RemoveBuilt()
+	os.Exit(code)
 }
 
 // ensurePeers installs the peer inits through the project's own script

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -172,10 +173,7 @@ func TestHelperClientDeath(t *testing.T) {
 	}
 	// No reaper runs in this test process: the status is not collected,
 	// and the reason still names the crash.
-	deadline := time.Now().Add(8 * time.Second)
-	for !strings.Contains(buf.String(), "nacos helper died") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Within(context.Background(), 8*time.Second, 50*time.Millisecond, func() bool { return strings.Contains(buf.String(), "nacos helper died") })
 	if err := r.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -14,13 +14,6 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
-// helperBin is gracefulinit-nacos, built once per test process: register
-// mode runs the SDK there.
-func helperBin(t *testing.T) string {
-	t.Helper()
-	return testbin.Helper(t)
-}
-
 // TestRegisterRoundTrip registers on behalf of an app with the SDK: the
 // instance appears for a subscribed consumer after Online and disappears
 // after Offline, and the SDK writes nothing outside the configured dir.
@@ -28,7 +21,7 @@ func helperBin(t *testing.T) string {
 func TestRegisterRoundTrip(t *testing.T) {
 	s := registrytest.StartPolaris(t)
 	const service, ip, port = "inventory", "127.0.0.5", 18082
-	exe := helperBin(t)
+	exe := testbin.Helper(t)
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +132,7 @@ func TestRegisterServerDown(t *testing.T) {
 	s.Stop()
 	cfg := markConfig(s, service, ip, port)
 	cfg.Mode = "register"
-	cfg.Helper = helperBin(t)
+	cfg.Helper = testbin.Helper(t)
 	// An unusable cache dir (read-only root filesystem) must not keep the
 	// instance unregistered: the SDK only writes there for subscriptions.
 	blocker := filepath.Join(t.TempDir(), "file")

@@ -2,11 +2,15 @@ package testbin
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 func TestStartPID1(t *testing.T) {
@@ -103,5 +107,24 @@ func TestParseSummary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Makefile and the Dockerfile link gracefulinit with the same entry
+// stub as these builds: a renamed symbol must not leave one of them
+// silently without it.
+func TestEntryFlagEverywhere(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"Makefile", "Dockerfile"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), EntryLDFlags) {
+			t.Errorf("%s does not link with %q", f, EntryLDFlags)
+		}
 	}
 }
