@@ -345,20 +345,11 @@ func (m *mark) read(ctx context.Context) (lookup, error) {
 		}
 		switch resp.status {
 		case http.StatusOK:
-			var d struct {
-				ClusterName string            `json:"clusterName"`
-				Weight      float64           `json:"weight"`
-				Healthy     bool              `json:"healthy"`
-				Enabled     *bool             `json:"enabled"`
-				Metadata    map[string]string `json:"metadata"`
-			}
+			var d host
 			if err := json.Unmarshal(resp.body, &d); err != nil {
 				return lookup{}, resp.fail("unreadable instance detail: " + err.Error())
 			}
-			if d.ClusterName == "" {
-				d.ClusterName = m.key.cluster
-			}
-			return lookup{inst: &instance{Cluster: d.ClusterName, Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}}, nil
+			return lookup{inst: m.detail(d)}, nil
 		case http.StatusNotFound:
 			// Nacos's "no matched ip" (also for another cluster) and a
 			// proxy's "no such page" look alike: let the list decide.
@@ -384,10 +375,25 @@ func (m *mark) read(ctx context.Context) (lookup, error) {
 	return m.fromList(hosts), nil
 }
 
+// instance is what the host's answer says of the instance, its cluster as
+// the server holds it.
+func (h host) instance() *instance {
+	return &instance{Cluster: h.ClusterName, Weight: h.Weight, Enabled: h.Enabled, Healthy: h.Healthy, Metadata: h.Metadata}
+}
+
+// detail is the instance a detail read returned: it was asked for our
+// cluster, so an answer without one holds it there.
+func (m *mark) detail(d host) *instance {
+	if d.ClusterName == "" {
+		d.ClusterName = m.key.cluster
+	}
+	return d.instance()
+}
+
 func (m *mark) fromList(hosts []host) lookup {
 	l := lookup{hosts: hosts, listed: true}
 	if h := m.match(hosts); h != nil {
-		l.inst = &instance{Cluster: h.ClusterName, Weight: h.Weight, Enabled: h.Enabled, Healthy: h.Healthy, Metadata: h.Metadata}
+		l.inst = h.instance()
 	}
 	return l
 }
@@ -452,14 +458,8 @@ func (m *mark) readV3(ctx context.Context) (lookup, error) {
 		return lookup{}, resp.fail("")
 	}
 	var r struct {
-		Code int `json:"code"`
-		Data *struct {
-			ClusterName string            `json:"clusterName"`
-			Weight      float64           `json:"weight"`
-			Healthy     bool              `json:"healthy"`
-			Enabled     *bool             `json:"enabled"`
-			Metadata    map[string]string `json:"metadata"`
-		} `json:"data"`
+		Code int   `json:"code"`
+		Data *host `json:"data"`
 	}
 	if err := json.Unmarshal(resp.body, &r); err != nil {
 		return lookup{}, resp.fail("unreadable instance detail: " + err.Error())
@@ -467,11 +467,7 @@ func (m *mark) readV3(ctx context.Context) (lookup, error) {
 	if r.Code != 0 || r.Data == nil {
 		return lookup{}, resp.fail("")
 	}
-	d := r.Data
-	if d.ClusterName == "" {
-		d.ClusterName = m.key.cluster
-	}
-	return lookup{inst: &instance{Cluster: d.ClusterName, Weight: d.Weight, Enabled: d.Enabled, Healthy: d.Healthy, Metadata: d.Metadata}}, nil
+	return lookup{inst: m.detail(*r.Data)}, nil
 }
 
 func (m *mark) setV3() {
@@ -558,17 +554,12 @@ func (m *mark) put(ctx context.Context, p url.Values) error {
 }
 
 func (m *mark) writeV3(ctx context.Context, inst *instance, weight float64, enabled bool) error {
-	p := url.Values{
-		"namespaceId": {m.key.namespace},
-		"serviceName": {m.key.groupedService()}, // partial insists on GROUP@@service
-		"ip":          {m.key.ip},
-		"port":        {strconv.Itoa(m.key.port)},
-		"cluster":     {inst.Cluster},
-		"weight":      {formatWeight(weight)},
-		"enabled":     {strconv.FormatBool(enabled)},
-		// A required parameter; the current metadata keeps it unchanged.
-		"metadata": {metadataJSON(inst.Metadata)},
-	}
+	p := m.commonParams() // partial insists on GROUP@@service, as v1 takes it
+	p.Set("cluster", inst.Cluster)
+	p.Set("weight", formatWeight(weight))
+	p.Set("enabled", strconv.FormatBool(enabled))
+	// A required parameter; the current metadata keeps it unchanged.
+	p.Set("metadata", metadataJSON(inst.Metadata))
 	resp, err := m.do(ctx, http.MethodPut, "/v3/admin/ns/instance/partial", p)
 	if err != nil {
 		return err
