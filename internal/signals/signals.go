@@ -75,12 +75,18 @@ func Catchable() []syscall.Signal {
 // Forwarded reports whether the supervisor passes sig on to the child.
 // Synchronous faults belong to the supervisor itself; SIGCHLD drives reaping;
 // the terminal job-control signals are meant for the foreground group, which
-// the child already is when there is a terminal.
+// the child already is when there is a terminal. SIGPIPE is the kernel's
+// answer to one of gracefulinit's own writes (to a helper that died, to a
+// closed log pipe); os/signal cannot tell it from a kill -PIPE, and no
+// runtime or operator sends that to PID 1, so it is never the app's
+// business: forwarded, it killed the app (exit 141). It stays caught, so
+// the write fails with EPIPE instead of ending gracefulinit, and the app
+// still starts with the SIGPIPE disposition gracefulinit inherited.
 func Forwarded(sig syscall.Signal) bool {
 	switch sig {
 	case unix.SIGCHLD, unix.SIGFPE, unix.SIGILL, unix.SIGSEGV, unix.SIGBUS,
 		unix.SIGABRT, unix.SIGTRAP, unix.SIGSYS, unix.SIGTTIN, unix.SIGTTOU,
-		unix.SIGURG:
+		unix.SIGURG, unix.SIGPIPE:
 		return false
 	}
 	return true
@@ -89,9 +95,11 @@ func Forwarded(sig syscall.Signal) bool {
 // Early lists the signals Capture catches at once: those that would kill,
 // crash or stop a Go program that has not asked for them (HUP, INT, TERM
 // kill; QUIT and ABRT dump goroutines and exit 2; TSTP, TTIN and TTOU stop
-// it), SIGCHLD, which drives reaping, and the ones apps and operators
-// commonly send (USR1, USR2, WINCH, CONT, PIPE, ALRM), so that these are
-// forwarded from the moment the app exists.
+// it), SIGCHLD, which drives reaping, the ones apps and operators
+// commonly send (USR1, USR2, WINCH, CONT, ALRM), so that these are
+// forwarded from the moment the app exists, and PIPE: caught, a write of
+// gracefulinit's own to a closed pipe fails with EPIPE; uncaught, one to
+// fd 1 or 2 would end gracefulinit (Go's rule). It is never forwarded.
 func Early() []syscall.Signal {
 	return []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGABRT,
 		unix.SIGCHLD, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,

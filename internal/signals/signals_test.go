@@ -52,7 +52,7 @@ func TestForwardedAndCatchable(t *testing.T) {
 	if caught[syscall.SIGKILL] || caught[syscall.SIGSTOP] {
 		t.Error("SIGKILL and SIGSTOP cannot be caught")
 	}
-	for s, want := range map[syscall.Signal]bool{syscall.SIGTERM: true, syscall.SIGWINCH: true, syscall.SIGCHLD: false, syscall.SIGSEGV: false, syscall.SIGTTOU: false, syscall.Signal(40): true} {
+	for s, want := range map[syscall.Signal]bool{syscall.SIGTERM: true, syscall.SIGWINCH: true, syscall.SIGCHLD: false, syscall.SIGSEGV: false, syscall.SIGTTOU: false, syscall.SIGPIPE: false, syscall.Signal(40): true} {
 		if Forwarded(s) != want {
 			t.Errorf("Forwarded(%v) = %v, want %v", s, !want, want)
 		}

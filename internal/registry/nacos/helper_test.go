@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,52 @@ func TestHelperClientDeath(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cr3t-pw") {
 		t.Errorf("the password reached the log:\n%s", out)
+	}
+}
+
+// scriptHelper writes a fake gracefulinit-nacos: a shell script that
+// answers --version as a helper of this test's gracefulinit build does
+// (testbin builds without -X: "dev") and otherwise runs body.
+func scriptHelper(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gracefulinit-nacos")
+	script := "#!/bin/sh\ncase \"$1\" in --version) echo 'gracefulinit-nacos dev (commit )'; exit 0;; esac\n" + body + "\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// registerArgs are gracefulinit's flags for register mode with helper,
+// against a Nacos address nothing listens on: the helper is what is
+// tested, not the registration.
+func registerArgs(helper string, app ...string) []string {
+	return append([]string{"--log-format", "json", "-v", "--registry", "nacos", "--nacos-mode", "register",
+		"--nacos-addr", "http://127.0.0.1:1", "--service", "s", "--ip", "127.0.0.1", "--port", "9",
+		"--nacos-helper", helper, "--"}, app...)
+}
+
+// TestHelperSIGPIPENotForwarded is issue 20's first repro: a helper that
+// dies at start (as the SDK's log.Fatalf on a bad TLS setting makes it)
+// turns gracefulinit's write of its configuration into a SIGPIPE raised in
+// gracefulinit. Forwarded, it killed the app (exit 141) in about half the
+// runs; the app must survive every run.
+func TestHelperSIGPIPENotForwarded(t *testing.T) {
+	t.Parallel()
+	h := scriptHelper(t, `echo "gracefulinit-nacos: TLS setting refused" >&2; exit 3`)
+	for i := range 10 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			p := testbin.Start(t, testbin.Options{PID1: true}, registerArgs(h, "sleep", "2")...)
+			code := p.Wait(30 * time.Second)
+			for _, l := range p.Logs() {
+				if l.Str("signal") == "SIGPIPE" {
+					t.Errorf("gracefulinit handled a SIGPIPE as a signal for the app: %v", l)
+				}
+			}
+			if code != 0 {
+				t.Fatalf("exit code %d, want 0 (the app, sleep 2, untouched)\nstderr:\n%s", code, p.Stderr)
+			}
+		})
 	}
 }
