@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,22 @@ type Registry interface {
 	// Close releases resources after the app has exited (register mode:
 	// deregister; Eureka mark mode: optional deregister-on-exit).
 	Close(ctx context.Context) error
+}
+
+// SelfRegistered is a Registry that knows whether the app registers its
+// instance itself (mark mode, HTTP hooks) rather than gracefulinit
+// registering it once the app is ready (register mode). A self-registered
+// instance may be in rotation before the app is ready: a stop while the
+// app starts takes it out too. A Registry without the method is taken to
+// hold the app's own registration: taking out what may be there is the
+// safe side.
+type SelfRegistered interface {
+	SelfRegistered() bool
+}
+
+func selfRegistered(r Registry) bool {
+	s, ok := r.(SelfRegistered)
+	return !ok || s.SelfRegistered()
 }
 
 // DefaultTimeout bounds a registry call whose context has no deadline
@@ -57,6 +74,19 @@ type Set struct {
 	// (default 0.5 s and 5 s: a late registration is put right promptly).
 	RetryMin, RetryMax time.Duration
 	Log                *slog.Logger
+
+	onlineBegan atomic.Bool // Online was called: every registry may hold the instance
+}
+
+// SelfRegistered reports whether any of the registries holds an instance
+// the app registers itself (see the SelfRegistered interface).
+func (s *Set) SelfRegistered() bool {
+	for _, r := range s.Registries {
+		if selfRegistered(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Set) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -68,6 +98,7 @@ func (s *Set) callCtx(ctx context.Context) (context.Context, context.CancelFunc)
 
 // Online retries each registry's Online in parallel until it succeeds or ctx ends.
 func (s *Set) Online(ctx context.Context) {
+	s.onlineBegan.Store(true)
 	var wg sync.WaitGroup
 	for _, r := range s.Registries {
 		wg.Add(1)
@@ -122,8 +153,16 @@ func (s *Set) onlineOne(ctx context.Context, r Registry) {
 // errors. A failed attempt is retried with back-off until it succeeds or
 // ctx ends: a registry that is restarting when the pod stops should still
 // see the instance go offline once it is back, inside the budget.
+//
+// Before Online (a stop while the app starts), only the registries whose
+// instance the app registers itself can hold one: the others are skipped.
 func (s *Set) Offline(ctx context.Context) error {
+	early := !s.onlineBegan.Load()
 	return s.each(ctx, "offline", false, func(r Registry, ctx context.Context) error {
+		if early && !selfRegistered(r) {
+			s.Log.Info("registry offline skipped: the app stopped before it was ready, and this registry holds nothing of it before then", "registry", r.Name())
+			return nil
+		}
 		return s.retry(ctx, r, func(ctx context.Context) error { return safe(r, "offline", r.Offline, ctx) })
 	})
 }

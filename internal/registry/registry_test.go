@@ -199,3 +199,39 @@ func TestOnlineBackoffCap(t *testing.T) {
 		t.Fatalf("default Online delays %v, want %v", got, want)
 	}
 }
+
+// regMode is a scripted registry that registers for the app (register mode).
+type regMode struct{ scripted }
+
+func (*regMode) SelfRegistered() bool { return false }
+
+// TestOfflineBeforeOnline: a stop while the app starts takes out only the
+// instances the app registered itself; one gracefulinit registers (register
+// mode) does not exist before Online, so its Offline is not called.
+func TestOfflineBeforeOnline(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		online       bool
+		wantRegister int32
+	}{
+		{"stop while starting", false, 0},
+		{"stop after online", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mark, reg := &scripted{name: "mark"}, &regMode{scripted{name: "register"}}
+			s := newSet(mark, reg)
+			if !s.SelfRegistered() || newSet(reg).SelfRegistered() {
+				t.Fatal("SelfRegistered: want true with a mark-mode registry only")
+			}
+			if tc.online {
+				s.Online(context.Background())
+			}
+			if err := s.Offline(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if mark.offln.Load() != 1 || reg.offln.Load() != tc.wantRegister {
+				t.Fatalf("offline calls mark=%d register=%d, want 1 and %d", mark.offln.Load(), reg.offln.Load(), tc.wantRegister)
+			}
+		})
+	}
+}

@@ -26,6 +26,13 @@ type Hooks interface {
 	Close(ctx context.Context) error
 }
 
+// EarlyHooks are Hooks that know whether the app registers itself (mark
+// mode, HTTP hooks): its instance may then be in the registry before the
+// app is ready, and a stop while starting runs Offline too.
+type EarlyHooks interface {
+	SelfRegistered() bool
+}
+
 // NoHooks is the Hooks of a supervisor without a registry.
 type NoHooks struct{}
 

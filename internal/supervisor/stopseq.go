@@ -26,6 +26,9 @@ type stopSeq struct {
 	tl      timeline.Timeline
 	stopSig syscall.Signal // sent to the app when the drain is over
 	hooks   bool           // a registry step runs: offline at the start of the sequence
+	// early: the app may have registered itself before it was ready (mark
+	// mode, HTTP hooks), so a stop before ready still takes it out.
+	early bool
 	// dumpSig is sent once, dumpBefore before the kill, to an app that
 	// still runs after its stop signal (a JVM's SIGQUIT thread dump); 0: never.
 	dumpSig    syscall.Signal
@@ -101,14 +104,25 @@ func (s *stopSeq) term(now time.Time, sig syscall.Signal) actions {
 	if s.dumpSig != 0 && !s.deadlines.Kill.IsZero() {
 		a.dumpAt = s.deadlines.Kill.Add(-s.dumpBefore)
 	}
-	if !s.ready {
+	switch {
+	case !s.ready && !(s.hooks && s.early):
 		s.drainReason = "not ready"
 		return s.stopNow(now, a)
-	}
-	a.offline = s.hooks
-	if s.tl.Drain <= 0 { // no drain
-		s.drainReason = "none"
-		return s.stopNow(now, a)
+	case !s.ready:
+		// Registered but not ready: out of the registry, and a drain only
+		// by the per-caller rule (it waits for the callers it sees, and
+		// for none when there are none); a fixed drain knows no callers.
+		a.offline = true
+		if s.tl.Drain <= 0 || s.tl.DrainQuiet <= 0 {
+			s.drainReason = "not ready"
+			return s.stopNow(now, a)
+		}
+	default:
+		a.offline = s.hooks
+		if s.tl.Drain <= 0 { // no drain
+			s.drainReason = "none"
+			return s.stopNow(now, a)
+		}
 	}
 	s.phase = phaseDraining
 	a.drain = true

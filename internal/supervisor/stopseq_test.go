@@ -48,6 +48,7 @@ func TestStopSeqDecisions(t *testing.T) {
 		in          timeline.Input
 		stop        syscall.Signal
 		hooks       bool
+		early       bool // the app registers itself (mark mode, HTTP hooks)
 		events      []event
 		drainReason string
 		killed      bool
@@ -86,6 +87,24 @@ func TestStopSeqDecisions(t *testing.T) {
 			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, forward: term, stop: true}},
 			{at: 2 * s, kind: "ready"}, // too late: must not count
 		}, drainReason: "not ready"},
+		{name: "not ready, self-registered: offline and the per-caller drain", in: registry, stop: term, hooks: true, early: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
+			{at: 2 * s, kind: "ready"}, // too late: must not count
+			{at: 3 * s, kind: "drain", reason: "all-quiet", want: actions{endDrain: "all-quiet", forward: term, stop: true}},
+		}, drainReason: "all-quiet"},
+		{name: "not ready, self-registered, fixed drain: offline, no drain", in: drain3, stop: term, hooks: true, early: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, forward: term, stop: true}},
+		}, drainReason: "not ready"},
+		{name: "not ready, self-registered, no drain: offline", in: grace10, stop: term, hooks: true, early: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, forward: term, stop: true}},
+		}, drainReason: "not ready"},
+		{name: "not ready, self-registered but no hooks: nothing to take out", in: registry, stop: term, early: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, forward: term, stop: true}},
+		}, drainReason: "not ready"},
+		{name: "not ready, self-registered: a second TERM ends the drain", in: registry, stop: term, hooks: true, early: true, events: []event{
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
+			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", forward: term, stop: true}},
+		}, drainReason: "second-signal"},
 		{name: "registry: offline and the traffic-aware drain", in: registry, stop: term, hooks: true, events: []event{
 			{kind: "ready"},
 			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
@@ -97,6 +116,7 @@ func TestStopSeqDecisions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tl := mustTimeline(t, tt.in)
 			seq := newStopSeq(tl, tt.stop, tt.hooks)
+			seq.early = tt.early
 			for i, ev := range tt.events {
 				now := t0.Add(ev.at)
 				want := ev.want

@@ -148,6 +148,9 @@ func Run(o Options) int {
 	_, noHooks := o.Hooks.(NoHooks)
 	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks)
 	r.dumpSig, r.dumpBefore = o.DumpSignal, o.DumpBefore
+	if e, ok := o.Hooks.(EarlyHooks); ok {
+		r.early = e.SelfRegistered()
+	}
 
 	// The parent-death signal and the signal mask are per thread: pin this
 	// goroutine, which sets both and forks the child, to its thread for
@@ -386,7 +389,13 @@ func (r *run) apply(a actions) {
 				stop()
 			}
 		}
-		if !r.ready {
+		switch {
+		case r.ready:
+		case a.offline && a.drain:
+			r.info("app was never ready, but it may have registered itself: taking it out of the registry and draining the callers seen")
+		case a.offline:
+			r.info("app was never ready, but it may have registered itself: taking it out of the registry; no drain")
+		default:
 			r.info("app was never ready: no drain")
 		}
 	}
@@ -694,6 +703,7 @@ func (r *run) summary(code, final int, exitAt time.Time) {
 	}
 	attrs := []any{
 		"signal", signals.Name(r.termSig),
+		"ready", r.ready,
 		"offline", offline,
 		"offline_took", offlineTook,
 		"close", cmp.Or(r.closeResult, "none"),

@@ -124,6 +124,9 @@ func newEureka(o Options, log *slog.Logger) (*Eureka, error) {
 // Name implements registry.Registry.
 func (e *Eureka) Name() string { return "eureka" }
 
+// SelfRegistered: in mark mode the app registers itself, before it is ready.
+func (e *Eureka) SelfRegistered() bool { return !e.register }
+
 // acquire takes the write token, or gives up when ctx ends.
 func (e *Eureka) acquire(ctx context.Context) (release func(), err error) {
 	select {

@@ -107,6 +107,11 @@ func New(o Options) *Hooks {
 
 func (h *Hooks) Name() string { return "http" }
 
+// SelfRegistered: the calls act on a registration gracefulinit does not
+// make, which may exist before the app is ready; the offline calls run on
+// a stop while the app starts.
+func (h *Hooks) SelfRegistered() bool { return len(h.o.Offline) > 0 }
+
 // Online runs the --online-http calls that have not succeeded yet.
 func (h *Hooks) Online(ctx context.Context) error {
 	return h.run(ctx, "online", h.o.Online, h.onlineDone)

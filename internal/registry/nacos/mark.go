@@ -82,6 +82,13 @@ func newMark(o Options, servers []server, log *slog.Logger) *mark {
 
 func (m *mark) Name() string { return "nacos" }
 
+// SelfRegistered: in mark mode the app registers itself, before it is ready.
+func (m *mark) SelfRegistered() bool { return true }
+
+// SelfRegistered: in register mode gracefulinit registers the instance
+// once the app is ready; before then there is none.
+func (h *helper) SelfRegistered() bool { return false }
+
 // zeroWeight and disable say what Offline changes (--nacos-offline).
 func (m *mark) zeroWeight() bool { return m.offline != "disable" }
 func (m *mark) disable() bool    { return m.offline != "weight" }
