@@ -109,10 +109,11 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		return 0
 	}
 	if cfg.License {
-		fmt.Fprint(stdout, license)
+		fmt.Fprint(stdout, licenseText())
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	log.Debug("signal state at start: " + startState())
 	hooks, err := buildHooks(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
@@ -225,7 +226,16 @@ func versionString() string {
 	if rev == "" {
 		rev = "unknown"
 	}
-	return fmt.Sprintf("gracefulinit %s (commit %s, %s %s/%s)", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("gracefulinit %s (commit %s, %s %s/%s, signal state at start %s)", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH, startState())
+}
+
+// startState says whether the app gets exactly the signal mask and ignored
+// signals gracefulinit was started with, or what the Go runtime left of them.
+func startState() string {
+	if signals.StartExact() {
+		return "exact: recorded by the entry stub"
+	}
+	return "approximate: built without -ldflags '-E " + signals.EntrySymbol + "'"
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -67,6 +67,12 @@ func readStarted() startState {
 	return st
 }
 
+// StartExact reports whether the signal state gracefulinit hands the app
+// was recorded by the entry stub before the Go runtime ran (a build linked
+// with -ldflags '-E '+EntrySymbol), or only read afterwards, where the
+// runtime has already changed part of it (see readStarted).
+func StartExact() bool { return started.exact }
+
 // StartIgnored reports whether sig was ignored when gracefulinit started
 // (as far as the Go runtime lets it know, see readStarted). The app starts
 // with such a signal ignored, as nohup and a shell's trap "" HUP mean it

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -133,7 +134,7 @@ func TestBadInvocation(t *testing.T) {
 // TestVersionAndHelp: --version and --help print to stdout, exit 0 and
 // start nothing.
 func TestVersionAndHelp(t *testing.T) {
-	version := regexp.MustCompile(`^gracefulinit \S+ \(commit \S+, go1\.\d+\S* linux/\w+\)\n$`)
+	version := regexp.MustCompile(`^gracefulinit \S+ \(commit \S+, go1\.\d+\S* linux/\w+, signal state at start exact: recorded by the entry stub\)\n$`)
 	helpFlags := []string{"--subreaper", "--pgroup", "--remap-exit", "--pdeathsig", "--verbose", "--version",
 		"--stop-signal", "--grace-period", "--kill-margin"}
 	tests := []struct {
@@ -143,11 +144,12 @@ func TestVersionAndHelp(t *testing.T) {
 	}{
 		{"--version", []string{"--version"}, func(t *testing.T, out string) {
 			if !version.MatchString(out) {
-				t.Fatalf("stdout %q, want a line like %q", out, "gracefulinit v1.2.3 (commit abc123, go1.26.8 linux/amd64)")
+				t.Fatalf("stdout %q, want a line like %q", out, "gracefulinit v1.2.3 (commit abc123, go1.26.8 linux/amd64, signal state at start exact: recorded by the entry stub)")
 			}
 		}},
 		{"--help", []string{"--help"}, nil},
-		// tini prints its license with -l; gracefulinit says what its terms are.
+		// tini prints its license with -l; so does gracefulinit, with the
+		// modules it links.
 		{"-l", []string{"-l"}, checkLicense},
 		{"--license", []string{"--license"}, checkLicense},
 		{"-h", []string{"-h"}, nil},
@@ -181,9 +183,61 @@ func TestVersionAndHelp(t *testing.T) {
 	})
 }
 
+// checkLicense: -l prints the repository's LICENSE whole, then names the
+// modules the binary links (the nacos helper's SDK is not among them).
 func checkLicense(t *testing.T, out string) {
-	if !strings.HasPrefix(out, "gracefulinit ") || !strings.Contains(out, "license") || len(lines(out)) < 2 {
-		t.Fatalf("stdout %q, want gracefulinit's license statement", out)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	license, err := os.ReadFile(filepath.Join(root, "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "gracefulinit is licensed under the Apache License, Version 2.0:\n") ||
+		!strings.Contains(out, string(license)) {
+		t.Fatalf("stdout does not hold the Apache-2.0 LICENSE whole:\n%s", out)
+	}
+	for _, mod := range []string{"github.com/spf13/pflag", "golang.org/x/sys", "THIRD_PARTY_LICENSES"} {
+		if !strings.Contains(out, mod) {
+			t.Errorf("stdout does not name %s", mod)
+		}
+	}
+	if strings.Contains(out, "nacos-sdk-go") {
+		t.Error("stdout names nacos-sdk-go, which only gracefulinit-nacos links")
+	}
+}
+
+// TestStartSignalState: --version says whether the signal state handed to
+// the app is the exact one (the release's entry stub ran) or what the Go
+// runtime left of it (a plain go install), and -v logs the same at start.
+func TestStartSignalState(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, bin, want string
+	}{
+		{"as shipped", testbin.Binary(t), "signal state at start exact: recorded by the entry stub"},
+		{"go install", testbin.PlainBinary(t), "signal state at start approximate: built without -ldflags '-E _gracefulinit_rt0'"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
+	defer cancel()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := run(ctx, mode{}, tc.bin, nil, nil, "--version")
+			if err != nil || res.code != 0 {
+				t.Fatalf("--version: %v, exit code %d", err, res.code)
+			}
+			if !strings.Contains(res.stdout, tc.want+")") {
+				t.Errorf("--version printed %q, want it to end with %q", res.stdout, tc.want)
+			}
+			res, err = run(ctx, mode{}, tc.bin, nil, nil, "-v", "--", "true")
+			if err != nil || res.code != 0 {
+				t.Fatalf("-v: %v, exit code %d", err, res.code)
+			}
+			if !strings.Contains(res.stderr, strings.Replace(tc.want, "at start ", "at start: ", 1)) {
+				t.Errorf("-v logged no %q at start:\n%s", tc.want, res.stderr)
+			}
+		})
 	}
 }
 
