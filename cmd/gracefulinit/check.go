@@ -49,8 +49,15 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		fmt.Fprintln(w, "  ok: fits the grace period")
 	}
 
-	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" {
+	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP)+len(cfg.WarmupHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" {
 		fmt.Fprintln(w, "\nlifecycle:")
+		if len(cfg.WarmupHTTP) > 0 {
+			fmt.Fprintf(w, "  warm-up (once ready, before online): %d requests, %d at a time, at most %s, in turn over:\n",
+				cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
+			for _, c := range cfg.WarmupHTTP {
+				fmt.Fprintf(w, "    %s\n", c)
+			}
+		}
 		for _, c := range cfg.OnlineHTTP {
 			fmt.Fprintf(w, "  online (once ready): %s\n", c)
 		}
@@ -58,7 +65,11 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", c)
 		}
 		if cfg.HealthAddr != "" {
-			fmt.Fprintf(w, "  health: http://%s/ready (200 once ready and online, 503 from the stop signal), /live\n", cfg.HealthAddr)
+			warmed := ""
+			if len(cfg.WarmupHTTP) > 0 {
+				warmed = ", warmed up"
+			}
+			fmt.Fprintf(w, "  health: http://%s/ready (200 once ready%s and online, 503 from the stop signal), /live\n", cfg.HealthAddr, warmed)
 		}
 		if cfg.TerminationLog != "" {
 			fmt.Fprintf(w, "  shutdown summary written to %s\n", cfg.TerminationLog)

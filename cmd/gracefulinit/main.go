@@ -28,6 +28,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/ready"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
+	"github.com/gracefulinit/gracefulinit/internal/warmup"
 )
 
 // Set by the Makefile through -ldflags -X.
@@ -165,6 +166,10 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		Ready:         readyProbe(cfg),
 		ReadyInterval: cfg.ReadyInterval,
 		ReadyTimeout:  cfg.ReadyTimeout,
+		Warmup: warmup.Options{
+			Calls: cfg.WarmupHTTP, Requests: cfg.WarmupRequests,
+			Concurrency: cfg.WarmupConcurrency, Timeout: cfg.WarmupTimeout,
+		},
 
 		Hooks:        hooks,
 		CloseTimeout: cfg.RegistryTimeout,

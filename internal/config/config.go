@@ -27,6 +27,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/termlog"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
+	"github.com/gracefulinit/gracefulinit/internal/warmup"
 )
 
 // EnvPrefix is prepended to a flag's upper-snake-case name to form its variable.
@@ -78,6 +79,12 @@ type Config struct {
 	ReadyTCP      string
 	ReadyInterval time.Duration
 	ReadyTimeout  time.Duration
+
+	// Warm-up: requests sent after ready, before online.
+	WarmupHTTP        []httphook.Call
+	WarmupRequests    int
+	WarmupConcurrency int
+	WarmupTimeout     time.Duration
 
 	// Registries.
 	Registries      []string // "nacos", "eureka"
@@ -205,6 +212,30 @@ func parseDuration(s string) (time.Duration, error) {
 
 func (d *durationValue) String() string { return time.Duration(*d).String() }
 func (d *durationValue) Type() string   { return "duration" }
+
+// countValue is a whole number from 1 to max.
+type countValue struct {
+	n   *int
+	max int
+}
+
+func (c *countValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > int64(c.max) {
+		return fmt.Errorf("want a whole number from 1 to %d", c.max)
+	}
+	*c.n = int(n)
+	return nil
+}
+
+func (c *countValue) String() string {
+	if c.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*c.n)
+}
+func (c *countValue) Type() string { return "int" }
 
 // MaxWeight is the largest weight Nacos accepts (its MAX_WEIGHT_VALUE);
 // MinWeight the smallest that still draws traffic in practice (weights are
@@ -344,6 +375,13 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringArray("online-http", nil, "`'METHOD URL [BODY]'` called once the app is ready, e.g. 'GET http://127.0.0.1:22222/online' (repeatable; one per line in the variable)")
 	fs.StringArray("offline-http", nil, "`'METHOD URL [BODY]'` called at SIGTERM, e.g. 'GET http://127.0.0.1:22222/offline' (repeatable; one per line in the variable)")
 	endSection(fs, "Other registries (HTTP calls)")
+
+	cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout = warmup.DefaultRequests, warmup.DefaultConcurrency, warmup.DefaultTimeout
+	fs.StringArray("warmup-http", nil, "`'METHOD URL [BODY]'` sent to the app after it is ready and before it goes online, so the JIT has compiled the hot paths, e.g. 'GET http://127.0.0.1:8080/api/items' (repeatable, sent in turn; one per line in the variable)")
+	fs.Var(&countValue{&cfg.WarmupRequests, warmup.MaxRequests}, "warmup-requests", "warm-up requests in all")
+	fs.Var(&countValue{&cfg.WarmupConcurrency, warmup.MaxConcurrency}, "warmup-concurrency", "warm-up requests in flight at once")
+	fs.Var((*durationValue)(&cfg.WarmupTimeout), "warmup-timeout", "bound on the whole warm-up: the app goes online then, warm or not")
+	endSection(fs, "Warm-up")
 
 	// Kubernetes.
 	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /ready (200 once the app is ready and online, 503 from SIGTERM) and /live on `HOST:PORT`, for the pod's probes")
@@ -682,6 +720,9 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	if cfg.ReadyHTTP != "" && cfg.ReadyTCP != "" {
 		return errors.New("--ready-http and --ready-tcp both given: keep one")
 	}
+	if err := finishWarmup(cfg); err != nil {
+		return err
+	}
 	if cfg.ReadyInterval <= 0 {
 		return errors.New("--ready-interval must be positive, e.g. 1s")
 	}
@@ -689,6 +730,34 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 		return errors.New("--registry-timeout must be positive, e.g. 5s")
 	}
 	return finishRegistries(cfg, lookup)
+}
+
+// finishWarmup reads --warmup-http and checks the warm-up's bounds.
+func finishWarmup(cfg *parsing) error {
+	specs, _ := cfg.flags.GetStringArray("warmup-http")
+	for _, spec := range specs {
+		c, err := httphook.Parse(spec)
+		if err != nil {
+			return fmt.Errorf("%s: %v", cfg.origin("warmup-http"), err)
+		}
+		cfg.WarmupHTTP = append(cfg.WarmupHTTP, c)
+	}
+	if cfg.WarmupTimeout <= 0 {
+		return fmt.Errorf("%s must be positive, e.g. 60s", cfg.origin("warmup-timeout"))
+	}
+	if len(cfg.WarmupHTTP) > 0 && cfg.ReadyHTTP == "" && cfg.ReadyTCP == "" {
+		// Without a probe the app counts as ready once started: the
+		// warm-up would meet a port not yet open.
+		return fmt.Errorf("%s needs a readiness probe to start after: add --ready-http or --ready-tcp, e.g. --ready-http http://127.0.0.1:8080/actuator/health", cfg.origin("warmup-http"))
+	}
+	if len(cfg.WarmupHTTP) == 0 {
+		for _, f := range []string{"warmup-requests", "warmup-concurrency", "warmup-timeout"} {
+			if cfg.flags.Changed(f) {
+				return fmt.Errorf("%s only applies with --warmup-http: add the requests to send, e.g. --warmup-http 'GET http://127.0.0.1:8080/', or remove it", cfg.origin(f))
+			}
+		}
+	}
+	return nil
 }
 
 // parseHTTPHooks reads --online-http and --offline-http. An offline hook

@@ -279,6 +279,7 @@ func TestDurationForms(t *testing.T) {
 func TestRangeChecks(t *testing.T) {
 	nacos := []string{"--registry", "nacos", "--nacos-addr", "http://nacos:8848", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}
 	eureka := []string{"--registry", "eureka", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}
+	warm := []string{"--warmup-http", "GET http://127.0.0.1:8080/items", "--ready-tcp", "127.0.0.1:8080"}
 	cat := func(a ...[]string) []string {
 		var out []string
 		for _, x := range a {
@@ -325,6 +326,23 @@ func TestRangeChecks(t *testing.T) {
 		{"env port", cat(), []string{"GRACEFULINIT_PORT", "70000"}, []string{"GRACEFULINIT_PORT 70000", "ports run from 1 to 65535"}},
 		{"env verbosity", cat(), []string{"GRACEFULINIT_VERBOSE", "-1"}, []string{"GRACEFULINIT_VERBOSE", "from 0 to 3"}},
 		{"flag verbosity", cat([]string{"--verbose=-2"}), nil, []string{"--verbose -2", "from 0 to 3"}},
+		{"warm-up count 0", cat(warm, []string{"--warmup-requests", "0"}), nil, []string{`"--warmup-requests"`, "from 1 to 1000000"}},
+		{"warm-up count negative", cat(warm, []string{"--warmup-requests", "-5"}), nil, []string{`"--warmup-requests"`, "from 1 to 1000000"}},
+		{"warm-up count overflow", cat(warm, []string{"--warmup-requests", "99999999999999999999"}), nil, []string{`"--warmup-requests"`, "from 1 to 1000000"}},
+		{"warm-up count not a number", cat(warm, []string{"--warmup-requests", "1e3"}), nil, []string{`"--warmup-requests"`, "whole number"}},
+		{"warm-up concurrency 0", cat(warm, []string{"--warmup-concurrency", "0"}), nil, []string{`"--warmup-concurrency"`, "from 1 to 256"}},
+		{"warm-up concurrency too high", cat(warm, []string{"--warmup-concurrency", "257"}), nil, []string{`"--warmup-concurrency"`, "from 1 to 256"}},
+		{"env warm-up count", cat(warm), []string{"GRACEFULINIT_WARMUP_REQUESTS", "-1"}, []string{"GRACEFULINIT_WARMUP_REQUESTS", "from 1 to"}},
+		{"warm-up timeout NaN", cat(warm, []string{"--warmup-timeout", "NaN"}), nil, []string{`"--warmup-timeout"`, "not a duration"}},
+		{"warm-up timeout Inf", cat(warm, []string{"--warmup-timeout", "Inf"}), nil, []string{`"--warmup-timeout"`, "not a duration"}},
+		{"warm-up timeout negative", cat(warm, []string{"--warmup-timeout", "-1s"}), nil, []string{`"--warmup-timeout"`, "negative"}},
+		{"warm-up timeout 0", cat(warm, []string{"--warmup-timeout", "0"}), nil, []string{"--warmup-timeout must be positive"}},
+		{"warm-up bad method", cat([]string{"--warmup-http", "FETCH http://127.0.0.1:8080/"}), nil, []string{"--warmup-http: method \"FETCH\""}},
+		{"warm-up bad URL", cat([]string{"--warmup-http", "GET 127.0.0.1:8080/"}), nil, []string{"--warmup-http: URL"}},
+		{"warm-up URL port 0", cat([]string{"--warmup-http", "GET http://127.0.0.1:0/"}), nil, []string{"--warmup-http: URL", "ports run from 1 to 65535"}},
+		{"warm-up without a readiness probe", cat([]string{"--warmup-http", "GET http://127.0.0.1:8080/"}), nil, []string{"--warmup-http needs a readiness probe"}},
+		{"warm-up bad line in env", cat(), []string{"GRACEFULINIT_WARMUP_HTTP", "GET http://127.0.0.1:8080/a\nGET ftp://h/"}, []string{"GRACEFULINIT_WARMUP_HTTP: URL \"ftp://h/\""}},
+		{"warm-up count without requests", cat([]string{"--warmup-requests", "10"}), nil, []string{"--warmup-requests only applies with --warmup-http"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,5 +516,26 @@ func TestPasswordFileRules(t *testing.T) {
 				t.Fatalf("password %q, want %q", r.cfg.Eureka.Password, tt.want)
 			}
 		})
+	}
+}
+
+// TestWarmupValues: the flags, and one request per line of the variable.
+func TestWarmupValues(t *testing.T) {
+	cfg, err := Parse([]string{"--ready-tcp", "127.0.0.1:8080", "--", "x"}, env("GRACEFULINIT_WARMUP_HTTP", "GET http://127.0.0.1:8080/a\n\nPOST http://127.0.0.1:8080/b {\"q\": [1, 2]}\n"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.WarmupHTTP) != 2 || cfg.WarmupHTTP[1].Method != "POST" || cfg.WarmupHTTP[1].Body != `{"q": [1, 2]}` {
+		t.Fatalf("warm-up calls %+v", cfg.WarmupHTTP)
+	}
+	if cfg.WarmupRequests != 64 || cfg.WarmupConcurrency != 4 || cfg.WarmupTimeout != time.Minute {
+		t.Fatalf("defaults: requests %d concurrency %d timeout %v, want 64 4 1m", cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
+	}
+	cfg, err = Parse([]string{"--ready-http", "http://127.0.0.1:8080/", "--warmup-http", "GET http://127.0.0.1:8080/", "--warmup-requests", "1000000", "--warmup-concurrency", "256", "--warmup-timeout", "90", "--", "x"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WarmupRequests != 1000000 || cfg.WarmupConcurrency != 256 || cfg.WarmupTimeout != 90*time.Second {
+		t.Fatalf("requests %d concurrency %d timeout %v", cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
 	}
 }

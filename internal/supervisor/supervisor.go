@@ -35,6 +35,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
 	"github.com/gracefulinit/gracefulinit/internal/termlog"
 	"github.com/gracefulinit/gracefulinit/internal/timeline"
+	"github.com/gracefulinit/gracefulinit/internal/warmup"
 )
 
 // Options configure one supervised run.
@@ -61,6 +62,10 @@ type Options struct {
 	Ready         ready.Probe // nil: the app is ready once started
 	ReadyInterval time.Duration
 	ReadyTimeout  time.Duration
+	// Warmup, when it has calls, runs after the app is ready and before
+	// Hooks.Online (and /ready): synthetic local requests that warm the
+	// JIT before real traffic arrives. A stop signal cuts it short.
+	Warmup warmup.Options
 
 	Hooks        Hooks         // nil: NoHooks
 	CloseTimeout time.Duration // bound on Hooks.Close; 0 means 5s
@@ -361,8 +366,15 @@ func (r *run) onReady(err error) {
 	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.onlineStop = cancel
-	hs := r.o.Health
+	hs, warm, log := r.o.Health, r.o.Warmup, r.log
 	go func() {
+		if len(warm.Calls) > 0 {
+			warm.Log = log
+			warmup.Run(ctx, warm)
+			if ctx.Err() != nil {
+				return // the stop sequence began during the warm-up
+			}
+		}
 		if err := safeHook("online", func() error { r.o.Hooks.Online(ctx); return nil }); err != nil {
 			r.log.Error("registry online stopped", "error", err)
 			return
