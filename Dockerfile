@@ -1,4 +1,4 @@
-# gracefulinit distribution image: two static binaries and nothing else.
+# gracefulinit distribution image: two static binaries and their licenses.
 # It is not meant to be run on its own; copy the binary into your app's image:
 #
 #   COPY --from=ghcr.io/gracefulinit/gracefulinit:VERSION /gracefulinit /gracefulinit
@@ -33,7 +33,9 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     set -eu; \
     ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}"; \
     GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags -E _gracefulinit_rt0" -o /out/gracefulinit ./cmd/gracefulinit; \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit-nacos ./cmd/gracefulinit-nacos
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "$ldflags" -o /out/gracefulinit-nacos ./cmd/gracefulinit-nacos; \
+    go run ./internal/thirdparty/cmd/thirdparty-licenses -o /out/THIRD_PARTY_LICENSES /out/gracefulinit /out/gracefulinit-nacos; \
+    cp LICENSE /out/LICENSE
 
 FROM scratch
 ARG VERSION=dev
@@ -47,5 +49,7 @@ LABEL org.opencontainers.image.title="gracefulinit" \
       org.opencontainers.image.revision="${COMMIT}"
 COPY --from=build /out/gracefulinit /gracefulinit
 COPY --from=build /out/gracefulinit-nacos /gracefulinit-nacos
+# Apache-2.0, and the license files of every module the binaries link.
+COPY --from=build /out/LICENSE /out/THIRD_PARTY_LICENSES /
 ENTRYPOINT ["/gracefulinit"]
 CMD ["--version"]

@@ -90,7 +90,10 @@ test-container: deps
 	$(GO) test -count=1 -v -timeout 20m ./test/container/ ./examples/kubernetes/
 
 # Static release binaries with checksums, in dist/: gracefulinit for every
-# mode, gracefulinit-nacos beside it only for --nacos-mode register.
+# mode, gracefulinit-nacos beside it only for --nacos-mode register, the
+# LICENSE, and THIRD_PARTY_LICENSES: the license files of every module the
+# binaries link, read from their build information (it fails when one has
+# none).
 release:
 	rm -rf dist && mkdir -p dist
 	set -e; for p in $(PLATFORMS); do \
@@ -98,7 +101,9 @@ release:
 	  GOOS=$$os GOARCH=$$arch $(GOBUILD_INIT) -o dist/gracefulinit-$$os-$$arch ./cmd/gracefulinit; \
 	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/gracefulinit-nacos-$$os-$$arch ./cmd/gracefulinit-nacos; \
 	done
-	cd dist && sha256sum gracefulinit-* > SHA256SUMS
+	cp LICENSE dist/LICENSE
+	$(GO) run ./internal/thirdparty/cmd/thirdparty-licenses -o dist/THIRD_PARTY_LICENSES dist/gracefulinit-*
+	cd dist && sha256sum gracefulinit-* LICENSE THIRD_PARTY_LICENSES > SHA256SUMS
 
 clean:
 	rm -rf bin dist

@@ -9,6 +9,8 @@ package container_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 )
 
 // jvm is the command line of the test app: a small, quick-starting JVM.
@@ -82,6 +85,42 @@ func testDistImage(t *testing.T, p *podman, img images) {
 	ep := strings.TrimSpace(p.must(t, time.Minute, "image", "inspect", "--format", "{{json .Config.Entrypoint}}", img.dist))
 	if ep != `["/gracefulinit"]` {
 		t.Errorf("entrypoint %s, want [\"/gracefulinit\"]", ep)
+	}
+	testDistLicenses(t, p, img)
+}
+
+// testDistLicenses: the image ships the repository's LICENSE and the
+// license files of the modules its binaries link, the helper's SDK among
+// them.
+func testDistLicenses(t *testing.T, p *podman, img images) {
+	ctr := "gracefulinit-licenses-" + randomSuffix(t)
+	p.must(t, time.Minute, "create", "--name", ctr, img.dist)
+	t.Cleanup(func() { _, _, _ = p.run(time.Minute, "rm", "-f", ctr) })
+	dir := t.TempDir()
+	read := func(name string) string {
+		p.must(t, time.Minute, "cp", ctr+":/"+name, filepath.Join(dir, name))
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(root, "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read("LICENSE") != string(want) {
+		t.Error("/LICENSE in the image differs from the repository's LICENSE")
+	}
+	third := read("THIRD_PARTY_LICENSES")
+	for _, s := range []string{"\ngithub.com/nacos-group/nacos-sdk-go/v2 v", "\ngithub.com/spf13/pflag v", "Linked into: gracefulinit, gracefulinit-nacos"} {
+		if !strings.Contains(third, s) {
+			t.Errorf("/THIRD_PARTY_LICENSES has no %q", s)
+		}
 	}
 }
 
