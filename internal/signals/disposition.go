@@ -99,10 +99,15 @@ func StartIgnored(sig syscall.Signal) bool {
 //     ignored, and the app starts with them at SIG_DFL. So do TERM and
 //     CHLD, unlike under tini: ignored for the fork, a TERM sent meanwhile
 //     would be lost to the stop sequence, and the kernel would reap an app
-//     that exits meanwhile, its exit status with it;
-//   - a signal gracefulinit ignores for itself (Capture's ILL, TRAP, STKFLT,
-//     SYS) that was not ignored at start is set to SIG_DFL, so the app gets
-//     its default (exec resets caught signals, not ignored ones).
+//     that exits meanwhile, its exit status with it.
+//
+// Every other signal reaches exec caught (by the runtime's handler, the
+// no-op one of catchUncatchable, or left at SIG_DFL), and exec resets a
+// caught signal to SIG_DFL: the app gets its default. Nothing else is at
+// SIG_IGN here: Capture's signal.Ignore of ILL, TRAP, STKFLT and SYS only
+// makes the runtime's handler drop them (they are not os/signal-notifiable,
+// so the runtime never sets SIG_IGN for them); TestNothingIgnoredButAtStart
+// checks that.
 func ForFork(ch chan<- os.Signal) (restore func()) {
 	var cur unix.Sigset_t
 	maskErr := unix.PthreadSigmask(unix.SIG_SETMASK, &started.mask, &cur)
@@ -110,26 +115,7 @@ func ForFork(ch chan<- os.Signal) (restore func()) {
 	if len(recatch) > 0 {
 		signal.Ignore(recatch...)
 	}
-	var dfl kernelSigaction
-	var reset []syscall.Signal
-	var saved []kernelSigaction
-	for sig := syscall.Signal(1); sig <= 64; sig++ {
-		if sig == unix.SIGKILL || sig == unix.SIGSTOP || StartIgnored(sig) {
-			continue
-		}
-		var old kernelSigaction
-		if sigaction(sig, nil, &old) != nil || old[0] != sigIgn {
-			continue
-		}
-		if sigaction(sig, &dfl, nil) == nil {
-			reset = append(reset, sig)
-			saved = append(saved, old)
-		}
-	}
 	return func() {
-		for i, sig := range reset {
-			_ = sigaction(sig, &saved[i], nil)
-		}
 		if len(recatch) > 0 {
 			signal.Notify(ch, recatch...)
 		}

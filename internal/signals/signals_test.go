@@ -3,6 +3,7 @@ package signals
 import (
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,5 +196,58 @@ func TestHandedIgnored(t *testing.T) {
 	want := []string{"SIGHUP", "SIGQUIT", "SIGUSR1", "SIGPIPE", "signal 40", "signal 64"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("handed over ignored %v, want %v", got, want)
+	}
+}
+
+// TestNothingIgnoredButAtStart: after Capture and CaptureRest, and inside
+// ForFork, no signal is at SIG_IGN unless it was ignored at start (and,
+// inside ForFork, is handed to the app ignored): exec resets every other
+// disposition to SIG_DFL, so the app gets its defaults with no reset of
+// gracefulinit's own (ILL, TRAP, STKFLT and SYS, which Capture ignores,
+// keep the runtime's handler).
+func TestNothingIgnoredButAtStart(t *testing.T) {
+	ch := Capture()
+	t.Cleanup(func() { signal.Stop(ch) })
+	CaptureRest(ch)
+	ignoredNow := func() map[syscall.Signal]bool {
+		got := map[syscall.Signal]bool{}
+		for sig := syscall.Signal(1); sig <= 64; sig++ {
+			if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
+				continue
+			}
+			var act kernelSigaction
+			if err := sigaction(sig, nil, &act); err != nil {
+				t.Fatalf("read signal %d: %v", sig, err)
+			}
+			if act[0] == sigIgn {
+				got[sig] = true
+			}
+		}
+		return got
+	}
+	for sig := range ignoredNow() {
+		if !StartIgnored(sig) {
+			t.Errorf("%s is SIG_IGN after Capture but was not ignored at start: the app would inherit it", Name(sig))
+		}
+	}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	restore := ForFork(ch)
+	handed := map[syscall.Signal]bool{}
+	for _, s := range handedIgnored(&started) {
+		handed[s.(syscall.Signal)] = true
+	}
+	inFork := ignoredNow()
+	restore()
+	for sig := range inFork {
+		if !StartIgnored(sig) {
+			t.Errorf("%s is SIG_IGN for the fork but was not ignored at start", Name(sig))
+		}
+	}
+	for sig := range handed {
+		if !inFork[sig] {
+			t.Errorf("%s was ignored at start but is not SIG_IGN for the fork", Name(sig))
+		}
 	}
 }
