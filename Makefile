@@ -40,6 +40,7 @@ test: deps
 # the package's testdata/fuzz, where they become seed cases of the plain test run.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
+	./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
 	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/eureka:FuzzParseInstance
 fuzz:
 	set -e; for t in $(FUZZ_TARGETS); do \

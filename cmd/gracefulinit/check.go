@@ -59,10 +59,10 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 			}
 		}
 		for _, c := range cfg.OnlineHTTP {
-			fmt.Fprintf(w, "  online (once ready): %s\n", c)
+			fmt.Fprintf(w, "  online (once ready): %s\n", c.Display())
 		}
 		for _, c := range cfg.OfflineHTTP {
-			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", c)
+			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", c.Display())
 		}
 		if cfg.HealthAddr != "" {
 			warmed := ""
@@ -153,6 +153,18 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		return "(unset)"
 	}
 	switch f.Name {
+	case "online-http", "offline-http":
+		// The flag's own value is CSV-quoted, which hides a JSON body's
+		// "password" from the redactor: print the parsed calls.
+		calls := cfg.OnlineHTTP
+		if f.Name == "offline-http" {
+			calls = cfg.OfflineHTTP
+		}
+		var out []string
+		for _, c := range calls {
+			out = append(out, c.Display())
+		}
+		return strings.Join(out, " | ")
 	case "drain":
 		return cfg.Drain.String()
 	case "drain-quiet":

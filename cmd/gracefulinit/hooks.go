@@ -81,8 +81,8 @@ func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, error) 
 		set.Registries = append(set.Registries, r)
 	}
 	// Registries gracefulinit does not speak, as plain HTTP calls in the
-	// same slots, retried and bounded like the others.
-	if h := httphook.New(httphook.Options{Online: cfg.OnlineHTTP, Offline: cfg.OfflineHTTP, Log: log}); h != nil {
+	// same slots; each call retried and bounded on its own.
+	if h := httphook.New(httphook.Options{Online: cfg.OnlineHTTP, Offline: cfg.OfflineHTTP, Timeout: cfg.RegistryTimeout, Log: log}); h != nil {
 		set.Registries = append(set.Registries, h)
 	}
 	if len(set.Registries) == 0 {

@@ -21,13 +21,20 @@ const Mask = "xxxxx"
 // rewrite every word that contains the letter.
 const MinSecret = 4
 
+// secretKey is the name of a field or parameter holding a credential:
+// any name that ends in one of these words (db_password, client_secret,
+// apiKey, X-Auth-Token).
+const secretKey = `[A-Za-z0-9_.-]*(?:password|passwd|passphrase|pwd|secret|token|api_?key|credentials?|private_?key)`
+
 var (
 	// A URL's userinfo password: scheme://user:PASSWORD@.
 	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)([^\s/?#@]+)@`)
 	// key=VALUE in a query string or form, as servers and SDKs echo them.
-	paramRE = regexp.MustCompile(`(?i)((?:access_?token|password|passwd|secret|token)=)([^&\s"',;]+)`)
-	// "key":"VALUE" in JSON answers.
-	jsonRE = regexp.MustCompile(`(?i)("(?:access_?token|password|passwd|secret|token)"\s*:\s*")((?:[^"\\]|\\.)*)"`)
+	paramRE = regexp.MustCompile(`(?i)(` + secretKey + `=)([^&\s"',;]+)`)
+	// "key":"VALUE" in JSON answers and hook bodies.
+	jsonRE = regexp.MustCompile(`(?i)("` + secretKey + `"\s*:\s*")((?:[^"\\]|\\.)*)"`)
+	// "key":VALUE, a number or a bare word, in JSON.
+	jsonBareRE = regexp.MustCompile(`(?i)("` + secretKey + `"\s*:\s*)([^"\s,}\]][^\s,}\]]*)`)
 	// An echoed Authorization header, with or without its scheme word.
 	authRE = regexp.MustCompile(`(?i)(authorization["']?\s*[:=]\s*["']?(?:(?:basic|bearer|digest|token)\s+)?)([^"'\s,;}\]]+)`)
 	// Where a new URL starts inside a list: a scheme after a separator.
@@ -47,6 +54,7 @@ func Text(s string, secrets ...string) string {
 	s = userinfoRE.ReplaceAllString(s, "${1}"+Mask+"@")
 	s = paramRE.ReplaceAllString(s, "${1}"+Mask)
 	s = jsonRE.ReplaceAllString(s, `${1}`+Mask+`"`)
+	s = jsonBareRE.ReplaceAllString(s, `${1}`+Mask)
 	s = authRE.ReplaceAllString(s, "${1}"+Mask)
 	return maskKnown(s, forms)
 }

@@ -47,6 +47,48 @@ func selfRegistered(r Registry) bool {
 	return !ok || s.SelfRegistered()
 }
 
+// Steps is implemented by a Registry that may lack a step (HTTP hooks
+// given only --online-http): Set skips a step it lacks, so the summary
+// says offline=none rather than ok.
+type Steps interface {
+	HasOnline() bool
+	HasOffline() bool
+}
+
+// SelfRetrying is implemented by a Registry whose Online and Offline retry
+// and bound each of their calls on their own (HTTP hooks: one retry loop
+// per call, so a failing call never holds up the next). Set calls them
+// once, with the step's whole context.
+type SelfRetrying interface {
+	RetriesItself()
+}
+
+func hasOnline(r Registry) bool {
+	s, ok := r.(Steps)
+	return !ok || s.HasOnline()
+}
+
+func hasOffline(r Registry) bool {
+	s, ok := r.(Steps)
+	return !ok || s.HasOffline()
+}
+
+func retriesItself(r Registry) bool {
+	_, ok := r.(SelfRetrying)
+	return ok
+}
+
+// HasOffline reports whether any registry has an offline step: without
+// one, the supervisor runs no offline step and its summary says none.
+func (s *Set) HasOffline() bool {
+	for _, r := range s.Registries {
+		if hasOffline(r) {
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultTimeout bounds a registry call whose context has no deadline
 // (--registry-timeout's default).
 const DefaultTimeout = 5 * time.Second
@@ -101,6 +143,9 @@ func (s *Set) Online(ctx context.Context) {
 	s.onlineBegan.Store(true)
 	var wg sync.WaitGroup
 	for _, r := range s.Registries {
+		if !hasOnline(r) {
+			continue
+		}
 		wg.Add(1)
 		go func(r Registry) {
 			defer wg.Done()
@@ -131,6 +176,14 @@ func (s *Set) onlineDelays() (first, limit time.Duration) {
 func (s *Set) onlineOne(ctx context.Context, r Registry) {
 	first, limit := s.onlineDelays()
 	start := time.Now()
+	if retriesItself(r) {
+		if err := safe(r, "online", r.Online, ctx); err != nil {
+			s.Log.Warn("registry online abandoned: shutdown began", "registry", r.Name(), "error", err)
+			return
+		}
+		s.Log.Info("registry online", "registry", r.Name(), "elapsed", time.Since(start).Round(time.Millisecond))
+		return
+	}
 	attempts, err := s.backoff(ctx, first, limit, func(ctx context.Context) error { return safe(r, "online", r.Online, ctx) },
 		func(error) bool { return false },
 		func(attempt int, wait time.Duration, err error) {
@@ -162,6 +215,12 @@ func (s *Set) Offline(ctx context.Context) error {
 		if early && !selfRegistered(r) {
 			s.Log.Info("registry offline skipped: the app stopped before it was ready, and this registry holds nothing of it before then", "registry", r.Name())
 			return nil
+		}
+		if !hasOffline(r) {
+			return errNoStep
+		}
+		if retriesItself(r) {
+			return safe(r, "offline", r.Offline, ctx)
 		}
 		return s.retry(ctx, r, func(ctx context.Context) error { return safe(r, "offline", r.Offline, ctx) })
 	})
@@ -235,6 +294,10 @@ func safe(r Registry, step string, call func(context.Context) error, ctx context
 	return call(ctx)
 }
 
+// errNoStep is what a call returns for a registry without that step: each
+// leaves it out of the log and the result.
+var errNoStep = errors.New("no such step")
+
 // each runs call for every registry in parallel; perCall bounds each by the
 // timeout (calls that retry bound their own attempts instead).
 func (s *Set) each(ctx context.Context, step string, perCall bool, call func(Registry, context.Context) error) error {
@@ -251,6 +314,9 @@ func (s *Set) each(ctx context.Context, step string, perCall bool, call func(Reg
 			defer cancel()
 			start := time.Now()
 			err := call(r, cctx)
+			if errors.Is(err, errNoStep) {
+				return
+			}
 			took := time.Since(start).Round(time.Millisecond)
 			if err != nil {
 				s.Log.Warn("registry "+step+" failed", "registry", r.Name(), "elapsed", took, "error", err)

@@ -40,6 +40,19 @@ func (NoHooks) Online(context.Context)        {}
 func (NoHooks) Offline(context.Context) error { return nil }
 func (NoHooks) Close(context.Context) error   { return nil }
 
+// hasOffline reports whether the hooks take the app out at the stop
+// signal. Hooks without an offline step (HTTP hooks given only
+// --online-http) say so with HasOffline, and the summary says none.
+func hasOffline(h Hooks) bool {
+	if _, none := h.(NoHooks); none {
+		return false
+	}
+	if s, ok := h.(interface{ HasOffline() bool }); ok {
+		return s.HasOffline()
+	}
+	return true
+}
+
 // safeHook runs one hook call and turns a panic in it into an error. Hooks
 // are registry code running in PID 1's goroutines: a bug there must cost
 // that step, never the container.

@@ -150,8 +150,7 @@ func Run(o Options) int {
 	// The drain's bounds are the timeline's, fixed once.
 	o.Drain.Max, o.Drain.Quiet, o.Drain.Min = o.Timeline.Drain, o.Timeline.DrainQuiet, o.Timeline.DrainMin
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
-	_, noHooks := o.Hooks.(NoHooks)
-	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, !noHooks)
+	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, hasOffline(o.Hooks))
 	r.dumpSig, r.dumpBefore = o.DumpSignal, o.DumpBefore
 	if e, ok := o.Hooks.(EarlyHooks); ok {
 		r.early = e.SelfRegistered()

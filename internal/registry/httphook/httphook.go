@@ -6,11 +6,13 @@
 // {"status":"UP"}, which covers Consul and Zookeeper apps too).
 //
 // It is a registry.Registry: the hooks run in the same slots as Nacos and
-// Eureka (online after readiness, offline at SIGTERM), bounded by the
-// registry timeout, retried by registry.Set, and reported in the summary.
+// Eureka (online after readiness, offline at SIGTERM) and are reported in
+// the summary. Unlike theirs, each call retries on its own, each attempt
+// bounded by the registry timeout, all calls of a step side by side.
 package httphook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,9 +25,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
+	"github.com/gracefulinit/gracefulinit/internal/selfconn"
 )
 
 // Call is one HTTP request: METHOD URL [BODY].
@@ -36,6 +41,16 @@ type Call struct {
 }
 
 func (c Call) String() string { return c.Method + " " + redact.URL(c.URL) }
+
+// Display is the whole call with its body, fit to print (--check):
+// credentials in the URL and the body are masked.
+func (c Call) Display() string {
+	s := c.String()
+	if c.Body != "" {
+		s += " " + redact.Text(c.Body, redact.Secrets(c.URL)...)
+	}
+	return s
+}
 
 var methods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
@@ -53,6 +68,11 @@ func Parse(spec string) (Call, error) {
 	rawURL, body, _ := strings.Cut(rest, " ")
 	m := strings.ToUpper(method)
 	if !methods[m] {
+		// A spec missing its method starts with the URL, which may hold a
+		// password: only a word of letters is quoted back.
+		if method == "" || strings.Trim(method, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return Call{}, fmt.Errorf("no method: %s (GET, HEAD, POST, PUT, PATCH or DELETE)", fix)
+		}
 		return Call{}, fmt.Errorf("method %q: %s (GET, HEAD, POST, PUT, PATCH or DELETE)", failover.Excerpt(method, 16), fix)
 	}
 	if rawURL == "" {
@@ -72,17 +92,27 @@ func Parse(spec string) (Call, error) {
 
 // Options configure the hooks.
 type Options struct {
-	Online  []Call // run in order once the app is ready
-	Offline []Call // run in order when the stop sequence begins
+	Online  []Call // run once the app is ready, side by side
+	Offline []Call // run when the stop sequence begins, side by side
+	// Timeout bounds each attempt of each call (--registry-timeout);
+	// 0 means registry.DefaultTimeout.
+	Timeout time.Duration
+	// RetryMin and RetryMax bound the back-off between the attempts of one
+	// call (default 250 ms and 2 s).
+	RetryMin, RetryMax time.Duration
 	// Client sends the calls; nil means the registries' client (no proxy,
-	// no redirects: a redirect answers as a failed call).
+	// no redirects: a redirect answers as a failed call), dialling through
+	// selfconn so that a call to the app's own port is not a caller the
+	// drain waits for.
 	Client *http.Client
 	Log    *slog.Logger
 }
 
-// Hooks is the registry.Registry of the HTTP calls. Each step remembers
-// which of its calls already succeeded, so a retry repeats only the ones
-// that failed: a recipe's calls need not be idempotent.
+// Hooks is the registry.Registry of the HTTP calls. Every call of a step
+// runs in its own goroutine with its own retries, each attempt bounded on
+// its own: a failing or hanging call never holds up the others. Each call
+// remembers whether it succeeded, so a step run again repeats only the
+// ones that failed: a recipe's calls need not be idempotent.
 type Hooks struct {
 	o Options
 
@@ -101,9 +131,29 @@ func New(o Options) *Hooks {
 	}
 	if o.Client == nil {
 		o.Client = failover.NewHTTPClient("", "")
+		if t, ok := o.Client.Transport.(*http.Transport); ok {
+			t.DialContext = selfconn.DialContext
+			// The calls of a step run side by side, often to one host.
+			t.MaxIdleConnsPerHost = max(len(o.Online), len(o.Offline))
+		}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = registry.DefaultTimeout
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 250 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(2*time.Second, o.RetryMin)
 	}
 	return &Hooks{o: o, onlineDone: make([]bool, len(o.Online)), offlineDone: make([]bool, len(o.Offline))}
 }
+
+var (
+	_ registry.Registry     = (*Hooks)(nil)
+	_ registry.Steps        = (*Hooks)(nil)
+	_ registry.SelfRetrying = (*Hooks)(nil)
+)
 
 func (h *Hooks) Name() string { return "http" }
 
@@ -112,17 +162,29 @@ func (h *Hooks) Name() string { return "http" }
 // a stop while the app starts.
 func (h *Hooks) SelfRegistered() bool { return len(h.o.Offline) > 0 }
 
-// Online runs the --online-http calls that have not succeeded yet.
+// HasOnline and HasOffline say which steps have calls: registry.Set skips
+// a step without any, so the summary says offline=none, not ok.
+func (h *Hooks) HasOnline() bool  { return len(h.o.Online) > 0 }
+func (h *Hooks) HasOffline() bool { return len(h.o.Offline) > 0 }
+
+// RetriesItself tells registry.Set that each call retries and bounds its
+// own attempts: Set calls Online and Offline once with the step's whole
+// context.
+func (h *Hooks) RetriesItself() {}
+
+// Online runs the --online-http calls that have not succeeded yet, each
+// until it succeeds or ctx ends.
 func (h *Hooks) Online(ctx context.Context) error {
 	return h.run(ctx, "online", h.o.Online, h.onlineDone)
 }
 
-// Offline runs the --offline-http calls that have not succeeded yet.
+// Offline runs the --offline-http calls that have not succeeded yet, each
+// until it succeeds or ctx ends.
 func (h *Hooks) Offline(ctx context.Context) error {
 	return h.run(ctx, "offline", h.o.Offline, h.offlineDone)
 }
 
-// Close has nothing to release.
+// Close releases idle connections.
 func (h *Hooks) Close(context.Context) error {
 	if t, ok := h.o.Client.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
@@ -130,7 +192,17 @@ func (h *Hooks) Close(context.Context) error {
 	return nil
 }
 
+// outcome is what became of one call of a step.
+type outcome struct {
+	attempts int   // 0: it had succeeded before this run
+	err      error // nil: done
+}
+
+// run starts every pending call of the step at once and waits for all of
+// them. Its error, when a call failed, reports every call of the step.
 func (h *Hooks) run(ctx context.Context, step string, calls []Call, done []bool) error {
+	outs := make([]outcome, len(calls))
+	var wg sync.WaitGroup
 	for i, c := range calls {
 		h.mu.Lock()
 		ok := done[i]
@@ -138,15 +210,93 @@ func (h *Hooks) run(ctx context.Context, step string, calls []Call, done []bool)
 		if ok {
 			continue
 		}
-		if err := h.do(ctx, c); err != nil {
-			return fmt.Errorf("%s hook %d of %d: %w", step, i+1, len(calls), err)
-		}
-		h.mu.Lock()
-		done[i] = true
-		h.mu.Unlock()
-		h.o.Log.Info("http "+step+" hook done", "call", c.String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = h.untilDone(ctx, step, i, len(calls), c)
+			if outs[i].err == nil {
+				h.mu.Lock()
+				done[i] = true
+				h.mu.Unlock()
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return report(step, calls, outs)
+}
+
+// untilDone calls c, each attempt bounded by the timeout, until it
+// succeeds or ctx ends, backing off between attempts.
+func (h *Hooks) untilDone(ctx context.Context, step string, i, n int, c Call) outcome {
+	name := fmt.Sprintf("%d of %d", i+1, n)
+	delay := h.o.RetryMin
+	var last error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, h.o.Timeout)
+		err := h.safeDo(actx, c)
+		cancel()
+		if err == nil {
+			h.o.Log.Info("http "+step+" hook done", "hook", name, "call", c.String(), "attempts", attempt)
+			return outcome{attempts: attempt}
+		}
+		if ctx.Err() != nil {
+			// An attempt cut short by the end of the step says less about
+			// why the call failed than the attempt before it.
+			return outcome{attempts: attempt, err: cmp.Or(last, err)}
+		}
+		last = err
+		h.o.Log.Warn("http "+step+" hook failed, retrying", "hook", name, "attempt", attempt, "retry_in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return outcome{attempts: attempt, err: err}
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, h.o.RetryMax)
+	}
+}
+
+// safeDo is do with a panic turned into the call's error: hooks run in
+// PID 1's goroutines.
+func (h *Hooks) safeDo(ctx context.Context, c Call) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: panic: %v", c, p)
+		}
+	}()
+	return h.do(ctx, c)
+}
+
+// report is nil when every call is done, else one line naming each call
+// of the step and what became of it, for the log and the summary.
+func report(step string, calls []Call, outs []outcome) error {
+	failed := false
+	for _, o := range outs {
+		failed = failed || o.err != nil
+	}
+	if !failed {
+		return nil
+	}
+	parts := make([]string, len(calls))
+	for i, o := range outs {
+		what := "ok"
+		switch {
+		case o.err != nil:
+			// do's errors start with the call, named here already.
+			msg := strings.TrimPrefix(o.err.Error(), calls[i].String()+": ")
+			what = fmt.Sprintf("failed after %d attempt%s: %s", o.attempts, plural(o.attempts), msg)
+		case o.attempts > 1:
+			what = fmt.Sprintf("ok after %d attempts", o.attempts)
+		}
+		parts[i] = fmt.Sprintf("%s hook %d of %d (%s): %s", step, i+1, len(calls), calls[i], what)
+	}
+	return errors.New(strings.Join(parts, "; "))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // maxBody bounds what is read of an answer: only its first words are shown.

@@ -6,10 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
 func TestParse(t *testing.T) {
@@ -22,7 +26,8 @@ func TestParse(t *testing.T) {
 		{spec: "post http://127.0.0.1:8080/actuator/service-registry {\"status\": \"UP\"}",
 			want: Call{Method: "POST", URL: "http://127.0.0.1:8080/actuator/service-registry", Body: `{"status": "UP"}`}},
 		{spec: "  PUT   https://h/x   a=b,c=d  ", want: Call{Method: "PUT", URL: "https://h/x", Body: "a=b,c=d"}},
-		{spec: "", err: "method"},
+		{spec: "", err: "no method"},
+		{spec: "http://alice:S3CRETPW@h/offline", err: "no method"},
 		{spec: "FETCH http://h/", err: "method"},
 		{spec: "GET", err: "no URL"},
 		{spec: "GET ftp://h/", err: "URL"},
@@ -109,7 +114,7 @@ func mustParse(t *testing.T, spec string) Call {
 	return c
 }
 
-func TestStepsRunInOrderAndRetryOnlyWhatFailed(t *testing.T) {
+func TestStepsRetryOnlyWhatFailed(t *testing.T) {
 	q, srv := newQoS(t)
 	h := New(Options{
 		Online: []Call{mustParse(t, "GET "+srv.URL+"/online")},
@@ -117,6 +122,7 @@ func TestStepsRunInOrderAndRetryOnlyWhatFailed(t *testing.T) {
 			mustParse(t, "GET "+srv.URL+"/offline"),
 			mustParse(t, "POST "+srv.URL+`/actuator/service-registry {"status":"OUT_OF_SERVICE"}`),
 		},
+		RetryMin: 20 * time.Millisecond, RetryMax: 20 * time.Millisecond,
 		Log: slog.New(slog.DiscardHandler),
 	})
 	ctx := context.Background()
@@ -128,28 +134,98 @@ func TestStepsRunInOrderAndRetryOnlyWhatFailed(t *testing.T) {
 	}
 
 	q.set("/actuator/service-registry", 503)
-	err := h.Offline(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	err := h.Offline(sctx)
+	cancel()
 	if err == nil || !strings.Contains(err.Error(), "offline hook 2 of 2") || !strings.Contains(err.Error(), "HTTP 503") ||
-		!strings.Contains(err.Error(), "answer for /actuator/service-registry") {
-		t.Fatalf("Offline with a 503 = %v; want the hook, the status and the answer", err)
+		!strings.Contains(err.Error(), "answer for /actuator/service-registry") || !strings.Contains(err.Error(), "/offline): ok") {
+		t.Fatalf("Offline with a 503 = %v; want each hook's outcome, the status and the answer", err)
 	}
-	want := []string{"GET /offline  ", `POST /actuator/service-registry application/json {"status":"OUT_OF_SERVICE"}`}
-	if got := q.taken(); strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("offline calls = %q, want %q", got, want)
+	got := q.taken()
+	if n := count(got, "GET /offline  "); n != 1 {
+		t.Fatalf("offline calls = %q: the Dubbo offline ran %d times, want once", got, n)
+	}
+	if n := count(got, `POST /actuator/service-registry application/json {"status":"OUT_OF_SERVICE"}`); n < 2 {
+		t.Fatalf("offline calls = %q: the failing POST was not retried", got)
 	}
 	q.set("/actuator/service-registry", 200)
 	if err := h.Offline(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The retry repeats only the failed call, not the Dubbo offline.
+	// Run again, the step repeats only the failed call, not the Dubbo offline.
 	if got := q.taken(); len(got) != 1 || !strings.HasPrefix(got[0], "POST /actuator/service-registry") {
 		t.Fatalf("retry calls = %q, want only the failed POST", got)
 	}
 }
 
+func count(calls []string, want string) int {
+	n := 0
+	for _, c := range calls {
+		if c == want {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFirstHookNeverBlocksTheOthers: a first hook that fails or hangs
+// must not keep the next from being called (issue 20: the server saw /500
+// four times and /ok never), in either step; the failing one is retried on
+// its own, each attempt bounded by the timeout.
+func TestFirstHookNeverBlocksTheOthers(t *testing.T) {
+	for _, first := range []string{"/500", "/hang"} {
+		for _, step := range []string{"online", "offline"} {
+			t.Run(step+first, func(t *testing.T) {
+				t.Parallel()
+				q, srv := newQoS(t)
+				q.set("/500", 500)
+				calls := []Call{mustParse(t, "GET "+srv.URL+first), mustParse(t, "GET "+srv.URL+"/ok")}
+				o := Options{Timeout: 300 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+					Log: slog.New(slog.DiscardHandler)}
+				run := (*Hooks).Offline
+				if step == "online" {
+					o.Online, run = calls, (*Hooks).Online
+				} else {
+					o.Offline = calls
+				}
+				h := New(o)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				err := run(h, ctx)
+				got := q.taken()
+				if count(got, "GET /ok  ") != 1 {
+					t.Fatalf("calls = %q: /ok called %d times, want once", got, count(got, "GET /ok  "))
+				}
+				if count(got, "GET "+first+"  ") < 2 {
+					t.Fatalf("calls = %q: %s was not retried within 2s (each attempt bounded at 300ms)", got, first)
+				}
+				if err == nil || !strings.Contains(err.Error(), step+" hook 1 of 2 (GET "+srv.URL+first+"): failed after") ||
+					!strings.Contains(err.Error(), step+" hook 2 of 2 (GET "+srv.URL+"/ok): ok") {
+					t.Fatalf("error = %v; want each hook's outcome", err)
+				}
+			})
+		}
+	}
+}
+
+func TestDisplayRedactsTheBody(t *testing.T) {
+	for _, spec := range []string{
+		`POST http://127.0.0.1:8080/x {"username":"nacos","password":"S3CRETPW"}`,
+		`POST http://127.0.0.1:8080/x {"db_password": "S3CRETPW", "status": "UP"}`,
+		`POST http://127.0.0.1:8080/x {"apiKey":"S3CRETPW"}`,
+		`POST http://127.0.0.1:8080/x {"pin":1,"password":84471234}`,
+		`POST http://alice:S3CRETPW@127.0.0.1:8080/x status=UP&password=S3CRETPW`,
+	} {
+		c := mustParse(t, spec)
+		if d := c.Display(); strings.Contains(d, "S3CRETPW") || strings.Contains(d, "84471234") || !strings.Contains(d, "127.0.0.1:8080/x") {
+			t.Errorf("Display(%q) = %q", spec, d)
+		}
+	}
+}
+
 func TestHangingEndpointHonoursContext(t *testing.T) {
 	_, srv := newQoS(t)
-	h := New(Options{Offline: []Call{mustParse(t, "GET "+srv.URL+"/hang")}, Log: slog.New(slog.DiscardHandler)})
+	h := New(Options{Offline: []Call{mustParse(t, "GET "+srv.URL+"/hang")}, Timeout: time.Minute, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -167,13 +243,13 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 	q.set("/offline", 401)
 	u := strings.Replace(srv.URL, "http://", "http://alice:S3CRETPW@", 1)
 	h := New(Options{Offline: []Call{mustParse(t, "GET "+u+"/offline")}, Log: slog.New(slog.DiscardHandler)})
-	err := h.Offline(context.Background())
+	err := h.Offline(shortCtx(t))
 	if err == nil || strings.Contains(err.Error(), "S3CRETPW") {
 		t.Fatalf("error = %v; want a failure without the password", err)
 	}
 	q.set("/echo", 403)
 	h = New(Options{Offline: []Call{mustParse(t, "GET "+u+"/echo")}, Log: slog.New(slog.DiscardHandler)})
-	err = h.Offline(context.Background())
+	err = h.Offline(shortCtx(t))
 	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || strings.Contains(err.Error(), "S3CRETPW") ||
 		strings.Contains(err.Error(), "YWxpY2U6UzNDUkVUUFc=") {
 		t.Fatalf("error = %v; want the 403 without the password or its basic-auth form", err)
@@ -181,14 +257,84 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 	// A refused connection's error names the URL too.
 	srv.Close()
 	h = New(Options{Offline: []Call{mustParse(t, "GET "+u+"/offline")}, Log: slog.New(slog.DiscardHandler)})
-	err = h.Offline(context.Background())
+	err = h.Offline(shortCtx(t))
 	if err == nil || strings.Contains(err.Error(), "S3CRETPW") {
 		t.Fatalf("error = %v; want a failure without the password", err)
 	}
+}
+
+// shortCtx bounds a step whose call keeps failing: it retries until then.
+func shortCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func TestNoCallsNoHooks(t *testing.T) {
 	if h := New(Options{}); h != nil {
 		t.Fatalf("New with no calls = %v, want nil", h)
 	}
+}
+
+// FuzzParse: whatever the spec, Parse never panics, its error is one line
+// without a URL password, and an accepted call is a known method and an
+// http(s) URL with a host and a port in range, printed without its password.
+func FuzzParse(f *testing.F) {
+	f.Add("GET http://127.0.0.1:22222/offline")
+	f.Fuzz(func(t *testing.T, spec string) {
+		c, err := Parse(spec)
+		pws := redact.Secrets(spec)
+		if err != nil {
+			msg := err.Error()
+			if strings.ContainsAny(msg, "\n\r") {
+				t.Fatalf("Parse(%q) error on two lines: %q", spec, msg)
+			}
+			for _, pw := range pws {
+				if distinct(spec, pw) && strings.Contains(msg, pw) {
+					t.Fatalf("Parse(%q) error %q quotes the password %q", spec, msg, pw)
+				}
+			}
+			return
+		}
+		if !methods[c.Method] {
+			t.Fatalf("Parse(%q) accepted method %q", spec, c.Method)
+		}
+		u, perr := url.Parse(c.URL)
+		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			t.Fatalf("Parse(%q) accepted URL %q", spec, c.URL)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				t.Fatalf("Parse(%q) accepted port %q", spec, p)
+			}
+		}
+		if u.User != nil {
+			if pw, ok := u.User.Password(); ok && distinct(spec, pw) {
+				if strings.Contains(c.String(), pw) || strings.Contains(strings.TrimPrefix(c.Display(), c.String()), pw) && !strings.Contains(c.Body, pw) {
+					t.Fatalf("Parse(%q) prints the password %q: %q", spec, pw, c.Display())
+				}
+			}
+		}
+	})
+}
+
+// fixedText is every byte an error or a printed call may hold besides the
+// spec's own: the messages, the mask, and Go's escapes of odd bytes.
+const fixedText = "want 'METHOD URL [BODY]', e.g. 'GET http://127.0.0.1:22222/offline' (GET, HEAD, POST, PUT, PATCH or DELETE)" +
+	" no URL: ports run from 1 to 65535 method \"\\ 0123456789abcdefABCDEFxuU... " + redact.Mask
+
+// distinct reports whether pw, a password in spec, holds a byte found
+// nowhere else in spec nor in fixedText: only then can its presence in an
+// output be told apart from a coincidence.
+func distinct(spec, pw string) bool {
+	if len(pw) < redact.MinSecret {
+		return false
+	}
+	rest := strings.ReplaceAll(spec, pw, "") + fixedText
+	for i := 0; i < len(pw); i++ {
+		if !strings.Contains(rest, pw[i:i+1]) {
+			return true
+		}
+	}
+	return false
 }
