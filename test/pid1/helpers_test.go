@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -134,7 +134,7 @@ func initPID(p *testbin.Proc) int {
 	if !p.PID1 {
 		return p.Cmd.Process.Pid
 	}
-	if kids := procfs.Children(p.Cmd.Process.Pid); len(kids) > 0 {
+	if kids := proctree.Children(p.Cmd.Process.Pid); len(kids) > 0 {
 		return kids[0]
 	}
 	return 0
@@ -148,14 +148,14 @@ func appPID(p *testbin.Proc) int {
 	if ip == 0 {
 		return 0
 	}
-	self := procfs.Exe(ip)
-	for _, c := range procfs.Children(ip) {
+	self := proctree.Exe(ip)
+	for _, c := range proctree.Children(ip) {
 		pgid, err := syscall.Getpgid(c)
 		if err != nil || pgid != c {
 			continue
 		}
 		// Before exec the child is still a copy of gracefulinit.
-		if exe := procfs.Exe(c); exe != "" && exe != self {
+		if exe := proctree.Exe(c); exe != "" && exe != self {
 			return c
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -24,7 +25,7 @@ const orphanLoop = `i=0; while [ $i -lt %d ]; do (true &); i=$((i+1)); done`
 func zombiesBelow(pid int) []int {
 	var out []int
 	for _, d := range procfs.Descendants(pid) {
-		if procfs.State(d) == "Z" {
+		if proctree.State(d) == "Z" {
 			out = append(out, d)
 		}
 	}
@@ -159,7 +160,7 @@ func TestSubreaper(t *testing.T) {
 				app := mustAppPID(t, p)
 				var orphan int
 				found := testbin.WaitFor(context.Background(), eventTimeout, func() bool {
-					for _, c := range procfs.Children(init) {
+					for _, c := range proctree.Children(init) {
 						if c != app && cmdline(c) == "sleep 300" {
 							orphan = c
 							return true
@@ -168,7 +169,7 @@ func TestSubreaper(t *testing.T) {
 					return false
 				})
 				if !found {
-					t.Fatalf("no orphan re-parented to gracefulinit %d; its children: %v", init, procfs.Children(init))
+					t.Fatalf("no orphan re-parented to gracefulinit %d; its children: %v", init, proctree.Children(init))
 				}
 				if ppid := statusField(t, orphan, "PPid"); ppid != strconv.Itoa(init) {
 					t.Fatalf("orphan %d has PPid %s, want gracefulinit's %d", orphan, ppid, init)
@@ -176,8 +177,8 @@ func TestSubreaper(t *testing.T) {
 				if err := syscall.Kill(orphan, syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return procfs.State(orphan) == "" }) {
-					t.Fatalf("orphan %d not reaped: state %q", orphan, procfs.State(orphan))
+				if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { return proctree.State(orphan) == "" }) {
+					t.Fatalf("orphan %d not reaped: state %q", orphan, proctree.State(orphan))
 				}
 				p.Signal(syscall.SIGTERM)
 				if code := p.Wait(exitTimeout); code != 143 {

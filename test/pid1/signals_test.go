@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -208,7 +208,7 @@ func grandchildPID(t *testing.T, p *testbin.Proc) int {
 	t.Helper()
 	app := mustAppPID(t, p)
 	var kids []int
-	if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { kids = procfs.Children(app); return len(kids) == 1 }) {
+	if !testbin.WaitFor(context.Background(), eventTimeout, func() bool { kids = proctree.Children(app); return len(kids) == 1 }) {
 		t.Fatalf("app %d has children %v, want one grandchild", app, kids)
 	}
 	return kids[0]

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
@@ -707,8 +707,8 @@ func mustChild(t *testing.T, pid int) int {
 	t.Helper()
 	var child int
 	if !testbin.WaitFor(context.Background(), eventTimeout, func() bool {
-		kids := procfs.Children(pid)
-		if len(kids) == 0 || procfs.Exe(kids[0]) == procfs.Exe(pid) {
+		kids := proctree.Children(pid)
+		if len(kids) == 0 || proctree.Exe(kids[0]) == proctree.Exe(pid) {
 			return false
 		}
 		child = kids[0]

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
@@ -111,10 +111,10 @@ func TestCtrlC(t *testing.T) {
 		}
 		init := cmd.Process.Pid
 		if m.pid1 {
-			init = procfs.Children(cmd.Process.Pid)[0]
+			init = proctree.Children(cmd.Process.Pid)[0]
 		}
 		var app int
-		for _, c := range procfs.Children(init) {
+		for _, c := range proctree.Children(init) {
 			if pg, err := syscall.Getpgid(c); err == nil && pg == c {
 				app = c
 			}

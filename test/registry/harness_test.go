@@ -18,6 +18,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -166,7 +167,7 @@ func (p *pod) wait(timeout time.Duration) int {
 func (p *pod) javaPID() int {
 	p.t.Helper()
 	for _, pid := range procfs.Descendants(p.p.Cmd.Process.Pid) {
-		if filepath.Base(procfs.Exe(pid)) == "java" {
+		if filepath.Base(proctree.Exe(pid)) == "java" {
 			return pid
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
@@ -26,7 +27,7 @@ const helperDiedMsg = "nacos helper died; restarting it"
 // process below gracefulinit, 0 if there is none.
 func helperPID(p *testbin.Proc) int {
 	for _, pid := range procfs.Descendants(p.Cmd.Process.Pid) {
-		if filepath.Base(procfs.Exe(pid)) == "gracefulinit-nacos" {
+		if filepath.Base(proctree.Exe(pid)) == "gracefulinit-nacos" {
 			return pid
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/freeport"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -405,7 +406,7 @@ func (id procID) alive() bool {
 	if !ok || now.start != id.start {
 		return false
 	}
-	st := procfs.State(id.pid)
+	st := proctree.State(id.pid)
 	return st != "" && st != "Z" && st != "X"
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
@@ -162,7 +162,7 @@ func TestQuickRun(t *testing.T) {
 	}
 
 	// Nothing the benchmark started may be left behind.
-	if kids := procfs.Children(os.Getpid()); len(kids) > 0 {
+	if kids := proctree.Children(os.Getpid()); len(kids) > 0 {
 		t.Errorf("processes left behind: %v", kids)
 	}
 	if t.Failed() {
@@ -218,7 +218,7 @@ func TestCancelCleansUp(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("Run did not return %v after start", time.Since(start))
 	}
-	if kids := procfs.Children(os.Getpid()); len(kids) > 0 {
+	if kids := proctree.Children(os.Getpid()); len(kids) > 0 {
 		t.Errorf("processes left behind: %v", kids)
 	}
 }

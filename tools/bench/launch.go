@@ -16,6 +16,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 )
 
 // Style is how an init takes its command line.
@@ -219,7 +220,7 @@ func reapStrays() {
 	tracked.Lock()
 	defer tracked.Unlock()
 	self := os.Getpid()
-	for _, c := range procfs.Children(self) {
+	for _, c := range proctree.Children(self) {
 		if tracked.pids[c] {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 )
 
 // clkTck is USER_HZ, the unit of utime and stime in /proc/PID/stat. Linux
@@ -141,13 +142,13 @@ func waitExit(pidfd int, timeout time.Duration) error {
 // message about a process that did not do what was expected.
 func describeTree(pid int) string {
 	var parts []string
-	for _, p := range append([]int{pid}, procfs.Children(pid)...) {
+	for _, p := range append([]int{pid}, proctree.Children(pid)...) {
 		st, err := readStat(p)
 		if err != nil {
 			parts = append(parts, fmt.Sprintf("pid %d gone", p))
 			continue
 		}
-		exe := procfs.Exe(p)
+		exe := proctree.Exe(p)
 		var sig []string
 		for _, k := range []string{"SigPnd", "ShdPnd", "SigBlk"} {
 			if v, err := statusField(p, k); err == nil {

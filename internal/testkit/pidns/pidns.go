@@ -3,7 +3,7 @@
 // host: for the tests, the benchmark and the rollout harness.
 package pidns
 
-import "github.com/gracefulinit/gracefulinit/internal/procfs"
+import "github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 
 // Argv returns argv run as PID 1 of a new PID namespace with its own
 // /proc. unshare forks it and waits; --kill-child: when unshare dies (the
@@ -21,13 +21,13 @@ func Argv(argv ...string) []string {
 func ReadyInit(launcher int, unshared bool) int {
 	init := launcher
 	if unshared {
-		kids := procfs.Children(launcher)
+		kids := proctree.Children(launcher)
 		if len(kids) == 0 {
 			return 0
 		}
 		init = kids[0]
 	}
-	if procfs.ExecedChild(init) == 0 {
+	if proctree.ExecedChild(init) == 0 {
 		return 0
 	}
 	return init

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 )
 
 func TestReadyInit(t *testing.T) {
@@ -42,14 +42,14 @@ func TestReadyInit(t *testing.T) {
 			}) {
 				t.Fatal("no ready init within 10 s")
 			}
-			if child := procfs.ExecedChild(init); filepath.Base(procfs.Exe(child)) != "sleep" {
-				t.Fatalf("init %d's exec'd child %d runs %q, want sleep", init, child, procfs.Exe(child))
+			if child := proctree.ExecedChild(init); filepath.Base(proctree.Exe(child)) != "sleep" {
+				t.Fatalf("init %d's exec'd child %d runs %q, want sleep", init, child, proctree.Exe(child))
 			}
 			if tt.unshared == (init == cmd.Process.Pid) {
 				t.Fatalf("ReadyInit = %d, launcher %d, unshared %v", init, cmd.Process.Pid, tt.unshared)
 			}
-			if base := filepath.Base(procfs.Exe(init)); base != "dash" && base != "sh" && base != "bash" {
-				t.Fatalf("init %d runs %s, want the shell", init, procfs.Exe(init))
+			if base := filepath.Base(proctree.Exe(init)); base != "dash" && base != "sh" && base != "bash" {
+				t.Fatalf("init %d runs %s, want the shell", init, proctree.Exe(init))
 			}
 		})
 	}
