@@ -116,6 +116,9 @@ type Options struct {
 type Hooks struct {
 	o Options
 
+	// maxAttempts, when set (tests), ends a call's retries after that many.
+	maxAttempts int
+
 	mu          sync.Mutex
 	onlineDone  []bool
 	offlineDone []bool
@@ -239,7 +242,7 @@ func (h *Hooks) untilDone(ctx context.Context, step string, i, n int, c Call) ou
 			h.o.Log.Info("http "+step+" hook done", "hook", name, "call", c.String(), "attempts", attempt)
 			return outcome{attempts: attempt}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || attempt == h.maxAttempts {
 			// An attempt cut short by the end of the step says less about
 			// why the call failed than the attempt before it.
 			return outcome{attempts: attempt, err: cmp.Or(last, err)}
