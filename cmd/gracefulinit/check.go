@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -34,7 +36,7 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 	// Parse has validated the timeline: a configuration that does not fit
 	// never gets here.
 	fmt.Fprintln(w, "\ntimeline after the stop signal:")
-	for _, l := range cfg.Timeline.Describe(signals.Name(cfg.StopSignal)) {
+	for _, l := range cfg.Timeline.Describe(stopSignalName(cfg)) {
 		fmt.Fprintf(w, "  %s\n", l)
 		if strings.HasPrefix(l, "0s: drain until") {
 			explainPeers(cfg, w)
@@ -47,6 +49,10 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 	}
 	if cfg.Timeline.Kills() {
 		fmt.Fprintln(w, "  ok: fits the grace period")
+	}
+	fmt.Fprintln(w, "\nsignals gracefulinit receives:")
+	for _, l := range describeSignals(cfg) {
+		fmt.Fprintf(w, "  %s\n", l)
 	}
 
 	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP)+len(cfg.WarmupHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" {
@@ -83,6 +89,37 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 	}
 	fmt.Fprintln(w, "\nall checks passed")
 	return 0
+}
+
+// describeSignals says what each signal a container runtime or an
+// operator commonly sends does: the --stop-on ones start the stop
+// sequence, the others reach the app at once.
+func describeSignals(cfg *config.Config) []string {
+	var out []string
+	for _, sig := range cfg.StopOn {
+		stop := signals.Name(sig)
+		if cfg.StopSignal != 0 {
+			stop = signals.Name(cfg.StopSignal)
+		}
+		switch {
+		case !cfg.Timeline.Kills():
+			out = append(out, fmt.Sprintf("%s: %s to the app at once (tini mode: no offline, no drain, no deadline)", signals.Name(sig), stop))
+		case cfg.HasOffline() && cfg.Timeline.Drain > 0:
+			out = append(out, fmt.Sprintf("%s: starts the stop sequence: offline, drain, then %s to the app; a second --stop-on signal ends the drain", signals.Name(sig), stop))
+		case cfg.HasOffline():
+			out = append(out, fmt.Sprintf("%s: starts the stop sequence: offline, then %s to the app", signals.Name(sig), stop))
+		case cfg.Timeline.Drain > 0:
+			out = append(out, fmt.Sprintf("%s: starts the stop sequence: drain, then %s to the app; a second --stop-on signal ends the drain", signals.Name(sig), stop))
+		default:
+			out = append(out, fmt.Sprintf("%s: starts the stop sequence: %s to the app, SIGKILL at the kill point", signals.Name(sig), stop))
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
+		if !slices.Contains(cfg.StopOn, sig) {
+			out = append(out, fmt.Sprintf("%s: forwarded to the app at once (not a --stop-on signal)", signals.Name(sig)))
+		}
+	}
+	return append(out, "SIGCHLD and the fault signals: not forwarded (gracefulinit's own)")
 }
 
 // probeRegistries asks every registry server whether it answers where its

@@ -15,11 +15,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
@@ -47,84 +46,121 @@ const exitUsage = 1
 var caught = signals.Capture()
 
 func main() {
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
-	os.Exit(untilStarted(stop, os.Stderr, func() int {
-		return run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
-	}))
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-// gate decides, once, between starting the app and a stop signal that came
-// first: preparing (flags, files, registry set-up) may be slow, and a stop
-// request must not wait for it, nor be followed by an app that starts.
-var gate struct {
-	sync.Mutex
-	started, stopped bool
+// run prepares the supervisor's options from args and the environment and
+// starts the app, unless a stop request came first.
+func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	return untilStarted(caught, stderr, func() (*supervisor.Options, int) {
+		return prepare(args, lookup, stdout, stderr)
+	}, supervisor.Run)
 }
 
-// claimStart reports whether the app may start: no stop signal ended
-// gracefulinit's preparation.
-func claimStart() bool {
-	gate.Lock()
-	defer gate.Unlock()
-	gate.started = !gate.stopped
-	return gate.started
-}
+// preStartStops are the signals that mean "stop" before any --stop-on is
+// known: the ones whose default action ends a program.
+var preStartStops = []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT}
 
-// untilStarted runs run and returns its code, unless a stop signal on stop
-// comes before run started the app: then it returns 128+signal at once.
-// After the start the supervisor owns every signal (it reads its own copy).
-func untilStarted(stop chan os.Signal, stderr io.Writer, run func() int) int {
-	done := make(chan int, 1)
-	go func() { done <- run() }()
-	select {
-	case code := <-done:
-		return code
-	case s := <-stop:
-		gate.Lock()
-		first := !gate.started
-		gate.stopped = first
-		gate.Unlock()
-		if first {
-			sig := s.(syscall.Signal)
-			fmt.Fprintf(stderr, "gracefulinit: %s before the app started: exiting without starting it\n", signals.Name(sig))
-			return 128 + int(sig)
+// untilStarted is the one place a stop request before the app's start is
+// decided. It reads caught while prepare runs (flags, files, registry
+// set-up may be slow, and a stop request must not wait for it), then
+// starts the app on this goroutine with what prepare returned, unless a
+// stop request came first: then it returns 128+signal and nothing starts.
+// Other signals that came meanwhile are queued again, in order, for the
+// supervisor to forward once the app runs. prepare returning nil options
+// ends the run with its code (an error, --version, --check).
+func untilStarted(caught chan os.Signal, stderr io.Writer, prepare func() (*supervisor.Options, int), start func(supervisor.Options) int) int {
+	type prepared struct {
+		opts *supervisor.Options
+		code int
+	}
+	done := make(chan prepared, 1)
+	go func() {
+		opts, code := prepare()
+		done <- prepared{opts, code}
+	}()
+	var kept []os.Signal
+	stopped := func(s os.Signal, stops []syscall.Signal) bool {
+		sig, ok := s.(syscall.Signal)
+		return ok && slices.Contains(stops, sig)
+	}
+	for {
+		select {
+		case s := <-caught:
+			if stopped(s, preStartStops) {
+				return stopBeforeStart(s.(syscall.Signal), stderr, nil)
+			}
+			kept = append(kept, s)
+		case p := <-done:
+			if p.opts == nil {
+				return p.code
+			}
+			// What came in since, and what came before under a --stop-on
+			// signal only now known.
+			for len(caught) > 0 {
+				kept = append(kept, <-caught)
+			}
+			stops := slices.Concat(preStartStops, p.opts.StopOn)
+			for _, s := range kept {
+				if stopped(s, stops) {
+					return stopBeforeStart(s.(syscall.Signal), stderr, p.opts.Log)
+				}
+			}
+			for _, s := range kept {
+				select {
+				case caught <- s:
+				default: // full: dropped, as os/signal drops them
+				}
+			}
+			p.opts.Signals = caught
+			return start(*p.opts)
 		}
-		signal.Stop(stop)
-		return <-done
 	}
 }
 
-func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+// stopBeforeStart says that a stop request came before the app started
+// (through log once there is one) and returns the exit code, 128+signal.
+func stopBeforeStart(sig syscall.Signal, stderr io.Writer, log *slog.Logger) int {
+	if log != nil {
+		log.Info("stop signal before the app started: exiting without starting it", "signal", signals.Name(sig))
+	} else {
+		fmt.Fprintf(stderr, "gracefulinit: %s before the app started: exiting without starting it\n", signals.Name(sig))
+	}
+	return 128 + int(sig)
+}
+
+// prepare reads the configuration and sets up everything the app's start
+// needs; nil options mean: exit with the code (errors are already said).
+func prepare(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) (*supervisor.Options, int) {
 	cfg, src, err := config.ParseSources(args, lookup, stderr)
 	if errors.Is(err, config.ErrHelp) {
 		usage(stdout)
-		return 0
+		return nil, 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\nRun 'gracefulinit --help' for usage.\n", err)
-		return exitUsage
+		return nil, exitUsage
 	}
 	if cfg.Version {
 		fmt.Fprintln(stdout, versionString())
-		return 0
+		return nil, 0
 	}
 	if cfg.License {
 		fmt.Fprint(stdout, licenseText())
-		return 0
+		return nil, 0
 	}
 	log := newLogger(cfg, stderr)
 	log.Debug("signal state at start: " + startState())
 	hooks, err := buildHooks(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
-		return exitUsage
+		return nil, exitUsage
 	}
-	for _, l := range cfg.Timeline.Describe(signals.Name(cfg.StopSignal)) {
+	for _, l := range cfg.Timeline.Describe(stopSignalName(cfg)) {
 		log.Debug("timeline: " + l)
 	}
 	if cfg.Check {
-		return check(cfg, src, stdout)
+		return nil, check(cfg, src, stdout)
 	}
 	// Bound before the app starts, so a busy or bad address is an error
 	// now, not a readinessProbe that never answers.
@@ -132,19 +168,11 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if cfg.HealthAddr != "" {
 		if hs, err = health.Listen(cfg.HealthAddr); err != nil {
 			fmt.Fprintf(stderr, "gracefulinit: %v (choose a free port)\n", err)
-			return exitUsage
+			return nil, exitUsage
 		}
 		hs.Serve()
 	}
-	if sig, ok := stopBeforeStart(caught); ok {
-		log.Info("stop signal before the app started: exiting without starting it", "signal", signals.Name(sig))
-		return 128 + int(sig)
-	}
-	if !claimStart() {
-		return 128 + int(syscall.SIGTERM) // untilStarted has already returned the code
-	}
-	return supervisor.Run(supervisor.Options{
-		Signals:   caught,
+	return &supervisor.Options{
 		Command:   cfg.Command,
 		Env:       childEnv(os.Environ()),
 		Subreaper: cfg.Subreaper,
@@ -161,6 +189,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 			Ports:    cfg.Ports,
 			Addrs:    drainAddrs(cfg),
 		},
+		StopOn:     cfg.StopOn,
 		StopSignal: cfg.StopSignal,
 
 		Ready:         readyProbe(cfg),
@@ -180,35 +209,18 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		DumpBefore:     cfg.DumpBefore,
 
 		Log: log,
-	})
+	}, 0
 }
 
-// stopBeforeStart reports a stop signal (TERM, INT, QUIT) that arrived while
-// gracefulinit prepared: there is no app to stop yet, so it must not be
-// started only to be stopped. Other signals go back in the queue, in order,
-// for the supervisor to forward to the app.
-func stopBeforeStart(ch chan os.Signal) (syscall.Signal, bool) {
-	var keep []os.Signal
-	defer func() {
-		for _, s := range keep {
-			select {
-			case ch <- s:
-			default: // full: dropped, as os/signal drops them
-			}
-		}
-	}()
-	for {
-		select {
-		case s := <-ch:
-			switch s {
-			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
-				return s.(syscall.Signal), true
-			}
-			keep = append(keep, s)
-		default:
-			return 0, false
-		}
+// stopSignalName names the signal the app gets after the drain.
+func stopSignalName(cfg *config.Config) string {
+	if cfg.StopSignal != 0 {
+		return signals.Name(cfg.StopSignal)
 	}
+	if len(cfg.StopOn) == 1 {
+		return signals.Name(cfg.StopOn[0])
+	}
+	return "the signal that started the stop sequence"
 }
 
 func usage(w io.Writer) {

@@ -10,20 +10,30 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/signals"
+	"github.com/gracefulinit/gracefulinit/internal/supervisor"
 )
 
+// TestStopBeforeStart: a stop request that came while gracefulinit
+// prepared ends it with 128+signal and nothing starts, whether it came
+// during the preparation (TERM, INT, QUIT) or was a --stop-on signal only
+// known once the configuration was read; other signals reach the
+// supervisor in order.
 func TestStopBeforeStart(t *testing.T) {
 	tests := []struct {
 		name     string
 		queued   []os.Signal
+		stopOn   []syscall.Signal
 		wantStop syscall.Signal // 0: none
 		left     []os.Signal
 	}{
-		{"nothing", nil, 0, nil},
-		{"TERM among others", []os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGUSR1}, syscall.SIGTERM, nil},
-		{"INT", []os.Signal{syscall.SIGINT}, syscall.SIGINT, nil},
-		{"QUIT", []os.Signal{syscall.SIGQUIT}, syscall.SIGQUIT, nil},
-		{"others stay queued in order", []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH}, 0, []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH}},
+		{"nothing", nil, nil, 0, nil},
+		{"TERM among others", []os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGUSR1}, nil, syscall.SIGTERM, nil},
+		{"INT", []os.Signal{syscall.SIGINT}, nil, syscall.SIGINT, nil},
+		{"QUIT", []os.Signal{syscall.SIGQUIT}, nil, syscall.SIGQUIT, nil},
+		{"a --stop-on signal", []os.Signal{syscall.SIGHUP, syscall.SIGUSR2}, []syscall.Signal{syscall.SIGUSR2}, syscall.SIGUSR2, nil},
+		{"others stay queued in order", []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH}, nil, 0, []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGWINCH}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,12 +41,22 @@ func TestStopBeforeStart(t *testing.T) {
 			for _, s := range tt.queued {
 				ch <- s
 			}
-			sig, ok := stopBeforeStart(ch)
-			if ok != (tt.wantStop != 0) || sig != tt.wantStop {
-				t.Fatalf("stopBeforeStart = %v, %v; want %v", sig, ok, tt.wantStop)
-			}
+			var started *supervisor.Options
+			var errb bytes.Buffer
+			code := untilStarted(ch, &errb, func() (*supervisor.Options, int) {
+				return &supervisor.Options{StopOn: tt.stopOn}, 0
+			}, func(o supervisor.Options) int { started = &o; return 7 })
 			if tt.wantStop != 0 {
+				if code != 128+int(tt.wantStop) || started != nil {
+					t.Fatalf("exit %d, started %v; want %d and no start", code, started != nil, 128+int(tt.wantStop))
+				}
+				if !strings.Contains(errb.String(), signals.Name(tt.wantStop)+" before the app started") {
+					t.Fatalf("stderr %q: want the reason", errb.String())
+				}
 				return
+			}
+			if code != 7 || started == nil || started.Signals != ch {
+				t.Fatalf("exit %d, started %v: want the start with the signal channel", code, started != nil)
 			}
 			var left []os.Signal
 			for len(ch) > 0 {
@@ -72,35 +92,22 @@ func TestTermBeforeStartDoesNotStartTheApp(t *testing.T) {
 	}
 }
 
-func resetGate(t *testing.T) {
-	reset := func() {
-		gate.Lock()
-		gate.started, gate.stopped = false, false
-		gate.Unlock()
-	}
-	reset()
-	t.Cleanup(reset)
-}
-
 // A stop signal while gracefulinit still prepares (a slow start phase) ends
 // it at once with 128+signal, and the app is then never started.
 func TestStopDuringPreparation(t *testing.T) {
-	resetGate(t)
 	stop := make(chan os.Signal, 1)
 	release := make(chan struct{})
-	claimed := make(chan bool, 1)
 	var errb bytes.Buffer
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		stop <- syscall.SIGTERM
 	}()
 	start := time.Now()
-	code := untilStarted(stop, &errb, func() int {
+	started := make(chan struct{}, 1)
+	code := untilStarted(stop, &errb, func() (*supervisor.Options, int) {
 		<-release // preparing, slowly
-		ok := claimStart()
-		claimed <- ok
-		return 0
-	})
+		return &supervisor.Options{}, 0
+	}, func(supervisor.Options) int { started <- struct{}{}; return 0 })
 	took := time.Since(start)
 	if code != 143 || took > 2*time.Second {
 		t.Fatalf("exit %d after %v: want 143 at once", code, took)
@@ -109,30 +116,23 @@ func TestStopDuringPreparation(t *testing.T) {
 		t.Errorf("stderr %q: want the reason", errb.String())
 	}
 	close(release)
-	if <-claimed {
-		t.Error("the app may still start after gracefulinit chose to exit")
+	time.Sleep(50 * time.Millisecond)
+	if len(started) > 0 {
+		t.Error("the app started after gracefulinit chose to exit")
 	}
 }
 
 // Once the app has started, a stop signal is the supervisor's: untilStarted
-// waits for the run and returns its code.
+// returns the run's code and hands it the channel the signal arrives on.
 func TestStopAfterStartIsTheSupervisors(t *testing.T) {
-	resetGate(t)
 	stop := make(chan os.Signal, 1)
-	started := make(chan struct{})
-	release := make(chan struct{})
-	go func() {
-		<-started
+	code := untilStarted(stop, io.Discard, func() (*supervisor.Options, int) {
+		return &supervisor.Options{}, 0
+	}, func(o supervisor.Options) int {
 		stop <- syscall.SIGTERM
-		time.Sleep(100 * time.Millisecond)
-		close(release)
-	}()
-	code := untilStarted(stop, io.Discard, func() int {
-		if !claimStart() {
-			t.Error("claimStart refused with no stop signal")
+		if s := <-o.Signals; s != syscall.SIGTERM {
+			t.Errorf("the supervisor read %v, want SIGTERM", s)
 		}
-		close(started)
-		<-release
 		return 7
 	})
 	if code != 7 {
@@ -142,7 +142,6 @@ func TestStopAfterStartIsTheSupervisors(t *testing.T) {
 
 // The app's command line is logged at debug; a secret on it is masked.
 func TestCommandLineLoggedMasked(t *testing.T) {
-	resetGate(t)
 	var out, errb bytes.Buffer
 	code := run([]string{"--log-level", "debug", "--", "true", "-Dspring.datasource.password=S3CRETPW", "http://u:S3CRETPW2@h/"}, lookupIn(), &out, &errb)
 	if code != 0 {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,7 +71,10 @@ type Config struct {
 	HostIP         netip.Addr // $HOST_IP, the node's address (kubelet probes come from it); invalid when unset
 	Ports          []int
 	DrainIPs       []net.IP
-	StopSignal     syscall.Signal
+	// StopOn are the signals that start the stop sequence (default TERM);
+	// StopSignal goes to the app after the drain, 0: the one that started it.
+	StopOn     []syscall.Signal
+	StopSignal syscall.Signal
 	// Timeline is the above resolved: defaults shrunk to fit, validated.
 	Timeline timeline.Timeline
 
@@ -283,6 +287,39 @@ func (s *signalValue) String() string {
 }
 func (s *signalValue) Type() string { return "signal" }
 
+// signalsValue is a repeatable signal flag; each value may also list
+// several, comma-separated (GRACEFULINIT_STOP_ON=TERM,INT). The first value
+// given replaces the default.
+type signalsValue struct {
+	sigs *[]syscall.Signal
+	set  bool
+}
+
+func (s *signalsValue) Set(v string) error {
+	if !s.set {
+		*s.sigs, s.set = nil, true
+	}
+	for _, part := range strings.Split(v, ",") {
+		sig, err := signals.Parse(part)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(*s.sigs, sig) {
+			*s.sigs = append(*s.sigs, sig)
+		}
+	}
+	return nil
+}
+
+func (s *signalsValue) String() string {
+	names := make([]string, len(*s.sigs))
+	for i, sig := range *s.sigs {
+		names[i] = strings.TrimPrefix(signals.Name(sig), "SIG")
+	}
+	return strings.Join(names, ",")
+}
+func (s *signalsValue) Type() string { return "signals" }
+
 // FlagSet builds the flag set bound to cfg. It is exported so the README test
 // and --help print the same thing.
 func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
@@ -313,16 +350,17 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.Var((*durationValue)(&cfg.GracePeriod), "grace-period", "the runtime's stop deadline (terminationGracePeriodSeconds, docker stop -t)")
 	fs.Var((*durationValue)(&cfg.KillMargin), "kill-margin", "SIGKILL the process tree this long before the deadline")
 	fs.Var((*durationValue)(&cfg.StopTimeout), "stop-timeout", "time reserved for the app between the stop signal and SIGKILL")
-	fs.Var((*durationValue)(&cfg.Drain), "drain", "longest drain before the stop signal (default 0; the whole drain budget with a registry)")
-	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once the app's ports saw no traffic for this long (0 = fixed drain)")
+	fs.Var((*durationValue)(&cfg.Drain), "drain", "longest drain before the stop signal (default 0; with a registry or --offline-http the ceiling of the traffic-aware drain, default the whole drain budget)")
+	fs.Var((*durationValue)(&cfg.DrainQuiet), "drain-quiet", "end the drain once each caller of the app's ports is quiet this long (default 2s with a registry or --offline-http; 0 = a fixed drain of --drain)")
 	fs.Var((*durationValue)(&cfg.DrainMin), "drain-min", "shortest drain when --drain-quiet is set")
 	fs.Var((*durationValue)(&cfg.DrainCacheMax), "drain-cache-max", "callers still calling this long after the registry offline are not waited for (default 40s with nacos, 95s with eureka: cache TTL + propagation)")
 	fs.BoolVar(&cfg.DrainPerCaller, "drain-per-caller", true, "wait for each caller by its own habit; false: end --drain-quiet after the last request of anyone")
 	fs.StringSlice("drain-ignore", nil, "leave callers in this `CIDR` or IP out of the drain (repeatable; e.g. probers); $HOST_IP, the node's address, is left out when set")
 	fs.IntSliceVar(&cfg.Ports, "port", nil, "the app's listening `PORT` (repeatable); the first one is the registered port")
 	fs.IPSliceVar(&cfg.DrainIPs, "drain-ip", nil, "watch only traffic to this local `IP` (repeatable; for apps sharing a network namespace, e.g. hostNetwork)")
-	cfg.StopSignal = syscall.SIGTERM
-	fs.Var((*signalValue)(&cfg.StopSignal), "stop-signal", "signal sent to the app after the drain")
+	cfg.StopOn = []syscall.Signal{syscall.SIGTERM}
+	fs.Var(&signalsValue{sigs: &cfg.StopOn}, "stop-on", "`SIGNAL` that starts the stop sequence: offline, drain, stop signal (repeatable, e.g. INT for an image's STOPSIGNAL INT; others are forwarded at once)")
+	fs.Var((*signalValue)(&cfg.StopSignal), "stop-signal", "signal sent to the app after the drain (default: the signal that started the stop sequence)")
 	endSection(fs, "Shutdown timeline and drain")
 
 	// Readiness.
@@ -673,6 +711,12 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 			return fmt.Errorf("--remap-exit %d: exit codes run from 0 to 255", code)
 		}
 	}
+	for _, sig := range cfg.StopOn {
+		if !slices.Contains(signals.Catchable(), sig) || !signals.Forwarded(sig) {
+			return fmt.Errorf("%s %s: gracefulinit cannot take it as a stop request (it cannot be caught, or it is gracefulinit's own): use TERM, or the image's STOPSIGNAL such as INT or QUIT",
+				cfg.origin("stop-on"), strings.TrimPrefix(signals.Name(sig), "SIG"))
+		}
+	}
 	switch cfg.LogFormat {
 	case "text", "json":
 	default:
@@ -691,11 +735,12 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	if cfg.DrainQuiet > 0 && len(cfg.Ports) == 0 {
 		return errors.New("--drain-quiet needs the app's ports: add --port, e.g. --port 8080")
 	}
-	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 {
-		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
-	}
 	if err := parseHTTPHooks(cfg); err != nil {
 		return err
+	}
+	// A registry or offline hook drains by traffic unless --drain-quiet 0.
+	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 && (!cfg.HasOffline() || cfg.flags.Changed("drain-quiet")) {
+		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
 	}
 	if err := resolveTimeline(cfg); err != nil {
 		return err
@@ -777,9 +822,8 @@ func parseHTTPHooks(cfg *parsing) error {
 			*h.dst = append(*h.dst, c)
 		}
 	}
-	if len(cfg.OfflineHTTP) > 0 && !cfg.HasRegistry() && len(cfg.Ports) == 0 &&
-		!cfg.flags.Changed("drain") && !cfg.flags.Changed("drain-quiet") && !cfg.flags.Changed("drain-min") {
-		return errors.New("--offline-http drains until the app's port is quiet: add --port, e.g. --port 8080, or set --drain for a fixed drain")
+	if len(cfg.OfflineHTTP) > 0 && !cfg.HasRegistry() && len(cfg.Ports) == 0 && !cfg.flags.Changed("drain-quiet") {
+		return errors.New("--offline-http drains until the app's port is quiet: add --port, e.g. --port 8080, or set --drain-quiet 0 for a fixed drain of --drain")
 	}
 	return nil
 }
@@ -793,6 +837,9 @@ func finishKubernetes(cfg *parsing) error {
 		}
 	}
 	cfg.TerminationLog = termlog.Resolve(cfg.TerminationLog, cfg.src["termination-log"] != "default")
+	if err := termlog.Check(cfg.TerminationLog); err != nil {
+		return fmt.Errorf("%s: %v", cfg.origin("termination-log"), err)
+	}
 	dumpSig, dumpBefore := cfg.src["dump-signal"] != "default", cfg.src["dump-before"] != "default"
 	switch {
 	case dumpSig && !dumpBefore:
@@ -801,6 +848,10 @@ func finishKubernetes(cfg *parsing) error {
 		return errors.New("--dump-before needs --dump-signal, e.g. --dump-signal QUIT for a JVM thread dump")
 	case !dumpSig:
 		return nil
+	}
+	if !dumpTrigger(cfg.DumpSignal) {
+		return fmt.Errorf("%s %s cannot trigger a thread dump (it would stop, kill or be ignored by the app): use QUIT (a JVM), USR1, USR2 or a real-time signal",
+			cfg.origin("dump-signal"), strings.TrimPrefix(signals.Name(cfg.DumpSignal), "SIG"))
 	}
 	if !cfg.Timeline.Kills() {
 		return errors.New("--dump-signal needs a deadline to dump before: set --grace-period to the pod's terminationGracePeriodSeconds")
@@ -812,6 +863,20 @@ func finishKubernetes(cfg *parsing) error {
 			cfg.DumpBefore, cfg.Timeline.StopTimeout)
 	}
 	return nil
+}
+
+// dumpTrigger reports whether sig can ask an app for a thread dump: one an
+// app catches to dump and go on. KILL and STOP cannot be caught; TERM, INT
+// and HUP stop a JVM; CHLD, CONT, WINCH and URG are ignored by default and
+// the job-control and fault signals stop or crash it.
+func dumpTrigger(sig syscall.Signal) bool {
+	switch {
+	case sig == syscall.SIGQUIT, sig == syscall.SIGUSR1, sig == syscall.SIGUSR2:
+		return true
+	case sig >= 35 && sig <= 64: // SIGRTMIN..SIGRTMAX as glibc and musl leave them to programs
+		return true
+	}
+	return false
 }
 
 // nonEmptyLines splits a variable's value into its non-blank lines.

@@ -64,6 +64,16 @@ func TestParseErrors(t *testing.T) {
 		{"dump in tini mode", []string{"--dump-signal", "QUIT", "--dump-before", "3s", "--", "x"}, nil, "--dump-signal needs a deadline"},
 		{"dump before past the stop time", []string{"--dump-signal", "QUIT", "--dump-before", "10s", "--grace-period", "30s", "--", "x"}, nil, "--dump-before 10s: want more than 0 and less than the app's stop time (stop-timeout 10s)"},
 		{"bad dump signal", []string{"--dump-signal", "DUMP", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "unknown signal \"DUMP\""},
+		{"dump signal KILL", []string{"--dump-signal", "KILL", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal KILL cannot trigger a thread dump"},
+		{"dump signal STOP", []string{"--dump-signal", "STOP", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal STOP cannot trigger a thread dump"},
+		{"dump signal TERM", []string{"--dump-signal", "TERM", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal TERM cannot trigger a thread dump"},
+		{"dump signal CHLD", []string{"--dump-signal", "17", "--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal CHLD cannot trigger a thread dump"},
+		{"dump signal CONT in env", []string{"--dump-before", "3s", "--grace-period", "30s", "--", "x"}, []string{"GRACEFULINIT_DUMP_SIGNAL", "CONT"}, "GRACEFULINIT_DUMP_SIGNAL CONT cannot trigger a thread dump"},
+		{"stop-on KILL", []string{"--stop-on", "KILL", "--", "x"}, nil, "--stop-on KILL: gracefulinit cannot take it as a stop request"},
+		{"stop-on CHLD", []string{"--stop-on", "CHLD", "--", "x"}, nil, "--stop-on CHLD: gracefulinit cannot take it"},
+		{"stop-on unknown", []string{"--stop-on", "TERM,NOPE", "--", "x"}, nil, "unknown signal \"NOPE\""},
+		{"symlinked termination log", []string{"--termination-log", "testdata/termination-log-link", "--", "x"}, nil, "--termination-log: termination log testdata/termination-log-link is a symbolic link"},
+		{"offline hook and --drain without port", []string{"--offline-http", "GET http://127.0.0.1:22222/offline", "--drain", "5s", "--", "x"}, nil, "or set --drain-quiet 0 for a fixed drain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -537,5 +547,61 @@ func TestWarmupValues(t *testing.T) {
 	}
 	if cfg.WarmupRequests != 1000000 || cfg.WarmupConcurrency != 256 || cfg.WarmupTimeout != 90*time.Second {
 		t.Fatalf("requests %d concurrency %d timeout %v", cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
+	}
+}
+
+// TestStopOn: --stop-on is repeatable (or a comma list, as the variable
+// gives it) and replaces the default TERM; --stop-signal defaults to none
+// of its own, so the app gets the signal that started the sequence.
+func TestStopOn(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want []syscall.Signal
+	}{
+		{"default", nil, nil, []syscall.Signal{syscall.SIGTERM}},
+		{"STOPSIGNAL INT", []string{"--stop-on", "INT"}, nil, []syscall.Signal{syscall.SIGINT}},
+		{"repeated", []string{"--stop-on", "SIGINT", "--stop-on", "15"}, nil, []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}},
+		{"variable, comma list", nil, []string{"GRACEFULINIT_STOP_ON", "quit,term"}, []syscall.Signal{syscall.SIGQUIT, syscall.SIGTERM}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(append(tc.args, "--", "x"), env(tc.env...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.StopOn, tc.want) || cfg.StopSignal != 0 {
+				t.Fatalf("stop on %v, stop signal %v; want %v and none", cfg.StopOn, cfg.StopSignal, tc.want)
+			}
+		})
+	}
+}
+
+// TestDrainCeilingWithRegistry: with a registry or an offline hook, --drain
+// is the ceiling of the traffic-aware drain; --drain-quiet 0 asks for a
+// fixed drain by name.
+func TestDrainCeilingWithRegistry(t *testing.T) {
+	nacos := []string{"--registry", "nacos", "--nacos-addr", "http://n:8848", "--service", "s", "--ip", "10.0.0.1", "--port", "8080"}
+	hook := []string{"--offline-http", "GET http://127.0.0.1:22222/offline", "--port", "8080"}
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		drain, quiet time.Duration
+	}{
+		{"registry --drain 15s", append(slices.Clone(nacos), "--drain", "15s"), 15 * time.Second, 2 * time.Second},
+		{"hook --drain 15s", append(slices.Clone(hook), "--drain", "15s"), 15 * time.Second, 2 * time.Second},
+		{"registry --drain 15s --drain-quiet 0", append(slices.Clone(nacos), "--drain", "15s", "--drain-quiet", "0"), 15 * time.Second, 0},
+		{"registry --drain-min 3s", append(slices.Clone(nacos), "--drain-min", "3s"), 19 * time.Second, 2 * time.Second},
+		{"no registry --drain 15s: fixed", []string{"--drain", "15s"}, 15 * time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(append(tc.args, "--", "x"), env(), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Timeline.Drain != tc.drain || cfg.Timeline.DrainQuiet != tc.quiet || cfg.DrainQuiet != tc.quiet {
+				t.Fatalf("drain %v quiet %v (config %v); want %v %v", cfg.Timeline.Drain, cfg.Timeline.DrainQuiet, cfg.DrainQuiet, tc.drain, tc.quiet)
+			}
+		})
 	}
 }

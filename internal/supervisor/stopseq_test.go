@@ -47,6 +47,7 @@ func TestStopSeqDecisions(t *testing.T) {
 		name        string
 		in          timeline.Input
 		stop        syscall.Signal
+		stopOn      []syscall.Signal
 		hooks       bool
 		early       bool // the app registers itself (mark mode, HTTP hooks)
 		events      []event
@@ -55,7 +56,7 @@ func TestStopSeqDecisions(t *testing.T) {
 	}{
 		{name: "tini mode: TERM forwarded, no kill timer", in: tiniMode, stop: term, events: []event{
 			{kind: "ready"},
-			{at: s, kind: "signal", sig: term, want: actions{begin: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, want: actions{begin: true, stop: term}},
 			{at: 2 * s, kind: "signal", sig: term, want: actions{forward: term}},
 			{at: 40 * s, kind: "signal", sig: usr1, want: actions{forward: usr1}},
 		}, drainReason: "none"},
@@ -67,56 +68,55 @@ func TestStopSeqDecisions(t *testing.T) {
 		}},
 		{name: "grace 10s, no drain: stop at once, kill at 9s", in: grace10, stop: term, events: []event{
 			{kind: "ready"},
-			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, stop: term}},
 			{at: 10 * s, kind: "kill", want: actions{kill: true}},
 		}, drainReason: "none", killed: true},
 		{name: "drain then the stop signal", in: drain3, stop: syscall.SIGQUIT, hooks: true, events: []event{
 			{kind: "ready"},
 			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, drain: true}},
 			{at: 2 * s, kind: "signal", sig: usr1, want: actions{forward: usr1}},
-			{at: 4 * s, kind: "drain", reason: "ceiling", want: actions{endDrain: "ceiling", forward: syscall.SIGQUIT, stop: true}},
+			{at: 4 * s, kind: "drain", reason: "ceiling", want: actions{endDrain: "ceiling", stop: syscall.SIGQUIT}},
 			{at: 4 * s, kind: "drain", reason: "late report"}, // already over: nothing
 			{at: 5 * s, kind: "signal", sig: term, want: actions{forward: term}},
 		}, drainReason: "ceiling"},
 		{name: "second TERM ends the drain", in: drain3, stop: term, events: []event{
 			{kind: "ready"},
 			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, drain: true}},
-			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", forward: term, stop: true}},
+			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", stop: term}},
 		}, drainReason: "second-signal"},
 		{name: "not ready: no offline, no drain", in: registry, stop: term, hooks: true, events: []event{
-			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, stop: term}},
 			{at: 2 * s, kind: "ready"}, // too late: must not count
 		}, drainReason: "not ready"},
 		{name: "not ready, self-registered: offline and the per-caller drain", in: registry, stop: term, hooks: true, early: true, events: []event{
 			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
 			{at: 2 * s, kind: "ready"}, // too late: must not count
-			{at: 3 * s, kind: "drain", reason: "all-quiet", want: actions{endDrain: "all-quiet", forward: term, stop: true}},
+			{at: 3 * s, kind: "drain", reason: "all-quiet", want: actions{endDrain: "all-quiet", stop: term}},
 		}, drainReason: "all-quiet"},
 		{name: "not ready, self-registered, fixed drain: offline, no drain", in: drain3, stop: term, hooks: true, early: true, events: []event{
-			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, stop: term}},
 		}, drainReason: "not ready"},
 		{name: "not ready, self-registered, no drain: offline", in: grace10, stop: term, hooks: true, early: true, events: []event{
-			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, killAt: 10 * s, want: actions{begin: true, offline: true, stop: term}},
 		}, drainReason: "not ready"},
 		{name: "not ready, self-registered but no hooks: nothing to take out", in: registry, stop: term, early: true, events: []event{
-			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, forward: term, stop: true}},
+			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, stop: term}},
 		}, drainReason: "not ready"},
 		{name: "not ready, self-registered: a second TERM ends the drain", in: registry, stop: term, hooks: true, early: true, events: []event{
 			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
-			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", forward: term, stop: true}},
+			{at: 2 * s, kind: "signal", sig: term, want: actions{endDrain: "second-signal", stop: term}},
 		}, drainReason: "second-signal"},
 		{name: "registry: offline and the traffic-aware drain", in: registry, stop: term, hooks: true, events: []event{
 			{kind: "ready"},
 			{at: s, kind: "signal", sig: term, killAt: 20 * s, want: actions{begin: true, offline: true, drain: true}},
-			{at: 3 * s, kind: "drain", reason: "quiet", want: actions{endDrain: "quiet", forward: term, stop: true}},
+			{at: 3 * s, kind: "drain", reason: "quiet", want: actions{endDrain: "quiet", stop: term}},
 			{at: 20 * s, kind: "kill", want: actions{kill: true}},
 		}, drainReason: "quiet", killed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tl := mustTimeline(t, tt.in)
-			seq := newStopSeq(tl, tt.stop, tt.hooks)
-			seq.early = tt.early
+			seq := newStopSeq(seqConfig{tl: tl, stopOn: tt.stopOn, stopSig: tt.stop, hooks: tt.hooks, early: tt.early})
 			for i, ev := range tt.events {
 				now := t0.Add(ev.at)
 				want := ev.want
@@ -140,8 +140,8 @@ func TestStopSeqDecisions(t *testing.T) {
 					t.Fatalf("event %d (%s %v at %v): actions %+v, want %+v", i, ev.kind, ev.sig, ev.at, got, want)
 				}
 			}
-			if seq.drainReason != tt.drainReason || seq.killed != tt.killed {
-				t.Fatalf("drain reason %q killed %v, want %q %v", seq.drainReason, seq.killed, tt.drainReason, tt.killed)
+			if rec := seq.record(); rec.drainReason != tt.drainReason || rec.Killed() != tt.killed {
+				t.Fatalf("drain reason %q killed %v, want %q %v", rec.drainReason, rec.Killed(), tt.drainReason, tt.killed)
 			}
 		})
 	}
@@ -155,14 +155,18 @@ func TestStopSeqRecord(t *testing.T) {
 		StopTimeout: timeline.Setting{Value: 10 * time.Second},
 		Drain:       timeline.Setting{Value: 3 * time.Second, Set: true},
 	})
-	seq := newStopSeq(tl, syscall.SIGTERM, false)
+	seq := newStopSeq(seqConfig{tl: tl, hooks: true})
 	seq.becameReady()
 	seq.signal(t0, syscall.SIGTERM)
-	if seq.appExited(t0.Add(time.Second)) != true {
+	if seq.appExited(t0.Add(time.Second), false) != true {
 		t.Fatal("the app exited during the drain: the drain must end")
 	}
-	if seq.drainReason != "app-exit" || !seq.drainEnd.Equal(t0.Add(time.Second)) || !seq.stopAt.IsZero() {
-		t.Fatalf("reason %q end %v stop %v; want app-exit at 1s and no stop signal", seq.drainReason, seq.drainEnd, seq.stopAt)
+	rec := seq.record()
+	if rec.drainReason != "app-exit" || !rec.drainEnd.Equal(t0.Add(time.Second)) || !rec.stopAt.IsZero() {
+		t.Fatalf("reason %q end %v stop %v; want app-exit at 1s and no stop signal", rec.drainReason, rec.drainEnd, rec.stopAt)
+	}
+	if seq.summaryDue() {
+		t.Fatal("the app exited before gracefulinit sent it anything: the termination message is the app's")
 	}
 	if got := seq.drainOver(t0.Add(2*time.Second), "ceiling"); got != (actions{}) {
 		t.Fatalf("drain report after the app's exit: %+v, want nothing", got)
@@ -173,17 +177,144 @@ func TestStopSeqRecord(t *testing.T) {
 			t.Fatalf("%v after the app's exit: %+v, want nothing", sig, got)
 		}
 	}
-	if got := seq.killDue(); got != (actions{}) || seq.killed {
-		t.Fatalf("kill timer after the app's exit: %+v (killed %v), want nothing", got, seq.killed)
+	if got := seq.killDue(); got != (actions{}) || seq.record().Killed() {
+		t.Fatalf("kill timer after the app's exit: %+v (killed %v), want nothing", got, seq.record().Killed())
 	}
 	want := timeline.Deadlines{Term: t0, DrainMax: t0.Add(3 * time.Second), Kill: t0.Add(9 * time.Second), Runtime: t0.Add(10 * time.Second)}
-	if seq.termAt != t0 || seq.deadlines != want {
-		t.Fatalf("term %v deadlines %+v, want %v %+v", seq.termAt, seq.deadlines, t0, want)
+	if seq.record().termAt != t0 || seq.deadlines != want || seq.killPoint() != want.Kill {
+		t.Fatalf("term %v deadlines %+v, want %v %+v", seq.record().termAt, seq.deadlines, t0, want)
+	}
+}
+
+// TestStopSeqStopOn: each --stop-on signal starts the sequence and, with
+// no --stop-signal, is the stop signal the app gets; a second one of any
+// of them ends the drain; other signals are forwarded at once.
+func TestStopSeqStopOn(t *testing.T) {
+	tl := mustTimeline(t, timeline.Input{
+		GracePeriod: timeline.Setting{Value: 20 * time.Second, Set: true},
+		KillMargin:  timeline.Setting{Value: time.Second},
+		StopTimeout: timeline.Setting{Value: 10 * time.Second},
+		Registry:    true,
+	})
+	intr, quit, term := syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM
+	for _, tc := range []struct {
+		name         string
+		stopOn       []syscall.Signal
+		stopSig      syscall.Signal
+		first        syscall.Signal
+		second       syscall.Signal
+		wantFirst    actions // without killAt
+		wantSecond   actions
+		wantStopSent syscall.Signal
+	}{
+		{"STOPSIGNAL INT", []syscall.Signal{intr}, 0, intr, intr,
+			actions{begin: true, offline: true, drain: true}, actions{endDrain: "second-signal", stop: intr}, intr},
+		{"INT or TERM, second is the other", []syscall.Signal{intr, term}, 0, intr, term,
+			actions{begin: true, offline: true, drain: true}, actions{endDrain: "second-signal", stop: intr}, intr},
+		{"QUIT with --stop-signal TERM", []syscall.Signal{quit}, term, quit, quit,
+			actions{begin: true, offline: true, drain: true}, actions{endDrain: "second-signal", stop: term}, term},
+		{"default TERM only: INT forwarded at once", nil, 0, intr, term,
+			actions{forward: intr}, actions{begin: true, offline: true, drain: true}, 0},
+		{"--stop-on INT: TERM forwarded at once", []syscall.Signal{intr}, 0, term, intr,
+			actions{forward: term}, actions{begin: true, offline: true, drain: true}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seq := newStopSeq(seqConfig{tl: tl, stopOn: tc.stopOn, stopSig: tc.stopSig, hooks: true})
+			seq.becameReady()
+			got := seq.signal(t0, tc.first)
+			if tc.wantFirst.begin {
+				tc.wantFirst.killAt = t0.Add(19 * time.Second)
+			}
+			if got != tc.wantFirst {
+				t.Fatalf("first %v: %+v, want %+v", tc.first, got, tc.wantFirst)
+			}
+			got = seq.signal(t0.Add(time.Second), tc.second)
+			if tc.wantSecond.begin {
+				tc.wantSecond.killAt = t0.Add(20 * time.Second)
+			}
+			if got != tc.wantSecond {
+				t.Fatalf("second %v: %+v, want %+v", tc.second, got, tc.wantSecond)
+			}
+			if rec := seq.record(); rec.stopSig != tc.wantStopSent {
+				t.Fatalf("stop signal recorded %v, want %v", rec.stopSig, tc.wantStopSent)
+			}
+		})
+	}
+}
+
+// TestStopSeqAfterExit: a stop request during the registry close (the app
+// already exited on its own) starts the runtime's clock once: the close
+// must end by that kill point; nothing is sent, and in tini mode there is
+// no kill point at all.
+func TestStopSeqAfterExit(t *testing.T) {
+	grace := mustTimeline(t, timeline.Input{
+		GracePeriod: timeline.Setting{Value: 10 * time.Second, Set: true},
+		KillMargin:  timeline.Setting{Value: time.Second},
+		StopTimeout: timeline.Setting{Value: 5 * time.Second},
+	})
+	seq := newStopSeq(seqConfig{tl: grace, stopOn: []syscall.Signal{syscall.SIGINT}, hooks: true})
+	seq.becameReady()
+	seq.appExited(t0, false)
+	if got := seq.signal(t0.Add(time.Second), syscall.SIGTERM); got != (actions{}) {
+		t.Fatalf("TERM, not a --stop-on signal, after the exit: %+v, want nothing", got)
+	}
+	if got := seq.signal(t0.Add(time.Second), syscall.SIGINT); got != (actions{closeBy: t0.Add(10 * time.Second)}) {
+		t.Fatalf("INT after the exit: %+v, want the close bounded by the kill point at 10s", got)
+	}
+	if got := seq.signal(t0.Add(2*time.Second), syscall.SIGINT); got != (actions{}) {
+		t.Fatalf("a second INT after the exit moved the kill point: %+v", got)
+	}
+	if seq.killPoint() != t0.Add(10*time.Second) || seq.summaryDue() {
+		t.Fatalf("kill point %v summary due %v", seq.killPoint(), seq.summaryDue())
+	}
+	tini := newStopSeq(seqConfig{hooks: true})
+	tini.appExited(t0, false)
+	if got := tini.signal(t0, syscall.SIGTERM); got != (actions{}) {
+		t.Fatalf("tini mode: TERM after the exit gave %+v, want nothing (no deadline of its own)", got)
+	}
+}
+
+// TestStopSeqKilledAndCause: killed is true whenever the app died of
+// SIGKILL, and the termination message is due only when gracefulinit
+// caused the exit.
+func TestStopSeqKilledAndCause(t *testing.T) {
+	tl := mustTimeline(t, timeline.Input{
+		GracePeriod: timeline.Setting{Value: 10 * time.Second, Set: true},
+		KillMargin:  timeline.Setting{Value: time.Second},
+		StopTimeout: timeline.Setting{Value: 5 * time.Second},
+	})
+	for _, tc := range []struct {
+		name       string
+		events     func(*stopSeq)
+		sigkill    bool
+		wantKilled bool
+		wantDue    bool
+	}{
+		{"crash on its own", func(*stopSeq) {}, false, false, false},
+		{"OOM-killed on its own", func(*stopSeq) {}, true, true, false},
+		{"stopped by its stop signal", func(s *stopSeq) { s.signal(t0, syscall.SIGTERM) }, false, false, true},
+		{"killed by gracefulinit", func(s *stopSeq) { s.signal(t0, syscall.SIGTERM); s.killDue() }, true, true, true},
+		{"SIGKILLed by someone after its stop signal", func(s *stopSeq) { s.signal(t0, syscall.SIGTERM) }, true, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seq := newStopSeq(seqConfig{tl: tl})
+			seq.becameReady()
+			tc.events(&seq)
+			seq.appExited(t0.Add(time.Second), tc.sigkill)
+			if got := seq.record().Killed(); got != tc.wantKilled {
+				t.Errorf("killed = %v, want %v", got, tc.wantKilled)
+			}
+			if got := seq.summaryDue(); got != tc.wantDue {
+				t.Errorf("summary due = %v, want %v", got, tc.wantDue)
+			}
+		})
 	}
 }
 
 // TestStopSeqDump: the dump signal goes once, dumpBefore before the kill,
-// only to an app that got its stop signal and has not exited.
+// only to an app that got its stop signal and has not exited; a dump whose
+// time came during the drain goes right after the stop signal, never not
+// at all.
 func TestStopSeqDump(t *testing.T) {
 	tl := mustTimeline(t, timeline.Input{
 		GracePeriod: timeline.Setting{Value: 20 * time.Second, Set: true},
@@ -191,43 +322,59 @@ func TestStopSeqDump(t *testing.T) {
 		StopTimeout: timeline.Setting{Value: 10 * time.Second},
 		Drain:       timeline.Setting{Value: 5 * time.Second, Set: true},
 	})
-	quit := syscall.SIGQUIT
-	newSeq := func(sig syscall.Signal) stopSeq {
-		seq := newStopSeq(tl, syscall.SIGTERM, false)
-		seq.dumpSig, seq.dumpBefore = sig, 3*time.Second
+	quit, term := syscall.SIGQUIT, syscall.SIGTERM
+	newSeq := func(sig syscall.Signal, before time.Duration) stopSeq {
+		seq := newStopSeq(seqConfig{tl: tl, dumpSig: sig, dumpBefore: before})
 		seq.becameReady()
 		return seq
 	}
+	const s = time.Second
 	for _, tc := range []struct {
-		name   string
-		sig    syscall.Signal
-		events func(*stopSeq) // between the stop signal and the dump timer
-		want   actions
+		name     string
+		sig      syscall.Signal
+		before   time.Duration
+		events   func(*stopSeq) actions // between the stop request and the dump timer
+		wantStop actions                // what events returned last
+		want     actions                // the dump timer
+		dumped   bool
 	}{
-		{"app still stopping", quit, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling") }, actions{forward: quit, dump: true}},
-		{"still draining (a drain past the dump time)", quit, func(*stopSeq) {}, actions{}},
-		{"app exited", quit, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling"); s.appExited(t0.Add(6 * time.Second)) }, actions{}},
-		{"no dump signal", 0, func(s *stopSeq) { s.drainOver(t0.Add(5*time.Second), "ceiling") }, actions{}},
+		{"app still stopping", quit, 3 * s, func(q *stopSeq) actions { return q.drainOver(t0.Add(5*s), "ceiling") },
+			actions{endDrain: "ceiling", stop: term}, actions{dump: quit}, true},
+		{"still draining (a drain past the dump time): sent with the stop signal", quit, 3 * s,
+			func(q *stopSeq) actions { q.dumpDue(); return q.drainOver(t0.Add(17*s), "ceiling") },
+			actions{endDrain: "ceiling", stop: term, dump: quit}, actions{}, true},
+		{"dump just under the stop time, the ceiling reported a little late", quit, 10*s - time.Millisecond,
+			func(q *stopSeq) actions { return q.drainOver(t0.Add(9*s+5*time.Millisecond), "ceiling") },
+			actions{endDrain: "ceiling", stop: term, dump: quit}, actions{}, true},
+		{"app exited", quit, 3 * s, func(q *stopSeq) actions {
+			q.drainOver(t0.Add(5*s), "ceiling")
+			q.appExited(t0.Add(6*s), false)
+			return actions{}
+		}, actions{}, actions{}, false},
+		{"no dump signal", 0, 3 * s, func(q *stopSeq) actions { return q.drainOver(t0.Add(5*s), "ceiling") },
+			actions{endDrain: "ceiling", stop: term}, actions{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seq := newSeq(tc.sig)
-			a := seq.signal(t0, syscall.SIGTERM)
+			seq := newSeq(tc.sig, tc.before)
+			a := seq.signal(t0, term)
 			wantAt := time.Time{}
 			if tc.sig != 0 {
-				wantAt = t0.Add(19*time.Second - 3*time.Second) // kill at grace - margin
+				wantAt = t0.Add(19*s - tc.before) // kill at grace - margin
 			}
 			if !a.dumpAt.Equal(wantAt) {
 				t.Fatalf("dump timer at %v, want %v", a.dumpAt, wantAt)
 			}
-			tc.events(&seq)
+			if got := tc.events(&seq); got != tc.wantStop {
+				t.Fatalf("stop: %+v, want %+v", got, tc.wantStop)
+			}
 			if got := seq.dumpDue(); got != tc.want {
 				t.Fatalf("dump due: %+v, want %+v", got, tc.want)
 			}
 			if got := seq.dumpDue(); got != (actions{}) {
 				t.Fatalf("second dump: %+v, want nothing (once)", got)
 			}
-			if seq.dumped != tc.want.dump {
-				t.Fatalf("dumped = %v, want %v", seq.dumped, tc.want.dump)
+			if seq.record().dumped != tc.dumped {
+				t.Fatalf("dumped = %v, want %v", seq.record().dumped, tc.dumped)
 			}
 		})
 	}

@@ -55,8 +55,12 @@ type Options struct {
 
 	// Timeline gives the stop sequence its deadlines and the drain its
 	// bounds; the zero value (tini mode) never kills.
-	Timeline   timeline.Timeline
-	Drain      drain.Options // what to watch; Max, Quiet and Min are Timeline's
+	Timeline timeline.Timeline
+	Drain    drain.Options // what to watch; Max, Quiet and Min are Timeline's
+	// StopOn are the signals that start the stop sequence; empty: TERM.
+	StopOn []syscall.Signal
+	// StopSignal goes to the app when the drain is over; 0: the signal
+	// that started the sequence.
 	StopSignal syscall.Signal
 
 	Ready         ready.Probe // nil: the app is ready once started
@@ -75,7 +79,9 @@ type Options struct {
 	// stop signal on.
 	Health *health.Server
 	// TerminationLog, when set, receives the one-line shutdown summary
-	// (Kubernetes' termination message). Failing to write it only logs.
+	// (Kubernetes' termination message) when gracefulinit caused the exit
+	// and the app wrote no message of its own there. Failing to write it
+	// only logs.
 	TerminationLog string
 	// DumpSignal, when set, goes to the app once, DumpBefore before the
 	// kill, if it still runs after its stop signal (QUIT: a JVM's thread
@@ -101,9 +107,11 @@ type run struct {
 	pid1 bool
 	sigs chan os.Signal // where Capture delivers
 
-	// stopSeq decides the stop sequence and records it for the summary;
-	// the rest of run carries its decisions out.
-	stopSeq
+	// seq decides the stop sequence and records it for the summary; the
+	// rest of run carries its decisions out and changes seq only through
+	// its events.
+	seq     stopSeq
+	termLog termlog.Snapshot // the termination-message file before the app started
 
 	readyCh    chan error
 	readyStop  context.CancelFunc
@@ -141,20 +149,18 @@ func Run(o Options) int {
 	if o.Hooks == nil {
 		o.Hooks = NoHooks{}
 	}
-	if o.StopSignal == 0 {
-		o.StopSignal = syscall.SIGTERM
-	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
 	}
 	// The drain's bounds are the timeline's, fixed once.
 	o.Drain.Max, o.Drain.Quiet, o.Drain.Min = o.Timeline.Drain, o.Timeline.DrainQuiet, o.Timeline.DrainMin
 	r := &run{o: o, log: o.Log, pid1: os.Getpid() == 1}
-	r.stopSeq = newStopSeq(o.Timeline, o.StopSignal, hasOffline(o.Hooks))
-	r.dumpSig, r.dumpBefore = o.DumpSignal, o.DumpBefore
+	early := false
 	if e, ok := o.Hooks.(EarlyHooks); ok {
-		r.early = e.SelfRegistered()
+		early = e.SelfRegistered()
 	}
+	r.seq = newStopSeq(seqConfig{tl: o.Timeline, stopOn: o.StopOn, stopSig: o.StopSignal, hooks: hasOffline(o.Hooks), early: early,
+		dumpSig: o.DumpSignal, dumpBefore: o.DumpBefore})
 
 	// The parent-death signal and the signal mask are per thread: pin this
 	// goroutine, which sets both and forks the child, to its thread for
@@ -190,6 +196,8 @@ func Run(o Options) int {
 	// caught signal (milliseconds in all), and the caller exits right after.
 
 	r.sigs = sigs
+	// Before the app starts: a message it writes later is its own.
+	r.termLog = termlog.Take(o.TerminationLog)
 	if code, ok := r.start(); !ok {
 		return code
 	}
@@ -305,14 +313,14 @@ func (r *run) loop(sigs chan os.Signal) int {
 	for {
 		select {
 		case s := <-sigs:
-			r.apply(r.signal(time.Now(), s.(syscall.Signal)))
+			r.apply(r.seq.signal(time.Now(), s.(syscall.Signal)))
 		case err := <-r.readyCh:
 			r.onReady(err)
 		case res := <-r.drainCh:
 			r.drainCh = nil
 			r.drainResult = &res
 			r.reportPeers(res)
-			r.apply(r.drainOver(time.Now(), string(res.Reason)))
+			r.apply(r.seq.drainOver(time.Now(), string(res.Reason)))
 		case res := <-r.offlineCh:
 			r.offlineCh = nil
 			r.offline = &res
@@ -322,9 +330,9 @@ func (r *run) loop(sigs chan os.Signal) int {
 				r.log.Debug("registry offline done", "elapsed", res.took.Round(time.Millisecond))
 			}
 		case <-killC:
-			r.apply(r.killDue())
+			r.apply(r.seq.killDue())
 		case <-dumpC:
-			r.apply(r.dumpDue())
+			r.apply(r.seq.dumpDue())
 		case <-tick.C:
 		}
 		if r.killTimer != nil && killC == nil {
@@ -352,14 +360,14 @@ func (r *run) startReadiness() {
 
 func (r *run) onReady(err error) {
 	r.readyCh = nil
-	if r.phase != phaseRunning {
+	if !r.seq.running() {
 		return
 	}
 	if err != nil {
 		r.log.Warn("app never became ready: it keeps running but is not put online", "error", err)
 		return
 	}
-	if !r.becameReady() {
+	if !r.seq.becameReady() {
 		return
 	}
 	r.log.Debug("app ready", "probe", fmt.Sprint(r.o.Ready))
@@ -387,13 +395,14 @@ func (r *run) onReady(err error) {
 
 // apply carries out what the stop sequence decided, in order.
 func (r *run) apply(a actions) {
+	rec := r.seq.record()
 	if a.begin {
 		r.o.Health.Stopping()
 		if a.killAt.IsZero() {
 			// tini mode: no deadline of our own, and as quiet as tini.
-			r.log.Debug("stop signal received", "signal", signals.Name(r.termSig), "kill", "never (no timeline)")
+			r.log.Debug("stop signal received", "signal", signals.Name(rec.termSig), "kill", "never (no timeline)")
 		} else {
-			r.log.Info("stop signal received", "signal", signals.Name(r.termSig), "deadline_in", r.tl.Grace, "kill_in", a.killAt.Sub(r.termAt).Round(time.Millisecond))
+			r.log.Info("stop signal received", "signal", signals.Name(rec.termSig), "deadline_in", r.o.Timeline.Grace, "kill_in", a.killAt.Sub(rec.termAt).Round(time.Millisecond))
 		}
 		for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop} {
 			if stop != nil {
@@ -401,7 +410,7 @@ func (r *run) apply(a actions) {
 			}
 		}
 		switch {
-		case r.ready:
+		case rec.ready:
 		case a.offline && a.drain:
 			r.info("app was never ready, but it may have registered itself: taking it out of the registry and draining the callers seen")
 		case a.offline:
@@ -417,7 +426,7 @@ func (r *run) apply(a actions) {
 		r.dumpTimer = time.NewTimer(time.Until(a.dumpAt))
 	}
 	if a.offline {
-		r.startOffline(r.deadlines.Kill)
+		r.startOffline(r.seq.killPoint())
 	}
 	if a.drain {
 		r.startDrain()
@@ -425,14 +434,21 @@ func (r *run) apply(a actions) {
 	if a.endDrain != "" {
 		r.endDrain(a.endDrain)
 	}
+	if a.stop != 0 {
+		r.info("sending stop signal to the app", "signal", signals.Name(a.stop), "elapsed", rec.stopAt.Sub(rec.termAt).Round(time.Millisecond))
+		r.signalChild(a.stop, r.o.PGroup)
+	}
+	if a.dump != 0 {
+		if rec.dumpLate {
+			r.log.Warn("the dump's time came during the drain: sending the dump signal right after the stop signal", "signal", signals.Name(a.dump),
+				"kill_in", time.Until(r.seq.killPoint()).Round(time.Millisecond))
+		} else {
+			r.log.Warn("app still running near the kill: sending the dump signal", "signal", signals.Name(a.dump),
+				"elapsed", time.Since(rec.termAt).Round(time.Millisecond), "kill_in", time.Until(r.seq.killPoint()).Round(time.Millisecond))
+		}
+		r.signalChild(a.dump, r.o.PGroup)
+	}
 	if a.forward != 0 {
-		if a.stop {
-			r.info("sending stop signal to the app", "signal", signals.Name(a.forward), "elapsed", r.stopAt.Sub(r.termAt).Round(time.Millisecond))
-		}
-		if a.dump {
-			r.log.Warn("app still running near the kill: sending the dump signal", "signal", signals.Name(a.forward),
-				"elapsed", time.Since(r.termAt).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
-		}
 		r.signalChild(a.forward, r.o.PGroup)
 	}
 	if a.kill {
@@ -489,13 +505,14 @@ func (r *run) startOffline(killAt time.Time) {
 
 // endDrain stops the drain, which ended for reason, and says so.
 func (r *run) endDrain(reason string) {
+	rec := r.seq.record()
 	if reason == "second-signal" {
-		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(syscall.SIGTERM))
+		r.log.Info("second stop signal: ending the drain now", "signal", signals.Name(rec.termSig))
 	}
 	r.cancelDrain()
-	attrs := []any{"reason", reason, "elapsed", r.drainEnd.Sub(r.termAt).Round(time.Millisecond)}
+	attrs := []any{"reason", reason, "elapsed", rec.drainEnd.Sub(rec.termAt).Round(time.Millisecond)}
 	if res := r.drainResult; res != nil && !res.LastActivity.IsZero() {
-		attrs = append(attrs, "last_traffic_ago", r.drainEnd.Sub(res.LastActivity).Round(time.Millisecond))
+		attrs = append(attrs, "last_traffic_ago", rec.drainEnd.Sub(res.LastActivity).Round(time.Millisecond))
 	}
 	if res := r.drainResult; res != nil && res.Peers > 0 {
 		attrs = append(attrs, "peers", res.Peers, "slowest", drain.FormatPeers(res.Slowest, res.At))
@@ -531,7 +548,9 @@ func (r *run) signalChild(sig syscall.Signal, group bool) {
 // killTree SIGKILLs the child's group and, as PID 1, everything else in the
 // namespace; otherwise every descendant found in /proc.
 func (r *run) killTree() {
-	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(r.termAt).Round(time.Millisecond), "deadline_in", time.Until(r.deadlines.Runtime).Round(time.Millisecond))
+	rec := r.seq.record()
+	r.log.Warn("deadline near: killing the process tree", "elapsed", time.Since(rec.termAt).Round(time.Millisecond),
+		"deadline_in", time.Until(rec.termAt.Add(r.o.Timeline.Grace)).Round(time.Millisecond))
 	if err := unix.Kill(-r.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		r.log.Warn("cannot kill the child's process group", "error", err)
 	}
@@ -599,7 +618,7 @@ func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 	if r.learner != nil {
 		r.learner.Stop()
 	}
-	if r.appExited(exitAt) {
+	if r.seq.appExited(exitAt, ws.Signaled() && ws.Signal() == unix.SIGKILL) {
 		r.cancelDrain()
 		r.log.Info("app exited during the drain", "exit_code", code)
 	}
@@ -632,12 +651,15 @@ func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 			final = 0
 		}
 	}
-	if !r.termAt.IsZero() {
-		r.summary(code, final, exitAt)
+	if !r.seq.record().termAt.IsZero() {
+		r.summary(code, final)
 	} else {
-		attrs := []any{"child_exit_code", code, "exit_code", final}
-		r.log.Debug("app exited", attrs...)
-		r.writeTerminationLog("app exited without a stop signal", attrs)
+		r.log.Debug("app exited", "child_exit_code", code, "exit_code", final)
+	}
+	if !r.seq.summaryDue() {
+		if r.termLog.Path() != "" {
+			r.log.Debug("the app's exit was its own: the termination message is left as the app left it", "file", r.termLog.Path())
+		}
 	}
 	return final
 }
@@ -646,8 +668,8 @@ func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 // the kill point: past it the runtime's SIGKILL may land any moment, and
 // gracefulinit must have logged its summary and exited with the app's code.
 func (r *run) bounded(d time.Duration) time.Duration {
-	if !r.deadlines.Kill.IsZero() {
-		d = min(d, time.Until(r.deadlines.Kill))
+	if kill := r.seq.killPoint(); !kill.IsZero() {
+		d = min(d, time.Until(kill))
 	}
 	return max(d, 0)
 }
@@ -658,7 +680,7 @@ func (r *run) bounded(d time.Duration) time.Duration {
 // by that signal's kill point too. A hook that does not return in time is
 // abandoned: its goroutine dies with the process.
 func (r *run) closeHooks(sigs chan os.Signal) {
-	if !r.hooks {
+	if !r.seq.cfg.hooks {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.bounded(r.o.CloseTimeout))
@@ -678,70 +700,83 @@ func (r *run) closeHooks(sigs chan os.Signal) {
 			return
 		case <-ctx.Done():
 			r.closeResult = "abandoned"
-			r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.deadlines.Kill).Round(time.Millisecond))
+			r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.seq.killPoint()).Round(time.Millisecond))
 			return
 		case s := <-sigs:
-			if s != syscall.SIGTERM || !r.deadlines.Kill.IsZero() {
-				continue // the app is gone: nothing to forward to
-			}
-			if d := r.o.Timeline.At(time.Now()); !d.Kill.IsZero() {
-				r.deadlines.Kill = d.Kill
-				r.log.Info("stop signal during the registry close: it ends by the kill point", "kill_in", time.Until(d.Kill).Round(time.Millisecond))
-				stop := time.AfterFunc(time.Until(d.Kill), cancel)
+			// The app is gone: nothing is forwarded, but a stop request
+			// starts the runtime's clock.
+			if a := r.seq.signal(time.Now(), s.(syscall.Signal)); !a.closeBy.IsZero() {
+				r.log.Info("stop signal during the registry close: it ends by the kill point", "kill_in", time.Until(a.closeBy).Round(time.Millisecond))
+				stop := time.AfterFunc(time.Until(a.closeBy), cancel)
 				defer stop.Stop()
 			}
 		}
 	}
 }
 
-func (r *run) summary(code, final int, exitAt time.Time) {
+// summary logs the shutdown summary and, when gracefulinit caused the
+// exit, writes it as the termination message. The decisive fields come
+// first: the message keeps its first 4096 bytes, and the long ones (a
+// registry's error, the peers) must not push them out.
+func (r *run) summary(code, final int) {
+	rec := r.seq.record()
 	since := func(t time.Time) any {
 		if t.IsZero() {
 			return "-"
 		}
-		return t.Sub(r.termAt).Round(time.Millisecond).String()
+		return t.Sub(rec.termAt).Round(time.Millisecond).String()
 	}
 	offline, offlineTook := offlineOutcome(r.offline, r.offlineCh != nil)
 	drainLen := "-"
-	if !r.drainEnd.IsZero() {
-		drainLen = r.drainEnd.Sub(r.termAt).Round(time.Millisecond).String()
-	} else if !r.stopAt.IsZero() {
+	if !rec.drainEnd.IsZero() {
+		drainLen = rec.drainEnd.Sub(rec.termAt).Round(time.Millisecond).String()
+	} else if !rec.stopAt.IsZero() {
 		drainLen = "0s"
 	}
 	deadline := "-"
 	if r.o.Timeline.Kills() {
 		deadline = r.o.Timeline.Grace.String()
 	}
+	stopSig := "-"
+	if rec.stopSig != 0 {
+		stopSig = signals.Name(rec.stopSig)
+	}
 	attrs := []any{
-		"signal", signals.Name(r.termSig),
-		"ready", r.ready,
-		"offline", offline,
-		"offline_took", offlineTook,
-		"close", cmp.Or(r.closeResult, "none"),
-		"drain_end", r.drainReason,
-		"drain", drainLen,
-		"drain_peers", r.drainPeers(),
-		"traffic_at_end", r.drainResult != nil && r.drainResult.TrafficAtEnd,
-		"stop_signal", signals.Name(r.o.StopSignal),
-		"stop_sent_at", since(r.stopAt),
-		"child_exit_at", since(exitAt),
-		"killed", r.killed,
-		"child_exit_code", code,
 		"exit_code", final,
-		"total", since(exitAt),
+		"killed", rec.Killed(),
+		"drain_end", rec.drainReason,
+		"child_exit_code", code,
+		"signal", signals.Name(rec.termSig),
+		"ready", rec.ready,
+		"stop_signal", stopSig,
+		"drain", drainLen,
+		"stop_sent_at", since(rec.stopAt),
+		"child_exit_at", since(rec.exitAt),
+		"total", since(rec.exitAt),
 		"deadline", deadline,
+		"traffic_at_end", r.drainResult != nil && r.drainResult.TrafficAtEnd,
+		"offline_took", offlineTook,
 	}
 	if r.o.DumpSignal != 0 {
-		attrs = append(attrs, "dumped", r.dumped)
+		attrs = append(attrs, "dumped", rec.dumped)
 	}
+	// The long ones: an error's text, the callers.
+	attrs = append(attrs,
+		"offline", offline,
+		"close", cmp.Or(r.closeResult, "none"),
+		"drain_peers", r.drainPeers(),
+	)
 	r.info("shutdown summary", attrs...)
-	r.writeTerminationLog("shutdown summary", attrs)
+	if r.seq.summaryDue() {
+		r.writeTerminationLog("shutdown summary", attrs)
+	}
 }
 
 // writeTerminationLog puts msg and attrs, formatted as the text log does,
-// in the termination-message file. It never fails the exit.
+// in the termination-message file, unless the app wrote its own there. It
+// never fails the exit.
 func (r *run) writeTerminationLog(msg string, attrs []any) {
-	if r.o.TerminationLog == "" {
+	if r.termLog.Path() == "" {
 		return
 	}
 	var b strings.Builder
@@ -752,7 +787,10 @@ func (r *run) writeTerminationLog(msg string, attrs []any) {
 		return a
 	}})
 	slog.New(h).Info(msg, attrs...)
-	if err := termlog.Write(r.o.TerminationLog, b.String()); err != nil {
+	switch err := r.termLog.Write(b.String()); {
+	case errors.Is(err, termlog.ErrAppWrote):
+		r.log.Info("the app wrote its own termination message: left as it is", "file", r.termLog.Path())
+	case err != nil:
 		r.log.Warn("cannot write the termination message", "error", err)
 	}
 }

@@ -86,3 +86,95 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve(unset) = %q, want %q", got, want)
 	}
 }
+
+// TestSnapshot: a message the app wrote after Take is never overwritten; a
+// file the app left alone (empty, missing, or a stale message from before
+// the app started) gets the summary.
+func TestSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		before   *string // nil: no file before the app starts
+		app      func(path string) error
+		wantFile string
+		wantErr  error
+	}{
+		{"empty, app silent", ptr(""), nil, "summary\n", nil},
+		{"missing, app silent", nil, nil, "summary\n", nil},
+		{"stale message from an earlier run", ptr("old run\n"), nil, "summary\n", nil},
+		{"app wrote into the empty file", ptr(""), writeFile("app: bad config\n"), "app: bad config\n", ErrAppWrote},
+		{"app created the file", nil, writeFile("app: bad config\n"), "app: bad config\n", ErrAppWrote},
+		{"app replaced a stale message", ptr("old run\n"), writeFile("app: disk full\n"), "app: disk full\n", ErrAppWrote},
+		{"app emptied the file", ptr("old run\n"), writeFile(""), "summary\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "termination-log")
+			if tc.before != nil {
+				if err := os.WriteFile(path, []byte(*tc.before), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := Take(path)
+			if tc.app != nil {
+				if err := tc.app(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Write("summary"); err != tc.wantErr {
+				t.Fatalf("Write = %v, want %v", err, tc.wantErr)
+			}
+			b, _ := os.ReadFile(path)
+			if string(b) != tc.wantFile {
+				t.Fatalf("file holds %q, want %q", b, tc.wantFile)
+			}
+		})
+	}
+	if err := Take("").Write("x"); err != nil {
+		t.Fatalf("disabled snapshot: %v", err)
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// writeFile is the app writing its message, as a process does: a new
+// version of the file (a later mtime, even on a coarse clock).
+func writeFile(msg string) func(string) error {
+	return func(path string) error {
+		if err := os.WriteFile(path, []byte(msg), 0o644); err != nil {
+			return err
+		}
+		later := time.Now().Add(time.Second)
+		return os.Chtimes(path, later, later)
+	}
+}
+
+// A symlinked termination log is refused, at start (Check) and at the
+// write (O_NOFOLLOW), and its target is left untouched.
+func TestSymlinkNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "etc-passwd")
+	if err := os.WriteFile(target, []byte("root:x:0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "termination-log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(link); err == nil || !strings.Contains(err.Error(), "symbolic link") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Check(symlink) = %v, want one line naming the symbolic link", err)
+	}
+	if err := Take(link).Write("summary"); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Write(symlink) = %v, want a refusal naming the symbolic link", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "root:x:0:0\n" {
+		t.Fatalf("the link's target was written: %q", b)
+	}
+	if got := Check(target); got != nil {
+		t.Fatalf("Check(regular file) = %v", got)
+	}
+	if got := Check(filepath.Join(dir, "missing")); got != nil {
+		t.Fatalf("Check(missing) = %v, want nil (Write creates it)", got)
+	}
+	if got := Check(dir); got == nil {
+		t.Fatal("Check(directory) = nil, want an error")
+	}
+}

@@ -8,6 +8,10 @@
 // explicit values that contradict each other are an error. With no
 // registry, no drain and no explicit timeline flag the timeline is off
 // (tini mode): gracefulinit has no deadline and never kills on its own.
+//
+// With a registry (or an offline hook) the drain is traffic-aware: --drain
+// is its ceiling, never a switch to a fixed drain; a fixed drain is asked
+// for by name, --drain-quiet 0.
 package timeline
 
 import (
@@ -21,7 +25,7 @@ const (
 	DefaultKillMargin  = time.Second
 	DefaultStopTimeout = 10 * time.Second
 	// DefaultRegistryQuiet is the quiet window of the drain a registry
-	// turns on when no drain flag was given.
+	// turns on unless --drain-quiet says otherwise.
 	DefaultRegistryQuiet = 2 * time.Second
 )
 
@@ -40,7 +44,10 @@ type Input struct {
 	Drain       Setting // the drain's ceiling
 	DrainQuiet  Setting // the drain ends after this much quiet; 0: fixed drain
 	DrainMin    Setting // with DrainQuiet: the shortest drain
-	Registry    bool    // a registry step runs: with no drain flag the drain is traffic-aware
+	// Registry: a registry or offline step runs, so the drain is
+	// traffic-aware (quiet DefaultRegistryQuiet) unless DrainQuiet is set;
+	// Drain stays its ceiling.
+	Registry bool
 	// Name says where a setting came from in errors, e.g. "--drain" or
 	// "GRACEFULINIT_DRAIN"; nil means the flag.
 	Name func(flag string) string
@@ -93,7 +100,7 @@ func New(in Input) (Timeline, error) {
 	avail := grace - margin // from the stop request to the kill
 
 	quiet := in.DrainQuiet.Value
-	if in.Registry && !drainFlags {
+	if in.Registry && !in.DrainQuiet.Set {
 		quiet = DefaultRegistryQuiet
 	}
 	// A traffic-aware drain without --drain runs up to whatever the
@@ -198,7 +205,7 @@ func (t Timeline) Describe(stopSignal string) []string {
 	case t.DrainQuiet > 0:
 		out = append(out, fmt.Sprintf("0s: drain until every caller of the app's ports is done (quiet %s, at least %s, at most %s)", t.DrainQuiet, t.DrainMin, t.Drain))
 	default:
-		out = append(out, fmt.Sprintf("0s: fixed drain of %s", t.Drain))
+		out = append(out, fmt.Sprintf("0s: fixed drain of %s (--drain-quiet 0)", t.Drain))
 	}
 	out = append(out,
 		fmt.Sprintf("<=%s: %s sent to the app", t.Drain, stopSignal),

@@ -57,7 +57,14 @@ func TestYieldingDefaults(t *testing.T) {
 		{name: "20s registry", in: input(func(in *Input) { in.GracePeriod, in.Registry = set(20*s), true }), margin: s, stop: 9500 * time.Millisecond, drain: 9500 * time.Millisecond, qu: 2 * s},
 		{name: "30s registry", in: input(func(in *Input) { in.GracePeriod, in.Registry = set(30*s), true }), margin: s, stop: 10 * s, drain: 19 * s, qu: 2 * s},
 		{name: "registry default grace", in: input(func(in *Input) { in.Registry = true }), margin: s, stop: 10 * s, drain: 19 * s, qu: 2 * s},
-		{name: "10s registry drain 8s", in: input(func(in *Input) { in.GracePeriod, in.Registry, in.Drain = set(10*s), true, set(8*s) }), margin: s, stop: s, drain: 8 * s},
+		// --drain is the traffic-aware drain's ceiling; a fixed drain is
+		// asked for by name.
+		{name: "10s registry drain 8s", in: input(func(in *Input) { in.GracePeriod, in.Registry, in.Drain = set(10*s), true, set(8*s) }), margin: s, stop: s, drain: 8 * s, qu: 2 * s},
+		{name: "registry drain 15s", in: input(func(in *Input) { in.Registry, in.Drain = true, set(15*s) }), margin: s, stop: 10 * s, drain: 15 * s, qu: 2 * s},
+		{name: "registry drain 15s quiet 0: fixed", in: input(func(in *Input) { in.Registry, in.Drain, in.DrainQuiet = true, set(15*s), set(0) }), margin: s, stop: 10 * s, drain: 15 * s},
+		{name: "registry quiet 5s", in: input(func(in *Input) { in.Registry, in.DrainQuiet = true, set(5*s) }), margin: s, stop: 10 * s, drain: 19 * s, qu: 5 * s},
+		{name: "registry drain-min 3s", in: input(func(in *Input) { in.Registry, in.DrainMin = true, set(3*s) }), margin: s, stop: 10 * s, drain: 19 * s, qu: 2 * s},
+		{name: "no registry drain 15s: fixed", in: input(func(in *Input) { in.Drain = set(15 * s) }), margin: s, stop: 10 * s, drain: 15 * s},
 		{name: "20s quiet 1s", in: input(func(in *Input) { in.GracePeriod, in.DrainQuiet = set(20*s), set(s) }), margin: s, stop: 9500 * time.Millisecond, drain: 9500 * time.Millisecond, qu: s},
 
 		// The kill margin yields too, for a grace period under 2 s.

@@ -37,7 +37,7 @@ func testLifecycle(t *testing.T, p *podman, img images) {
 		}
 		c := p.start(t, img.app, runOpts{
 			entrypoint: slices.Concat([]string{"/gracefulinit"}, timeline, []string{
-				"--drain=3s", "--health-addr=127.0.0.1:8558", "--ready-http=http://127.0.0.1:8080/",
+				"--drain=3s", "--drain-quiet=0", "--health-addr=127.0.0.1:8558", "--ready-http=http://127.0.0.1:8080/",
 				"--online-http=GET " + qos + "/online", "--offline-http=GET " + qos + "/offline", "--"}),
 			cmd:     jvm("--qos-port=22222", "--qos-online-after-ms=5000"),
 			volumes: []string{tlog + ":/dev/termination-log"},
@@ -113,7 +113,7 @@ func testLifecycle(t *testing.T, p *podman, img images) {
 		c := p.start(t, img.app, runOpts{
 			env: []string{"GRACEFULINIT_REMAP_EXIT="},
 			entrypoint: slices.Concat([]string{"/gracefulinit"}, timeline, []string{
-				"--drain=2s", "--registry-timeout=1s", "--offline-http=GET " + qos + "/hang", "--"}),
+				"--drain=2s", "--drain-quiet=0", "--registry-timeout=1s", "--offline-http=GET " + qos + "/hang", "--"}),
 			cmd: jvm("--qos-port=22222"),
 		})
 		c.waitLog(t, readyLine, startSlack)

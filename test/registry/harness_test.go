@@ -103,7 +103,7 @@ func startPod(t *testing.T, s podSpec) *pod {
 		"--ip", p.ip, "--port", strconv.Itoa(p.port),
 		"--ready-http", ready, "--ready-interval", "200ms",
 		"--grace-period", secs(s.grace), "--stop-timeout", secs(s.stopTimeout),
-		"--drain", secs(s.drain), "--registry-timeout", "2s",
+		"--drain", secs(s.drain), "--drain-quiet", "0", "--registry-timeout", "2s",
 	}
 	args = append(args, s.init...)
 	jvm, err := javatest.Args(javatest.ExampleAppJar(t),

@@ -160,7 +160,7 @@ func TestNacosHelperCrashes(t *testing.T) {
 				"--log-format", "json", "--registry", "nacos", "--nacos-mode", "register",
 				"--nacos-addr", srv.URL, "--service", "crash-svc", "--ip", "127.0.0.1", "--port", "18080",
 				"--nacos-cache-dir", t.TempDir(), "--registry-timeout", "2s",
-				"--grace-period", secs(grace), "--stop-timeout", "3s", "--drain", "1s",
+				"--grace-period", secs(grace), "--stop-timeout", "3s", "--drain", "1s", "--drain-quiet", "0",
 			}
 			if tc.auth {
 				args = append(args, "--nacos-username", "gi", "--nacos-password", "s3cr3t-pw")

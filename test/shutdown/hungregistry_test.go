@@ -29,7 +29,7 @@ func TestHungRegistryNeverMakesTheExitLate(t *testing.T) {
 			t.Parallel()
 			addr := registrytest.Hanging(t)
 			init := append([]string{
-				"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
+				"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s", "--drain-quiet", "0",
 				"--registry", "eureka", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",
 				"--port", "8080", "--ip", "127.0.0.1", "--registry-timeout", "10s",
 			}, tt.mode...)
@@ -69,7 +69,7 @@ func TestTermDuringCloseAfterOwnExit(t *testing.T) {
 	const grace, margin = 6 * time.Second, 2 * time.Second
 	addr := registrytest.Hanging(t)
 	a := start(t, appConfig{pid1: true, init: []string{
-		"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s",
+		"--grace-period", grace.String(), "--kill-margin", margin.String(), "--stop-timeout", "2s", "--drain", "1s", "--drain-quiet", "0",
 		"--registry", "eureka", "--eureka-mode", "register", "--eureka-url", "http://" + addr + "/eureka", "--service", "hung",
 		"--port", "8080", "--ip", "127.0.0.1", "--registry-timeout", "30s",
 	}, child: []string{"sh", "-c", `echo READY; sleep 1; exit 5`}})

@@ -116,7 +116,7 @@ func (s podSpec) command() []string {
 	}
 	switch s.variant {
 	case "fixed":
-		gi = append(gi, "--drain", s.fixedDrain().String())
+		gi = append(gi, "--drain", s.fixedDrain().String(), "--drain-quiet", "0")
 	case "quiet", "global":
 		// No --drain: with a registry the ceiling is the whole drain
 		// budget, gracefulinit's default, so a slow registry or a slow
