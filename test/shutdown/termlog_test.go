@@ -34,7 +34,9 @@ func TestTerminationMessage(t *testing.T) {
 		{"stopped, app wrote its message", `trap 'echo "stopped by TERM" > {log}; exit 0' TERM; echo READY; while :; do sleep 0.05; done`, true, 0,
 			func(m string) bool { return m == "stopped by TERM\n" }, "the app's message"},
 		{"stopped, app silent: the summary", `trap 'exit 0' TERM; echo READY; while :; do sleep 0.05; done`, true, 0,
-			func(m string) bool { return strings.HasPrefix(m, `msg="shutdown summary" exit_code=0 killed=false drain_end=`) }, "the summary, decisive fields first"},
+			func(m string) bool {
+				return strings.HasPrefix(m, `msg="shutdown summary" exit_code=0 killed=false drain_end=`)
+			}, "the summary, decisive fields first"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
