@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gracefulinit/gracefulinit/internal/config"
+	"github.com/gracefulinit/gracefulinit/internal/health"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
@@ -82,6 +83,7 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		}
 	}
 
+	problems += checkHealthAddr(cfg, w)
 	problems += probeRegistries(cfg, w)
 	if problems > 0 {
 		fmt.Fprintf(w, "\n%d problem(s) found\n", problems)
@@ -120,6 +122,25 @@ func describeSignals(cfg *config.Config) []string {
 		}
 	}
 	return append(out, "SIGCHLD and the fault signals: not forwarded (gracefulinit's own)")
+}
+
+// checkHealthAddr binds --health-addr as start-up will, so a taken
+// address is a problem here rather than a start that fails.
+func checkHealthAddr(cfg *config.Config, w io.Writer) int {
+	if cfg.HealthAddr == "" {
+		return 0
+	}
+	inUse, err := health.Check(cfg.HealthAddr)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "  PROBLEM: %v: choose a free port\n", err)
+		return 1
+	case inUse:
+		fmt.Fprintf(w, "  ok: health address %s is served by a running gracefulinit (it answers /live)\n", cfg.HealthAddr)
+	default:
+		fmt.Fprintf(w, "  ok: health address %s is free\n", cfg.HealthAddr)
+	}
+	return 0
 }
 
 // probeRegistries asks every registry server whether it answers where its

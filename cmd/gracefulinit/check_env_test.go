@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/gracefulinit/gracefulinit/internal/health"
 )
 
 // A hook's JSON body holding a password was printed as is by --check: the
@@ -33,6 +37,47 @@ func TestCheckRedactsHookBodies(t *testing.T) {
 			}
 			if !strings.Contains(all, `"password":"xxxxx"`) || !strings.Contains(all, "POST http://127.0.0.1:8080/off") {
 				t.Fatalf("want the hook shown with its password masked:\n%s", all)
+			}
+		})
+	}
+}
+
+// --check said "all checks passed" when --health-addr was taken; start-up
+// then failed. A port served by a running gracefulinit's health server
+// (--check run inside the container) is no problem.
+func TestCheckHealthAddr(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	ours, err := health.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours.Serve()
+	t.Cleanup(func() { ours.Close(context.Background()) })
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	for _, tc := range []struct {
+		name, addr string
+		code       int
+		want       string
+	}{
+		{"taken", taken.Addr().String(), 1, "PROBLEM: --health-addr " + taken.Addr().String()},
+		{"served by gracefulinit", ours.Addr().String(), 0, "served by a running gracefulinit"},
+		{"free", freeAddr, 0, "health address " + freeAddr + " is free"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"--check", "--health-addr", tc.addr, "--", "app"}, lookupIn(), &out, &errb)
+			all := out.String() + errb.String()
+			if code != tc.code || !strings.Contains(all, tc.want) || (code != 0) == strings.Contains(all, "all checks passed") {
+				t.Fatalf("exit %d, want %d and %q:\n%s", code, tc.code, tc.want, all)
 			}
 		})
 	}

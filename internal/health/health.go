@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -43,19 +45,22 @@ func (s State) String() string {
 	return "starting"
 }
 
-// Limits of the server: small, because only probes talk to it.
+// Limits of the server: small, because only probes talk to it. A probe
+// (the kubelet's opens a connection per probe) sends its request at once
+// and needs no keep-alive: a connection that has not sent its headers
+// within readTimeout, or sits idle for idleTimeout, is closed.
 const (
 	MaxConns       = 16
 	readTimeout    = 2 * time.Second
 	writeTimeout   = 2 * time.Second
-	idleTimeout    = 30 * time.Second
+	idleTimeout    = 5 * time.Second
 	maxHeaderBytes = 4 << 10
 )
 
 // Server answers the probes. The zero value is not usable; use Listen.
 type Server struct {
 	state atomic.Int32
-	ln    net.Listener
+	ln    *limitListener
 	srv   *http.Server
 	done  chan struct{}
 }
@@ -68,7 +73,8 @@ func Listen(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--health-addr %s: %w", addr, unwrapOp(err))
 	}
-	s := &Server{ln: &limitListener{Listener: ln, sem: make(chan struct{}, MaxConns)}, done: make(chan struct{})}
+	l := newLimitListener(ln, MaxConns)
+	s := &Server{ln: l, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/live", s.live)
 	mux.HandleFunc("/ready", s.ready)
@@ -79,7 +85,8 @@ func Listen(addr string) (*Server, error) {
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          nil,
+		ConnState:         l.track,
+		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	return s, nil
 }
@@ -130,12 +137,15 @@ func (s *Server) Close(ctx context.Context) {
 	}
 }
 
+// liveBody is /live's answer, which Check recognises.
+const liveBody = "live\n"
+
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	if !probeMethod(w, r) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("live\n"))
+	_, _ = w.Write([]byte(liveBody))
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -160,32 +170,114 @@ func probeMethod(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // limitListener bounds the connections open at once: a flood of probes or
-// a port scan costs at most MaxConns goroutines. Accept waits for a free
-// slot, so excess connections queue in the kernel's backlog.
+// a port scan costs at most max goroutines. A new connection is never
+// starved by the ones already open: when every slot is taken, the one
+// that has waited longest without a request in progress (silent since it
+// connected, or idle between keep-alive requests) is closed to make room.
+// Only when every slot serves a request (each bounded by the read and
+// write timeouts) does the new one wait.
 type limitListener struct {
 	net.Listener
 	sem chan struct{}
+
+	mu    sync.Mutex
+	conns map[*limitConn]struct{}
+}
+
+func newLimitListener(ln net.Listener, max int) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, max), conns: map[*limitConn]struct{}{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		// The evicted connection's Close frees its slot at once; with
+		// none to evict, every slot serves a request, each bounded by the
+		// timeouts, and the new connection waits for one to end.
+		l.evict()
+		l.sem <- struct{}{}
+	}
+	lc := &limitConn{Conn: c, l: l, since: time.Now()}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
+}
+
+// evict closes the connection that has waited longest without a request
+// in progress, if there is one.
+func (l *limitListener) evict() {
+	l.mu.Lock()
+	var oldest *limitConn
+	for c := range l.conns {
+		if c.busy {
+			continue
+		}
+		if oldest == nil || c.since.Before(oldest.since) {
+			oldest = c
+		}
+	}
+	if oldest != nil {
+		delete(l.conns, oldest)
+	}
+	l.mu.Unlock()
+	if oldest != nil {
+		_ = oldest.Close()
+	}
+}
+
+// track is the server's ConnState hook: a connection is busy from the
+// first byte of a request (see Read: net/http reports StateActive only once
+// the headers are in) to the end of its answer.
+func (l *limitListener) track(c net.Conn, st http.ConnState) {
+	lc, ok := c.(*limitConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch st {
+	case http.StateActive:
+		lc.busy = true
+	case http.StateIdle:
+		lc.busy, lc.since = false, time.Now()
+	case http.StateClosed, http.StateHijacked:
+		delete(l.conns, lc)
+	}
 }
 
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l     *limitListener
+	once  sync.Once
+	busy  bool      // guarded by l.mu
+	since time.Time // guarded by l.mu: connected, or last became idle
+}
+
+// Read marks the connection busy once a request's first bytes arrive.
+func (c *limitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.l.mu.Lock()
+		c.busy = true
+		c.l.mu.Unlock()
+	}
+	return n, err
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	})
 	return err
 }
 
@@ -195,4 +287,24 @@ func unwrapOp(err error) error {
 		return op.Err
 	}
 	return err
+}
+
+// Check reports, for --check, whether Listen would succeed on addr: it
+// binds the address and lets it go. A busy address that answers /live as
+// this server does is taken by a running gracefulinit (--check run inside
+// a running container), which is no problem: inUse says so.
+func Check(addr string) (inUse bool, err error) {
+	ln, lerr := net.Listen("tcp", addr)
+	if lerr == nil {
+		return false, ln.Close()
+	}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	if resp, gerr := c.Get("http://" + addr + "/live"); gerr == nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && string(b) == liveBody {
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("--health-addr %s: %w", addr, unwrapOp(lerr))
 }

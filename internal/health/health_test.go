@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -146,4 +147,105 @@ func TestNilServerIsInert(t *testing.T) {
 	s.Ready()
 	s.Stopping()
 	s.Close(context.Background())
+}
+
+// liveWithin sends GET /live on a new connection and reports how long the
+// answer took, failing the test unless it is a 200 within limit.
+func liveWithin(t *testing.T, s *Server, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c := &http.Client{Timeout: limit, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + s.Addr().String() + "/live")
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("/live did not answer within %s: %v", limit, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/live = %d, want 200", resp.StatusCode)
+	}
+	return took
+}
+
+// Issue 20: MaxConns keep-alive clients that send one GET each and then
+// stay idle held every slot for the 30 s idle timeout, and /live went
+// unanswered that long (the kubelet restarts the pod after a few failed
+// probes). A new probe must get through at once: the idle connections give
+// way to it.
+func TestIdleKeepAliveClientsDoNotStarveLive(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	for i := range MaxConns {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /live HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("keep-alive client %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// The clients stay connected, idle. Slack for a loaded machine: the
+	// answer takes milliseconds; the old server took 30 s.
+	took := liveWithin(t, s, 5*time.Second)
+	t.Logf("/live answered in %s with %d idle keep-alive clients", took, MaxConns)
+}
+
+// Issue 20: 40 connections that never send a byte delayed /live by 4 s
+// (two rounds of the 2 s header timeout on 16 slots).
+func TestSilentConnectionsDoNotDelayLive(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	for range 40 {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	// Below the old 4 s with room for a loaded machine: the answer takes
+	// milliseconds.
+	took := liveWithin(t, s, 2500*time.Millisecond)
+	t.Logf("/live answered in %s behind 40 silent connections", took)
+}
+
+// Connections in the middle of a request are not the ones closed: only a
+// connection with no request in progress gives way.
+func TestBusyConnectionsAreNotEvicted(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	// One connection sends half a request and waits; MaxConns-1 silent ones
+	// fill the rest.
+	half, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { half.Close() })
+	if _, err := io.WriteString(half, "GET /live HTTP/1.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the first bytes
+	for range MaxConns - 1 {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	liveWithin(t, s, 2500*time.Millisecond)
+	// The half request finishes within the header timeout and is answered.
+	if _, err := io.WriteString(half, "Host: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = half.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(half), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the connection mid-request was dropped: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
