@@ -41,7 +41,7 @@ test: deps
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
 	./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
-	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/eureka:FuzzParseInstance
+	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance
 fuzz:
 	set -e; for t in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \

@@ -42,7 +42,7 @@ func nacosOptions(cfg *config.Config) nacos.Options {
 		Service: cfg.Service, IP: cfg.IP, Port: cfg.Port(),
 		Mode: n.Mode, Offline: n.Offline, Weight: n.Weight, Metadata: n.Metadata,
 		Username: n.Username, Password: n.Password, CacheDir: n.CacheDir, Helper: n.Helper,
-		EnvPrefix: config.EnvPrefix, Timeout: cfg.RegistryTimeout,
+		EnvPrefix: config.EnvPrefix, Timeout: cfg.RegistryTimeout, Version: version,
 	}
 }
 

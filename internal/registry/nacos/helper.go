@@ -1,7 +1,6 @@
 package nacos
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
 )
@@ -27,9 +24,6 @@ const (
 	helperRestartMin = 250 * time.Millisecond
 	helperRestartMax = 30 * time.Second
 	helperStable     = 30 * time.Second
-	// helperStatusWait bounds the wait, after the pipes closed, for the
-	// reaper to hand over the exit status (it runs on SIGCHLD, or every second).
-	helperStatusWait = 2 * time.Second
 )
 
 var errHelperDied = errors.New("nacos helper died before answering")
@@ -50,7 +44,8 @@ type helper struct {
 	// callTimeout bounds the manager's own re-registration attempts.
 	callTimeout time.Duration
 
-	starts int // helpers started so far; only the manager touches it
+	starts int    // helpers started so far; only the manager touches it
+	relay  *relay // its log records and stderr lines, for every run
 
 	mu      sync.Mutex
 	cur     *helperProc   // the live helper; nil while (re)starting
@@ -108,8 +103,12 @@ func newRegister(o Options, servers []server, log *slog.Logger) (registry.Regist
 	for _, s := range servers {
 		hc.Servers = append(hc.Servers, HelperServer{Scheme: s.base.Scheme, Host: s.host, Port: s.port, ContextPath: s.contextPath})
 	}
+	if err := checkHelperVersion(path, o.Version); err != nil {
+		return nil, err
+	}
 	return &helper{
 		path:        path,
+		relay:       newRelay(log, o.Password),
 		cfg:         hc,
 		env:         helperEnv(os.Environ(), o.EnvPrefix),
 		log:         log,
@@ -195,26 +194,40 @@ func (h *helper) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	// The helper gets ctx but a margin, so that killing it and the
+	// relay's last lines still happen within ctx.
+	hctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 4*helperCloseMargin {
+		hctx, cancel = context.WithDeadline(ctx, dl.Add(-helperCloseMargin))
+	}
+	defer cancel()
 	var err error
 	if p != nil {
-		err = p.call(ctx, "close")
+		err = p.call(hctx, "close")
 		if errors.Is(err, errHelperDied) {
 			err = nil
 		}
 		p.in.Close()
+		// Its pipes close when it exits. Its status is not waited for:
+		// the reaper has stopped by now, and a killed helper is done.
 		select {
-		case <-p.dead:
-		case <-ctx.Done():
-			h.log.Warn("nacos helper did not exit in time: killing it", "pid", p.p.Pid)
-			_ = p.p.Kill()
+		case <-p.ended:
+		case <-hctx.Done():
+			h.log.Warn("nacos helper did not exit in time: killing it", "pid", p.pid)
+			p.kill("it did not exit when closed")
 		}
 	}
 	select {
 	case <-h.done:
-	case <-ctx.Done():
+	case <-hctx.Done():
 	}
+	h.relay.close(ctx)
 	return err
 }
+
+// helperCloseMargin is what Close keeps of its bound for itself once the
+// helper had its share: killing it and relaying the last lines.
+const helperCloseMargin = 250 * time.Millisecond
 
 // live waits for a running helper.
 func (h *helper) live(ctx context.Context) (*helperProc, error) {
@@ -275,12 +288,14 @@ func (h *helper) manage() {
 				return
 			}
 			up := time.Now()
-			h.log.Debug("nacos helper started", "pid", p.p.Pid)
+			h.log.Debug("nacos helper started", "pid", p.pid)
 			if p.gen > 1 {
 				h.reregister(p) // the first start serves Online's own call
 			}
+			// gone, not dead: the next helper starts only once this one
+			// was killed if need be and reaped.
 			select {
-			case <-p.dead:
+			case <-p.gone:
 			case <-h.stop:
 				return // Close takes it from here
 			}
@@ -331,243 +346,68 @@ func (h *helper) reregister(p *helperProc) {
 	}
 }
 
-// helperProc is one run of the helper process.
-type helperProc struct {
-	p    *os.Process
-	gen  int // 1 for the first start
-	exit <-chan syscall.WaitStatus
-	in   *os.File      // its stdin: configuration and requests
-	dead chan struct{} // closed when its stdout reached EOF
-	errs chan struct{} // closed when its stderr reached EOF
-	log  *slog.Logger
-
-	wmu     sync.Mutex // one request written at a time, each with its deadline
-	mu      sync.Mutex
-	next    uint64
-	pending map[uint64]chan string
-	tail    []string // its last stderr lines
-}
-
+// startProc starts the next run of the helper.
 func (h *helper) startProc() (*helperProc, error) {
-	inR, inW, err := os.Pipe()
+	cfg, err := json.Marshal(h.cfg)
 	if err != nil {
 		return nil, err
 	}
-	outR, outW, err := os.Pipe()
+	p, err := startHelper(h.path, h.env, cfg, h.starts+1, h.callTimeout, h.log, h.relay)
 	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		return nil, err
-	}
-	proc, exit, err := spawn.Start(h.path, []string{h.path}, &os.ProcAttr{
-		Env:   h.env,
-		Files: []*os.File{inR, outW, errW},
-		// Its own process group: signals for the app's group and the
-		// terminal's Ctrl-C are not for it.
-		Sys: &syscall.SysProcAttr{Setpgid: true},
-	})
-	inR.Close()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
 		return nil, err
 	}
 	h.starts++
-	p := &helperProc{
-		p: proc, gen: h.starts, exit: exit, in: inW,
-		dead: make(chan struct{}), errs: make(chan struct{}),
-		log: h.log, pending: map[uint64]chan string{},
-	}
-	go p.readOut(outR)
-	go p.readErr(errR)
-	cfg, err := json.Marshal(h.cfg)
-	if err == nil {
-		_, err = inW.Write(append(cfg, '\n'))
-	}
-	if err != nil {
-		// It cannot be configured: let it exit on EOF, and the manager
-		// sees it die.
-		inW.Close()
-		h.log.Warn("nacos helper: cannot send its configuration", "error", err)
-	}
 	return p, nil
 }
 
-// call sends one request and waits for its answer, the helper's death or
-// the end of ctx, whichever comes first.
-func (p *helperProc) call(ctx context.Context, op string) error {
-	req := HelperRequest{Op: op}
-	if dl, ok := ctx.Deadline(); ok {
-		req.TimeoutMs = max(time.Until(dl).Milliseconds(), 1)
-	}
-	ch := make(chan string, 1)
-	p.mu.Lock()
-	p.next++
-	req.ID = p.next
-	p.pending[req.ID] = ch
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.pending, req.ID)
-		p.mu.Unlock()
-	}()
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	// A helper that stopped reading must not hold the caller past ctx.
-	dl, _ := ctx.Deadline()
-	p.wmu.Lock()
-	_ = p.in.SetWriteDeadline(dl)
-	_, err = p.in.Write(append(b, '\n'))
-	p.wmu.Unlock()
-	if err != nil {
-		select {
-		case <-p.dead:
-			return errHelperDied
-		default:
-			return fmt.Errorf("nacos helper: send %s: %w", op, err)
-		}
-	}
-	select {
-	case e := <-ch:
-		if e != "" {
-			return errors.New(e)
-		}
+// helperVersionWait bounds "gracefulinit-nacos --version".
+const helperVersionWait = 5 * time.Second
+
+// checkHelperVersion runs "path --version" and refuses a helper from
+// another release than want, gracefulinit's own version, in one line
+// naming both: the two files are copied separately, and the pipe protocol
+// is promised only within a release. An empty want skips the check (a
+// library caller that has no version).
+//
+// It runs before the supervisor, so nothing else waits for children yet;
+// still, its status is left to the reaper, which owns every wait4: the
+// version line on the pipe is all that is needed. Until then it is a
+// zombie, and a gracefulinit that refuses it exits anyway.
+func checkHelperVersion(path, want string) error {
+	if want == "" {
 		return nil
-	case <-p.dead:
-		return errHelperDied
-	case <-ctx.Done():
-		return fmt.Errorf("nacos helper: %s: %w (left running in the helper)", op, ctx.Err())
 	}
-}
-
-// readOut dispatches the helper's replies and logs its records as ours.
-// Anything it cannot parse is logged, never trusted: a garbled line must
-// not take PID 1 down.
-func (p *helperProc) readOut(r *os.File) {
-	defer close(p.dead)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("nacos: cannot check the helper %s's version: %v", path, err)
+	}
 	defer r.Close()
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("nacos helper: reading its output panicked; treating it as dead", "panic", fmt.Sprint(v))
-		}
-	}()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			p.log.Debug("nacos helper: unparsed output", "line", sc.Text())
-			continue
-		}
-		if id, ok := m["reply"].(float64); ok {
-			e, _ := m["error"].(string)
-			p.mu.Lock()
-			ch := p.pending[uint64(id)]
-			p.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- e:
-				default: // a second reply for one id: ignore it, never block
-				}
-			}
-			continue
-		}
-		p.relog(m)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("nacos: cannot check the helper %s's version: %v", path, err)
 	}
-}
-
-// relog writes one of the helper's slog records through our logger.
-func (p *helperProc) relog(m map[string]any) {
-	var level slog.Level
-	if s, ok := m["level"].(string); !ok || level.UnmarshalText([]byte(s)) != nil {
-		level = slog.LevelInfo
+	defer null.Close()
+	proc, _, err := spawn.Start(path, []string{path, "--version"}, &os.ProcAttr{
+		Files: []*os.File{null, w, null},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("nacos: cannot run the helper %s --version: %v; copy %s from gracefulinit's release or image", path, err, HelperName)
 	}
-	msg, _ := m["msg"].(string)
-	if !p.log.Enabled(context.Background(), level) {
-		return
+	_ = r.SetReadDeadline(time.Now().Add(helperVersionWait))
+	out, err := io.ReadAll(io.LimitReader(r, 4<<10))
+	if err != nil {
+		_ = proc.Kill()
+		return fmt.Errorf("nacos: the helper %s did not report its version within %v (%v); copy %s from gracefulinit's release or image", path, helperVersionWait, err, HelperName)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if k != "level" && k != "msg" && k != "time" && k != "registry" {
-			keys = append(keys, k)
-		}
+	got, err := helperVersion(string(out))
+	if err != nil {
+		return fmt.Errorf("nacos: the helper %s is not a %s of this release: %v; copy it from gracefulinit %s's release or image", path, HelperName, err, want)
 	}
-	sort.Strings(keys)
-	attrs := make([]any, 0, 2*len(keys))
-	for _, k := range keys {
-		attrs = append(attrs, k, m[k])
+	if got != want {
+		return fmt.Errorf("nacos: the helper %s is version %s, gracefulinit is version %s: copy %s from gracefulinit %s's release or image (the two files come together)", path, got, want, HelperName, want)
 	}
-	p.log.Log(context.Background(), level, msg, attrs...)
-}
-
-// readErr keeps the last lines the helper wrote to stderr: a panic or a
-// log.Fatalf says there why it died.
-func (p *helperProc) readErr(r io.ReadCloser) {
-	defer close(p.errs)
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4<<10), 64<<10)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		p.log.Debug("nacos helper stderr", "line", line)
-		p.mu.Lock()
-		if len(p.tail) < 400 {
-			p.tail = append(p.tail, line)
-		} else {
-			copy(p.tail, p.tail[1:])
-			p.tail[len(p.tail)-1] = line
-		}
-		p.mu.Unlock()
-	}
-}
-
-// reason says why a helper that closed its pipes died: its exit status
-// from the reaper and the line of its stderr that explains it (a panic's
-// first line, else the last line).
-func (p *helperProc) reason(secrets ...string) string {
-	status := "exit status not collected"
-	select {
-	case ws := <-p.exit:
-		status = spawn.Describe(ws)
-	case <-time.After(helperStatusWait):
-	}
-	select {
-	case <-p.errs:
-	case <-time.After(500 * time.Millisecond):
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	line := ""
-	for _, l := range p.tail {
-		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
-			line = l
-			break
-		}
-	}
-	if line == "" && len(p.tail) > 0 {
-		line = p.tail[len(p.tail)-1]
-	}
-	if line == "" {
-		return status
-	}
-	if len(line) > 300 {
-		line = line[:300] + "..."
-	}
-	return status + ": " + redact.Text(line, secrets...)
+	return nil
 }

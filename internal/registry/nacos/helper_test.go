@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -235,4 +237,244 @@ func TestHelperSIGPIPENotForwarded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// helperCopies counts the running copies (zombies aside) of the script
+// helper at path: processes whose first or second argument is path
+// (sh runs it as "/bin/sh path").
+func helperCopies(path string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if args[0] != path && (len(args) < 2 || args[1] != path) {
+			continue
+		}
+		if st := proctree.State(pid); st != "" && st != "Z" {
+			n++
+		}
+	}
+	return n
+}
+
+// answerLoop answers every request of the protocol with success.
+const answerLoop = `while read req; do id=$(echo "$req" | sed 's/.*"id":\([0-9]*\).*/\1/'); echo "{\"reply\":$id}"; done`
+
+// TestHelperLeakedCopies is issue 20's second repro: a helper that breaks
+// its stdout but runs on (a line over the protocol's 1 MiB bound, or
+// stdout closed) was declared dead and never killed: copies piled up at
+// every restart (5 to 6 after 12 s), and outside PID 1 they outlived
+// gracefulinit. Now it is killed, reaped, then restarted: one copy at a
+// time, none after gracefulinit exits, inside and outside PID 1.
+func TestHelperLeakedCopies(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, body, killedFor string }{
+		{"stdout line over 1 MiB", `read cfg
+head -c 1100000 /dev/zero | tr '\0' x
+echo
+while :; do sleep 1; done`, "line over"},
+		{"stdout closed", `read cfg
+exec >&-
+while :; do sleep 1; done`, "closed its stdout"},
+	}
+	for _, tc := range cases {
+		for _, pid1 := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/pid1=%v", tc.name, pid1), func(t *testing.T) {
+				t.Parallel()
+				h := scriptHelper(t, tc.body)
+				p := testbin.Start(t, testbin.Options{PID1: pid1}, registerArgs(h, "sleep", "5")...)
+				most := 0
+				for !p.Exited() {
+					most = max(most, helperCopies(h))
+					time.Sleep(100 * time.Millisecond)
+				}
+				if code := p.Wait(time.Second); code != 0 {
+					t.Errorf("exit code %d, want 0 (the app, sleep 5, untouched)", code)
+				}
+				if most > 1 {
+					t.Errorf("%d copies of the helper ran at once, want at most 1", most)
+				}
+				var deaths []string
+				for _, l := range p.Logs() {
+					if l.Str("msg") == "nacos helper died; restarting it" {
+						deaths = append(deaths, l.Str("reason"))
+					}
+				}
+				if len(deaths) < 2 {
+					t.Fatalf("%d deaths logged in 5 s, want the helper restarted at least twice\nstderr:\n%s", len(deaths), p.Stderr)
+				}
+				for _, r := range deaths {
+					if !strings.Contains(r, "killed by signal 9") || !strings.Contains(r, tc.killedFor) {
+						t.Errorf("death reason %q: want the SIGKILL gracefulinit sent and why (%q)", r, tc.killedFor)
+					}
+				}
+				if !testbin.WaitFor(context.Background(), 3*time.Second, func() bool { return helperCopies(h) == 0 }) {
+					t.Errorf("%d copies of the helper outlived gracefulinit", helperCopies(h))
+				}
+			})
+		}
+	}
+}
+
+// TestHelperLongStderrLine is issue 20's third repro: a stderr line over
+// 64 KiB made PID 1 close the helper's stderr, and the helper died of
+// SIGPIPE at its next write, at every restart. Now the line is cut and
+// the pipe read on.
+func TestHelperLongStderrLine(t *testing.T) {
+	t.Parallel()
+	h := scriptHelper(t, `read cfg
+head -c 100000 /dev/zero | tr '\0' e >&2
+echo >&2
+sleep 0.3
+echo "helper still alive after its long line" >&2
+`+answerLoop)
+	p := testbin.Start(t, testbin.Options{PID1: true}, registerArgs(h, "sleep", "2")...)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	var alive, cut bool
+	for _, l := range p.Logs() {
+		switch {
+		case l.Str("msg") == "nacos helper died; restarting it":
+			t.Errorf("the helper died: %s", l.Str("reason"))
+		case l.Str("msg") == "nacos helper stderr" && l.Str("line") == "helper still alive after its long line":
+			alive = true
+		case l.Str("msg") == "nacos helper stderr" && l["cut"] == true:
+			cut = true
+			if n := len(l.Str("line")); n > 8<<10 {
+				t.Errorf("a cut stderr line relayed with %d bytes", n)
+			}
+		}
+	}
+	if !alive || !cut {
+		t.Errorf("relayed: the long line cut %v, the next line %v; want both\nstderr:\n%s", cut, alive, p.Stderr)
+	}
+}
+
+// TestHelperLogFlood is issue 20's fourth repro: a helper writing 100 MB
+// of log records had every one relayed (2.08 M lines, 96% of a core).
+// Now records beyond the rate are dropped and counted, and a line says
+// how many; the app is untouched.
+func TestHelperLogFlood(t *testing.T) {
+	t.Parallel()
+	h := scriptHelper(t, `read cfg
+yes '{"level":"INFO","msg":"flood","registry":"nacos","n":12345}' | head -c 100000000
+`+answerLoop)
+	start := time.Now()
+	p := testbin.Start(t, testbin.Options{PID1: true}, registerArgs(h, "sleep", "3")...)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0 (the app, sleep 3, untouched)", code)
+	}
+	took := time.Since(start)
+	relayed, dropped := 0, 0.0
+	for _, l := range p.Logs() {
+		switch l.Str("msg") {
+		case "flood":
+			relayed++
+		case "nacos helper: log lines dropped over the relay's limit":
+			dropped += l.Num("dropped")
+		}
+	}
+	limit := int(helperLimits.recordBurst + helperLimits.recordRate*took.Seconds())
+	t.Logf("relayed %d records, dropped %.0f, in %v", relayed, dropped, took.Round(time.Millisecond))
+	if relayed == 0 || relayed > limit {
+		t.Errorf("relayed %d flood records, want 1 to %d (burst %v + %v/s for %v)", relayed, limit, helperLimits.recordBurst, helperLimits.recordRate, took.Round(time.Millisecond))
+	}
+	if dropped < 1000 {
+		t.Errorf("the drop report counts %.0f records, want the flood's (thousands)", dropped)
+	}
+}
+
+// TestHelperLogRedacted is issue 20's fourth repro, second part: a helper
+// record holding the Nacos password was printed as is.
+func TestHelperLogRedacted(t *testing.T) {
+	t.Parallel()
+	const pw = "s3cr3t-pw"
+	h := scriptHelper(t, `read cfg
+echo '{"level":"WARN","msg":"login refused for `+pw+`","password":"`+pw+`","url":"http://nacos:`+pw+`@10.0.0.1:8848/nacos","detail":{"query":"password=`+pw+`"}}'
+`+answerLoop)
+	p := testbin.Start(t, testbin.Options{PID1: true, Env: []string{"GRACEFULINIT_NACOS_USERNAME=nacos", "GRACEFULINIT_NACOS_PASSWORD=" + pw}}, registerArgs(h, "sleep", "1")...)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if strings.Contains(p.Stderr.String(), pw) {
+		t.Errorf("the password reached gracefulinit's log:\n%s", p.Stderr)
+	}
+	found := false
+	for _, l := range p.Logs() {
+		if strings.HasPrefix(l.Str("msg"), "login refused for ") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the helper's record was not relayed at all:\n%s", p.Stderr)
+	}
+}
+
+// TestHelperVersionMismatch: gracefulinit and gracefulinit-nacos are
+// copied separately; register mode refuses, before the app starts, a
+// helper from another release with one line naming both versions, and
+// runs with one from its own. Real builds stamped as the Makefile does.
+func TestHelperVersionMismatch(t *testing.T) {
+	t.Parallel()
+	init := testbin.BuildVersion(t, "./cmd/gracefulinit ./cmd/gracefulinit-nacos", "v9.1.0")
+	same := filepath.Join(filepath.Dir(init), HelperName)
+	older := testbin.BuildVersion(t, "./cmd/gracefulinit-nacos", "v9.0.0")
+	cases := []struct {
+		name, helper string
+		want         []string // in the one line; nil: the app runs
+	}{
+		{"same release", same, nil},
+		{"older release", older, []string{older, "version v9.0.0", "gracefulinit is version v9.1.0", "copy gracefulinit-nacos"}},
+		{"not a helper", notHelper(t), []string{"not a gracefulinit-nacos", "v9.1.0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			marker := filepath.Join(t.TempDir(), "app-ran")
+			args := registerArgs(tc.helper, "touch", marker)
+			args = args[3:] // without --log-format json -v: the refusal is the only output
+			p := testbin.Start(t, testbin.Options{PID1: true, Binary: init}, args...)
+			code := p.Wait(30 * time.Second)
+			_, err := os.Stat(marker)
+			ran := err == nil
+			if tc.want == nil {
+				if code != 0 || !ran {
+					t.Fatalf("exit code %d, app ran %v: want 0 and the app run\nstderr:\n%s", code, ran, p.Stderr)
+				}
+				return
+			}
+			if code == 0 || ran {
+				t.Fatalf("exit code %d, app ran %v: want a refusal before the app starts\nstderr:\n%s", code, ran, p.Stderr)
+			}
+			out := strings.TrimSpace(p.Stderr.String())
+			if strings.Contains(out, "\n") {
+				t.Errorf("the refusal spans lines:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("refusal %q lacks %q", out, w)
+				}
+			}
+		})
+	}
+}
+
+// notHelper writes an executable that is no gracefulinit-nacos: it
+// answers --version with another program's line.
+func notHelper(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gracefulinit-nacos")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\necho 'BusyBox v1.36.1 multi-call binary'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// Helper is register mode's helper binary; default gracefulinit-nacos
 	// next to the running executable.
 	Helper string
+	// Version is gracefulinit's own release: register mode refuses a
+	// helper that reports another. Empty skips the check.
+	Version string
 	// EnvPrefix marks the variables that are gracefulinit's own settings:
 	// they are not passed on to the helper.
 	EnvPrefix string

@@ -48,11 +48,27 @@ func Build(t testing.TB, pkg string) string {
 	return buildOnce(t, pkg, true)
 }
 
+// BuildVersion builds pkg as Build does, stamped as the Makefile stamps a
+// release: -X main.version=version. Tests of the version check between
+// gracefulinit and gracefulinit-nacos build two releases this way.
+func BuildVersion(t testing.TB, pkg, version string) string {
+	t.Helper()
+	return buildOnceAs(t, pkg, true, version)
+}
+
 func buildOnce(t testing.TB, pkg string, entry bool) string {
+	t.Helper()
+	return buildOnceAs(t, pkg, entry, "")
+}
+
+func buildOnceAs(t testing.TB, pkg string, entry bool, version string) string {
 	t.Helper()
 	key := pkg
 	if !entry {
 		key += " (plain)"
+	}
+	if version != "" {
+		key += " (version " + version + ")"
 	}
 	buildsMu.Lock()
 	b := builds[key]
@@ -61,7 +77,7 @@ func buildOnce(t testing.TB, pkg string, entry bool) string {
 		builds[key] = b
 	}
 	buildsMu.Unlock()
-	b.once.Do(func() { b.path, b.err = goBuild(pkg, entry) })
+	b.once.Do(func() { b.path, b.err = goBuild(pkg, entry, version) })
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
@@ -77,8 +93,9 @@ const EntryLDFlags = "-E " + signals.EntrySymbol
 // goBuild builds pkg into a fresh directory and returns the binary's path.
 // pkg may be a space-separated list of main packages, built into the same
 // directory; the path returned is the first one's. entry links
-// ./cmd/gracefulinit with EntryLDFlags.
-func goBuild(pkg string, entry bool) (string, error) {
+// ./cmd/gracefulinit with EntryLDFlags; a version is stamped into
+// main.version.
+func goBuild(pkg string, entry bool, version string) (string, error) {
 	root, err := repo.Root()
 	if err != nil {
 		return "", err
@@ -90,8 +107,15 @@ func goBuild(pkg string, entry bool) (string, error) {
 	pkgs := strings.Fields(pkg)
 	for _, p := range pkgs {
 		args := []string{"build", "-trimpath", "-o", filepath.Join(dir, filepath.Base(p))}
+		var ldflags []string
 		if entry && p == "./cmd/gracefulinit" {
-			args = append(args, "-ldflags", EntryLDFlags)
+			ldflags = append(ldflags, EntryLDFlags)
+		}
+		if version != "" {
+			ldflags = append(ldflags, "-X main.version="+version)
+		}
+		if len(ldflags) > 0 {
+			args = append(args, "-ldflags", strings.Join(ldflags, " "))
 		}
 		cmd := exec.Command("go", append(args, p)...)
 		cmd.Dir = root
