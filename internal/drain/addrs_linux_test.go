@@ -63,7 +63,7 @@ func TestLimitAddrs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+			if _, err := c.Write(request); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -107,7 +107,7 @@ func TestQuietDrainLimitedToAddrs(t *testing.T) {
 			go func() {
 				defer close(stopped)
 				for ctx.Err() == nil {
-					if _, err := c.Write([]byte{'r'}); err != nil {
+					if _, err := c.Write(request); err != nil {
 						return
 					}
 					time.Sleep(100 * time.Millisecond)

@@ -67,6 +67,24 @@ type Options struct {
 // DefaultInterval is the sampling period when Options.Interval is 0.
 const DefaultInterval = 100 * time.Millisecond
 
+// A sample's cost grows with the connections on the watched ports (the
+// kernel describes each, with its tcp_info): about 1 ms with 50, 13 ms with
+// 10,000 on a 2-core machine. The drain stretches its period to keep that
+// under drainBudget of a core, never beyond maxInterval. Ends stay exact
+// (a sample is taken at each deadline), and activity stays dated by the
+// kernel's stamps; a longer period only sees new activity later, which
+// can only lengthen the drain.
+const (
+	drainBudget = 0.015
+	maxInterval = 2 * time.Second
+)
+
+// paced returns the period after a sample that cost cost: base, or longer
+// to stay within budget, never beyond maxInterval.
+func paced(base, cost time.Duration, budget float64) time.Duration {
+	return min(max(base, time.Duration(float64(cost)/budget)), max(base, maxInterval))
+}
+
 // minStep bounds how often the loop samples when a deadline is about to
 // fall due, so that jiffy rounding in the kernel's timestamps cannot make
 // it spin.
@@ -93,6 +111,10 @@ type Result struct {
 	// Pending are the peers not done when it ended: not waited for after
 	// cache-max, or still calling at the ceiling.
 	Pending []PeerReport
+	// NonConsumers are those of Pending that kept their rhythm through the
+	// drain: scrapers, probers, clients of the pod's address (see
+	// NonConsumers), to be named with the fix.
+	NonConsumers []PeerReport
 	// TrafficAtEnd: the drain reached its ceiling while a peer not done
 	// yet had called within its usual gap (at least Quiet): traffic was
 	// still arriving, and the stop signal cut into it.
@@ -221,10 +243,18 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		offline = start
 	}
 	gone, _ := w.(goneReporter)
+	peers.begin(start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var cost time.Duration // a recent sample's cost, smoothed
 	for {
-		s, err := w.Sample()
+		var s Sample
+		var err error
+		if c := cpuCost(func() { s, err = w.Sample() }); cost == 0 {
+			cost = c
+		} else {
+			cost = (3*cost + c) / 4
+		}
 		if err != nil {
 			log.Warn("drain: watching the app's connections failed; draining for the rest of the full time",
 				"err", err, "drain", o.Max)
@@ -250,9 +280,10 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		now := s.At
 		d := peers.Decide(now, start, offline, pol)
 		if d.End {
-			res.Slowest = peers.Slowest(now, pol, slowestShown)
+			res.Slowest = peers.Slowest(now, start, offline, pol, slowestShown)
 			res.Pending = d.Pending
-			res.TrafficAtEnd = d.Reason == ReasonCeiling && stillCalling(d.Pending, now, o.Quiet)
+			res.NonConsumers = NonConsumers(d.Pending, now)
+			res.TrafficAtEnd = d.Reason == ReasonCeiling && stillCalling(d.Pending, start, now, o.Quiet)
 			res.Peers = peers.Len()
 			return finish(d.Reason)
 		}
@@ -260,7 +291,7 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		// end if nothing happens meanwhile: the sample taken then confirms
 		// the silence, so the drain ends within a sample's cost of its
 		// deadline instead of up to an interval after it.
-		next := now.Add(interval)
+		next := now.Add(paced(interval, cost, drainBudget))
 		if d.Next.Before(next) {
 			next = d.Next
 		}
@@ -270,7 +301,7 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
-			res.Slowest = peers.Slowest(time.Now(), pol, slowestShown)
+			res.Slowest = peers.Slowest(time.Now(), start, offline, pol, slowestShown)
 			res.Peers = peers.Len()
 			return finish(ReasonCancelled)
 		case t := <-offlineCh:
@@ -284,11 +315,12 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 }
 
 // stillCalling reports whether a peer not done yet called within its
-// usual gap (at least quiet) before now: traffic still arriving, not a
-// caller whose silence is still being confirmed.
-func stillCalling(pending []PeerReport, now time.Time, quiet time.Duration) bool {
+// usual gap (at least quiet) before now, and since the drain began at
+// start: traffic still arriving, not a caller whose silence is still being
+// confirmed, nor one quiet for longer than the drain has run.
+func stillCalling(pending []PeerReport, start, now time.Time, quiet time.Duration) bool {
 	for _, r := range pending {
-		if now.Sub(r.Last) <= max(quiet, r.Gap) {
+		if ago := now.Sub(r.Last); ago <= max(quiet, r.Gap) && ago <= now.Sub(start) {
 			return true
 		}
 	}

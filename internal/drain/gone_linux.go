@@ -255,6 +255,10 @@ func (w *Watcher) settleGone() {
 	for _, e := range w.gone.evs {
 		w.s.Gone++
 		p, seen := w.prev[e.cookie]
+		if p.self {
+			continue
+		}
+		peer := addrOf(e.conn.family, e.conn.dst[:])
 		if seen && p.kind == kindFull {
 			// The previous sample saw it alive: only data since then is
 			// activity. The destroyed socket's count may include the peer's
@@ -265,7 +269,7 @@ func (w *Watcher) settleGone() {
 				if t.Before(w.prevStart) {
 					t = w.prevStart
 				}
-				w.note(addrOf(e.conn.family, e.conn.dst[:]), t, e.at, 1)
+				w.note(peer, t, e.at, 1)
 			}
 			continue
 		}
@@ -285,7 +289,12 @@ func (w *Watcher) settleGone() {
 		}
 		// Opened and closed between two samples: no dump ever saw it.
 		w.s.GoneUnseen++
-		w.note(addrOf(e.conn.family, e.conn.dst[:]), e.t, e.at, 1)
+		if w.own(netip.AddrPortFrom(peer, e.conn.dport)) {
+			continue
+		}
+		pi := w.peerIndex(peer)
+		w.peerBuf[pi].Opened++
+		w.noteAt(pi, e.t, e.at, 1)
 	}
 }
 

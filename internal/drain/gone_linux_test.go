@@ -27,7 +27,7 @@ func requestOnce(addr string) (time.Time, error) {
 	}
 	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte{'r'}); err != nil {
+	if _, err := c.Write(request); err != nil {
 		return time.Time{}, err
 	}
 	sent := time.Now()

@@ -19,11 +19,11 @@ func dial(t testing.TB, s *server) net.Conn {
 	return c
 }
 
-// send writes one byte and returns when it was handed to the kernel,
+// send writes one request and returns when it was handed to the kernel,
 // which on loopback is when the server's socket received it.
 func send(t testing.TB, c net.Conn) time.Time {
 	t.Helper()
-	if _, err := c.Write([]byte{'r'}); err != nil {
+	if _, err := c.Write(request); err != nil {
 		t.Errorf("write: %v", err)
 	}
 	return time.Now()

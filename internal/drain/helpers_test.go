@@ -209,3 +209,7 @@ func within(t testing.TB, what string, d, lo, hi time.Duration) {
 		t.Errorf("%s = %s, want between %s and %s", what, d, lo, hi)
 	}
 }
+
+// request is what the tests' callers send as one call: longer than a
+// keepalive (see keepaliveBytes), as every HTTP request is.
+var request = []byte("GET /orders/42 HTTP/1.1\r\nHost: app\r\nAccept: application/json\r\n\r\n")

@@ -4,18 +4,43 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
 
-// DefaultLearnInterval is a Learner's sampling period when
-// Options.LearnInterval is 0. A sample costs 1 to 5 ms of CPU (more on a
-// loaded machine), most of it the kernel's walk of its whole (host-wide)
-// table of established sockets, so one every 10 s keeps learning under
-// 0.1% of a core with 1,000 open connections (make bench measures it).
-// Gaps shorter than that are still learned: see Peers.Observe. A caller
-// is learned once two samples have seen it: 10 to 20 s after it began.
+// DefaultLearnInterval is a typical period of a Learner's samples when
+// Options.LearnInterval is 0: what one costs with about 1,000 watched
+// connections, spread to stay within learnBudget of a core. A sample costs
+// 0.5 to 10 ms of CPU (more on a loaded machine), most of it the kernel's
+// walk of its whole (host-wide) table of established sockets and its
+// description of each watched one. A Learner paces itself by what its
+// samples cost (make bench measures it with 1,000 connections): as often
+// as the budget allows, down to earlyFloor in the pod's first earlyLearn,
+// when history is short, and to lateFloor later; never less often than
+// every 3 x DefaultLearnInterval. Its periods vary by a fifth either way,
+// so that no caller's rhythm can keep in step with them and hide its gaps
+// (see Peers.Observe).
 const DefaultLearnInterval = 10 * time.Second
+
+const (
+	learnBudget = 0.0008
+	earlyLearn  = 2 * time.Minute
+	earlyFloor  = 250 * time.Millisecond
+	lateFloor   = 2 * time.Second
+)
+
+// learnPace is the period after a sample that cost cost, since had passed
+// since learning began; r in [0, 1) varies it.
+func learnPace(cost, since time.Duration, r float64) time.Duration {
+	floor := lateFloor
+	if since < earlyLearn {
+		floor = earlyFloor
+	}
+	d := max(floor, time.Duration(float64(cost)/learnBudget))
+	d = min(d, 3*DefaultLearnInterval)
+	return time.Duration(float64(d) * (0.8 + 0.4*r))
+}
 
 // Learner watches the app's connections while it runs, so that the drain
 // knows each caller's habits when the stop signal comes. It runs one
@@ -57,12 +82,16 @@ func (l *Learner) loop() {
 			st.peers.Observe(s.At, s.Peers)
 		}
 	}
+	began := time.Now()
 	open()
-	interval := l.o.LearnInterval
-	if interval <= 0 {
-		interval = DefaultLearnInterval
+	var cost time.Duration // a recent sample's cost, smoothed
+	pace := func() time.Duration {
+		if l.o.LearnInterval > 0 {
+			return l.o.LearnInterval
+		}
+		return learnPace(cost, time.Since(began), rand.Float64())
 	}
-	tick := time.NewTicker(interval)
+	tick := time.NewTimer(pace())
 	defer tick.Stop()
 	for {
 		select {
@@ -79,9 +108,17 @@ func (l *Learner) loop() {
 				if !unavailable {
 					open()
 				}
+				tick.Reset(max(pace(), lateFloor))
 				continue
 			}
-			s, err := st.w.Sample()
+			var s Sample
+			var err error
+			if c := cpuCost(func() { s, err = st.w.Sample() }); cost == 0 {
+				cost = c
+			} else {
+				cost = (3*cost + c) / 4
+			}
+			tick.Reset(pace())
 			if err != nil {
 				l.log.Debug("drain: sampling the app's callers failed; reopening", "err", err)
 				_ = st.w.Close()

@@ -11,10 +11,12 @@ import (
 	"time"
 )
 
-// caller sends one byte every period on a keep-alive connection from its
-// own loopback address, until stopped; it returns when it last sent.
+// caller sends a request every period on a keep-alive connection from its
+// own loopback address, until stopped; it returns when it last sent. Its
+// connection stays open (idle in its pool) until closed, or the test ends.
 type caller struct {
 	addr   netip.Addr
+	conn   net.Conn
 	cancel context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
@@ -29,14 +31,13 @@ func startCaller(t *testing.T, srv *server, from string, period time.Duration) *
 		t.Fatalf("dial %s from %s: %v", srv.addr, from, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cl := &caller{addr: netip.MustParseAddr(from), cancel: cancel, done: make(chan struct{})}
+	cl := &caller{addr: netip.MustParseAddr(from), conn: c, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(cl.done)
-		defer func() { _ = c.Close() }()
 		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for {
-			if _, err := c.Write([]byte{'r'}); err != nil {
+			if _, err := c.Write(request); err != nil {
 				return
 			}
 			cl.mu.Lock()
@@ -49,7 +50,7 @@ func startCaller(t *testing.T, srv *server, from string, period time.Duration) *
 			}
 		}
 	}()
-	t.Cleanup(func() { cl.stop() })
+	t.Cleanup(func() { cl.stop(); _ = c.Close() })
 	return cl
 }
 

@@ -13,12 +13,15 @@ import (
 // Each one is done once it has been quiet for max(Quiet, gapMultiple x its
 // longest gap between calls in the last peerWindow); the drain ends when
 // every peer is done. A caller that calls every 3 s is thus waited for 6 s
-// after its last call, a busy one for Quiet.
+// after its last call, a busy one for Quiet. Two exceptions: a caller that
+// let go of the instance (closed every long-lived connection after the
+// offline, opened none since) is done letGoQuiet after that; a caller whose
+// history is too short to know its gap is waited for as a rare caller.
 const (
 	gapMultiple = 2
 	// peerWindow is how far back gaps are remembered, and how long a quiet
 	// peer is kept at all: a caller whose gaps are longer looks new each
-	// time, and gets Quiet.
+	// time.
 	peerWindow = 5 * time.Minute
 	// gapBuckets keep the longest gap of each minute of the window, so a
 	// peer costs the same whatever its rate.
@@ -26,51 +29,121 @@ const (
 	bucketLen  = peerWindow / gapBuckets
 	// maxPeers bounds the memory: past it the longest-quiet peers go first.
 	maxPeers = 4096
+	// A peer's gap is known once its calls seen span historyGaps times its
+	// longest gap, and historyMin: less history may hold none of its long
+	// gaps (a rare caller seen once, a fan-out caller seen in one burst, a
+	// caller seen for a moment before the drain).
+	historyGaps = 3
+	historyMin  = 5 * time.Second
+	// letGoQuiet is the least time a caller that let go must stay away,
+	// with --drain-quiet if longer: a pool that closes connections and opens
+	// new ones within a second is reconnecting, not leaving.
+	letGoQuiet = time.Second
 )
 
-// PeerActivity is what one sample saw of one peer.
+// PeerActivity is what one sample saw of one peer. A Watcher reports every
+// peer that was active or holds an open connection.
 type PeerActivity struct {
 	// Addr is the caller; the zero Addr stands for activity that the kernel
 	// reported without a peer (lost destroy messages under heavy churn).
 	Addr netip.Addr
-	Last time.Time // its latest new connection or received data in the sample
-	// Count estimates its requests in the sample: new connections, and
-	// data segments received on known ones (a request larger than one
-	// segment counts more than once). At least 1.
+	// Last is its latest call in the sample: a new connection or data
+	// received (keepalives aside). Zero when it made none.
+	Last time.Time
+	// Count estimates its calls in the sample: new connections, and data
+	// segments received on known ones (a request larger than one segment
+	// counts more than once). At least 1 when Last is set.
 	Count int
+	// Conns is how many connections it holds open (ones it has not closed);
+	// Held, how many of those the previous sample saw too: long-lived ones.
+	Conns, Held int
+	// Opened is how many connections it opened since the previous sample,
+	// those already closed included.
+	Opened int
+	// AppClosed is how many of its connections the app closed since the
+	// previous sample: an app's idle timeout, not the caller letting go.
+	AppClosed int
 }
 
 type gapBucket struct {
-	n   int64 // bucket number, time / bucketLen
-	max time.Duration
+	n      int64 // bucket number, time / bucketLen
+	max    time.Duration
+	calls  int // calls (Count) and
+	opened int // connections opened: about equal for a caller that opens one per request
 }
 
 // peer is what the drain knows of one caller.
 type peer struct {
-	last time.Time
-	gaps [gapBuckets]gapBucket
+	last  time.Time // its latest call; zero until it made one
+	first time.Time // when it was first seen
+	calls int       // calls seen, up to historyCalls
+	gaps  [gapBuckets]gapBucket
+
+	conns     int       // connections it holds open, at the latest sample
+	held      bool      // it held a connection across two samples
+	closedAt  time.Time // when its open connections went to none (the sample that saw it); zero while it holds some
+	openedAt  time.Time // the latest sample that saw it open a connection
+	appClosed time.Time // the latest sample that saw the app close one of its connections
+	seen      time.Time // the latest sample that reported it
+
+	drainCalls int // samples with calls since the drain began (see Peers.begin)
 }
+
+const historyCalls = 1 << 20
 
 // gap is the longest gap recorded in the window ending at now; 0 when
 // none was, as for a peer seen only once or only busy.
 func (p *peer) gap(now time.Time) time.Duration {
-	cur := now.UnixNano() / int64(bucketLen)
 	var g time.Duration
-	for _, b := range p.gaps {
-		if b.n > cur-gapBuckets && b.n <= cur {
-			g = max(g, b.max)
-		}
-	}
+	p.window(now, func(b *gapBucket) { g = max(g, b.max) })
 	return g
 }
 
-func (p *peer) record(g time.Duration, at time.Time) {
+// perRequest reports whether the peer opens about one connection per call
+// in the window: such a caller never holds one for long, and closing it
+// says nothing about letting go.
+func (p *peer) perRequest(now time.Time) bool {
+	calls, opened := 0, 0
+	p.window(now, func(b *gapBucket) { calls += b.calls; opened += b.opened })
+	return opened > 0 && 2*opened >= calls
+}
+
+func (p *peer) window(now time.Time, f func(*gapBucket)) {
+	cur := now.UnixNano() / int64(bucketLen)
+	for i := range p.gaps {
+		if b := &p.gaps[i]; b.n > cur-gapBuckets && b.n <= cur {
+			f(b)
+		}
+	}
+}
+
+func (p *peer) bucket(at time.Time) *gapBucket {
 	n := at.UnixNano() / int64(bucketLen)
 	b := &p.gaps[n%gapBuckets]
 	if b.n != n {
 		*b = gapBucket{n: n}
 	}
-	b.max = max(b.max, g)
+	return b
+}
+
+// known reports whether the peer's history is long enough for its longest
+// gap to be known (see historyGaps).
+func (p *peer) known(gap time.Duration) bool {
+	return p.calls >= 2 && p.last.Sub(p.first) >= max(historyMin, historyGaps*gap)
+}
+
+// letGo reports when a peer let go of the instance after the offline: it
+// held long-lived connections, does not open one per call, closed every
+// one of them itself after offline and opened none since. Zero if it did
+// not.
+func (p *peer) letGo(now, offline time.Time) time.Time {
+	if offline.IsZero() || !p.held || p.conns > 0 || p.closedAt.IsZero() || p.closedAt.Before(offline) {
+		return time.Time{}
+	}
+	if p.openedAt.After(p.closedAt) || !p.appClosed.Before(offline) || p.perRequest(now) {
+		return time.Time{}
+	}
+	return p.closedAt
 }
 
 // Peers learns each caller's habits from samples and decides when a drain
@@ -79,6 +152,8 @@ func (p *peer) record(g time.Duration, at time.Time) {
 type Peers struct {
 	m      map[netip.Addr]*peer
 	ignore []netip.Prefix
+	at     time.Time // the latest sample
+	start  time.Time // the drain's start; zero while learning
 }
 
 // NewPeers returns an empty Peers that leaves out the callers in ignore.
@@ -96,14 +171,26 @@ func (ps *Peers) Ignored(a netip.Addr) bool {
 	return false
 }
 
-// Observe records the activity of one sample taken at at.
+// begin marks the drain's start: calls from then on are counted per peer,
+// to name the ones that keep calling through it.
+func (ps *Peers) begin(start time.Time) { ps.start = start }
+
+// Observe records one sample taken at at: acts holds every peer that was
+// active or holds a connection; one missing holds none.
 //
-// A gap is the time from a peer's previous latest activity to its latest
-// in this sample, spread over the requests counted in between: exact for
-// a single request, the mean for several. Samples date activity to the
-// millisecond but see only the latest of each connection, so this is
-// what can be known between two of them.
+// A caller's quiet period is what the samples measure: at each one, at
+// minus its latest call is how long it has been quiet. When it calls
+// again, the quiet period it ended is at least what the previous sample
+// measured (the new call came after it), and at least the mean spacing of
+// the calls in between; exactly their span when the sample saw one call.
+// The longest over the window is a lower bound of its longest gap that
+// converges on it as samples fall at varied points of its rhythm: unlike
+// a mean of calls, bursts, requests of several segments, calls spread over
+// pooled connections and calls multiplexed on one all leave it long,
+// while a busy caller, never quiet for long, keeps it short.
 func (ps *Peers) Observe(at time.Time, acts []PeerActivity) {
+	prevAt := ps.at
+	ps.at = at
 	for _, a := range acts {
 		addr := a.Addr.Unmap()
 		if addr.IsValid() && ps.Ignored(addr) {
@@ -111,40 +198,98 @@ func (ps *Peers) Observe(at time.Time, acts []PeerActivity) {
 		}
 		p := ps.m[addr]
 		if p == nil {
-			p = &peer{last: a.Last}
+			p = &peer{first: at}
+			if !a.Last.IsZero() && a.Last.Before(at) {
+				p.first = a.Last
+			}
 			ps.m[addr] = p
+		}
+		ps.conns(p, a, at)
+		if a.Last.IsZero() || !a.Last.After(p.last) {
 			continue
 		}
-		if !a.Last.After(p.last) {
+		if !ps.start.IsZero() && !a.Last.Before(ps.start) {
+			p.drainCalls++
+		}
+		n := max(a.Count, 1)
+		p.calls = min(p.calls+n, historyCalls)
+		if p.last.IsZero() {
+			p.last = a.Last
+			p.bucket(a.Last).calls += n
 			continue
 		}
 		span := a.Last.Sub(p.last)
+		g := span
+		if n > 1 {
+			g = span / time.Duration(n)
+			if !prevAt.IsZero() && prevAt.After(p.last) {
+				g = max(g, min(prevAt.Sub(p.last), span))
+			}
+		}
 		p.last = a.Last
+		b := p.bucket(a.Last)
+		b.calls += n
 		// Unattributed activity is dated when a sample found the kernel's
 		// messages lost, not when calls came: its spacing is the samples'.
 		if !addr.IsValid() || span > peerWindow {
 			continue // back after a long absence: no habit to learn from that
 		}
-		p.record(span/time.Duration(max(a.Count, 1)), a.Last)
+		b.max = max(b.max, g)
+	}
+	// A peer not reported holds no connection any more.
+	for _, p := range ps.m {
+		if !p.seen.Equal(at) && p.conns > 0 {
+			p.conns = 0
+			p.closedAt = at
+		}
 	}
 	ps.forget(at)
 }
 
-// forget drops peers quiet for the whole window, and the longest-quiet
-// ones past maxPeers.
+// conns records what a sample saw of a peer's connections.
+func (ps *Peers) conns(p *peer, a PeerActivity, at time.Time) {
+	p.seen = at
+	if a.Held > 0 {
+		p.held = true
+	}
+	if a.Opened > 0 {
+		p.openedAt = at
+		p.bucket(at).opened += a.Opened
+	}
+	if a.AppClosed > 0 {
+		p.appClosed = at
+	}
+	switch {
+	case a.Conns > 0:
+		p.closedAt = time.Time{}
+	case p.conns > 0:
+		p.closedAt = at
+	}
+	p.conns = a.Conns
+}
+
+// forget drops peers quiet for the whole window that hold no connection,
+// and the longest-quiet ones past maxPeers.
 func (ps *Peers) forget(now time.Time) {
 	for a, p := range ps.m {
-		if now.Sub(p.last) > peerWindow {
+		if now.Sub(later(p.last, p.first)) > peerWindow && p.conns == 0 {
 			delete(ps.m, a)
 		}
 	}
 	if len(ps.m) <= maxPeers {
 		return
 	}
-	all := ps.reports(now, Policy{})
-	slices.SortFunc(all, func(x, y PeerReport) int { return x.Last.Compare(y.Last) })
-	for _, r := range all[:len(all)-maxPeers] {
-		delete(ps.m, r.Addr)
+	type seen struct {
+		addr netip.Addr
+		at   time.Time
+	}
+	all := make([]seen, 0, len(ps.m))
+	for a, p := range ps.m {
+		all = append(all, seen{a, later(p.last, p.first)})
+	}
+	slices.SortFunc(all, func(x, y seen) int { return x.at.Compare(y.at) })
+	for _, s := range all[:len(all)-maxPeers] {
+		delete(ps.m, s.addr)
 	}
 }
 
@@ -163,13 +308,39 @@ type Policy struct {
 	Global bool
 }
 
-// due is when a peer counts as done if it stays quiet.
-func (pol Policy) due(last time.Time, gap time.Duration) time.Time {
+// due is when a peer counts as done if it stays quiet, and why, for a
+// drain that began at start with the offline at offline (zero: unknown).
+func (pol Policy) due(p *peer, now, start, offline time.Time) (time.Time, Rule, time.Duration) {
 	if pol.Global {
-		return last.Add(pol.Quiet)
+		return p.last.Add(pol.Quiet), RuleGap, 0
 	}
-	return last.Add(max(pol.Quiet, gapMultiple*gap))
+	g := p.gap(now)
+	if t := p.letGo(now, offline); !t.IsZero() {
+		return t.Add(max(pol.Quiet, letGoQuiet)), RuleLetGo, g
+	}
+	due := p.last.Add(max(pol.Quiet, gapMultiple*g))
+	if p.known(g) || start.IsZero() || pol.CacheMax <= 0 {
+		return due, RuleGap, g
+	}
+	// Too little history to know its gap: a rare caller, waited for until
+	// registry consumers have let go (cache-max after the offline), or the
+	// ceiling while the offline has not taken effect. Without cache-max
+	// (no registry) there is no such bound, and the gap rule stands.
+	rare := start.Add(pol.Max)
+	if !offline.IsZero() {
+		rare = later(start, offline.Add(pol.CacheMax))
+	}
+	return later(due, rare), RuleShortHistory, g
 }
+
+// Rule names the rule that set a peer's due time.
+type Rule string
+
+const (
+	RuleGap          Rule = "gap"           // quiet for max(Quiet, 2 x its longest gap)
+	RuleLetGo        Rule = "let-go"        // closed its connections after the offline
+	RuleShortHistory Rule = "short-history" // too little seen of it to know its gap
+)
 
 // PeerReport is one peer as a decision sees it.
 type PeerReport struct {
@@ -177,6 +348,11 @@ type PeerReport struct {
 	Last time.Time     // its latest activity
 	Gap  time.Duration // its longest gap in the window; 0 if none was seen
 	Due  time.Time     // when it is done if it stays quiet
+	Rule Rule          // what set Due
+	// DrainCalls counts the samples that saw it call since the drain
+	// began: a caller still at its rhythm through the drain is no
+	// registry consumer.
+	DrainCalls int
 }
 
 func (r PeerReport) name() string {
@@ -186,19 +362,22 @@ func (r PeerReport) name() string {
 	return r.Addr.String()
 }
 
-func (ps *Peers) reports(now time.Time, pol Policy) []PeerReport {
+func (ps *Peers) reports(now, start, offline time.Time, pol Policy) []PeerReport {
 	out := make([]PeerReport, 0, len(ps.m))
 	for a, p := range ps.m {
-		g := p.gap(now)
-		out = append(out, PeerReport{Addr: a, Last: p.last, Gap: g, Due: pol.due(p.last, g)})
+		if p.last.IsZero() {
+			continue // holds a connection, never called while watched
+		}
+		due, rule, g := pol.due(p, now, start, offline)
+		out = append(out, PeerReport{Addr: a, Last: p.last, Gap: g, Due: due, Rule: rule, DrainCalls: p.drainCalls})
 	}
 	return out
 }
 
 // Slowest returns up to n peers, latest due first: the ones that held the
 // drain longest.
-func (ps *Peers) Slowest(now time.Time, pol Policy, n int) []PeerReport {
-	all := ps.reports(now, pol)
+func (ps *Peers) Slowest(now, start, offline time.Time, pol Policy, n int) []PeerReport {
+	all := ps.reports(now, start, offline, pol)
 	sortSlowest(all)
 	return all[:min(n, len(all))]
 }
@@ -239,7 +418,7 @@ type Decision struct {
 func (ps *Peers) Decide(now, start, offline time.Time, pol Policy) Decision {
 	var pending []PeerReport
 	lastDue := time.Time{}
-	for _, r := range ps.reports(now, pol) {
+	for _, r := range ps.reports(now, start, offline, pol) {
 		if r.Due.After(now) {
 			pending = append(pending, r)
 			if r.Due.After(lastDue) {
@@ -282,7 +461,8 @@ func later(a, b time.Time) time.Time {
 }
 
 // FormatPeers describes peers for a log line, as seen at now:
-// "10.0.3.7 last 1.2s ago gap 3s; ...".
+// "10.0.3.7 last 1.2s ago gap 3s; 10.0.3.9 last 4s ago gap 0s (short
+// history); ...".
 func FormatPeers(rs []PeerReport, now time.Time) string {
 	if len(rs) == 0 {
 		return "-"
@@ -290,6 +470,49 @@ func FormatPeers(rs []PeerReport, now time.Time) string {
 	parts := make([]string, len(rs))
 	for i, r := range rs {
 		parts[i] = fmt.Sprintf("%s last %s ago gap %s", r.name(), now.Sub(r.Last).Round(time.Millisecond), r.Gap.Round(time.Millisecond))
+		switch r.Rule {
+		case RuleShortHistory:
+			parts[i] += " (short history)"
+		case RuleLetGo:
+			parts[i] += " (let go)"
+		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// FormatRhythm describes callers that kept calling through a drain, with
+// their rhythm and the fix: "10.0.3.7 every ~15s, 3 calls during the drain
+// (--drain-ignore 10.0.3.7/32)".
+func FormatRhythm(rs []PeerReport) string {
+	if len(rs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		every := "busy"
+		if r.Gap >= time.Millisecond {
+			every = "every ~" + r.Gap.Round(time.Millisecond).String()
+		}
+		fix := "-"
+		if r.Addr.IsValid() {
+			fix = netip.PrefixFrom(r.Addr, r.Addr.BitLen()).String()
+		}
+		parts[i] = fmt.Sprintf("%s %s, %d calls during the drain (--drain-ignore %s)", r.name(), every, r.DrainCalls, fix)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// NonConsumers picks, of the peers a drain did not wait for, those that
+// kept their rhythm through it: called at least twice since it began and
+// were due again within their gap of its end. A registry consumer stops
+// once its cache lets go of the instance; these are scrapers, probers or
+// clients of the pod's address.
+func NonConsumers(pending []PeerReport, now time.Time) []PeerReport {
+	var out []PeerReport
+	for _, r := range pending {
+		if r.Addr.IsValid() && r.DrainCalls >= 2 && now.Sub(r.Last) <= max(gapMultiple*r.Gap, time.Second) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

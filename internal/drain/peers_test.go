@@ -80,7 +80,7 @@ func TestPeersLearnGaps(t *testing.T) {
 			ps := NewPeers(nil)
 			end := tt.calls.at[len(tt.calls.at)-1] + tt.interval
 			feed(ps, end, tt.interval, tt.calls)
-			rs := ps.Slowest(at(end), Policy{}, 5)
+			rs := ps.Slowest(at(end), time.Time{}, time.Time{}, Policy{}, 5)
 			if len(rs) != 1 || rs[0].Addr != tt.calls.addr {
 				t.Fatalf("peers %v, want just %v", rs, tt.calls.addr)
 			}
@@ -336,9 +336,13 @@ func TestStillCalling(t *testing.T) {
 		// Past its gap, the drain only waits to be sure it stopped.
 		{"a rare caller being confirmed", []PeerReport{{Addr: rare, Last: now.Add(-4 * time.Second), Gap: 3 * time.Second}}, false},
 		{"a busy caller 1.5s ago, quiet 2s", []PeerReport{{Addr: busy, Last: now.Add(-1500 * time.Millisecond), Gap: 10 * time.Millisecond}}, true},
+		// The drain began 20s ago: a caller quiet for longer is not
+		// still calling, whatever gap it was given (issue 19's 127.0.0.1
+		// "last 42.606s ago gap 48.397s" in a pod that lived 24s).
+		{"quiet for longer than the drain ran", []PeerReport{{Addr: rare, Last: now.Add(-42 * time.Second), Gap: 48 * time.Second}}, false},
 	}
 	for _, tt := range tests {
-		if got := stillCalling(tt.pending, now, 2*time.Second); got != tt.want {
+		if got := stillCalling(tt.pending, now.Add(-20*time.Second), now, 2*time.Second); got != tt.want {
 			t.Errorf("%s: stillCalling = %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -68,7 +68,7 @@ func TestQuietDrainContinuesWhileTrafficFlows(t *testing.T) {
 				tick := time.NewTicker(300 * time.Millisecond)
 				defer tick.Stop()
 				for {
-					if _, err := c.Write([]byte{'r'}); err != nil {
+					if _, err := c.Write(request); err != nil {
 						return
 					}
 					select {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gracefulinit/gracefulinit/internal/selfconn"
 )
 
 // Wire format of the inet_diag netlink interface (linux/inet_diag.h,
@@ -40,8 +42,11 @@ const (
 
 	// Offsets in struct tcp_info (checked against unix.TCPInfo in a test).
 	offLastDataRecv  = 52  // tcpi_last_data_recv, ms since data (or the handshake) was last received
+	offBytesAcked    = 120 // tcpi_bytes_acked, since Linux 4.1
 	offBytesReceived = 128 // tcpi_bytes_received, since Linux 4.1
 	offDataSegsIn    = 152 // tcpi_data_segs_in, since Linux 4.6
+	offDataSegsOut   = 156 // tcpi_data_segs_out, since Linux 4.6
+	offBytesSent     = 200 // tcpi_bytes_sent, since Linux 4.19
 
 	// TCP_TIMEWAIT_LEN, a kernel constant: a TIME_WAIT socket's age is this
 	// minus the time left on its timer.
@@ -157,6 +162,9 @@ type Watcher struct {
 	s                  Sample       // the sample being taken
 	described          int          // sockets the kernel described in this sample, watched or not
 	addrs              []netip.Addr // when set, only sockets with one of these local addresses count
+	// isSelf reports gracefulinit's own connections; nil means
+	// selfconn.Contains.
+	isSelf func(netip.AddrPort) bool
 
 	gone    *goneWatch // nil when destroyed sockets are not watched, and goneErr says why
 	goneErr error
@@ -216,10 +224,20 @@ func (w *Watcher) localAllowed(m []byte) bool {
 // connState is what a sample remembers of a socket for the next one.
 type connState struct {
 	kind     uint8
+	state    uint8 // its TCP state
 	hasBytes bool
 	hasSegs  bool
+	hasOut   bool
+	self     bool  // one of gracefulinit's own (see selfconn)
+	checks   uint8 // samples that asked selfconn about it
 	bytes    uint64 // tcpi_bytes_received, less the peer's FIN
 	segs     uint32 // tcpi_data_segs_in
+	segsOut  uint32 // tcpi_data_segs_out
+	out      uint64 // tcpi_bytes_sent (tcpi_bytes_acked before Linux 4.19)
+	// keepalive is when data taken for a keepalive arrived, in the previous
+	// sample; zero if none did. A reply-sized send in the next sample makes
+	// it a call after all (a request whose reply was not sent yet).
+	keepalive time.Time
 }
 
 const (
@@ -567,25 +585,46 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		// request and a new connection, even one still in the accept queue,
 		// to the jiffy rather than to the sample interval.
 		w.s.Conns++
-		c := connState{kind: kindFull}
+		c := connState{kind: kindFull, state: state}
+		if w.ours(m, seen, prev, &c) {
+			w.cur[cookie] = c
+			return
+		}
 		t := at.Add(-time.Duration(binary.NativeEndian.Uint32(info[offLastDataRecv:])) * time.Millisecond)
 		if len(info) >= offBytesReceived+8 {
 			c.hasBytes = true
 			c.bytes = binary.NativeEndian.Uint64(info[offBytesReceived:])
+			c.out = binary.NativeEndian.Uint64(info[offBytesAcked:])
 			// The peer's FIN advances the counter by one but is no request.
 			if (state == tcpCloseWait || state == tcpLastAck || state == tcpClosing) && c.bytes > 0 {
 				c.bytes--
 			}
 		}
-		if len(info) >= offDataSegsIn+4 {
+		if len(info) >= offDataSegsOut+4 {
 			c.hasSegs = true
 			c.segs = binary.NativeEndian.Uint32(info[offDataSegsIn:])
+			c.segsOut = binary.NativeEndian.Uint32(info[offDataSegsOut:])
+		}
+		if len(info) >= offBytesSent+8 {
+			c.out = binary.NativeEndian.Uint64(info[offBytesSent:])
+		}
+		c.hasOut = c.hasBytes
+		pi := w.peerIndex(peerOf(m))
+		if state == tcpEstablished {
+			w.peerBuf[pi].Conns++
+			if seen && prev.kind == kindFull {
+				w.peerBuf[pi].Held++
+			}
+		}
+		if seen && prev.state == tcpEstablished && appClosing(state) {
+			w.peerBuf[pi].AppClosed++
 		}
 		switch {
 		case !seen || prev.kind != kindFull || !c.hasBytes || !prev.hasBytes:
 			// A new connection: its handshake, and a request per data
 			// segment it has received.
-			w.note(peerOf(m), t, at, max(1, int(c.segs)))
+			w.peerBuf[pi].Opened++
+			w.noteAt(pi, t, at, max(1, int(c.segs)))
 		case c.bytes > prev.bytes:
 			// Data arrived since the previous sample described the socket,
 			// which it did after it began. The stamp is in jiffies and may
@@ -597,7 +636,15 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 			if c.hasSegs && prev.hasSegs && c.segs > prev.segs {
 				n = int(c.segs - prev.segs)
 			}
-			w.note(peerOf(m), t, at, n)
+			if isKeepalive(prev, c) {
+				c.keepalive = t
+				break
+			}
+			w.noteAt(pi, t, at, n)
+		case !prev.keepalive.IsZero() && replied(prev, c):
+			// What looked like a keepalive got a reply-sized answer late:
+			// it was a call.
+			w.noteAt(pi, prev.keepalive, at, 1)
 		}
 		// Same count as before: no data since, whatever the stamp says.
 		w.cur[cookie] = c
@@ -605,16 +652,31 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 		// A handshake in progress carries no timestamp; it started after
 		// the previous sample, so now errs by less than an interval.
 		w.s.Conns++
-		if !seen {
-			w.note(peerOf(m), at, at, 1)
+		c := connState{kind: kindReq, state: state}
+		if w.ours(m, seen, prev, &c) {
+			w.cur[cookie] = c
+			return
 		}
-		w.cur[cookie] = connState{kind: kindReq}
+		if !seen {
+			pi := w.peerIndex(peerOf(m))
+			w.peerBuf[pi].Opened++
+			w.noteAt(pi, at, at, 1)
+		}
+		w.cur[cookie] = c
 	default:
 		// A TIME_WAIT (or FIN_WAIT2) mini socket not seen before: a
 		// connection that was opened, served and closed by the app between
 		// two samples. One seen before as a full socket is the app closing
 		// a connection already accounted for, such as an idle keep-alive.
 		w.s.Closed++
+		c := connState{kind: kindTW, state: state}
+		if w.ours(m, seen, prev, &c) {
+			w.cur[cookie] = c
+			return
+		}
+		if seen && prev.state == tcpEstablished {
+			w.peerBuf[w.peerIndex(peerOf(m))].AppClosed++
+		}
 		if !seen {
 			t := at
 			if state == tcpTimeWait {
@@ -625,14 +687,16 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 					t = w.prevStart
 				}
 			}
-			w.note(peerOf(m), t, at, 1)
+			pi := w.peerIndex(peerOf(m))
+			w.peerBuf[pi].Opened++
+			w.noteAt(pi, t, at, 1)
 			if w.gone != nil {
 				// Its full socket's destroy message comes under another
 				// cookie when no dump saw it alive: see settleGone.
 				w.gone.curTW[tupleOf(m)] = struct{}{}
 			}
 		}
-		w.cur[cookie] = connState{kind: kindTW}
+		w.cur[cookie] = c
 	}
 }
 
@@ -640,12 +704,27 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 // later than the sample. The zero peer is activity the kernel did not
 // attribute.
 func (w *Watcher) note(peer netip.Addr, t, at time.Time, n int) {
+	w.noteAt(w.peerIndex(peer), t, at, n)
+}
+
+// noteAt is note for the peer at index i of peerBuf.
+func (w *Watcher) noteAt(i int, t, at time.Time, n int) {
 	if t.After(at) {
 		t = at
 	}
 	if t.After(w.last) {
 		w.last = t
 	}
+	a := &w.peerBuf[i]
+	if t.After(a.Last) {
+		a.Last = t
+	}
+	a.Count += n
+}
+
+// peerIndex returns the index in peerBuf of peer's activity in the sample
+// being taken, adding it if the sample has none yet.
+func (w *Watcher) peerIndex(peer netip.Addr) int {
 	if w.peerAt == nil {
 		w.peerAt = make(map[netip.Addr]int, 16)
 	}
@@ -655,11 +734,67 @@ func (w *Watcher) note(peer netip.Addr, t, at time.Time, n int) {
 		w.peerAt[peer] = i
 		w.peerBuf = append(w.peerBuf, PeerActivity{Addr: peer})
 	}
-	a := &w.peerBuf[i]
-	if t.After(a.Last) {
-		a.Last = t
+	return i
+}
+
+// ours reports whether the socket in m is one of gracefulinit's own
+// connections to the app (selfconn), recording the answer in c. It asks
+// for a socket's first two samples: the dial records the connection just
+// after the kernel completed it, so a sample can see it first.
+func (w *Watcher) ours(m []byte, seen bool, prev connState, c *connState) bool {
+	if seen && (prev.self || prev.checks >= 2) {
+		c.self, c.checks = prev.self, prev.checks
+		return c.self
 	}
-	a.Count += n
+	c.checks = prev.checks + 1
+	c.self = w.own(netip.AddrPortFrom(peerOf(m), binary.BigEndian.Uint16(m[offDport:])))
+	return c.self
+}
+
+// own reports whether ap, a remote address of the app's, is the local
+// address of one of gracefulinit's own connections.
+func (w *Watcher) own(ap netip.AddrPort) bool {
+	if w.isSelf != nil {
+		return w.isSelf(ap)
+	}
+	return selfconn.Contains(ap)
+}
+
+// keepaliveBytes bounds the data of a keepalive, per segment each way: an
+// HTTP/2 or gRPC PING frame and its ACK are 17 bytes (39 to 46 under TLS), a
+// Dubbo heartbeat and its answer about as many. An HTTP/1 request or
+// answer, or a gRPC call, is longer.
+const keepaliveBytes = 48
+
+// isKeepalive reports whether what a connection received since the
+// previous sample is keepalive traffic, not a call: only small segments
+// in, and nothing but small segments out (no reply-sized send). A socket
+// without the counters (Linux before 4.6) has no keepalives.
+func isKeepalive(prev, c connState) bool {
+	if !c.hasSegs || !prev.hasSegs || !c.hasOut || !prev.hasOut || c.segs <= prev.segs {
+		return false
+	}
+	in := c.bytes - prev.bytes
+	if in > keepaliveBytes*uint64(c.segs-prev.segs) {
+		return false
+	}
+	out := c.out - prev.out
+	return out <= keepaliveBytes*uint64(max(c.segsOut-prev.segsOut, 1))
+}
+
+// replied reports whether a connection sent more than keepalive answers
+// since the previous sample while receiving nothing.
+func replied(prev, c connState) bool {
+	if !c.hasOut || !prev.hasOut || c.bytes != prev.bytes {
+		return false
+	}
+	return c.out-prev.out > keepaliveBytes*uint64(max(c.segsOut-prev.segsOut, 1))
+}
+
+// appClosing reports whether a connection in state has been closed by the
+// app first (it sent its FIN before the peer's).
+func appClosing(state uint8) bool {
+	return state == tcpFinWait1 || state == tcpFinWait2 || state == tcpTimeWait || state == tcpClosing
 }
 
 // peerOf reads the remote address of the socket in m.

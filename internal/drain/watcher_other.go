@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Watcher needs Linux's sock_diag; elsewhere a quiet drain runs as a fixed
@@ -31,3 +32,10 @@ func (w *Watcher) LimitAddrs(addrs []netip.Addr) {}
 
 // Close does nothing outside Linux.
 func (w *Watcher) Close() error { return nil }
+
+// cpuCost runs f and returns the wall time it took.
+func cpuCost(f func()) time.Duration {
+	t0 := time.Now()
+	f()
+	return time.Since(t0)
+}

@@ -6,11 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/selfconn"
 )
 
 // Probe checks readiness once. A nil error means ready.
@@ -21,9 +21,19 @@ type Probe interface {
 
 // HTTP is ready when GET url answers 2xx.
 type HTTP struct {
-	URL    string
+	URL string
+	// Client makes the request; nil means one that dials through selfconn,
+	// so the drain does not take the probe for a caller of the app.
 	Client *http.Client
 }
+
+// client dials through selfconn and otherwise behaves as
+// http.DefaultClient (proxy from the environment, keep-alive).
+var client = func() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = selfconn.DialContext
+	return &http.Client{Transport: tr}
+}()
 
 // String and Check's errors mask a password in the URL's userinfo.
 func (p HTTP) String() string { return "http " + redact.URL(p.URL) }
@@ -35,7 +45,7 @@ func (p HTTP) Check(ctx context.Context) error {
 	}
 	c := p.Client
 	if c == nil {
-		c = http.DefaultClient
+		c = client
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -54,9 +64,10 @@ type TCP struct{ Addr string }
 
 func (p TCP) String() string { return "tcp " + p.Addr }
 
+// Check dials through selfconn, so the drain does not take the probe for a
+// caller of the app.
 func (p TCP) Check(ctx context.Context) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", p.Addr)
+	c, err := selfconn.DialContext(ctx, "tcp", p.Addr)
 	if err != nil {
 		return err
 	}

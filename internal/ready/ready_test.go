@@ -5,10 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/selfconn"
 )
 
 func TestHTTPProbe(t *testing.T) {
@@ -69,5 +72,62 @@ func TestTimeoutAndCancel(t *testing.T) {
 	cancel()
 	if err := Wait(ctx, HTTP{URL: srv.URL}, time.Second, 0); err == nil {
 		t.Fatal("a cancelled wait must fail")
+	}
+}
+
+// TestProbesAreOwnConnections: both probes dial through selfconn, so the
+// app's side of each connection, its remote address, is one the drain
+// leaves out (a readiness probe is no caller of the app).
+func TestProbesAreOwnConnections(t *testing.T) {
+	remotes := make(chan string, 16)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		remotes <- r.RemoteAddr
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tcp.Close() })
+	go func() {
+		for {
+			c, err := tcp.Accept()
+			if err != nil {
+				return
+			}
+			remotes <- c.RemoteAddr().String()
+			_ = c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range []Probe{HTTP{URL: "http://" + ln.Addr().String() + "/"}, TCP{Addr: tcp.Addr().String()}} {
+		if err := p.Check(ctx); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		var remote string
+		select {
+		case remote = <-remotes:
+		case <-ctx.Done():
+			t.Fatalf("%s: the server saw no connection", p)
+		}
+		ap := netip.MustParseAddrPort(remote)
+		if !selfconn.Contains(ap) {
+			t.Errorf("%s: the app sees the probe from %s, which selfconn does not report as ours", p, ap)
+		}
+	}
+	// A connection of someone else's is not ours.
+	c, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ap := netip.MustParseAddrPort(<-remotes); selfconn.Contains(ap) {
+		t.Errorf("selfconn reports %s, a plain dial, as ours", ap)
 	}
 }

@@ -765,6 +765,7 @@ func (r *run) summary(code, final int) {
 		"offline", offline,
 		"close", cmp.Or(r.closeResult, "none"),
 		"drain_peers", r.drainPeers(),
+		"drain_non_consumers", r.drainNonConsumers(),
 	)
 	r.info("shutdown summary", attrs...)
 	if r.seq.summaryDue() {
@@ -824,6 +825,19 @@ func (r *run) reportPeers(res drain.Result) {
 		r.log.Info("not waiting for callers still calling after --drain-cache-max: registry consumers have let go of the instance by then, so these are not registry consumers",
 			"still_calling", drain.FormatPeers(res.Pending, res.At))
 	}
+	if len(res.NonConsumers) > 0 {
+		r.log.Warn("callers kept their own rhythm through the whole drain, which waited for them: scrapers, probers or clients of the pod's address, not registry consumers; leave them out with --drain-ignore CIDR, or serve them on a separate management port",
+			"callers", drain.FormatRhythm(res.NonConsumers))
+	}
+}
+
+// drainNonConsumers names the callers that kept their rhythm through the
+// drain, with the fix, for the summary.
+func (r *run) drainNonConsumers() string {
+	if r.drainResult == nil {
+		return "-"
+	}
+	return drain.FormatRhythm(r.drainResult.NonConsumers)
 }
 
 // drainPeers names the peers that held the drain longest, for the summary.

@@ -91,6 +91,7 @@ type params struct {
 	idleConns    int
 	learnWindow  time.Duration // CPU window while the app runs and the drain learns its callers
 	learnConns   int           // idle connections open meanwhile
+	manyConns    int           // idle connections of the largest draining case
 	reapTimeout  time.Duration
 	drainTimeout time.Duration
 }
@@ -102,7 +103,7 @@ func paramsFor(quick bool) params {
 			orphans: 500, reapRuns: 1, reapExecRuns: 1, termRuns: 10,
 			drainRuns: 1, drainMax: 3 * time.Second, drainQuiet: 500 * time.Millisecond,
 			traffic: 500 * time.Millisecond, cpuWindow: time.Second, idleConns: 20,
-			learnWindow: 6 * time.Second, learnConns: 200,
+			learnWindow: 6 * time.Second, learnConns: 200, manyConns: 2000,
 			reapTimeout: 60 * time.Second, drainTimeout: 30 * time.Second,
 		}
 	}
@@ -111,7 +112,7 @@ func paramsFor(quick bool) params {
 		orphans: 10000, reapRuns: 3, reapExecRuns: 3, termRuns: 100,
 		drainRuns: 3, drainMax: 10 * time.Second, drainQuiet: 500 * time.Millisecond,
 		traffic: time.Second, cpuWindow: 5 * time.Second, idleConns: 50,
-		learnWindow: 30 * time.Second, learnConns: 1000,
+		learnWindow: 30 * time.Second, learnConns: 1000, manyConns: 10000,
 		reapTimeout: 120 * time.Second, drainTimeout: 60 * time.Second,
 	}
 }

@@ -89,6 +89,7 @@ func (r *runner) measureDrain(ctx context.Context) error {
 		{"fixed drain (no watcher)", []string{"--drain", (w + 3*time.Second).String()}, r.p.idleConns, w, true},
 		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}, r.p.idleConns, w, true},
 		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}, r.p.learnConns, w, true},
+		{"quiet drain, watching", []string{"--drain", (w + 3*time.Second).String(), "--drain-quiet", (w + time.Second).String()}, r.p.manyConns, w, true},
 	}
 	for _, v := range variants {
 		fmt.Fprintf(r.log, "bench:   drain CPU: %s, %d idle conns\n", v.name, v.conns)
