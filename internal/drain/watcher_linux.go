@@ -228,8 +228,8 @@ type connState struct {
 	hasBytes bool
 	hasSegs  bool
 	hasOut   bool
-	self     bool  // one of gracefulinit's own (see selfconn)
-	checks   uint8 // samples that asked selfconn about it
+	self     bool   // one of gracefulinit's own (see selfconn)
+	checks   uint8  // samples that asked selfconn about it
 	bytes    uint64 // tcpi_bytes_received, less the peer's FIN
 	segs     uint32 // tcpi_data_segs_in
 	segsOut  uint32 // tcpi_data_segs_out
