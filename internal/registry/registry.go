@@ -241,39 +241,10 @@ func (s *Set) retry(ctx context.Context, r Registry, step func(context.Context) 
 	return err
 }
 
-// backoff is the one retry loop of registry calls. It calls step, each
-// attempt bounded by the timeout, until it succeeds, fails for good
-// (final), or ctx ends, and calls retrying before each wait; waits start at
-// first and double up to limit. It returns the number of attempts and the
-// error, if any: an attempt cut short by the end of ctx reports the error
-// of the attempt before it, which says more about why the step failed than
-// the cancellation.
+// backoff retries step (see Backoff), each attempt bounded by Timeout.
 func (s *Set) backoff(ctx context.Context, first, limit time.Duration, step func(context.Context) error,
 	final func(error) bool, retrying func(attempt int, wait time.Duration, err error)) (int, error) {
-	delay := first
-	var last error
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := s.callCtx(ctx)
-		err := step(cctx)
-		cancel()
-		if err == nil || final(err) {
-			return attempt, err
-		}
-		if ctx.Err() != nil {
-			if last != nil {
-				return attempt, last
-			}
-			return attempt, err
-		}
-		last = err
-		retrying(attempt, delay, err)
-		select {
-		case <-ctx.Done():
-			return attempt, err
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, limit)
-	}
+	return Backoff{First: first, Limit: limit, Timeout: s.Timeout}.Do(ctx, step, final, retrying)
 }
 
 // Close calls every registry's Close in parallel, each bounded.
@@ -285,13 +256,8 @@ func (s *Set) Close(ctx context.Context) error {
 
 // safe calls step and turns a panic in it into an error naming the
 // registry and the step.
-func safe(r Registry, step string, call func(context.Context) error, ctx context.Context) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in %s %s: %v", r.Name(), step, p)
-		}
-	}()
-	return call(ctx)
+func safe(r Registry, step string, call func(context.Context) error, ctx context.Context) error {
+	return Recover(r.Name()+" "+step, func() error { return call(ctx) })
 }
 
 // errNoStep is what a call returns for a registry without that step: each

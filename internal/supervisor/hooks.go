@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/registry"
@@ -56,13 +55,8 @@ func hasOffline(h Hooks) bool {
 // safeHook runs one hook call and turns a panic in it into an error. Hooks
 // are registry code running in PID 1's goroutines: a bug there must cost
 // that step, never the container.
-func safeHook(step string, call func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in registry %s: %v", step, p)
-		}
-	}()
-	return call()
+func safeHook(step string, call func() error) error {
+	return registry.Recover("registry "+step, call)
 }
 
 // offlineOutcome is the summary's offline and offline_took fields: none (no

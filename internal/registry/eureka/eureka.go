@@ -486,12 +486,9 @@ func (e *Eureka) startHeartbeat() {
 // safeBeat renews once. The loop runs in PID 1: a panic in a beat is
 // logged and the next beat goes on.
 func (e *Eureka) safeBeat() {
-	defer func() {
-		if p := recover(); p != nil {
-			e.log.Error("eureka heartbeat panicked; the next one goes on", "panic", fmt.Sprint(p))
-		}
-	}()
-	e.beat()
+	if err := registry.Recover("eureka heartbeat", func() error { e.beat(); return nil }); err != nil {
+		e.log.Error("eureka heartbeat panicked; the next one goes on", "error", err)
+	}
 }
 
 // waitHeartbeat waits for the heartbeat loop to return after stop.

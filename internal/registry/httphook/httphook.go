@@ -12,7 +12,6 @@
 package httphook
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -232,41 +231,16 @@ func (h *Hooks) run(ctx context.Context, step string, calls []Call, done []bool)
 // succeeds or ctx ends, backing off between attempts.
 func (h *Hooks) untilDone(ctx context.Context, step string, i, n int, c Call) outcome {
 	name := fmt.Sprintf("%d of %d", i+1, n)
-	delay := h.o.RetryMin
-	var last error
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, h.o.Timeout)
-		err := h.safeDo(actx, c)
-		cancel()
-		if err == nil {
-			h.o.Log.Info("http "+step+" hook done", "hook", name, "call", c.String(), "attempts", attempt)
-			return outcome{attempts: attempt}
-		}
-		if ctx.Err() != nil || attempt == h.maxAttempts {
-			// An attempt cut short by the end of the step says less about
-			// why the call failed than the attempt before it.
-			return outcome{attempts: attempt, err: cmp.Or(last, err)}
-		}
-		last = err
-		h.o.Log.Warn("http "+step+" hook failed, retrying", "hook", name, "attempt", attempt, "retry_in", delay, "error", err)
-		select {
-		case <-ctx.Done():
-			return outcome{attempts: attempt, err: err}
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, h.o.RetryMax)
+	b := registry.Backoff{First: h.o.RetryMin, Limit: h.o.RetryMax, Timeout: h.o.Timeout, Attempts: h.maxAttempts}
+	attempts, err := b.Do(ctx, func(actx context.Context) error {
+		return registry.Recover(c.String(), func() error { return h.do(actx, c) })
+	}, nil, func(attempt int, wait time.Duration, err error) {
+		h.o.Log.Warn("http "+step+" hook failed, retrying", "hook", name, "attempt", attempt, "retry_in", wait, "error", err)
+	})
+	if err == nil {
+		h.o.Log.Info("http "+step+" hook done", "hook", name, "call", c.String(), "attempts", attempts)
 	}
-}
-
-// safeDo is do with a panic turned into the call's error: hooks run in
-// PID 1's goroutines.
-func (h *Hooks) safeDo(ctx context.Context, c Call) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: panic: %v", c, p)
-		}
-	}()
-	return h.do(ctx, c)
+	return outcome{attempts: attempts, err: err}
 }
 
 // report is nil when every call is done, else one line naming each call

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/nacos"
 )
 
@@ -67,12 +68,11 @@ func Serve(in io.Reader, out, errw io.Writer) int {
 
 // handle runs one request. The register type orders the SDK calls itself,
 // so requests run concurrently and a slow one never blocks the pipe.
-func handle(r *register, req nacos.HelperRequest) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in %s: %v", req.Op, p)
-		}
-	}()
+func handle(r *register, req nacos.HelperRequest) error {
+	return registry.Recover(req.Op, func() error { return handleOne(r, req) })
+}
+
+func handleOne(r *register, req nacos.HelperRequest) error {
 	ctx := context.Background()
 	if req.TimeoutMs > 0 {
 		var cancel context.CancelFunc
