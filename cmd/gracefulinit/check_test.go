@@ -171,3 +171,42 @@ func TestCheckExplainsPerCaller(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckSignals: --check says what each signal does: a --stop-on signal
+// runs the offline and the drain and names the signal the app then gets;
+// the others are forwarded at once; tini mode says it has no drain.
+func TestCheckSignals(t *testing.T) {
+	hook := []string{"--check", "--offline-http", "GET http://127.0.0.1:1/offline", "--port", "8080"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"STOPSIGNAL INT", append(slices.Clone(hook), "--stop-on", "INT"), []string{
+			"SIGINT: starts the stop sequence: offline, drain, then SIGINT to the app; a second --stop-on signal ends the drain",
+			"SIGTERM: forwarded to the app at once (not a --stop-on signal)",
+		}},
+		{"QUIT with --stop-signal TERM", append(slices.Clone(hook), "--stop-on", "QUIT", "--stop-signal", "TERM"), []string{
+			"SIGQUIT: starts the stop sequence: offline, drain, then SIGTERM to the app",
+			"SIGINT: forwarded to the app at once",
+		}},
+		{"fixed drain, no hook", []string{"--check", "--drain", "3s"}, []string{
+			"SIGTERM: starts the stop sequence: drain, then SIGTERM to the app",
+			"0s: fixed drain of 3s (--drain-quiet 0)",
+		}},
+		{"tini mode", []string{"--check"}, []string{
+			"SIGTERM: SIGTERM to the app at once (tini mode: no offline, no drain, no deadline)",
+			"SIGINT: forwarded to the app at once",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			run(tc.args, lookupIn(), &out, &errb)
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("--check lacks %q:\n%s%s", w, out.String(), errb.String())
+				}
+			}
+		})
+	}
+}

@@ -126,7 +126,8 @@ func TestManifests(t *testing.T) {
 			if len(deployments) != 1 {
 				t.Fatalf("want exactly one Deployment, found %d", len(deployments))
 			}
-			checkPod(t, deployments[0], tc.registries, commentTimeline(t, raw))
+			cfg := checkPod(t, deployments[0], tc.registries, commentTimeline(t, raw))
+			checkComments(t, cfg, comments(raw))
 		})
 	}
 }
@@ -150,7 +151,7 @@ func decodeDeployments(t *testing.T, raw []byte) []podSpec {
 	}
 }
 
-func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string]time.Duration) {
+func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string]time.Duration) *config.Config {
 	if pod.TerminationGracePeriodSeconds == nil {
 		t.Fatal("terminationGracePeriodSeconds is not set: it must be written out, equal to --grace-period")
 	}
@@ -271,6 +272,94 @@ func checkPod(t *testing.T, pod podSpec, registries []string, comment map[string
 		if got := strings.ToUpper(env["SPRING_APPLICATION_NAME"]); got != cfg.Eureka.App {
 			t.Errorf("the app registers app %q, gracefulinit marks %q", got, cfg.Eureka.App)
 		}
+	}
+	return cfg
+}
+
+// comments is every comment line of a manifest, without its "#", joined
+// into one text so a phrase or a flag may run across lines.
+func comments(raw []byte) string {
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "#") {
+			out = append(out, strings.TrimSpace(strings.TrimPrefix(l, "#")))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// flagMention is a flag with a value written in a comment, e.g.
+// "--drain-quiet 3s" or "--drain-cache-max=40s".
+var flagMention = regexp.MustCompile(`--([a-z][a-z0-9-]+)[ =]([0-9][0-9a-z.]*)`)
+
+// staleClaims are descriptions of behaviour gracefulinit no longer has:
+// a comment that says one of them has drifted from the code.
+var staleClaims = []struct{ phrase, now string }{
+	{"saw no new connection", "the drain waits for each caller (per-caller rule), not for one quiet window on the port"},
+	{"no request byte", "the drain waits for each caller (per-caller rule), not for one quiet window on the port"},
+	{"without a request", "the drain waits for each caller (per-caller rule), not for one quiet window on the port"},
+	{"only changes that instance's weight", "the Nacos offline sets weight 0 and disables the instance (--nacos-offline both)"},
+}
+
+// checkComments keeps a manifest's comments true: every flag value they
+// quote is the value gracefulinit resolves, and what they say the stop
+// does (the offline, the drain's rule) is what this configuration does.
+func checkComments(t *testing.T, cfg *config.Config, text string) {
+	t.Helper()
+	resolved := map[string]string{
+		"grace-period": cfg.GracePeriod.String(), "kill-margin": cfg.KillMargin.String(),
+		"stop-timeout": cfg.StopTimeout.String(), "drain": cfg.Drain.String(),
+		"drain-quiet": cfg.DrainQuiet.String(), "drain-min": cfg.DrainMin.String(),
+		"drain-cache-max": cfg.DrainCacheMax.String(), "dump-before": cfg.DumpBefore.String(),
+	}
+	for _, m := range flagMention.FindAllStringSubmatch(text, -1) {
+		name, said := m[1], m[2]
+		want, ok := resolved[name]
+		if !ok {
+			f := cfg.Flags().Lookup(name)
+			if f == nil {
+				t.Errorf("a comment names --%s, which gracefulinit does not have", name)
+				continue
+			}
+			want = f.Value.String()
+		}
+		if d, err := time.ParseDuration(said); err == nil {
+			if w, werr := time.ParseDuration(want); werr == nil && d == w {
+				continue
+			}
+		}
+		if said != want {
+			t.Errorf("a comment says --%s %s; the manifest resolves it to %s", name, said, want)
+		}
+	}
+	for _, c := range staleClaims {
+		if strings.Contains(text, c.phrase) {
+			t.Errorf("a comment says %q: no longer true, %s", c.phrase, c.now)
+		}
+	}
+	switch {
+	case cfg.Drain == 0:
+	case cfg.DrainQuiet == 0:
+		if !strings.Contains(text, "fixed drain") {
+			t.Error("the drain is fixed (--drain-quiet 0): the comments must say \"fixed drain\"")
+		}
+	case cfg.DrainPerCaller:
+		if !strings.Contains(text, "twice its longest gap") {
+			t.Error("the drain waits for each caller: the comments must give the rule, max(--drain-quiet Q, twice its longest gap)")
+		}
+	}
+	if slices.Contains(cfg.Registries, "nacos") {
+		// What the stop does to the instance, by --nacos-offline.
+		said := map[string]string{"both": "weight 0 and disabled", "weight": "weight 0", "disable": "disabled"}[cfg.Nacos.Offline]
+		if said == "" || !strings.Contains(text, said) {
+			t.Errorf("--nacos-offline %s: the comments must say the stop sets the instance %q", cfg.Nacos.Offline, said)
+		}
+		if cfg.Nacos.Offline == "both" && strings.Count(text, "weight 0") != strings.Count(text, "weight 0 and disabled") {
+			t.Error("a comment says the stop sets weight 0 alone: it sets weight 0 and disables the instance")
+		}
+	}
+	if slices.Contains(cfg.Registries, "eureka") && !strings.Contains(text, "OUT_OF_SERVICE") {
+		t.Error("the comments must say the stop sets the Eureka status OUT_OF_SERVICE")
 	}
 }
 
