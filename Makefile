@@ -11,7 +11,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 ENTRY_LDFLAGS := -E _gracefulinit_rt0
 GOBUILD_INIT := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) $(ENTRY_LDFLAGS)'
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-CACHE     ?= $(or $(GRACEFULINIT_CACHE),$(HOME)/.cache/gracefulinit)
+CACHE     ?= $(or $(GI_CACHE),$(HOME)/.cache/gracefulinit)
 TEST_TIMEOUT ?= 75m
 
 CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
@@ -40,7 +40,7 @@ test: deps
 # the package's testdata/fuzz, where they become seed cases of the plain test run.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
-	./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
+	./internal/config:FuzzEnv ./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
 	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance
 fuzz:
 	set -e; for t in $(FUZZ_TARGETS); do \

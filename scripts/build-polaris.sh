@@ -11,7 +11,7 @@
 set -euo pipefail
 
 version=v1.18.1
-cache=${GRACEFULINIT_CACHE:-${HOME:-/root}/.cache/gracefulinit}
+cache=${GI_CACHE:-${HOME:-/root}/.cache/gracefulinit}
 dest=$cache/polaris-$version
 bin=$dest/polaris-server
 

@@ -6,7 +6,7 @@
 #
 # Usage: scripts/podman-setup.sh [--test-deps] [DIR]
 #   DIR         where config, storage and run state live
-#               (default ${GRACEFULINIT_CACHE:-$HOME/.cache/gracefulinit}/podman)
+#               (default ${GI_CACHE:-$HOME/.cache/gracefulinit}/podman)
 #   --test-deps also installs busybox-static and tini (the container test puts
 #               /bin/busybox and tini-static into its image)
 #
@@ -42,7 +42,7 @@ for arg in "$@"; do
 	*) dir=$arg ;;
 	esac
 done
-dir=${dir:-${GRACEFULINIT_CACHE:-${HOME:-/root}/.cache/gracefulinit}/podman}
+dir=${dir:-${GI_CACHE:-${HOME:-/root}/.cache/gracefulinit}/podman}
 
 need=()
 command -v podman >/dev/null 2>&1 || need+=(podman)
@@ -75,7 +75,7 @@ fi
 runtime=$(command -v runc || echo /usr/sbin/runc)
 # overlay needs a filesystem that can hold an upper dir (not overlayfs or
 # tmpfs under some kernels); vfs always works, at the cost of full copies.
-driver=${GRACEFULINIT_STORAGE_DRIVER:-}
+driver=${GI_STORAGE_DRIVER:-}
 if [[ -z $driver ]]; then
 	driver=vfs
 	if grep -qw overlay /proc/filesystems; then

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/config"
 	"github.com/gracefulinit/gracefulinit/internal/health"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry/httphook"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 )
 
@@ -28,10 +30,10 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		if f.Name == "help" || f.Name == "check" || f.Name == "version" {
 			return
 		}
-		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, resolved(cfg, f), src[f.Name])
+		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, printable(resolved(cfg, f)), src[f.Name])
 	})
 	if len(cfg.Command) > 0 {
-		fmt.Fprintf(w, "  command: %s\n", redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password))
+		fmt.Fprintf(w, "  command: %s\n", printable(redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password)))
 	}
 
 	// Parse has validated the timeline: a configuration that does not fit
@@ -62,24 +64,24 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 			fmt.Fprintf(w, "  warm-up (once ready, before online): %d requests, %d at a time, at most %s, in turn over:\n",
 				cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
 			for _, c := range cfg.WarmupHTTP {
-				fmt.Fprintf(w, "    %s\n", c)
+				fmt.Fprintf(w, "    %s\n", printable(c.String()))
 			}
 		}
 		for _, c := range cfg.OnlineHTTP {
-			fmt.Fprintf(w, "  online (once ready): %s\n", c.Display())
+			fmt.Fprintf(w, "  online (once ready): %s\n", printable(c.Display()))
 		}
 		for _, c := range cfg.OfflineHTTP {
-			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", c.Display())
+			fmt.Fprintf(w, "  offline (at the stop signal): %s\n", printable(c.Display()))
 		}
 		if cfg.HealthAddr != "" {
 			warmed := ""
 			if len(cfg.WarmupHTTP) > 0 {
 				warmed = ", warmed up"
 			}
-			fmt.Fprintf(w, "  health: http://%s/ready (200 once ready%s and online, 503 from the stop signal), /live\n", cfg.HealthAddr, warmed)
+			fmt.Fprintf(w, "  health: http://%s/ready (200 once ready%s and online, 503 from the stop signal), /live\n", printable(cfg.HealthAddr), warmed)
 		}
 		if cfg.TerminationLog != "" {
-			fmt.Fprintf(w, "  shutdown summary written to %s\n", cfg.TerminationLog)
+			fmt.Fprintf(w, "  shutdown summary written to %s\n", printable(cfg.TerminationLog))
 		}
 	}
 
@@ -124,6 +126,16 @@ func describeSignals(cfg *config.Config) []string {
 	return append(out, "SIGCHLD and the fault signals: not forwarded (gracefulinit's own)")
 }
 
+// printable is s as is, or Go-quoted when it holds a control character: a
+// raw newline from a value (a flag; variables holding one are refused)
+// would forge a line of --check's output.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 // checkHealthAddr binds --health-addr as start-up will, so a taken
 // address is a problem here rather than a start that fails.
 func checkHealthAddr(cfg *config.Config, w io.Writer) int {
@@ -136,9 +148,9 @@ func checkHealthAddr(cfg *config.Config, w io.Writer) int {
 		fmt.Fprintf(w, "  PROBLEM: %v: choose a free port\n", err)
 		return 1
 	case inUse:
-		fmt.Fprintf(w, "  ok: health address %s is served by a running gracefulinit (it answers /live)\n", cfg.HealthAddr)
+		fmt.Fprintf(w, "  ok: health address %s is served by a running gracefulinit (it answers /live)\n", printable(cfg.HealthAddr))
 	default:
-		fmt.Fprintf(w, "  ok: health address %s is free\n", cfg.HealthAddr)
+		fmt.Fprintf(w, "  ok: health address %s is free\n", printable(cfg.HealthAddr))
 	}
 	return 0
 }
@@ -211,13 +223,10 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		return "(unset)"
 	}
 	switch f.Name {
-	case "online-http", "offline-http":
+	case "online-http", "offline-http", "warmup-http":
 		// The flag's own value is CSV-quoted, which hides a JSON body's
 		// "password" from the redactor: print the parsed calls.
-		calls := cfg.OnlineHTTP
-		if f.Name == "offline-http" {
-			calls = cfg.OfflineHTTP
-		}
+		calls := map[string][]httphook.Call{"online-http": cfg.OnlineHTTP, "offline-http": cfg.OfflineHTTP, "warmup-http": cfg.WarmupHTTP}[f.Name]
 		var out []string
 		for _, c := range calls {
 			out = append(out, c.Display())

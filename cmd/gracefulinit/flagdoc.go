@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -20,7 +21,10 @@ type flagDoc struct {
 }
 
 func docOf(f *pflag.Flag) flagDoc {
-	d := flagDoc{name: "--" + f.Name, env: config.EnvName(f.Name)}
+	d := flagDoc{name: "--" + f.Name}
+	if config.FromEnv(f.Name) {
+		d.env = "`" + config.EnvName(f.Name) + "`"
+	}
 	if f.Shorthand != "" {
 		d.name = "-" + f.Shorthand + ", " + d.name
 	}
@@ -102,7 +106,8 @@ func flagTable(w io.Writer) {
 				def = "`" + def + "`"
 			}
 			name := "`" + strings.ReplaceAll(d.name, ", ", "`, `") + "`"
-			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", name, d.env, def, strings.ReplaceAll(d.usage, "|", "\\|"))
+			env := cmp.Or(d.env, "(command line only)")
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, env, def, strings.ReplaceAll(d.usage, "|", "\\|"))
 		}
 	}
 }

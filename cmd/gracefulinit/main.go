@@ -150,6 +150,12 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 		return nil, 0
 	}
 	log := newLogger(cfg, stderr)
+	if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
+		// Never a refusal: a variable of another tool's naming (an image
+		// pinning its download with GRACEFULINIT_VERSION) must not stop the app.
+		log.Warn("environment variables with gracefulinit's prefix that set nothing, ignored: check their spelling against --help (--version, --license, --check and --help are read from the command line only)",
+			"variables", strings.Join(unknown, ","))
+	}
 	log.Debug("signal state at start: " + startState())
 	hooks, err := buildHooks(cfg, log)
 	if err != nil {

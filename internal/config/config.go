@@ -518,14 +518,23 @@ func parse(args []string, lookup func(string) (string, bool), out io.Writer) (*C
 func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[string]string) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
+		if err != nil || f.Changed || slices.Contains(actionFlags, f.Name) {
 			return
 		}
 		v, ok := lookup(EnvName(f.Name))
 		if !ok || v == "" {
 			return
 		}
+		values, verr := envValues(EnvName(f.Name), f.Value.Type(), v)
+		if verr != nil {
+			err = verr
+			return
+		}
+		if len(values) == 0 {
+			return
+		}
 		if f.Value.Type() == "count" {
+			v = values[0]
 			// A count flag's Set increments; the variable gives the level.
 			n, perr := strconv.Atoi(v)
 			if perr != nil || n < 0 {
@@ -539,12 +548,8 @@ func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool), src map[str
 			src[f.Name] = "env " + EnvName(f.Name)
 			return
 		}
-		values := []string{v}
-		if f.Value.Type() == "stringArray" {
-			// Repeatable flags whose values may hold commas (HTTP
-			// bodies) take one value per line from the environment.
-			values = nonEmptyLines(v)
-		}
+		// Lists take one entry per line or comma (envValues); repeatable
+		// flags whose values may hold commas (HTTP bodies) one per line.
 		for _, v := range values {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				// pflag names the flag and quotes the value again; the
@@ -877,17 +882,6 @@ func dumpTrigger(sig syscall.Signal) bool {
 		return true
 	}
 	return false
-}
-
-// nonEmptyLines splits a variable's value into its non-blank lines.
-func nonEmptyLines(v string) []string {
-	var out []string
-	for _, l := range strings.Split(v, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // finishDrainPeers reads --drain-ignore, HOST_IP and --drain-cache-max.

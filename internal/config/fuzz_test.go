@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/gracefulinit/gracefulinit/internal/redact"
 )
 
@@ -68,5 +70,52 @@ func FuzzParse(f *testing.F) {
 		if cfg.Verbosity < 0 || cfg.Verbosity > 100 {
 			t.Fatalf("verbosity %d accepted", cfg.Verbosity)
 		}
+	})
+}
+
+// envFuzzFlags are the variables FuzzEnv sets: lists (split on commas and
+// newlines), hooks (one per line), single values, an action flag.
+var envFuzzFlags = []string{
+	"drain-ignore", "nacos-addr", "eureka-url", "port", "drain-ip", "nacos-metadata", "registry",
+	"offline-http", "online-http", "service", "grace-period", "verbose", "health-addr", "nacos-password", "version", "check",
+}
+
+// FuzzEnv sets one variable, a flag's or a made-up GRACEFULINIT_ name, on
+// top of a valid registry configuration. Whatever the value: no panic, an
+// error is one line without a control character, an action flag is never
+// read, an accepted value holds no control character anywhere in the
+// configuration, and UnknownEnv names the variable printably.
+func FuzzEnv(f *testing.F) {
+	f.Add(uint8(0), "", "10.0.0.0/8\n192.168.0.0/16")
+	f.Fuzz(func(t *testing.T, which uint8, suffix, value string) {
+		name := EnvName(envFuzzFlags[int(which)%len(envFuzzFlags)])
+		if suffix != "" {
+			name = EnvPrefix + suffix
+		}
+		args := []string{"--registry", "nacos", "--service", "s", "--port", "8080", "--ip", "10.0.0.1", "--drain-quiet", "3s", "--", "x"}
+		if name != EnvName("nacos-addr") {
+			args = append([]string{"--nacos-addr", "http://n:8848"}, args...)
+		}
+		cfg, err := Parse(args, env(name, value), io.Discard)
+		for _, u := range UnknownEnv([]string{name + "=" + value}) {
+			if strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("UnknownEnv names %q raw", u)
+			}
+		}
+		if err != nil {
+			if msg := err.Error(); strings.ContainsFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("%s=%q: error %q holds a control character", name, value, msg)
+			}
+			return
+		}
+		if cfg.Version || cfg.Check || cfg.License {
+			t.Fatalf("%s=%q read an action flag", name, value)
+		}
+		cfg.Flags().VisitAll(func(fl *pflag.Flag) {
+			v := fl.Value.String()
+			if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				t.Fatalf("%s=%q accepted: --%s holds a control character: %q", name, value, fl.Name, v)
+			}
+		})
 	})
 }

@@ -57,7 +57,7 @@ func TestContainer(t *testing.T) {
 // it was built with, which its OCI labels carry too.
 func testDistImage(t *testing.T, p *podman, img images) {
 	if img.version == "" {
-		t.Log("GRACEFULINIT_TEST_BINARY is set: the Dockerfile was not built")
+		t.Log("GI_TEST_BINARY is set: the Dockerfile was not built")
 		return
 	}
 	for _, bin := range []string{"/gracefulinit", "/gracefulinit-nacos"} {

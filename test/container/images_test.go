@@ -97,13 +97,13 @@ func buildImage(t *testing.T, p *podman, tag, contextDir, file string, layers bo
 // buildDistImage builds the image users COPY --from: the repository's own
 // Dockerfile, offline. Its golang base is a local stand-in holding the host's
 // Go toolchain, and modules come from the host's module cache, mounted as a
-// file:// GOPROXY. GRACEFULINIT_TEST_BINARY instead names a prebuilt static
+// file:// GOPROXY. GI_TEST_BINARY instead names a prebuilt static
 // binary (e.g. bin/gracefulinit from make build, or a release artifact) to
 // put in an image of the same layout.
 func buildDistImage(t *testing.T, p *podman, root string) (tag, version string) {
 	t.Helper()
 	tag = "localhost/gracefulinit-test-dist:" + randomSuffix(t)
-	if bin := os.Getenv("GRACEFULINIT_TEST_BINARY"); bin != "" {
+	if bin := os.Getenv("GI_TEST_BINARY"); bin != "" {
 		ctxDir := t.TempDir()
 		copyFile(t, bin, filepath.Join(ctxDir, "gracefulinit"), 0o755)
 		writeFile(t, filepath.Join(ctxDir, "Containerfile"), "FROM scratch\nCOPY gracefulinit /gracefulinit\nENTRYPOINT [\"/gracefulinit\"]\n")

@@ -376,9 +376,9 @@ func PolarisBinary(t testing.TB) string {
 }
 
 // CachedPolarisPath is where scripts/build-polaris.sh puts the binary:
-// ${GRACEFULINIT_CACHE:-$HOME/.cache/gracefulinit}/polaris-v1.18.1/polaris-server.
+// ${GI_CACHE:-$HOME/.cache/gracefulinit}/polaris-v1.18.1/polaris-server.
 func CachedPolarisPath() string {
-	cache := os.Getenv("GRACEFULINIT_CACHE")
+	cache := os.Getenv("GI_CACHE")
 	if cache == "" {
 		home, err := os.UserHomeDir()
 		if err != nil || home == "" {

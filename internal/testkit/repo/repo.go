@@ -50,10 +50,10 @@ func findUp(dir string) (string, bool) {
 }
 
 // CacheDir is the cache the repository's tests and scripts share:
-// $GRACEFULINIT_CACHE, else $HOME/.cache/gracefulinit, else a directory
+// $GI_CACHE, else $HOME/.cache/gracefulinit, else a directory
 // under the OS temp dir. It may not exist yet.
 func CacheDir() string {
-	if d := os.Getenv("GRACEFULINIT_CACHE"); d != "" {
+	if d := os.Getenv("GI_CACHE"); d != "" {
 		return d
 	}
 	if h, err := os.UserHomeDir(); err == nil && h != "" {

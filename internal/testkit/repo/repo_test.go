@@ -42,13 +42,13 @@ func TestCacheDir(t *testing.T) {
 	tests := []struct {
 		name, cache, home, want string
 	}{
-		{"GRACEFULINIT_CACHE wins", "/c", "/h", "/c"},
+		{"GI_CACHE wins", "/c", "/h", "/c"},
 		{"else under HOME", "", "/h", "/h/.cache/gracefulinit"},
 		{"else under the temp dir", "", "", filepath.Join(os.TempDir(), "gracefulinit-cache")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("GRACEFULINIT_CACHE", tt.cache)
+			t.Setenv("GI_CACHE", tt.cache)
 			t.Setenv("HOME", tt.home)
 			if got := CacheDir(); got != tt.want {
 				t.Fatalf("CacheDir() = %q, want %q", got, tt.want)
