@@ -57,7 +57,7 @@ func TestHookFailingFirstNeverBlocksTheNext(t *testing.T) {
 			t.Parallel()
 			srv := newHookServer(t)
 			p := testbin.Start(t, testbin.Options{PID1: true},
-				"--log-format", "json", "--grace-period", "20s", "--drain", "2s", "--registry-timeout", "1s",
+				"--log-format", "json", "--grace-period", "20s", "--drain", "2s", "--drain-quiet", "0", "--registry-timeout", "1s",
 				"--online-http", "GET "+srv.URL+"/on/"+first, "--online-http", "GET "+srv.URL+"/on/ok",
 				"--offline-http", "GET "+srv.URL+"/off/"+first, "--offline-http", "GET "+srv.URL+"/off/ok",
 				"--", "sleep", "60")
