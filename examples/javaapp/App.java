@@ -42,7 +42,7 @@ public final class App {
     /** Flag name (without --) to default; the environment variable is APP_ + upper snake case. */
     private static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
     private static final Map<String, String> HELP = new LinkedHashMap<>();
-    private static final List<String> BOOLEANS = List.of("early-bind", "ignore-term");
+    private static final List<String> BOOLEANS = List.of("early-bind", "register-early", "ignore-term");
 
     private static void opt(String name, String def, String help) {
         DEFAULTS.put(name, def);
@@ -57,6 +57,10 @@ public final class App {
         opt("latency-ms", "0", "time / takes to answer (per request: /?ms=N)");
         opt("shutdown-timeout", "30", "seconds in-flight requests get after SIGTERM");
         opt("early-bind", "false", "open the port at once (health DOWN, / 503 while starting)");
+        opt("register-early", "false", "open the port and register at once, before the start delay ends (implies --early-bind): consumers find the app before it can serve, as Spring Cloud apps that register when the web server starts");
+        opt("lazy-init-ms", "0", "the first request to / after start runs a lazy initialisation this long (caches, pools); requests meanwhile wait for it");
+        opt("work", "0", "per request to /: parse, sort and map this many records (CPU only; slow while the JIT is cold)");
+        opt("grpc-port", "0", "also serve a unary gRPC method (any path) over cleartext HTTP/2 on this port; 0: off");
         opt("ignore-term", "false", "fault injection: log and ignore SIGTERM (only SIGKILL stops the app)");
         opt("service", "javaapp", "service name (Nacos service, default Eureka app)");
         opt("metadata", "", "instance metadata k=v,k=v");
@@ -174,6 +178,10 @@ public final class App {
     static int port;
     static String service;
     static long latencyMs;
+    static long lazyInitMs;
+    static int workRecords;
+    static volatile boolean lazyDone;
+    static final Object lazyLock = new Object();
     static HttpServer server;
     static final List<Registry> registries = new ArrayList<>();
     static final ScheduledExecutorService beats = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -189,6 +197,9 @@ public final class App {
         String bind = o.get("bind");
         service = o.get("service");
         latencyMs = millis(o, "latency-ms") / 1000;
+        lazyInitMs = millis(o, "lazy-init-ms") / 1000;
+        workRecords = integer(o, "work");
+        int grpcPort = integer(o, "grpc-port");
         ip = o.get("ip").isEmpty() ? localIP(bind) : o.get("ip");
         long startDelay = millis(o, "start-delay");
         long shutdownTimeout = millis(o, "shutdown-timeout");
@@ -216,9 +227,20 @@ public final class App {
             sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> log("SIGTERM ignored (--ignore-term)"));
         }
 
-        boolean early = Boolean.parseBoolean(o.get("early-bind"));
+        boolean registerEarly = Boolean.parseBoolean(o.get("register-early"));
+        boolean early = registerEarly || Boolean.parseBoolean(o.get("early-bind"));
         if (early) {
             listen(bind);
+            if (grpcPort > 0) {
+                Grpc.listen(bind, grpcPort);
+            }
+        }
+        if (registerEarly) {
+            // Registered while / still answers 503: what gracefulinit's
+            // hold has to keep out of rotation until the app is ready.
+            for (Registry r : registries) {
+                r.start();
+            }
         }
         // Context refresh: a Spring Boot app binds its port only at the end of it.
         Thread.sleep(startDelay);
@@ -227,10 +249,15 @@ public final class App {
         }
         if (!early) {
             listen(bind);
+            if (grpcPort > 0) {
+                Grpc.listen(bind, grpcPort);
+            }
         }
         // Spring Cloud registers on WebServerInitializedEvent, then the app is ready.
-        for (Registry r : registries) {
-            r.start();
+        if (!registerEarly) {
+            for (Registry r : registries) {
+                r.start();
+            }
         }
         synchronized (App.class) {
             if (state == State.STARTING) {
@@ -335,6 +362,9 @@ public final class App {
     }
 
     static void root(HttpExchange ex) throws IOException {
+        // Read the whole body (large uploads span many segments); the
+        // exchange would otherwise drop the connection after a large one.
+        ex.getRequestBody().transferTo(java.io.OutputStream.nullOutputStream());
         if (!ex.getRequestURI().getPath().equals("/")) {
             json(ex, 404, "{\"status\":404,\"error\":\"Not Found\",\"path\":" + q(ex.getRequestURI().getPath()) + "}");
             return;
@@ -342,6 +372,10 @@ public final class App {
         if (state == State.STARTING) {
             json(ex, 503, "{\"status\":503,\"error\":\"Service Unavailable\",\"path\":\"/\"}");
             return;
+        }
+        lazyInit();
+        if (workRecords > 0) {
+            ex.getResponseHeaders().set("X-Work", String.valueOf(work(workRecords, served.get())));
         }
         long ms = latencyMs;
         String query = ex.getRequestURI().getRawQuery();
@@ -361,6 +395,44 @@ public final class App {
         }
         long n = served.incrementAndGet();
         text(ex, 200, "hello from " + service + " " + ip + ":" + port + " #" + n + "\n");
+    }
+
+    /** The first request after start pays for what the app initialises lazily; others wait for it. */
+    static void lazyInit() {
+        if (lazyDone || lazyInitMs <= 0) {
+            return;
+        }
+        synchronized (lazyLock) {
+            if (lazyDone) {
+                return;
+            }
+            log("lazy initialisation on the first request: " + lazyInitMs + " ms");
+            try {
+                Thread.sleep(lazyInitMs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            lazyDone = true;
+        }
+    }
+
+    /** CPU-only request work: format, parse, sort and group n records. */
+    static long work(int n, long seed) {
+        java.util.Random rnd = new java.util.Random(seed);
+        StringBuilder sb = new StringBuilder(n * 8);
+        for (int i = 0; i < n; i++) {
+            sb.append("id=").append(rnd.nextInt(1_000_000)).append(';');
+        }
+        List<Integer> xs = new ArrayList<>(n);
+        for (String rec : sb.toString().split(";")) {
+            if (rec.startsWith("id=")) {
+                xs.add(Integer.parseInt(rec.substring(3)));
+            }
+        }
+        Collections.sort(xs);
+        Map<Integer, Integer> buckets = new java.util.HashMap<>();
+        xs.forEach(x -> buckets.merge(x % 97, 1, Integer::sum));
+        return buckets.size() + (xs.isEmpty() ? 0 : xs.get(xs.size() / 2));
     }
 
     static void health(HttpExchange ex) throws IOException {
@@ -406,6 +478,7 @@ public final class App {
         for (Registry r : registries) {
             r.stop();
         }
+        Grpc.stopAccepting();
         if (server != null) {
             int active;
             synchronized (inflightLock) {
@@ -439,7 +512,187 @@ public final class App {
                 log("graceful shutdown complete");
             }
         }
+        Grpc.close();
         log("stopped: served " + served.get() + " request(s)");
+    }
+
+    // ---- gRPC ------------------------------------------------------------
+
+    /**
+     * A unary gRPC method over cleartext HTTP/2, enough for a real gRPC
+     * client: it answers every call (any path) with an empty message and
+     * status 0, acknowledges SETTINGS and keepalive PINGs, and returns flow
+     * control credit. Request headers are not decoded (any call is the call).
+     * On shutdown the listener closes at once; open connections get a
+     * GOAWAY when the app stops, as a gRPC server's shutdown does.
+     */
+    static final class Grpc {
+        static volatile java.net.ServerSocket listener;
+        static final java.util.Set<Conn> conns = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        static final byte[] PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
+        // HPACK: :status 200 (static index 8), then content-type as a literal without indexing.
+        static final byte[] HEADERS = hpack(new byte[] {(byte) 0x88}, "content-type", "application/grpc");
+        static final byte[] TRAILERS = hpack(new byte[0], "grpc-status", "0");
+
+        static byte[] hpack(byte[] prefix, String name, String value) {
+            java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+            b.writeBytes(prefix);
+            b.write(0);
+            b.write(name.length());
+            b.writeBytes(name.getBytes(StandardCharsets.US_ASCII));
+            b.write(value.length());
+            b.writeBytes(value.getBytes(StandardCharsets.US_ASCII));
+            return b.toByteArray();
+        }
+
+        static void listen(String bind, int port) throws IOException {
+            java.net.ServerSocket s = new java.net.ServerSocket();
+            s.setReuseAddress(true);
+            s.bind(new InetSocketAddress(bind, port), 100);
+            listener = s;
+            Thread t = new Thread(() -> {
+                while (true) {
+                    java.net.Socket c;
+                    try {
+                        c = s.accept();
+                    } catch (IOException e) {
+                        return;
+                    }
+                    Conn conn = new Conn(c);
+                    conns.add(conn);
+                    Thread ct = new Thread(conn::serve, "grpc-conn");
+                    ct.setDaemon(true);
+                    ct.start();
+                }
+            }, "grpc-accept");
+            t.setDaemon(true);
+            t.start();
+            log("grpc listening on " + bind + ":" + s.getLocalPort());
+        }
+
+        static void stopAccepting() {
+            java.net.ServerSocket s = listener;
+            if (s != null) {
+                try {
+                    s.close();
+                } catch (IOException e) {
+                    // closing anyway
+                }
+            }
+        }
+
+        static void close() {
+            for (Conn c : conns) {
+                c.goaway();
+            }
+        }
+
+        static final class Conn {
+            final java.net.Socket sock;
+            java.io.OutputStream out;
+            int lastStream;
+            int calls, pings;
+
+            Conn(java.net.Socket sock) {
+                this.sock = sock;
+            }
+
+            synchronized void frame(int type, int flags, int stream, byte[] payload) throws IOException {
+                byte[] h = {(byte) (payload.length >>> 16), (byte) (payload.length >>> 8), (byte) payload.length,
+                        (byte) type, (byte) flags, (byte) (stream >>> 24), (byte) (stream >>> 16), (byte) (stream >>> 8), (byte) stream};
+                out.write(h);
+                out.write(payload);
+                out.flush();
+            }
+
+            static byte[] int32(int v) {
+                return new byte[] {(byte) (v >>> 24), (byte) (v >>> 16), (byte) (v >>> 8), (byte) v};
+            }
+
+            void goaway() {
+                try {
+                    byte[] p = new byte[8];
+                    System.arraycopy(int32(lastStream), 0, p, 0, 4);
+                    frame(7, 0, 0, p);
+                    sock.close();
+                } catch (IOException | RuntimeException e) {
+                    // the peer went first
+                }
+            }
+
+            void answer(int stream) throws IOException {
+                if (latencyMs > 0) {
+                    try {
+                        Thread.sleep(latencyMs);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                served.incrementAndGet();
+                calls++;
+                frame(1, 0x4, stream, HEADERS);
+                frame(0, 0, stream, new byte[5]);
+                frame(1, 0x5, stream, TRAILERS);
+            }
+
+            void serve() {
+                try (sock) {
+                    sock.setTcpNoDelay(true);
+                    java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(sock.getInputStream()));
+                    out = new java.io.BufferedOutputStream(sock.getOutputStream());
+                    byte[] preface = new byte[PREFACE.length];
+                    in.readFully(preface);
+                    if (!java.util.Arrays.equals(preface, PREFACE)) {
+                        return;
+                    }
+                    frame(4, 0, 0, new byte[0]);
+                    while (true) {
+                        int len = in.readUnsignedByte() << 16 | in.readUnsignedByte() << 8 | in.readUnsignedByte();
+                        int type = in.readUnsignedByte(), flags = in.readUnsignedByte();
+                        int stream = in.readInt() & 0x7fffffff;
+                        byte[] p = new byte[len];
+                        in.readFully(p);
+                        switch (type) {
+                            case 0: // DATA: give the credit back, answer at the end of the request
+                                if (len > 0) {
+                                    frame(8, 0, 0, int32(len));
+                                }
+                                if ((flags & 1) != 0) {
+                                    lastStream = stream;
+                                    answer(stream);
+                                }
+                                break;
+                            case 1: // HEADERS
+                                if ((flags & 1) != 0) {
+                                    lastStream = stream;
+                                    answer(stream);
+                                }
+                                break;
+                            case 4: // SETTINGS
+                                if ((flags & 1) == 0) {
+                                    frame(4, 1, 0, new byte[0]);
+                                }
+                                break;
+                            case 6: // PING (keepalive): acknowledged, not a call
+                                if ((flags & 1) == 0) {
+                                    pings++;
+                                    frame(6, 1, 0, p);
+                                }
+                                break;
+                            case 7: // GOAWAY
+                                return;
+                            default: // WINDOW_UPDATE, RST_STREAM, PRIORITY, CONTINUATION
+                                break;
+                        }
+                    }
+                } catch (IOException e) {
+                    // the connection ended
+                } finally {
+                    conns.remove(this);
+                    log("grpc connection from " + sock.getRemoteSocketAddress() + " closed: calls=" + calls + " pings=" + pings);
+                }
+            }
+        }
     }
 
     // ---- registries ------------------------------------------------------

@@ -253,6 +253,48 @@ func TestEarlyBindIsDownWhileStarting(t *testing.T) {
 	}
 }
 
+// --register-early opens the port at once and answers 503 until the start
+// delay has passed; then the first request to / pays --lazy-init-ms, the
+// next ones do not; --work adds CPU work to each, and a large upload is
+// read whole on a kept-alive connection.
+func TestRegisterEarlyLazyInit(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const lazy = 1200 * time.Millisecond
+	p, port := startApp(ctx, t, nil, "--bind", "127.0.0.1", "--port", "0", "--register-early", "--start-delay", "2",
+		"--lazy-init-ms", strconv.Itoa(int(lazy/time.Millisecond)), "--work", "500")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	mustGet(ctx, t, base+"/", 503, "Service Unavailable")
+	waitLog(ctx, t, p, "started in")
+	begin := time.Now()
+	r := mustGet(ctx, t, base+"/", 200, "hello from")
+	if took := time.Since(begin); took < lazy {
+		t.Errorf("first request took %v, want at least the %v lazy initialisation", took, lazy)
+	}
+	if r.header.Get("X-Work") == "" {
+		t.Error("no X-Work header: --work did not run")
+	}
+	begin = time.Now()
+	mustGet(ctx, t, base+"/", 200, "hello from")
+	if took := time.Since(begin); took >= lazy {
+		t.Errorf("second request took %v: the lazy initialisation ran again", took)
+	}
+	waitLog(ctx, t, p, "lazy initialisation on the first request")
+	body := strings.Repeat("x", 512<<10)
+	for range 2 {
+		resp, err := http.Post(base+"/", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("POST of 512 KiB: %d, close %t; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+		}
+	}
+}
+
 func TestIgnoreTerm(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

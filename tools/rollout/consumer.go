@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -191,9 +192,18 @@ type load struct {
 	timeout time.Duration
 	start   time.Time
 	client  *http.Client
+	// Consumer classes (classes.go): burst requests back to back per
+	// period (a fan-out caller); pooled clients used in turn, each with
+	// its own connection; a request body and header large enough to span
+	// several segments.
+	burst  int
+	pool   []*http.Client
+	body   []byte
+	header string
 
 	mu   sync.Mutex
 	reqs []Request
+	next int
 	wg   sync.WaitGroup
 }
 
@@ -215,12 +225,17 @@ func (l *load) run(ctx context.Context) {
 		case <-ctx.Done():
 			l.wg.Wait()
 			l.client.CloseIdleConnections()
+			for _, c := range l.pool {
+				c.CloseIdleConnections()
+			}
 			return
 		case <-t.C:
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()
-				l.one()
+				for range max(1, l.burst) {
+					l.one()
+				}
 			}()
 		}
 	}
@@ -233,8 +248,26 @@ func (l *load) one() {
 		l.record(Request{Consumer: l.name, At: at, Outcome: "no-instance"})
 		return
 	}
+	client := l.client
+	if len(l.pool) > 0 {
+		l.mu.Lock()
+		client = l.pool[l.next%len(l.pool)]
+		l.next++
+		l.mu.Unlock()
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+inst+"/", nil)
+	if l.body != nil {
+		req, err = http.NewRequest(http.MethodPost, "http://"+inst+"/", bytes.NewReader(l.body))
+	}
+	if err != nil {
+		l.record(Request{Consumer: l.name, At: at, Instance: inst, Outcome: "error"})
+		return
+	}
+	if l.header != "" {
+		req.Header.Set("X-Payload", l.header)
+	}
 	begin := time.Now()
-	resp, err := l.client.Get("http://" + inst + "/")
+	resp, err := client.Do(req)
 	lat := time.Since(begin)
 	out := "ok"
 	if err != nil {

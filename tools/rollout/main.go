@@ -54,12 +54,58 @@ type Config struct {
 	// of the one at Rate (see mix.go).
 	Mix       bool
 	Consumers []ConsumerSpec
+	// Consumer classes (classes.go): Mix with the issue-19 callers, the
+	// start side, gracefulinit's /ready as the rollout's readiness probe.
+	Classes       bool
+	StartSide     bool          // pods register at once, answer 503 until ready, then initialise lazily
+	LazyInit      time.Duration // the first request's lazy initialisation
+	Work          int           // records each request parses, sorts and maps
+	GRPCPort      int           // the app's gRPC port (0: none)
+	HealthPort    int           // gracefulinit's --health-addr port on the pod address
+	DrainCacheMax time.Duration // --drain-cache-max given to gracefulinit; 0: its default
+	Parallel      int           // phases run at once
+	Today         string        // gracefulinit binary of "today's rule"; "" builds it from todayCommit
+}
+
+// classesPreset is the consumer classes run (issues 19 and 21).
+func classesPreset(c Config, t classTimes) Config {
+	c.Mix, c.Classes, c.StartSide = true, true, true
+	c.Consumers = classConsumers(t)
+	c.GRPCPort, c.HealthPort = 9090, 9901
+	return c
 }
 
 // Presets give flag defaults; explicit flags override them.
 var presets = map[string]Config{
-	// About a minute: what CI runs.
-	"quick": {Registries: []string{"nacos", nacosGRPC, "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
+	// Every consumer class in one run per registry and variant, the start
+	// side of each new pod, production-like rhythms and default flags;
+	// today's rule (gracefulinit at todayCommit) beside this build.
+	"quick": classesPreset(Config{Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "today", "gi"},
+		Instances: 2, Rollouts: 1, Rate: 1, EurekaRefresh: 5 * time.Second,
+		Propagation: 3 * time.Second, Quiet: 2 * time.Second, StopTimeout: 10 * time.Second,
+		AppStart: 3 * time.Second, LazyInit: 1500 * time.Millisecond, Work: 1000,
+		Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 20 * time.Minute,
+		Warmup: 30 * time.Second, Parallel: 3},
+		classTimes{busy: 40 * time.Millisecond, cache: 200 * time.Millisecond, cacheTTL: 35 * time.Second,
+			rare: 1600 * time.Millisecond, rareTTL: 15 * time.Second, fan: 4 * time.Second, fanTTL: 15 * time.Second,
+			seg: 1500 * time.Millisecond, segTTL: 15 * time.Second, pool: 500 * time.Millisecond, poolTTL: 15 * time.Second,
+			grpc: 6 * time.Second, scrape: 15 * time.Second, start: 100 * time.Millisecond}),
+	// make test: every class once, on both registries, with caches and
+	// the scraper scaled down and every phase at once (about a minute).
+	"test": classesPreset(Config{Registries: []string{"nacos", "eureka"}, Variants: []string{"tini", "gi"},
+		Instances: 2, Rollouts: 1, Rate: 1, EurekaRefresh: time.Second,
+		Propagation: 2 * time.Second, Quiet: time.Second, StopTimeout: 5 * time.Second,
+		AppStart: 2 * time.Second, LazyInit: 1500 * time.Millisecond, Work: 1000,
+		Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 5 * time.Minute,
+		Warmup: 14 * time.Second, Parallel: 4, DrainCacheMax: 9 * time.Second},
+		classTimes{busy: 50 * time.Millisecond, cache: 200 * time.Millisecond, cacheTTL: 6 * time.Second,
+			rare: 1500 * time.Millisecond, rareTTL: 4 * time.Second, fan: 2 * time.Second, fanTTL: 4 * time.Second,
+			seg: time.Second, segTTL: 4 * time.Second, pool: 300 * time.Millisecond, poolTTL: 4 * time.Second,
+			grpc: 6 * time.Second, scrape: 3 * time.Second, start: 100 * time.Millisecond}),
+	// One consumer at a constant rate, tini beside a fixed and a
+	// traffic-aware drain, Nacos over HTTP and gRPC and Eureka (the
+	// quick preset before the consumer classes; the faults run on it).
+	"basic": {Registries: []string{"nacos", nacosGRPC, "eureka"}, Variants: []string{"tini", "fixed", "quiet"},
 		Instances: 2, Rollouts: 1, Rate: 100, CacheTTL: 2 * time.Second, EurekaRefresh: time.Second,
 		Propagation: 2 * time.Second, Quiet: 700 * time.Millisecond, StopTimeout: 5 * time.Second,
 		AppStart: 300 * time.Millisecond, Latency: 5 * time.Millisecond, ReqTimeout: 2 * time.Second, MaxDuration: 8 * time.Minute},
@@ -96,11 +142,11 @@ var presets = map[string]Config{
 
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
-	preset := fs.String("preset", "quick", "quick (about a minute), demo, full (5 rollouts x 3 pods at 200 req/s), production (35 s caches), mix (several callers, production caches) or mix-quick")
+	preset := fs.String("preset", "quick", "quick (every consumer class, both ends of a pod, tini, today's rule and this build; a few minutes), test (the same, scaled down, as make test runs it), basic (one consumer), demo, full (5 rollouts x 3 pods at 200 req/s), production (35 s caches), mix (several callers, production caches) or mix-quick")
 	consumers := fs.String("consumers", "", "mix presets: keep only these callers (comma list of names, e.g. push-200rps,cache-20rps)")
 	var c Config
 	regs := fs.String("registry", "", "registries to test: nacos (the app registers over HTTP v1), nacos-grpc (over gRPC with nacos-sdk-go, no cluster name), eureka (comma list; preset)")
-	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global (comma list; preset)")
+	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global, gi (default flags), today (default flags, gracefulinit at "+todayCommit+") (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
 	fs.IntVar(&c.Rate, "rate", 0, "requests per second (preset)")
@@ -122,14 +168,18 @@ func parseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.Port, "port", 8080, "the app's port on every pod address")
 	fs.BoolVar(&c.Verbose, "v", false, "print the log of each variant's first pod shutdown")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "steady load before the first rollout (preset; 1s unless a mix preset)")
+	fs.IntVar(&c.Parallel, "parallel", 0, "phases (registry x variant) run at once (preset; 1 unless a consumer-class preset)")
+	fs.StringVar(&c.Today, "today", "", "gracefulinit binary for the today variant (default: built from this repository at "+todayCommit+")")
+	fs.DurationVar(&c.DrainCacheMax, "drain-cache-max", 0, "consumer-class presets: --drain-cache-max given to gracefulinit (preset; 0: its default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	p, ok := presets[*preset]
 	if !ok {
-		return c, fmt.Errorf("-preset %q: use quick, demo, full, production, mix or mix-quick", *preset)
+		return c, fmt.Errorf("-preset %q: use quick, test, basic, demo, full, production, mix or mix-quick", *preset)
 	}
 	c.Mix, c.Consumers = p.Mix, p.Consumers
+	c.Classes, c.StartSide, c.LazyInit, c.Work, c.GRPCPort, c.HealthPort = p.Classes, p.StartSide, p.LazyInit, p.Work, p.GRPCPort, p.HealthPort
 	if p.Warmup == 0 {
 		p.Warmup = time.Second
 	}
@@ -145,7 +195,7 @@ func parseFlags(args []string) (Config, error) {
 	ints := []struct {
 		name     string
 		dst, def *int
-	}{{"instances", &c.Instances, &p.Instances}, {"rollouts", &c.Rollouts, &p.Rollouts}, {"rate", &c.Rate, &p.Rate}}
+	}{{"instances", &c.Instances, &p.Instances}, {"rollouts", &c.Rollouts, &p.Rollouts}, {"rate", &c.Rate, &p.Rate}, {"parallel", &c.Parallel, &p.Parallel}}
 	for _, f := range ints {
 		if !set[f.name] {
 			*f.dst = *f.def
@@ -159,7 +209,7 @@ func parseFlags(args []string) (Config, error) {
 		{"propagation", &c.Propagation, &p.Propagation}, {"drain-quiet", &c.Quiet, &p.Quiet},
 		{"stop-timeout", &c.StopTimeout, &p.StopTimeout}, {"app-start", &c.AppStart, &p.AppStart},
 		{"latency", &c.Latency, &p.Latency}, {"timeout", &c.ReqTimeout, &p.ReqTimeout}, {"max-duration", &c.MaxDuration, &p.MaxDuration},
-		{"warmup", &c.Warmup, &p.Warmup},
+		{"warmup", &c.Warmup, &p.Warmup}, {"drain-cache-max", &c.DrainCacheMax, &p.DrainCacheMax},
 	}
 	for _, f := range durs {
 		if !set[f.name] {
@@ -194,8 +244,8 @@ func (c Config) validate() error {
 		}
 	}
 	for _, v := range c.Variants {
-		if v != "tini" && v != "fixed" && v != "quiet" && v != "global" {
-			return fmt.Errorf("-variants %q: use tini, fixed, quiet, global", v)
+		if _, ok := variantNames[v]; !ok {
+			return fmt.Errorf("-variants %q: use tini, fixed, quiet, global, gi or today", v)
 		}
 	}
 	switch c.Fault {
@@ -208,6 +258,12 @@ func (c Config) validate() error {
 	}
 	if c.EurekaRefresh <= 0 || c.Quiet <= 0 || c.ReqTimeout <= 0 || c.MaxDuration <= 0 {
 		return fmt.Errorf("-eureka-refresh, -drain-quiet, -timeout and -max-duration must be positive")
+	}
+	if c.Parallel < 0 || c.Parallel > 16 || c.DrainCacheMax < 0 {
+		return fmt.Errorf("-parallel runs 0 to 16 phases at once; -drain-cache-max must not be negative")
+	}
+	if c.Parallel > 1 && c.Fault == "registry-restart" {
+		return fmt.Errorf("-fault registry-restart stops the registry every phase shares: use -parallel 1")
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -28,11 +30,23 @@ type ConsumerSpec struct {
 	Period time.Duration `json:"period"` // between requests
 	TTL    time.Duration `json:"ttl"`    // load-balancer cache; 0: the discovery client's own view (SDK push, Eureka fetch)
 	Prober bool          `json:"prober"` // calls every live pod directly, not through the registry
+	// Consumer classes (classes.go); the zero values are a steady caller.
+	Kind    string        `json:"kind"`    // "" (steady), fanout, multiseg, pooled, grpc, scraper, start
+	Burst   int           `json:"burst"`   // fanout: requests back to back each period
+	Conns   int           `json:"conns"`   // pooled: connections used in turn
+	Body    int           `json:"body"`    // multiseg: request body bytes (and a header of Body/16 bytes)
+	Timeout time.Duration `json:"timeout"` // request timeout; 0: -timeout
+	Slot    int           `json:"slot"`    // scraper: scrape the pods of this slot only; -1: every pod
 }
 
 func (c ConsumerSpec) MarshalJSON() ([]byte, error) {
-	return fmt.Appendf(nil, `{"name":%q,"from":%q,"period_ms":%d,"ttl_ms":%d,"prober":%t}`, c.Name, c.From, c.Period.Milliseconds(), c.TTL.Milliseconds(), c.Prober), nil
+	return fmt.Appendf(nil, `{"name":%q,"from":%q,"kind":%q,"period_ms":%d,"ttl_ms":%d,"prober":%t,"burst":%d,"conns":%d,"body":%d,"timeout_ms":%d,"slot":%d}`,
+		c.Name, c.From, c.Kind, c.Period.Milliseconds(), c.TTL.Milliseconds(), c.Prober, c.Burst, c.Conns, c.Body, c.Timeout.Milliseconds(), c.Slot), nil
 }
+
+// direct: the caller calls pods' ports itself (a kubelet prober, a
+// scraper), not through the registry.
+func (c ConsumerSpec) direct() bool { return c.Prober || c.Kind == "scraper" }
 
 // The issue's mix: 200 req/s on the SDK's push cache, 20 req/s through a
 // 35 s cache, a rare caller at 0.5 req/s through a 15 s cache, and a prober
@@ -56,7 +70,7 @@ const proberAddr = "127.0.100.9"
 func rareWait(cs []ConsumerSpec, instances int) time.Duration {
 	var m time.Duration
 	for _, c := range cs {
-		if !c.Prober {
+		if !c.direct() {
 			m = max(m, c.Period)
 		}
 	}
@@ -68,7 +82,7 @@ func rareWait(cs []ConsumerSpec, instances int) time.Duration {
 func slowestTTL(cs []ConsumerSpec) time.Duration {
 	var m time.Duration
 	for _, c := range cs {
-		if !c.Prober {
+		if !c.direct() {
 			m = max(m, c.TTL)
 		}
 	}
@@ -79,18 +93,47 @@ func sourceDialer(from string, timeout time.Duration) *net.Dialer {
 	return &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 }
 
-// startConsumers starts one load per registry consumer over disc.
-func (ph *phase) startConsumers(disc discovery) []*load {
-	var out []*load
+// caller is one consumer's load: it calls until ctx ends, then reports
+// its requests.
+type caller interface {
+	run(ctx context.Context)
+	requests() []Request
+}
+
+// startConsumers builds one caller per registry consumer over disc.
+func (ph *phase) startConsumers(disc discovery) []caller {
+	var out []caller
 	for _, c := range ph.cfg.Consumers {
-		if c.Prober {
+		if c.direct() {
+			continue
+		}
+		timeout := cmp.Or(c.Timeout, ph.cfg.ReqTimeout)
+		if c.Kind == "grpc" {
+			g := &grpcCaller{spec: c, disc: disc, port: ph.cfg.GRPCPort, timeout: timeout, start: ph.start, closed: map[string][]time.Duration{}}
+			ph.grpc = append(ph.grpc, g)
+			out = append(out, g)
 			continue
 		}
 		cache := &lbCache{d: disc, ttl: c.TTL}
-		tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-			DialContext: sourceDialer(c.From, ph.cfg.ReqTimeout).DialContext}
-		out = append(out, &load{cache: cache, rate: 1, period: c.Period, name: c.Name, timeout: ph.cfg.ReqTimeout,
-			start: ph.start, client: &http.Client{Transport: tr, Timeout: ph.cfg.ReqTimeout}})
+		client := func() *http.Client {
+			tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+				DialContext: sourceDialer(c.From, timeout).DialContext}
+			return &http.Client{Transport: tr, Timeout: timeout}
+		}
+		ld := &load{cache: cache, rate: 1, period: c.Period, name: c.Name, timeout: timeout,
+			start: ph.start, client: client(), burst: c.Burst}
+		switch c.Kind {
+		case "pooled":
+			// Separate clients, one kept-alive connection per pod each,
+			// used in turn: the calls spread over several connections.
+			for range max(2, c.Conns) {
+				ld.pool = append(ld.pool, client())
+			}
+		case "multiseg":
+			ld.body = bytes.Repeat([]byte("x"), c.Body)
+			ld.header = strings.Repeat("h", c.Body/16)
+		}
+		out = append(out, ld)
 	}
 	return out
 }
@@ -116,6 +159,16 @@ type ProbeCall struct {
 	NotReady  bool          `json:"not_ready"`  // the pod was still starting
 }
 
+// proberPath is what a direct caller asks for: the kubelet its health
+// endpoint, a scraper the app's info (a metrics endpoint on the serving
+// port, as /actuator/prometheus without a management port).
+func proberPath(spec ConsumerSpec) string {
+	if spec.Kind == "scraper" {
+		return "/actuator/info"
+	}
+	return "/actuator/health"
+}
+
 func newProber(spec ConsumerSpec, port int, timeout time.Duration, start time.Time) *prober {
 	// Kubelet probes open a connection each and close it (no keep-alive).
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: sourceDialer(spec.From, timeout).DialContext}
@@ -123,6 +176,9 @@ func newProber(spec ConsumerSpec, port int, timeout time.Duration, start time.Ti
 }
 
 func (p *prober) add(pod *Pod) {
+	if p.spec.Kind == "scraper" && p.spec.Slot >= 0 && podSlot(pod.Name) != p.spec.Slot {
+		return
+	}
 	p.mu.Lock()
 	p.pods[pod.Name] = pod
 	p.mu.Unlock()
@@ -167,7 +223,7 @@ func (p *prober) one(pod *Pod) {
 	term, notReady := !pod.TermAt.IsZero(), pod.ReadyAt.IsZero()
 	pod.mu.Unlock()
 	out := "ok"
-	resp, err := p.client.Get(fmt.Sprintf("http://%s:%d/actuator/health", pod.IP, p.port))
+	resp, err := p.client.Get(fmt.Sprintf("http://%s:%d%s", pod.IP, p.port, proberPath(p.spec)))
 	if err != nil {
 		out = classify(err)
 	} else {
@@ -188,6 +244,10 @@ type ConsumerResult struct {
 	Requests     int            `json:"requests"`
 	Failed       int            `json:"failed"`
 	FailureKinds map[string]int `json:"failure_kinds"`
+	// Consumer classes: failures at a pod's stop (sent after its
+	// SIGTERM, or answered by no pod) and at its start (before).
+	FailedStop  int `json:"failed_stop"`
+	FailedStart int `json:"failed_start"`
 }
 
 // ProberResult is the prober's calls: failures while its pod was serving
@@ -221,7 +281,7 @@ func (p *prober) result() *ProberResult {
 func consumerResults(specs []ConsumerSpec, reqs []Request) []ConsumerResult {
 	var out []ConsumerResult
 	for _, c := range specs {
-		if c.Prober {
+		if c.direct() {
 			continue
 		}
 		r := ConsumerResult{Name: c.Name, FailureKinds: map[string]int{}}
@@ -254,25 +314,32 @@ var (
 // app's stop is SIGTERM to exit.
 func (ph *phase) oracles(res *PhaseResult, reqs []Request) {
 	term := map[string]time.Duration{}
-	for _, e := range ph.events {
+	ph.mu.Lock()
+	events := append([]PodEvent(nil), ph.events...)
+	ph.mu.Unlock()
+	for _, e := range events {
 		if e.Event == "sigterm" {
 			term[e.Pod] = e.At
 		}
 	}
 	for i := range res.Shutdowns {
 		s := &res.Shutdowns[i]
+		ph.mu.Lock()
 		ip := ph.podIPs[s.Pod]
-		inst := fmt.Sprintf("%s:%d", ip, ph.cfg.Port)
+		ph.mu.Unlock()
 		t, ok := term[s.Pod]
 		if !ok {
 			continue
 		}
+		// Any consumer's request to the pod, on any of its ports (HTTP,
+		// gRPC); direct callers (prober, scraper) are not consumers.
 		last := t
 		for _, q := range reqs {
-			if q.Instance == inst && q.Outcome == "ok" && q.At > last {
+			if q.Instance != "" && hostOf(q.Instance) == ip && q.Outcome == "ok" && q.At > last {
 				last = q.At
 			}
 		}
+		s.LastCall = last - t
 		s.AppStop = s.Took
 		if b, err := os.ReadFile(filepath.Join(ph.logDir, s.Pod+".log")); err == nil {
 			if line := summaryRE.Find(b); line != nil {

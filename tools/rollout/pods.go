@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,6 +50,17 @@ type podSpec struct {
 	logDir    string
 	ignoreSig bool
 	hostIP    string // mix mode: HOST_IP for gracefulinit, the prober's address, as the kubelet's node address
+	init      string // the gracefulinit binary (today's rule or this build)
+	warmup    bool   // init has --warmup-http
+}
+
+// healthAddr is where gracefulinit serves /ready in the consumer-class
+// presets, the pod's readiness probe; "" for tini and the older variants.
+func (s podSpec) healthAddr() string {
+	if s.cfg.HealthPort == 0 || s.variant == "tini" {
+		return ""
+	}
+	return net.JoinHostPort(s.ip, strconv.Itoa(s.cfg.HealthPort))
 }
 
 // grace is the pod's terminationGracePeriodSeconds: room for the fixed
@@ -88,6 +101,16 @@ func (s podSpec) command() []string {
 	if s.ignoreSig {
 		app = append(app, "--ignore-term")
 	}
+	if s.cfg.StartSide {
+		// Registers at once, answers 503 until --start-delay has passed,
+		// then its first request pays a lazy initialisation, and the JIT
+		// is cold for the request work.
+		app = append(app, "--register-early", "--lazy-init-ms", strconv.Itoa(int(s.cfg.LazyInit/time.Millisecond)),
+			"--work", strconv.Itoa(s.cfg.Work))
+	}
+	if s.cfg.GRPCPort > 0 {
+		app = append(app, "--grpc-port", strconv.Itoa(s.cfg.GRPCPort))
+	}
 	switch s.registry {
 	case "nacos":
 		app = append(app, "--nacos", s.regAddr, "--nacos-beat", "2")
@@ -103,7 +126,7 @@ func (s podSpec) command() []string {
 	if reg == nacosGRPC {
 		reg = "nacos"
 	}
-	gi := []string{s.cfg.Init,
+	gi := []string{cmp.Or(s.init, s.cfg.Init),
 		"--registry", reg, "--service", s.service, "--ip", s.ip, "--port", strconv.Itoa(s.cfg.Port),
 		"--ready-http", fmt.Sprintf("http://%s:%d/actuator/health", s.ip, s.cfg.Port), "--ready-interval", "200ms",
 		"--grace-period", s.grace().String(), "--stop-timeout", s.cfg.StopTimeout.String(),
@@ -114,7 +137,24 @@ func (s podSpec) command() []string {
 	case "eureka":
 		gi = append(gi, "--eureka-url", s.initAddr, "--eureka-instance-id", s.instanceID())
 	}
+	if s.cfg.GRPCPort > 0 {
+		gi = append(gi, "--port", strconv.Itoa(s.cfg.GRPCPort))
+	}
 	switch s.variant {
+	case "gi", "today":
+		// Default flags: the per-caller drain with its defaults. Pods
+		// share the port on one machine, so the watcher is told which
+		// address is this pod's; /ready is the rollout's readiness probe.
+		gi = append(gi, "--drain-ip", s.ip)
+		if s.cfg.DrainCacheMax > 0 {
+			gi = append(gi, "--drain-cache-max", s.cfg.DrainCacheMax.String())
+		}
+		if a := s.healthAddr(); a != "" {
+			gi = append(gi, "--health-addr", a)
+		}
+		if s.warmup {
+			gi = append(gi, "--warmup-http", fmt.Sprintf("GET http://%s:%d/", s.ip, s.cfg.Port))
+		}
 	case "fixed":
 		gi = append(gi, "--drain", s.fixedDrain().String(), "--drain-quiet", "0")
 	case "quiet", "global":
@@ -172,9 +212,10 @@ func startPod(spec podSpec, name string) (*Pod, error) {
 	return p, nil
 }
 
-// WaitHealthy polls the app's health endpoint until it answers 200.
-func (p *Pod) WaitHealthy(ctx context.Context, port int) error {
-	url := fmt.Sprintf("http://%s:%d/actuator/health", p.IP, port)
+// WaitHealthy polls the app's health endpoint, or readyURL if set, until
+// it answers 200.
+func (p *Pod) WaitHealthy(ctx context.Context, port int, readyURL string) error {
+	url := cmp.Or(readyURL, fmt.Sprintf("http://%s:%d/actuator/health", p.IP, port))
 	c := &http.Client{Timeout: time.Second}
 	for {
 		resp, err := c.Get(url)

@@ -41,6 +41,16 @@ type Shutdown struct {
 	Oracle   time.Duration `json:"oracle_ms,omitempty"`
 	AppStop  time.Duration `json:"app_stop_ms,omitempty"`
 	DrainEnd string        `json:"drain_end,omitempty"`
+	// Consumer classes: SIGTERM to the last consumer request the pod
+	// received; the summary's drain and drain_peers; whether the scraper
+	// called this pod; SIGTERM to the gRPC caller's connection close.
+	LastCall      time.Duration `json:"last_call_ms,omitempty"`
+	Drain         string        `json:"drain,omitempty"`
+	DrainPeers    string        `json:"drain_peers,omitempty"`
+	Scraped       bool          `json:"scraped,omitempty"`
+	GRPCClose     time.Duration `json:"grpc_close_ms,omitempty"`
+	GRPCCloseSeen bool          `json:"grpc_close_seen,omitempty"`
+	GRPCPings     int           `json:"grpc_pings,omitempty"` // PING frames (keepalive, BDP) the app answered on its gRPC connections
 }
 
 // PhaseResult is one registry x variant.
@@ -58,6 +68,12 @@ type PhaseResult struct {
 	Events       []PodEvent       `json:"events"`
 	Consumers    []ConsumerResult `json:"consumers,omitempty"` // mix mode
 	Prober       *ProberResult    `json:"prober,omitempty"`    // mix mode
+	Scraper      *ProberResult    `json:"scraper,omitempty"`   // consumer classes
+	Scrapes      []ScrapeHold     `json:"scrapes,omitempty"`   // consumer classes: what the scraper did to each drain
+	Warmup       bool             `json:"warmup"`              // gracefulinit ran with --warmup-http
+	StartPods    []StartPod       `json:"start_pods,omitempty"`
+	WarmP50      time.Duration    `json:"warm_p50_ns,omitempty"`
+	WarmP99      time.Duration    `json:"warm_p99_ns,omitempty"`
 	requestLog   []Request
 }
 
@@ -67,8 +83,13 @@ func (d PodEvent) MarshalJSON() ([]byte, error) {
 }
 
 func (s Shutdown) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds(),
-		"oracle_ms": s.Oracle.Milliseconds(), "app_stop_ms": s.AppStop.Milliseconds(), "drain_end": s.DrainEnd})
+	m := map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds(),
+		"oracle_ms": s.Oracle.Milliseconds(), "app_stop_ms": s.AppStop.Milliseconds(), "drain_end": s.DrainEnd,
+		"last_call_ms": s.LastCall.Milliseconds(), "drain": s.Drain, "drain_peers": s.DrainPeers, "scraped": s.Scraped, "grpc_pings": s.GRPCPings}
+	if s.GRPCCloseSeen {
+		m["grpc_close_ms"] = s.GRPCClose.Milliseconds()
+	}
+	return json.Marshal(m)
 }
 
 func (r *PhaseResult) fill(reqs []Request, events []PodEvent) {
@@ -112,10 +133,15 @@ var variantNames = map[string]string{
 	"fixed":  "(b) gracefulinit, fixed drain",
 	"quiet":  "(c) gracefulinit, traffic-aware drain",
 	"global": "(d) gracefulinit, one quiet window for all callers (before per-caller drains)",
+	"gi":     "gracefulinit, default flags",
+	"today":  "today's rule (gracefulinit at " + todayCommit + ", same flags)",
 }
 
 // Markdown is the results table.
 func (rep *Report) Markdown() string {
+	if rep.Config.Classes {
+		return rep.classesMarkdown()
+	}
 	if rep.Config.Mix {
 		return rep.mixMarkdown()
 	}

@@ -11,56 +11,95 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
-// TestQuickRollout runs the quick preset end to end, as CI does: real
-// Polaris, real JVMs under tini and gracefulinit as PID 1 of their own PID
-// namespaces, a real consumer under load. It asserts the product's claim:
-// zero failed requests with gracefulinit's drains, and failures with tini,
-// without which the harness would not be showing anything.
-func TestQuickRollout(t *testing.T) {
+// TestConsumerClasses runs the test preset end to end, as make test does:
+// real Polaris, real JVMs under tini and gracefulinit as PID 1 of their own
+// PID namespaces, every consumer class of issue 19 (each from its own
+// address) and the start side of issue 21, Nacos and Eureka, every phase at
+// once. It asserts the issues' promises: zero failed requests for every
+// class with gracefulinit, every drain ending by itself inside its
+// deadline and never before the last consumer request reached the pod,
+// and failures with tini, without which the harness would show nothing.
+func TestConsumerClasses(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatal("unshare is needed (util-linux)")
 	}
-	cfg, rep := runQuick(t)
+	cfg, rep := runPreset(t, "test")
 	if err := rep.Write(cfg.Out); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", rep.Markdown())
+	wantClasses := 0
+	for _, c := range cfg.Consumers {
+		if !c.direct() {
+			wantClasses++
+		}
+	}
 	for _, p := range rep.Phases {
+		name := p.Registry + "/" + p.Variant
 		if p.Error != "" {
-			t.Errorf("%s/%s: phase error: %s", p.Registry, p.Variant, p.Error)
+			t.Errorf("%s: phase error: %s", name, p.Error)
 			continue
 		}
-		if p.Requests < cfg.Rate {
-			t.Errorf("%s/%s: only %d requests sent", p.Registry, p.Variant, p.Requests)
+		if len(p.Consumers) != wantClasses {
+			t.Errorf("%s: %d consumer classes reported, want %d", name, len(p.Consumers), wantClasses)
 		}
-		switch p.Variant {
-		case "tini":
-			if p.Failed == 0 {
-				t.Errorf("%s/tini: no failed requests: the harness does not reproduce the problem", p.Registry)
+		failed := 0
+		for _, c := range p.Consumers {
+			failed += c.Failed
+			if c.Requests < 3 {
+				t.Errorf("%s: consumer %s sent %d requests: the class was not exercised", name, c.Name, c.Requests)
 			}
-		default:
-			if p.Failed != 0 {
-				t.Errorf("%s/%s: %d failed requests %v, want 0", p.Registry, p.Variant, p.Failed, p.FailureKinds)
+			if p.Variant == "tini" {
+				continue
 			}
+			if c.FailedStop != 0 {
+				t.Errorf("%s: consumer %s: %d failed at a pod's stop %v, want 0", name, c.Name, c.FailedStop, c.FailureKinds)
+			}
+			// The start side is issue 21's promise (hold until ready, then
+			// warm up); it binds from the build that has --warmup-http.
+			switch {
+			case p.Warmup && c.FailedStart != 0:
+				t.Errorf("%s: consumer %s: %d failed at a pod's start %v, want 0", name, c.Name, c.FailedStart, c.FailureKinds)
+			case !p.Warmup && c.FailedStart != 0:
+				t.Logf("%s: consumer %s: %d failed at a pod's start %v (not asserted: this build has no --warmup-http, issue 21)", name, c.Name, c.FailedStart, c.FailureKinds)
+			}
+		}
+		if len(p.StartPods) != cfg.Instances*cfg.Rollouts {
+			t.Errorf("%s: start side of %d new pods measured, want %d", name, len(p.StartPods), cfg.Instances*cfg.Rollouts)
+		}
+		if p.WarmP99 <= 0 {
+			t.Errorf("%s: no warm latency measured", name)
+		}
+		if p.Variant == "tini" {
+			if failed == 0 {
+				t.Errorf("%s: no failed requests: the harness does not reproduce the problem", name)
+			}
+			continue
+		}
+		if p.Prober == nil || p.Prober.Calls == 0 || p.Prober.FailedServing != 0 {
+			t.Errorf("%s: kubelet prober %+v: want calls, none failed while its pod served", name, p.Prober)
+		}
+		if len(p.Scrapes) == 0 {
+			t.Errorf("%s: no scraped pod reported", name)
 		}
 		for _, s := range p.Shutdowns {
-			if p.Variant != "tini" && (s.Exit != 0 || s.Took > s.Deadline) {
-				t.Errorf("%s/%s: pod %s exited %d after %v (deadline %v)", p.Registry, p.Variant, s.Pod, s.Exit, s.Took, s.Deadline)
+			if s.Exit != 0 || s.Took > s.Deadline {
+				t.Errorf("%s: pod %s exited %d after %v (deadline %v)", name, s.Pod, s.Exit, s.Took, s.Deadline)
+			}
+			if s.Oracle <= 0 || s.Took < s.Oracle-time.Second {
+				t.Errorf("%s: pod %s took %v, oracle %v: the drain cannot end before the last request reached the pod", name, s.Pod, s.Took, s.Oracle)
+			}
+			if !s.GRPCCloseSeen {
+				t.Errorf("%s: pod %s: the gRPC caller never closed its connection to it", name, s.Pod)
 			}
 		}
 	}
-	for _, f := range []string{"results.json", "results.md", "timeline-nacos-quiet.png", "timeline-nacos-grpc-quiet.png", "timeline-eureka-quiet.png"} {
+	for _, f := range []string{"results.json", "results.md", "timeline-nacos-gi.png", "timeline-eureka-gi.png"} {
 		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("output %s missing or empty: %v", f, err)
 		}
 	}
-}
-
-// runQuick runs the harness with the quick preset, extra flags, this
-// test's gracefulinit and a temporary output directory.
-func runQuick(t *testing.T, flags ...string) (Config, *Report) {
-	t.Helper()
-	return runPreset(t, "quick", flags...)
 }
 
 // runPreset runs the harness with a preset, extra flags, this test's
@@ -88,14 +127,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestFaults runs the quick preset's traffic-aware variant under each
-// fault. Whatever the registry does, every shutdown must end inside its
-// deadline; failed requests are reported, and the ones a fault can cause
-// are explained in the README.
+// TestFaults runs the basic preset's traffic-aware variant on Nacos under
+// each fault, one pod rolled. Whatever the registry does, every shutdown
+// must end inside its deadline; failed requests are reported, and the ones
+// a fault can cause are explained in the README.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	for _, fault := range []string{"registry-restart", "registry-slow", "ignore-term"} {
 		t.Run(fault, func(t *testing.T) {
-			cfg, rep := runQuick(t, "-registry", "nacos", "-variants", "quiet", "-fault", fault)
+			t.Parallel() // each run has its own registry
+			cfg, rep := runPreset(t, "basic", "-registry", "nacos", "-variants", "quiet", "-instances", "1", "-fault", fault)
 			t.Logf("\n%s", rep.Markdown())
 			for _, p := range rep.Phases {
 				if p.Error != "" {
@@ -111,49 +152,5 @@ func TestFaults(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestMixRollout runs the mix-quick preset, as CI does: a busy consumer on
-// the discovery client's own view, one behind a cache, a rare caller whose
-// gap between calls to a pod is far longer than --drain-quiet, and a
-// prober on every pod's port that never stops (gracefulinit gets its
-// address as HOST_IP). Every consumer must see zero failed requests; the
-// prober's calls fail only once its pod is stopping.
-func TestMixRollout(t *testing.T) {
-	cfg, rep := runPreset(t, "mix-quick")
-	if err := rep.Write(cfg.Out); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", rep.Markdown())
-	for _, p := range rep.Phases {
-		if p.Error != "" {
-			t.Errorf("%s/%s: phase error: %s", p.Registry, p.Variant, p.Error)
-			continue
-		}
-		if len(p.Consumers) != 3 {
-			t.Errorf("%s/%s: %d consumers reported, want 3", p.Registry, p.Variant, len(p.Consumers))
-		}
-		for _, c := range p.Consumers {
-			if c.Requests < 5 || c.Failed != 0 {
-				t.Errorf("%s/%s: consumer %s: %d requests, %d failed %v; want some and none failed", p.Registry, p.Variant, c.Name, c.Requests, c.Failed, c.FailureKinds)
-			}
-		}
-		if p.Prober == nil || p.Prober.Calls == 0 || p.Prober.FailedServing != 0 {
-			t.Errorf("%s/%s: prober %+v: want calls, none failed while its pod served", p.Registry, p.Variant, p.Prober)
-		}
-		for _, s := range p.Shutdowns {
-			if s.Exit != 0 || s.Took > s.Deadline {
-				t.Errorf("%s/%s: pod %s exited %d after %v (deadline %v)", p.Registry, p.Variant, s.Pod, s.Exit, s.Took, s.Deadline)
-			}
-			// The prober is left out and the rest stop: the drain ends by
-			// itself, not at its ceiling.
-			if s.DrainEnd != "all-quiet" {
-				t.Errorf("%s/%s: pod %s drain ended by %q, want all-quiet", p.Registry, p.Variant, s.Pod, s.DrainEnd)
-			}
-			if s.Oracle <= 0 || s.Took < s.Oracle-time.Second {
-				t.Errorf("%s/%s: pod %s took %v, oracle %v: the drain cannot end before the last request reached the pod", p.Registry, p.Variant, s.Pod, s.Took, s.Oracle)
-			}
-		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,9 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/javatest"
@@ -72,24 +75,72 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	defer srv.Stop()
 	logf("polaris up: nacos %s, eureka %s", srv.NacosAddr, srv.EurekaURL)
 
-	rep := &Report{Config: cfg, Started: time.Now()}
-	gen := 0
-	for _, reg := range cfg.Registries {
-		for _, variant := range cfg.Variants {
-			gen++
-			ph := &phase{cfg: cfg, registry: reg, variant: variant, srv: srv, jar: jar, gen: gen, logf: logf,
-				logDir: filepath.Join(cfg.Out, "logs", reg+"-"+variant)}
-			res := ph.run(ctx)
-			rep.Phases = append(rep.Phases, res)
-			logf("%s/%s: %d requests, %d failed %v, rollout %s", reg, variant, res.Requests, res.Failed, res.FailureKinds, res.RolloutTime)
-			if ctx.Err() != nil {
-				return rep, ctx.Err()
+	bins := map[string]string{}
+	for _, v := range cfg.Variants {
+		switch v {
+		case "tini":
+		case "today":
+			if cfg.Today == "" {
+				logf("building today's rule: gracefulinit at %s", todayCommit)
+				if cfg.Today, err = buildToday(ctx, root); err != nil {
+					return nil, err
+				}
 			}
+			bins[v] = cfg.Today
+		default:
+			bins[v] = cfg.Init
 		}
 	}
+	warm := map[string]bool{}
+	for _, b := range bins {
+		if _, ok := warm[b]; !ok {
+			warm[b] = hasFlag(b, "--warmup-http")
+		}
+	}
+
+	rep := &Report{Config: cfg, Started: time.Now()}
+	var phases []*phase
+	for _, reg := range cfg.Registries {
+		for _, variant := range cfg.Variants {
+			phases = append(phases, &phase{cfg: cfg, registry: reg, variant: variant, srv: srv, jar: jar, gen: int(phaseSeq.Add(1)), logf: logf,
+				logDir: filepath.Join(cfg.Out, "logs", reg+"-"+variant), initBin: bins[variant], warmup: warm[bins[variant]]})
+		}
+	}
+	if n := len(phases); n > 0 && phases[n-1].gen > 190 {
+		return nil, fmt.Errorf("more than 190 phases in one process: pod addresses 127.60+N.G.S run out")
+	}
+	// Phases run -parallel at a time; each has its own service and its
+	// own addresses, and they share the registry.
+	results := make([]PhaseResult, len(phases))
+	sem := make(chan struct{}, max(1, cfg.Parallel))
+	var wg sync.WaitGroup
+	for i, ph := range phases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = PhaseResult{Registry: ph.registry, Variant: ph.variant, Error: ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			res := ph.run(ctx)
+			res.Warmup = ph.warmup && ph.variant != "tini"
+			results[i] = res
+			logf("%s/%s: %d requests, %d failed %v, rollout %s", ph.registry, ph.variant, res.Requests, res.Failed, res.FailureKinds, res.RolloutTime)
+		}()
+	}
+	wg.Wait()
+	rep.Phases = results
 	rep.Finished = time.Now()
-	return rep, nil
+	return rep, ctx.Err()
 }
+
+// phaseSeq numbers the phases of every run in this process: a phase's
+// number gives its service name and its pods' addresses (127.60+N.G.S),
+// so runs side by side (tests) never share a pod address.
+var phaseSeq atomic.Int32
 
 // phase is one registry x variant run: N pods, a consumer, K rollouts.
 type phase struct {
@@ -102,10 +153,19 @@ type phase struct {
 	logDir   string
 	logf     func(string, ...any)
 
-	start  time.Time
-	events []PodEvent
-	prober *prober           // mix mode with a prober
-	podIPs map[string]string // pod name to address
+	start   time.Time
+	mu      sync.Mutex // events and podIPs: generation 0 starts at once
+	events  []PodEvent
+	probers []*prober         // mix mode: direct callers (a kubelet prober, a scraper)
+	grpc    []*grpcCaller     // gRPC consumers
+	podIPs  map[string]string // pod name to address
+	initBin string            // the gracefulinit binary of this variant
+	warmup  bool              // the binary has --warmup-http
+}
+
+// kubelet reports whether the phase has a prober given as HOST_IP.
+func (ph *phase) kubelet() bool {
+	return slices.ContainsFunc(ph.probers, func(p *prober) bool { return p.spec.Prober })
 }
 
 func (ph *phase) service() string {
@@ -119,8 +179,8 @@ func (ph *phase) ip(generation, slot int) string {
 
 func (ph *phase) spec(ip string) podSpec {
 	s := podSpec{cfg: ph.cfg, variant: ph.variant, registry: ph.registry, service: ph.service(), ip: ip, jar: ph.jar,
-		javaArgs: javaFlags, logDir: ph.logDir, ignoreSig: ph.cfg.Fault == "ignore-term"}
-	if ph.prober != nil {
+		javaArgs: javaFlags, logDir: ph.logDir, ignoreSig: ph.cfg.Fault == "ignore-term", init: ph.initBin, warmup: ph.warmup}
+	if ph.kubelet() {
 		s.hostIP = proberAddr
 	}
 	switch ph.registry {
@@ -138,7 +198,9 @@ func (ph *phase) spec(ip string) podSpec {
 var javaFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k", "-Xshare:auto", "-XX:-UsePerfData"}
 
 func (ph *phase) event(pod, what string) {
+	ph.mu.Lock()
 	ph.events = append(ph.events, PodEvent{At: time.Since(ph.start), Pod: pod, Event: what})
+	ph.mu.Unlock()
 }
 
 func (ph *phase) run(ctx context.Context) (res PhaseResult) {
@@ -151,15 +213,15 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 	ph.podIPs = map[string]string{}
 	if ph.cfg.Mix {
 		for _, c := range ph.cfg.Consumers {
-			if c.Prober {
-				ph.prober = newProber(c, ph.cfg.Port, ph.cfg.ReqTimeout, ph.start)
+			if c.direct() {
+				ph.probers = append(ph.probers, newProber(c, ph.cfg.Port, cmp.Or(c.Timeout, ph.cfg.ReqTimeout), ph.start))
 			}
 		}
 	}
-	if ph.prober != nil {
+	for _, pr := range ph.probers {
 		pctx, stopProber := context.WithCancel(ctx)
 		proberDone := make(chan struct{})
-		go func() { ph.prober.run(pctx); close(proberDone) }()
+		go func() { pr.run(pctx); close(proberDone) }()
 		defer func() { stopProber(); <-proberDone }()
 	}
 	var proxy *slowProxy
@@ -191,17 +253,27 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 			p.Kill()
 		}
 	}()
-	// Generation 0 comes up before the load starts.
+	// Generation 0 comes up, all at once, before the load starts.
+	errs := make([]error, len(pods))
+	var up sync.WaitGroup
 	for slot := range pods {
-		p, err := ph.startReady(ctx, specFor(ph.ip(0, slot)), fmt.Sprintf("g0-s%d", slot))
+		up.Add(1)
+		go func() {
+			defer up.Done()
+			pods[slot], errs[slot] = ph.startReady(ctx, specFor(ph.ip(0, slot)), fmt.Sprintf("g0-s%d", slot))
+		}()
+	}
+	up.Wait()
+	for slot, p := range pods {
 		if p != nil {
 			all = append(all, p)
 		}
-		if err != nil {
-			res.Error = err.Error()
-			return res
+		if errs[slot] != nil && res.Error == "" {
+			res.Error = errs[slot].Error()
 		}
-		pods[slot] = p
+	}
+	if res.Error != "" {
+		return res
 	}
 
 	var disc discovery
@@ -222,7 +294,7 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 		return res
 	}
 
-	loads := []*load{newLoad(&lbCache{d: disc, ttl: ph.cfg.CacheTTL}, ph.cfg.Rate, ph.cfg.ReqTimeout, ph.start)}
+	loads := []caller{newLoad(&lbCache{d: disc, ttl: ph.cfg.CacheTTL}, ph.cfg.Rate, ph.cfg.ReqTimeout, ph.start)}
 	if ph.cfg.Mix {
 		loads = ph.startConsumers(disc)
 	}
@@ -259,8 +331,8 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 				break
 			}
 			ph.event(old.Name, "exited")
-			if ph.prober != nil {
-				ph.prober.remove(old)
+			for _, pr := range ph.probers {
+				pr.remove(old)
 			}
 			res.Shutdowns = append(res.Shutdowns, Shutdown{Pod: old.Name, Took: old.ShutdownTime(), Exit: old.ExitCode,
 				Deadline: ph.spec(old.IP).grace()})
@@ -285,10 +357,16 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 	res.fill(reqs, ph.events)
 	if ph.cfg.Mix {
 		res.Consumers = consumerResults(ph.cfg.Consumers, reqs)
-		if ph.prober != nil {
-			res.Prober = ph.prober.result()
+		ph.attribute(res.Consumers, reqs)
+		for _, pr := range ph.probers {
+			if pr.spec.Prober {
+				res.Prober = pr.result()
+			} else {
+				res.Scraper = pr.result()
+			}
 		}
 		ph.oracles(&res, reqs)
+		ph.classResults(&res, reqs)
 	}
 	return res
 }
@@ -301,16 +379,31 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 		return nil, err
 	}
 	ph.event(name, "started")
+	ph.mu.Lock()
 	ph.podIPs[name] = spec.ip
-	if ph.prober != nil {
-		ph.prober.add(p)
+	ph.mu.Unlock()
+	for _, pr := range ph.probers {
+		pr.add(p)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := p.WaitHealthy(wctx, ph.cfg.Port); err != nil {
+	if spec.registry == nacosGRPC && ph.cfg.StartSide {
+		// The app registers at once, before it is ready.
+		logPath := filepath.Join(spec.logDir, name+".log")
+		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
+			return p, err
+		}
+	}
+	// The rollout's readiness probe: gracefulinit's /ready where the pod
+	// serves it, else the app's health.
+	readyURL := ""
+	if spec.healthAddr() != "" {
+		readyURL = "http://" + spec.healthAddr() + "/ready"
+	}
+	if err := p.WaitHealthy(wctx, ph.cfg.Port, readyURL); err != nil {
 		return p, err
 	}
-	if spec.registry == nacosGRPC {
+	if spec.registry == nacosGRPC && !ph.cfg.StartSide {
 		logPath := filepath.Join(spec.logDir, name+".log")
 		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
 			return p, err

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPodNames(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		gen, slot int
+	}{{"g0-s0", 0, 0}, {"g3-s12", 3, 12}, {"registry", -1, -1}, {"g1-sx", -1, -1}} {
+		if g, s := podGen(c.name), podSlot(c.name); g != c.gen || s != c.slot {
+			t.Errorf("%s: gen %d slot %d, want %d %d", c.name, g, s, c.gen, c.slot)
+		}
+	}
+}
+
+// TestSide attributes failures: before a pod's SIGTERM they belong to its
+// start, after it (and when no pod answered) to its stop.
+func TestSide(t *testing.T) {
+	pods := map[string]*podTimes{
+		"g0-s0": {ip: "127.61.0.1", term: 20 * time.Second, hasTerm: true},
+		"g1-s0": {ip: "127.61.1.1"},
+	}
+	byIP := map[string]string{"127.61.0.1": "g0-s0", "127.61.1.1": "g1-s0"}
+	for _, c := range []struct {
+		q    Request
+		want string
+	}{
+		{Request{At: 5 * time.Second, Instance: "127.61.0.1:8080"}, "start"},
+		{Request{At: 21 * time.Second, Instance: "127.61.0.1:8080"}, "stop"},
+		{Request{At: 21 * time.Second, Instance: "127.61.0.1:9090"}, "stop"},
+		{Request{At: 22 * time.Second, Instance: "127.61.1.1:8080"}, "start"},
+		{Request{At: 22 * time.Second}, "stop"},
+	} {
+		if got := side(c.q, byIP, pods); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.q, got, c.want)
+		}
+	}
+}
+
+// TestStartSide measures a new pod's first 10 s against generation 0's
+// warm requests, and leaves gRPC calls and later requests out.
+func TestStartSide(t *testing.T) {
+	pods := map[string]*podTimes{
+		"g0-s0": {ip: "10.0.0.1", term: 30 * time.Second, hasTerm: true},
+		"g1-s0": {ip: "10.0.1.1"},
+	}
+	var reqs []Request
+	add := func(at, lat time.Duration, ip, consumer, outcome string) {
+		reqs = append(reqs, Request{At: at, Latency: lat, Instance: ip + ":8080", Consumer: consumer, Outcome: outcome})
+	}
+	// Generation 0: slow in its first 10 s, 2 ms after, until its SIGTERM at 30 s.
+	for i := range 100 {
+		at := time.Duration(i) * 300 * time.Millisecond
+		lat := 2 * time.Millisecond
+		if at < 10*time.Second {
+			lat = 50 * time.Millisecond
+		}
+		add(at, lat, "10.0.0.1", "push", "ok")
+	}
+	// The new pod: first request at 25 s; 503s, a timeout of the tight
+	// consumer, then 4 ms; one more after its window.
+	add(25*time.Second, time.Millisecond, "10.0.1.1", "push", "5xx")
+	add(25*time.Second+100*time.Millisecond, time.Second, "10.0.1.1", "tight", "timeout")
+	for i := range 98 {
+		add(26*time.Second+time.Duration(i)*50*time.Millisecond, 4*time.Millisecond, "10.0.1.1", "push", "ok")
+	}
+	add(26*time.Second, 3*time.Second, "10.0.1.1", "grpc", "timeout")
+	add(40*time.Second, time.Second, "10.0.1.1", "push", "timeout")
+	got, w50, w99 := startSide(reqs, pods, "tight")
+	if w50 != 2*time.Millisecond || w99 != 2*time.Millisecond {
+		t.Errorf("warm p50/p99 %v/%v, want 2ms/2ms (gen 0 after its first 10 s, before its SIGTERM)", w50, w99)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d new pods, want 1: %+v", len(got), got)
+	}
+	s := got[0]
+	if s.Pod != "g1-s0" || s.Requests != 100 || s.Failed != 2 || s.TimedOut != 1 || s.TightFailed != 1 {
+		t.Errorf("new pod %+v: want 100 requests, 2 failed, 1 timed out, 1 of the tight consumer", s)
+	}
+	if s.P50 != 4*time.Millisecond || s.P99 != time.Second {
+		t.Errorf("new pod p50/p99 %v/%v, want 4ms/1s", s.P50, s.P99)
+	}
+}
+
+// TestPresets: every preset parses and validates; the consumer-class
+// presets have every class; explicit flags win.
+func TestPresets(t *testing.T) {
+	for name := range presets {
+		cfg, err := parseFlags([]string{"-preset", name})
+		if err != nil {
+			t.Errorf("-preset %s: %v", name, err)
+			continue
+		}
+		if !cfg.Classes {
+			continue
+		}
+		kinds := map[string]bool{}
+		for _, c := range cfg.Consumers {
+			kinds[c.Kind] = true
+		}
+		for _, k := range []string{"", "fanout", "multiseg", "pooled", "grpc", "scraper", "start"} {
+			if !kinds[k] {
+				t.Errorf("-preset %s: no %q consumer", name, k)
+			}
+		}
+		if cfg.CacheTTL != slowestTTL(cfg.Consumers) {
+			t.Errorf("-preset %s: cache TTL %v, want the slowest consumer's %v", name, cfg.CacheTTL, slowestTTL(cfg.Consumers))
+		}
+	}
+	cfg, err := parseFlags([]string{"-preset", "test", "-parallel", "1", "-drain-cache-max", "0s", "-variants", "today"})
+	if err != nil || cfg.Parallel != 1 || cfg.DrainCacheMax != 0 || cfg.Variants[0] != "today" {
+		t.Errorf("flags over the preset: %+v, %v", cfg, err)
+	}
+	for _, bad := range [][]string{
+		{"-preset", "nope"},
+		{"-variants", "sleep"},
+		{"-parallel", "17"},
+		{"-preset", "basic", "-parallel", "2", "-fault", "registry-restart"},
+	} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("%q: no error", strings.Join(bad, " "))
+		}
+	}
+}
