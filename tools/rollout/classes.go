@@ -365,6 +365,11 @@ func (ph *phase) classResults(res *PhaseResult, reqs []Request) {
 				s.DrainPeers = strings.Trim(string(m[1]), `"`)
 			}
 		}
+		for _, c := range ph.cfg.Consumers {
+			if c.Kind == "grpc" {
+				s.GRPCPeer = peerEntry(s.DrainPeers, c.From)
+			}
+		}
 		if scraper == nil || ph.variant == "tini" || (scraper.Slot >= 0 && podSlot(s.Pod) != scraper.Slot) {
 			continue
 		}
@@ -454,6 +459,9 @@ func (rep *Report) classesMarkdown() string {
 		if p.Variant != "tini" && !p.Warmup {
 			fmt.Fprintf(&b, "Note: %s/%s ran without `--warmup-http`: the binary does not have it.\n\n", p.Registry, p.Variant)
 		}
+		if p.Variant != "tini" && !p.Hold {
+			fmt.Fprintf(&b, "Note: %s/%s has no start hold (no `--registry-hold`): the app's early registration is in rotation before it is ready.\n\n", p.Registry, p.Variant)
+		}
 	}
 
 	b.WriteString("### Failed requests per consumer class\n\n")
@@ -476,15 +484,15 @@ func (rep *Report) classesMarkdown() string {
 	}
 
 	b.WriteString("\n### Shutdown per pod\n\nSIGTERM to the pod's exit; the oracle is SIGTERM to the last consumer request the pod received plus the app's own stop. gRPC close: SIGTERM to the gRPC caller's connection close, and the pod's exit after it.\n\n")
-	b.WriteString("| registry | variant | pod | shutdown | oracle | / oracle | drain | ended by | scraped | gRPC close | exit after close | PINGs the app answered |\n|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|\n")
+	b.WriteString("| registry | variant | pod | shutdown | oracle | / oracle | drain | ended by | scraped | gRPC close | exit after close | PINGs the app answered | gRPC caller in the summary's drain_peers |\n|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|\n")
 	for _, p := range rep.Phases {
 		for _, s := range p.Shutdowns {
 			gc, after := "-", "-"
 			if s.GRPCCloseSeen {
 				gc, after = ms(s.GRPCClose), ms(s.Took-s.GRPCClose)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %t | %s | %s | %d |\n", p.Registry, variantNames[p.Variant], s.Pod,
-				ms(s.Took), ms(s.Oracle), ratioStr(s.Took, s.Oracle), cmpStr(s.Drain), cmpStr(s.DrainEnd), s.Scraped, gc, after, s.GRPCPings)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %t | %s | %s | %d | %s |\n", p.Registry, variantNames[p.Variant], s.Pod,
+				ms(s.Took), ms(s.Oracle), ratioStr(s.Took, s.Oracle), cmpStr(s.Drain), cmpStr(s.DrainEnd), s.Scraped, gc, after, s.GRPCPings, cmpStr(s.GRPCPeer))
 		}
 	}
 
@@ -528,6 +536,16 @@ func (rep *Report) classesMarkdown() string {
 		}
 	}
 	return b.String()
+}
+
+// peerEntry is the part of a drain_peers list about one caller, or "".
+func peerEntry(list, addr string) string {
+	for _, e := range strings.Split(list, "; ") {
+		if strings.HasPrefix(e, addr+" ") {
+			return strings.TrimPrefix(e, addr+" ")
+		}
+	}
+	return ""
 }
 
 func cmpStr(s string) string {

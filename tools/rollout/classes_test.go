@@ -126,3 +126,13 @@ func TestPresets(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerEntry(t *testing.T) {
+	list := "127.0.100.10 last 1.2s ago gap 3s; 127.0.100.7 last 8s ago gap 5s (let go); 127.0.100.70 last 1s ago gap 1s"
+	if got := peerEntry(list, "127.0.100.7"); got != "last 8s ago gap 5s (let go)" {
+		t.Errorf("got %q", got)
+	}
+	if got := peerEntry(list, "127.0.100.1"); got != "" {
+		t.Errorf("a caller not listed: got %q", got)
+	}
+}

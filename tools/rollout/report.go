@@ -51,6 +51,7 @@ type Shutdown struct {
 	GRPCClose     time.Duration `json:"grpc_close_ms,omitempty"`
 	GRPCCloseSeen bool          `json:"grpc_close_seen,omitempty"`
 	GRPCPings     int           `json:"grpc_pings,omitempty"` // PING frames (keepalive, BDP) the app answered on its gRPC connections
+	GRPCPeer      string        `json:"grpc_peer,omitempty"`  // the gRPC caller's entry in drain_peers ("" if not among the slowest)
 }
 
 // PhaseResult is one registry x variant.
@@ -71,6 +72,7 @@ type PhaseResult struct {
 	Scraper      *ProberResult    `json:"scraper,omitempty"`   // consumer classes
 	Scrapes      []ScrapeHold     `json:"scrapes,omitempty"`   // consumer classes: what the scraper did to each drain
 	Warmup       bool             `json:"warmup"`              // gracefulinit ran with --warmup-http
+	Hold         bool             `json:"hold"`                // gracefulinit has the start hold (--registry-hold, on by default)
 	StartPods    []StartPod       `json:"start_pods,omitempty"`
 	WarmP50      time.Duration    `json:"warm_p50_ns,omitempty"`
 	WarmP99      time.Duration    `json:"warm_p99_ns,omitempty"`
@@ -85,7 +87,7 @@ func (d PodEvent) MarshalJSON() ([]byte, error) {
 func (s Shutdown) MarshalJSON() ([]byte, error) {
 	m := map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds(),
 		"oracle_ms": s.Oracle.Milliseconds(), "app_stop_ms": s.AppStop.Milliseconds(), "drain_end": s.DrainEnd,
-		"last_call_ms": s.LastCall.Milliseconds(), "drain": s.Drain, "drain_peers": s.DrainPeers, "scraped": s.Scraped, "grpc_pings": s.GRPCPings}
+		"last_call_ms": s.LastCall.Milliseconds(), "drain": s.Drain, "drain_peers": s.DrainPeers, "scraped": s.Scraped, "grpc_pings": s.GRPCPings, "grpc_peer": s.GRPCPeer}
 	if s.GRPCCloseSeen {
 		m["grpc_close_ms"] = s.GRPCClose.Milliseconds()
 	}

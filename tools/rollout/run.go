@@ -91,10 +91,10 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 			bins[v] = cfg.Init
 		}
 	}
-	warm := map[string]bool{}
+	warm, hold := map[string]bool{}, map[string]bool{}
 	for _, b := range bins {
 		if _, ok := warm[b]; !ok {
-			warm[b] = hasFlag(b, "--warmup-http")
+			warm[b], hold[b] = hasFlag(b, "--warmup-http"), hasFlag(b, "--registry-hold")
 		}
 	}
 
@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 			defer func() { <-sem }()
 			res := ph.run(ctx)
 			res.Warmup = ph.warmup && ph.variant != "tini"
+			res.Hold = hold[ph.initBin] && ph.variant != "tini"
 			results[i] = res
 			logf("%s/%s: %d requests, %d failed %v, rollout %s", ph.registry, ph.variant, res.Requests, res.Failed, res.FailureKinds, res.RolloutTime)
 		}()
