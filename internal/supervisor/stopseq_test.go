@@ -1,6 +1,11 @@
 package supervisor
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -376,6 +381,58 @@ func TestStopSeqDump(t *testing.T) {
 			if seq.record().dumped != tc.dumped {
 				t.Fatalf("dumped = %v, want %v", seq.record().dumped, tc.dumped)
 			}
+		})
+	}
+}
+
+// TestStopSeqOwnsItsState: outside stopseq.go, nothing assigns to the stop
+// sequence's fields; the supervisor changes it only through its events, so
+// every decision is in stopseq.go and tested here.
+func TestStopSeqOwnsItsState(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if name == "stopseq.go" || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// seqField reports whether e is x.seq.<anything> for some x.
+		seqField := func(e ast.Expr) bool {
+			for {
+				sel, ok := e.(*ast.SelectorExpr)
+				if !ok {
+					return false
+				}
+				if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "seq" {
+					return true
+				}
+				e = sel.X
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			var lhs []ast.Expr
+			switch s := n.(type) {
+			case *ast.AssignStmt:
+				lhs = s.Lhs
+			case *ast.IncDecStmt:
+				lhs = []ast.Expr{s.X}
+			case *ast.UnaryExpr:
+				if s.Op == token.AND {
+					lhs = []ast.Expr{s.X} // a pointer into it lets anyone write
+				}
+			}
+			for _, e := range lhs {
+				if seqField(e) {
+					t.Errorf("%s: writes the stop sequence's state directly; add an event to stopseq.go", fset.Position(e.Pos()))
+				}
+			}
+			return true
 		})
 	}
 }
