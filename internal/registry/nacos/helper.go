@@ -272,11 +272,15 @@ func (h *helper) wanted() bool {
 // must never take PID 1 down.
 func (h *helper) manage() {
 	defer close(h.done)
-	defer func() {
-		if p := recover(); p != nil {
-			h.log.Error("nacos helper manager stopped by a panic", "panic", fmt.Sprint(p))
-		}
-	}()
+	if err := registry.Recover("the nacos helper manager", func() error { h.manageRuns(); return nil }); err != nil {
+		h.log.Error("nacos helper manager stopped by a panic", "error", err)
+	}
+}
+
+// manageRuns starts the helper and restarts it when it dies, with a delay
+// that doubles up to helperRestartMax and starts over after a run that
+// lasted helperStable: a process's restart loop, not a call's retry.
+func (h *helper) manageRuns() {
 	delay := helperRestartMin
 	for {
 		p, err := h.startProc()
@@ -322,29 +326,36 @@ func (h *helper) manage() {
 // reregister puts the instance back after a restart, retrying while it is
 // wanted and this helper lives.
 func (h *helper) reregister(p *helperProc) {
-	delay := helperRestartMin
-	for attempt := 1; h.wanted(); attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), h.callTimeout)
-		err := p.call(ctx, "online")
-		cancel()
-		if err == nil {
-			h.log.Info("nacos instance registered again after a helper restart", "instance", h.cfg.InstanceString(), "attempts", attempt)
-			return
-		}
-		if errors.Is(err, errHelperDied) {
-			return
-		}
-		h.log.Warn("nacos registration after a helper restart failed, retrying", "attempt", attempt, "retry_in", delay, "error", err)
+	// The retries end when this helper dies or Close stops it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-p.dead:
-			return
 		case <-h.stop:
-			return
-		case <-time.After(delay):
+		case <-ctx.Done():
 		}
-		delay = min(2*delay, 5*time.Second)
+		cancel()
+	}()
+	b := registry.Backoff{First: helperRestartMin, Limit: 5 * time.Second, Timeout: h.callTimeout}
+	attempts, err := b.Do(ctx, func(ctx context.Context) error {
+		if !h.wanted() {
+			return errNotWanted
+		}
+		return p.call(ctx, "online")
+	}, func(err error) bool {
+		return errors.Is(err, errHelperDied) || errors.Is(err, errNotWanted)
+	}, func(attempt int, wait time.Duration, err error) {
+		h.log.Warn("nacos registration after a helper restart failed, retrying", "attempt", attempt, "retry_in", wait, "error", err)
+	})
+	if err == nil {
+		h.log.Info("nacos instance registered again after a helper restart", "instance", h.cfg.InstanceString(), "attempts", attempts)
 	}
 }
+
+// errNotWanted ends reregister's retries: the instance is no longer to be
+// online (Offline or Close came first).
+var errNotWanted = errors.New("the instance is no longer wanted online")
 
 // startProc starts the next run of the helper.
 func (h *helper) startProc() (*helperProc, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/procfs"
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/spawn"
 )
 
@@ -179,18 +180,21 @@ func (p *helperProc) kill(why string) {
 // into a closed pipe. Anything it cannot parse is relayed as text, never
 // trusted: a garbled line must not take PID 1 down.
 func (p *helperProc) readOut(r *os.File) {
-	why := "it closed its stdout"
 	defer close(p.outEOF)
 	defer r.Close()
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("nacos helper: reading its output panicked; treating it as dead", "panic", fmt.Sprint(v))
-			why = "reading its output panicked"
-		}
-		close(p.dead)
-		p.stopped <- why
-		_, _ = io.Copy(io.Discard, &pacedReader{r: r, rate: helperLimits.readRate})
-	}()
+	why := "reading its output panicked"
+	if err := registry.Recover("reading the nacos helper's output", func() error { why = p.readReplies(r); return nil }); err != nil {
+		p.log.Error("nacos helper: reading its output panicked; treating it as dead", "error", err)
+	}
+	close(p.dead)
+	p.stopped <- why
+	_, _ = io.Copy(io.Discard, &pacedReader{r: r, rate: helperLimits.readRate})
+}
+
+// readReplies reads the helper's stdout until it ends or breaks the
+// protocol, and says why it stopped.
+func (p *helperProc) readReplies(r *os.File) (why string) {
+	why = "it closed its stdout"
 	lr := newLineReader(&pacedReader{r: r, rate: helperLimits.readRate}, HelperLineMax)
 	for {
 		line, long, err := lr.next()
@@ -227,13 +231,15 @@ func (p *helperProc) readOut(r *os.File) {
 func (p *helperProc) readErr(r *os.File) {
 	defer close(p.errEOF)
 	defer r.Close()
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("nacos helper: reading its stderr panicked", "panic", fmt.Sprint(v))
-		}
-		p.stopped <- "it closed its stderr"
-		_, _ = io.Copy(io.Discard, &pacedReader{r: r, rate: helperLimits.readRate})
-	}()
+	if err := registry.Recover("reading the nacos helper's stderr", func() error { p.readStderr(r); return nil }); err != nil {
+		p.log.Error("nacos helper: reading its stderr panicked", "error", err)
+	}
+	p.stopped <- "it closed its stderr"
+	_, _ = io.Copy(io.Discard, &pacedReader{r: r, rate: helperLimits.readRate})
+}
+
+// readStderr reads the helper's stderr until it ends.
+func (p *helperProc) readStderr(r *os.File) {
 	debug := p.log.Enabled(context.Background(), slog.LevelDebug)
 	lr := newLineReader(&pacedReader{r: r, rate: helperLimits.readRate}, helperErrLineMax)
 	for {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/redact"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
 // helperLimits bound what a helper can cost PID 1, whatever it writes.
@@ -187,11 +188,12 @@ func (r *relay) close(ctx context.Context) {
 }
 
 func (r *relay) print(it relayed) {
-	defer func() {
-		if v := recover(); v != nil {
-			r.log.Error("nacos helper: relaying its log panicked; line dropped", "panic", redact.Text(anyString(v), r.secrets...))
-		}
-	}()
+	if err := registry.Recover("relaying the nacos helper's log", func() error { r.printOne(it); return nil }); err != nil {
+		r.log.Error("nacos helper: relaying its log panicked; line dropped", "error", redact.Text(err.Error(), r.secrets...))
+	}
+}
+
+func (r *relay) printOne(it relayed) {
 	text := redact.Text(it.text, r.secrets...)
 	args := []any{"line", text}
 	if it.cut {
@@ -253,12 +255,4 @@ func relog(log *slog.Logger, m map[string]any) {
 		attrs = append(attrs, k, m[k])
 	}
 	log.Log(context.Background(), level, msg, attrs...)
-}
-
-func anyString(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
 }
