@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -32,6 +33,10 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		}
 		fmt.Fprintf(w, "  --%-28s %-40s (%s)\n", f.Name, printable(resolved(cfg, f)), src[f.Name])
 	})
+	if unknown := config.UnknownEnv(os.Environ()); len(unknown) > 0 {
+		// Not a problem (never a refusal), but --check is where a typo shows.
+		fmt.Fprintf(w, "  ignored, they set nothing (misspelt, or an action flag, read from the command line only): %s\n", strings.Join(unknown, ", "))
+	}
 	if len(cfg.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", printable(redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password)))
 	}

@@ -82,3 +82,16 @@ func TestCheckHealthAddr(t *testing.T) {
 		})
 	}
 }
+
+// A misspelt variable is named by --check (and by a WARN at start), never
+// refused.
+func TestCheckNamesUnknownVariables(t *testing.T) {
+	t.Setenv("GRACEFULINIT_DRAN", "3s")
+	t.Setenv("GRACEFULINIT_VERSION", "v1.0.0")
+	var out, errb bytes.Buffer
+	code := run([]string{"--check", "--", "app"}, lookupIn(), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "set nothing") || !strings.Contains(out.String(), "GRACEFULINIT_DRAN, GRACEFULINIT_VERSION") ||
+		!strings.Contains(errb.String(), "level=WARN") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+}
