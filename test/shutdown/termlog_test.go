@@ -123,15 +123,15 @@ func TestTerminationLogSymlinkRefused(t *testing.T) {
 	}
 }
 
-// TestDumpJustUnderTheStopTime: --dump-before 1 ms under the stop time puts
-// the dump 1 ms after a fixed drain's end, which the drain's report
+// TestDumpJustUnderTheStopTime: --dump-before 1 ns under the stop time puts
+// the dump 1 ns after a fixed drain's end, which the drain's report
 // usually misses: the dump still goes (right after the stop signal), and
 // an app that then dies of SIGKILL is reported killed.
 func TestDumpJustUnderTheStopTime(t *testing.T) {
 	t.Parallel()
 	script := `trap '' TERM; trap 'echo DUMP >> {dir}/signals' QUIT; echo READY; while :; do sleep 0.05; done`
 	a := start(t, appConfig{pid1: true, init: []string{"--grace-period", "6s", "--kill-margin", "1s", "--stop-timeout", "3s", "--drain", "2s",
-		"--dump-signal", "QUIT", "--dump-before", "2999ms"}, child: []string{"sh", "-c", script}})
+		"--dump-signal", "QUIT", "--dump-before", "2999999999ns"}, child: []string{"sh", "-c", script}})
 	a.waitReady()
 	a.term()
 	if code, _ := a.wait(20 * time.Second); code != 137 {
