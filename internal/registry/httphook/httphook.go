@@ -97,7 +97,7 @@ type Options struct {
 	// 0 means registry.DefaultTimeout.
 	Timeout time.Duration
 	// RetryMin and RetryMax bound the back-off between the attempts of one
-	// call (default 250 ms and 2 s).
+	// call (default 250 ms and 2 s; online waits up to 5 s).
 	RetryMin, RetryMax time.Duration
 	// Client sends the calls; nil means the registries' client (no proxy,
 	// no redirects: a redirect answers as a failed call), dialling through
@@ -231,7 +231,13 @@ func (h *Hooks) run(ctx context.Context, step string, calls []Call, done []bool)
 // succeeds or ctx ends, backing off between attempts.
 func (h *Hooks) untilDone(ctx context.Context, step string, i, n int, c Call) outcome {
 	name := fmt.Sprintf("%d of %d", i+1, n)
-	b := registry.Backoff{First: h.o.RetryMin, Limit: h.o.RetryMax, Timeout: h.o.Timeout, Attempts: h.maxAttempts}
+	limit := h.o.RetryMax
+	if step == "online" {
+		// Online retries for as long as the app runs: a call that keeps
+		// failing warns every 5 s at most, not every 2.
+		limit = max(limit, 5*time.Second)
+	}
+	b := registry.Backoff{First: h.o.RetryMin, Limit: limit, Timeout: h.o.Timeout, Attempts: h.maxAttempts}
 	attempts, err := b.Do(ctx, func(actx context.Context) error {
 		return registry.Recover(c.String(), func() error { return h.do(actx, c) })
 	}, nil, func(attempt int, wait time.Duration, err error) {
