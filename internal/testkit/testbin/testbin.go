@@ -8,9 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,20 +93,136 @@ func buildOnceAs(t testing.TB, pkg string, entry bool, version string) string {
 // (internal/signals/entry.go). The other binaries do not link that package.
 const EntryLDFlags = "-E " + signals.EntrySymbol
 
-// goBuild builds pkg into a fresh directory and returns the binary's path.
-// pkg may be a space-separated list of main packages, built into the same
-// directory; the path returned is the first one's. entry links
-// ./cmd/gracefulinit with EntryLDFlags; a version is stamped into
-// main.version.
+// RunDirEnv names a directory that one test run (make test) shares between
+// its test processes: each binary is built there once, under a lock, by the
+// first package that asks, and the others reuse it. The run removes the
+// directory when it ends. Unset, every test process builds its own copies
+// and its TestMain removes them (RemoveBuilt).
+const RunDirEnv = "GRACEFULINIT_TEST_RUN_DIR"
+
+// goBuild builds pkg into a fresh directory, or reuses the run's copy (see
+// RunDirEnv), and returns the binary's path. pkg may be a space-separated
+// list of main packages, built into the same directory; the path returned
+// is the first one's. entry links ./cmd/gracefulinit with EntryLDFlags; a
+// version is stamped into main.version.
 func goBuild(pkg string, entry bool, version string) (string, error) {
 	root, err := repo.Root()
 	if err != nil {
 		return "", err
 	}
+	if run := os.Getenv(RunDirEnv); run != "" {
+		return sharedBuild(root, run, pkg, entry, version)
+	}
 	dir, err := os.MkdirTemp("", "gracefulinit-bin-")
 	if err != nil {
 		return "", err
 	}
+	if err := buildInto(root, dir, pkg, entry, version); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(strings.Fields(pkg)[0])), nil
+}
+
+// sharedBuild returns pkg built into run/KEY, KEY being a hash of the
+// sources and the build's arguments, building it there first if no test
+// process of the run has. An flock on run/KEY.lock makes the others wait
+// for the one that builds, instead of compiling the same packages side by
+// side on a loaded machine.
+func sharedBuild(root, run, pkg string, entry bool, version string) (string, error) {
+	key, err := buildKey(root, pkg, entry, version)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(run, key)
+	bin := filepath.Join(dir, filepath.Base(strings.Fields(pkg)[0]))
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close() // releases the flock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("testbin: lock %s: %w", lock.Name(), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".built")); err == nil {
+		return bin, nil
+	}
+	os.RemoveAll(dir) // a build that died half-way
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := buildInto(root, dir, pkg, entry, version); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".built"), nil, 0o644); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// buildKey hashes what a build's output depends on: the packages, the
+// entry flag, the version stamped, the Go toolchain and every source file of the module
+// (tools/ and build outputs aside), so a run dir reused after an edit
+// never hands out a stale binary.
+func buildKey(root, pkg string, entry bool, version string) (string, error) {
+	srcOnce.Do(func() { srcHash, srcErr = hashSources(root) })
+	if srcErr != nil {
+		return "", srcErr
+	}
+	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("testbin: go env GOVERSION: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "testbin-v1\n%s\n%q\n%v\n%q\n%s\n", bytes.TrimSpace(goVersion), pkg, entry, version, srcHash)
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+var (
+	srcOnce sync.Once
+	srcHash string
+	srcErr  error
+)
+
+// hashSources hashes the path and content of every file under root but
+// .git, tools/ (a module of its own), build outputs and tests' files.
+func hashSources(root string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			switch rel {
+			case ".git", "tools", "bin", "dist", ".cache":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(rel, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("testbin: hash the sources: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// buildInto builds each package of pkg into dir, static like the release.
+func buildInto(root, dir, pkg string, entry bool, version string) error {
 	pkgs := strings.Fields(pkg)
 	for _, p := range pkgs {
 		args := []string{"build", "-trimpath", "-o", filepath.Join(dir, filepath.Base(p))}
@@ -121,23 +240,29 @@ func goBuild(pkg string, entry bool, version string) (string, error) {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			os.RemoveAll(dir)
-			return "", fmt.Errorf("go build %s: %v\n%s", p, err, out)
+			return fmt.Errorf("go build %s: %v\n%s", p, err, out)
 		}
 	}
-	return filepath.Join(dir, filepath.Base(pkgs[0])), nil
+	return nil
 }
 
 // RemoveBuilt deletes the binaries Build made, for a TestMain to call after
-// the tests have run.
+// the tests have run. The run's shared copies (RunDirEnv) are the run's to
+// remove: other test processes may still use them.
 func RemoveBuilt() {
 	buildsMu.Lock()
 	defer buildsMu.Unlock()
 	for _, b := range builds {
-		if b.path != "" {
+		if b.path != "" && !inRunDir(b.path) {
 			os.RemoveAll(filepath.Dir(b.path))
 		}
 	}
+}
+
+// inRunDir reports whether path is in the run's shared directory.
+func inRunDir(path string) bool {
+	run := os.Getenv(RunDirEnv)
+	return run != "" && strings.HasPrefix(path, filepath.Clean(run)+string(filepath.Separator))
 }
 
 // Binary returns the path of gracefulinit built for this test process

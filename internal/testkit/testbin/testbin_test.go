@@ -128,3 +128,51 @@ func TestEntryFlagEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedRunBuild: with a run directory, concurrent builds of one
+// package (other test processes: each opens the lock file, as goroutines
+// here do) wait for one build and get the same binary, which RemoveBuilt
+// leaves to the run (inRunDir); the entry flag is part of the key.
+func TestSharedRunBuild(t *testing.T) {
+	run := t.TempDir()
+	t.Setenv(RunDirEnv, run)
+	const pkg = "./testdata/pid1/pid1helper"
+	paths := make([]string, 3)
+	errs := make([]error, 3)
+	done := make(chan int)
+	for i := range paths {
+		go func() { paths[i], errs[i] = goBuild(pkg, true, ""); done <- i }()
+	}
+	for range paths {
+		<-done
+	}
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Fatalf("builds %d and 0 differ: %s, %s", i, paths[i], paths[0])
+		}
+	}
+	if !strings.HasPrefix(paths[0], run+string(filepath.Separator)) {
+		t.Fatalf("built %s, outside the run dir %s", paths[0], run)
+	}
+	fi, err := os.Stat(paths[0])
+	if err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("%s: not an executable: %v", paths[0], err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(run, "*"))
+	if len(dirs) != 2 { // KEY and KEY.lock
+		t.Fatalf("run dir holds %v, want one build and its lock", dirs)
+	}
+	plain, err := goBuild(pkg, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(plain) == filepath.Dir(paths[0]) {
+		t.Fatal("the entry flag does not change the key")
+	}
+	if !inRunDir(paths[0]) || inRunDir(filepath.Join(os.TempDir(), "gracefulinit-bin-1", "gracefulinit")) {
+		t.Fatal("inRunDir does not tell the run's copies from a process's own: RemoveBuilt would remove the wrong ones")
+	}
+}
