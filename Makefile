@@ -18,7 +18,7 @@ CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/d
 IMAGE     ?= gracefulinit:$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: all build test fuzz test-short bench lint demo rollout jars polaris deps image test-container release clean
+.PHONY: all build test test-product test-tools fuzz test-short bench lint demo rollout jars polaris deps image test-container release clean
 
 all: build
 
@@ -30,22 +30,36 @@ build:
 
 # Installs what the tests use (Debian packages, a cached Polaris build), then runs every
 # test of the product and of the tools module (fuzz targets run their seed corpora
-# there), then fuzzes each target briefly.
+# there) and fuzzes each target briefly, the three side by side: most tests wait
+# (timers, JVMs, Polaris, podman), so they overlap well even on 2 cores. The run's test
+# processes share each binary testbin builds (GRACEFULINIT_TEST_RUN_DIR, removed after).
 test: deps
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) -C tools test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) fuzz
+	@run=$$(mktemp -d "$${TMPDIR:-/tmp}/gracefulinit-test-run.XXXXXX") && trap 'rm -rf "$$run"' EXIT && \
+	GRACEFULINIT_TEST_RUN_DIR=$$run $(MAKE) --no-print-directory -j3 --output-sync=line test-product test-tools fuzz
 
-# Each fuzz target for FUZZTIME; -fuzz takes one target per run. New failing inputs land in
-# the package's testdata/fuzz, where they become seed cases of the plain test run.
+test-product:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-tools:
+	$(GO) -C tools test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Each fuzz target for FUZZTIME, all at once with one worker each (-fuzz takes one
+# target per run); each one's output is shown when all have ended, whole for a failure.
+# New failing inputs land in the package's testdata/fuzz, where they become seed cases
+# of the plain test run.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
 	./internal/config:FuzzEnv ./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
 	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance
 fuzz:
-	set -e; for t in $(FUZZ_TARGETS); do \
-	  $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \
-	done
+	@logs=$$(mktemp -d) && trap 'rm -rf "$$logs"' EXIT && i=0 && \
+	for t in $(FUZZ_TARGETS); do i=$$((i+1)); \
+	  ( $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) -parallel=1 $${t%%:*} >$$logs/$$i.log 2>&1; echo $$? >$$logs/$$i.rc ) & \
+	done; wait; \
+	fail=0; i=0; for t in $(FUZZ_TARGETS); do i=$$((i+1)); \
+	  if [ "$$(cat $$logs/$$i.rc)" = 0 ]; then echo "$$t $$(grep '^fuzz: elapsed' $$logs/$$i.log | tail -1)"; \
+	  else echo "fuzz $$t: FAILED"; cat $$logs/$$i.log; fail=1; fi; \
+	done; exit $$fail
 
 test-short:
 	$(GO) test -count=1 -short ./...

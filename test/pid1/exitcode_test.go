@@ -70,6 +70,7 @@ func runJobs(t *testing.T, jobs []job) {
 
 // TestExitCodes: every exit code from 0 to 255 passes through unchanged.
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	var jobs []job
 	for _, m := range modes {
 		for code := range 256 {
@@ -87,6 +88,7 @@ func TestExitCodes(t *testing.T) {
 // TestKilledBySignal: a child killed by signal N makes gracefulinit exit
 // 128+N, for every signal whose default action terminates the process.
 func TestKilledBySignal(t *testing.T) {
+	t.Parallel()
 	var sigs []int
 	for s := 1; s <= 64; s++ {
 		switch syscall.Signal(s) {
@@ -117,6 +119,7 @@ func TestKilledBySignal(t *testing.T) {
 // TestRemapExit: -e/--remap-exit turns the listed codes into 0 and leaves
 // every other code alone.
 func TestRemapExit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  []string

@@ -49,7 +49,11 @@ const (
 	eventTimeout = 15 * time.Second
 )
 
+// TestMain runs the tests, which mostly wait (grace periods, tini mode's
+// 31 s without a kill), eight at a time, and removes the binaries testbin
+// built for this test process.
 func TestMain(m *testing.M) {
+	testbin.WaitBoundParallel(8)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)

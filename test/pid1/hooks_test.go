@@ -52,6 +52,7 @@ func (s *hookServer) count(path string) int {
 // not keep the second from being called, online or offline; the failing
 // one is retried on its own, and the summary names each call's outcome.
 func TestHookFailingFirstNeverBlocksTheNext(t *testing.T) {
+	t.Parallel()
 	for _, first := range []string{"500", "hang"} {
 		t.Run(first, func(t *testing.T) {
 			t.Parallel()

@@ -14,6 +14,7 @@ import (
 // TestJavaTERM: a real JVM under gracefulinit gets the TERM, runs its
 // shutdown hooks and exits 143, which -e 143 turns into 0.
 func TestJavaTERM(t *testing.T) {
+	t.Parallel()
 	jar := javatest.TestAppJar(t)
 	java, err := javatest.Args(jar)
 	if err != nil {

@@ -36,6 +36,7 @@ func zombiesBelow(pid int) []int {
 // up. gracefulinit must reap every one (its debug log names each) and,
 // once the storm is over, nothing below it may be a zombie.
 func TestReapThousandsOfOrphans(t *testing.T) {
+	t.Parallel()
 	const orphans = 5000
 	forModes(t, func(t *testing.T, m mode) {
 		marker := filepath.Join(t.TempDir(), "spawned")
@@ -86,6 +87,7 @@ func TestReapThousandsOfOrphans(t *testing.T) {
 // orphans are still being born and dying around it. Whatever wait4 returns
 // first, gracefulinit must exit with the app's status, every time.
 func TestExitStatusDuringReapingStorm(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		script string
@@ -142,6 +144,7 @@ func TestExitStatusDuringReapingStorm(t *testing.T) {
 // TestSubreaper: an orphaned grandchild is re-parented to gracefulinit
 // (PID 1, or the subreaper when it is a plain child) and reaped when it dies.
 func TestSubreaper(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   []string

@@ -19,6 +19,7 @@ import (
 // PID 1 out of memory, a 100 MB file was read whole, and an empty file was
 // taken as an empty password.
 func TestBadPasswordFileRefusedAtOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {

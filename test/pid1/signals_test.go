@@ -45,6 +45,7 @@ func startRecorder(t *testing.T, m mode, env, flags []string, exitAfter, code in
 // child to record it before sending the next: each must arrive exactly
 // once, in order, and the child's exit code must come back.
 func TestForwardOneByOne(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, m mode) {
 		p, rec := startRecorder(t, m, nil, nil, len(forwarded), 42)
 		for i, s := range forwarded {
@@ -68,6 +69,7 @@ func TestForwardOneByOne(t *testing.T) {
 // within a burst. The test logs how often each kept the sent order; the
 // one-by-one test above is the order guarantee.
 func TestForwardBurst(t *testing.T) {
+	t.Parallel()
 	ascending := slices.Clone(forwarded)
 	slices.Sort(ascending)
 	descending := slices.Clone(ascending)
@@ -147,6 +149,7 @@ func forwardedLog(stderr string) []string {
 // the whole process group, so a grandchild the app started gets it too;
 // without, only the app does.
 func TestProcessGroup(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		env       []string
@@ -228,6 +231,7 @@ func grandchildPID(t *testing.T, p *testbin.Proc) int {
 // real-time signals are dropped, not fatal, before gracefulinit caught
 // them is TestCaptureThenRest's, in internal/signals.
 func TestSignalsAtStart(t *testing.T) {
+	t.Parallel()
 	never := []syscall.Signal{syscall.SIGSYS, syscall.SIGTRAP, 32, 34}
 	forwarded := []syscall.Signal{
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGPIPE, syscall.SIGALRM,

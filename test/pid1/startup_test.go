@@ -24,6 +24,7 @@ import (
 // like a shell would (127 not found, 126 not executable) with one line on
 // stderr naming the command.
 func TestExecFailures(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain-file")
 	if err := os.WriteFile(plain, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
@@ -85,6 +86,7 @@ func TestExecFailures(t *testing.T) {
 // dumb-init's and catatonit's for a usage error), a one-line error and a
 // usage hint, and the command (which would create a marker file) never ran.
 func TestBadInvocation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		env     []string
@@ -134,6 +136,7 @@ func TestBadInvocation(t *testing.T) {
 // TestVersionAndHelp: --version and --help print to stdout, exit 0 and
 // start nothing.
 func TestVersionAndHelp(t *testing.T) {
+	t.Parallel()
 	version := regexp.MustCompile(`^gracefulinit \S+ \(commit \S+, go1\.\d+\S* linux/\w+, signal state at start exact: recorded by the entry stub\)\n$`)
 	helpFlags := []string{"--subreaper", "--pgroup", "--remap-exit", "--pdeathsig", "--verbose", "--version",
 		"--stop-signal", "--grace-period", "--kill-margin"}
@@ -253,6 +256,7 @@ var selfTerm = []string{"--", "sh", "-c", "kill -TERM $PPID; exec sleep 30"}
 // TestLogging: quiet by default, debug logs with -v (or the variables), the
 // flags winning over the variables.
 func TestLogging(t *testing.T) {
+	t.Parallel()
 	type want int
 	const (
 		silent want = iota // no output at all
@@ -328,6 +332,7 @@ func TestLogging(t *testing.T) {
 // over the variable. The behaviour behind each is tested elsewhere in
 // this package; this reads the resolved configuration that --check prints.
 func TestEnvConfig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   []string
@@ -461,6 +466,7 @@ func tiniPath(t *testing.T) string {
 // what the Go runtime hides from Go code without the entry stub (a plain
 // go install, see lostBlocked).
 func TestInheritedSignalState(t *testing.T) {
+	t.Parallel()
 	tini := tiniPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*exitTimeout)
 	defer cancel()
@@ -610,6 +616,7 @@ func sigCaught(pid int) uint64 {
 // starts the stop sequence). Here the parent is a shell, or unshare for
 // PID 1 (without --kill-child, which would SIGKILL the init instead).
 func TestPdeathsig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   []string

@@ -24,6 +24,7 @@ import (
 // TestWarnOnReap: -w logs a warning for each reaped zombie that is not the
 // app, as many as tini -w prints; without -w nothing is logged.
 func TestWarnOnReap(t *testing.T) {
+	t.Parallel()
 	const orphans = 3
 	script := strings.Repeat("(sleep 0.2 &); ", orphans) + "sleep 1.5"
 	warned := regexp.MustCompile(`level=WARN msg="reaped zombie process" logger=gracefulinit pid=\d+ status=0`)
@@ -63,6 +64,7 @@ func TestWarnOnReap(t *testing.T) {
 // shell that would die of it, does not get it and both live on. tini
 // forwards it, and the same app dies of it, as this test shows side by side.
 func TestSigprofNotForwarded(t *testing.T) {
+	t.Parallel()
 	// sh keeps SIGPROF's default action (terminate); USR1 makes it exit 5.
 	app := func(ready string) []string {
 		return []string{"--", "sh", "-c", `trap 'exit 5' USR1; echo $$ > ` + ready + `.tmp; mv ` + ready + `.tmp ` + ready + `; while :; do sleep 0.05; done`}
@@ -114,6 +116,7 @@ func TestSigprofNotForwarded(t *testing.T) {
 // SIGTERM is not killed at 29 s (nor later), and the stop is as quiet as
 // tini's. A real 31 s wait, both modes at once.
 func TestTiniModeNoKill(t *testing.T) {
+	t.Parallel()
 	const wait = 31 * time.Second
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -156,6 +159,7 @@ func TestTiniModeNoKill(t *testing.T) {
 // resulting numbers; only explicit values that contradict each other are
 // refused, with exit status 1.
 func TestYieldingDefaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args   []string
 		budget string // --check's arithmetic line, or the error
@@ -198,6 +202,7 @@ func TestYieldingDefaults(t *testing.T) {
 // app that keeps running after TERM is killed at grace-period - kill-margin,
 // after the drain the user set.
 func TestYieldingDefaultsRun(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args        []string
 		drain, kill time.Duration

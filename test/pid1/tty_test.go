@@ -65,6 +65,7 @@ func tpgid(pid int) int {
 // the kernel, not through gracefulinit, and gracefulinit exits with the
 // app's code.
 func TestCtrlC(t *testing.T) {
+	t.Parallel()
 	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,10 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
-// TestMain removes the binaries testbin built for this test process.
+// TestMain runs the tests, which mostly wait, eight at a time, and removes
+// the binaries testbin built for this test process.
 func TestMain(m *testing.M) {
+	testbin.WaitBoundParallel(8)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)

@@ -145,8 +145,10 @@ func TestQuietDrainKeepsGoing(t *testing.T) {
 			n, errs, firstErr := c.stats()
 			served := requestsBetween(a.evs(), sent, term)
 			t.Logf("client: %d ok, %d failed (%v); the JVM served %d requests between SIGTERM and TERM", n, errs, firstErr, served)
-			if errs > 0 || served < 3 {
-				t.Errorf("the client's traffic did not flow during the drain (%d errors, %d served)", errs, served)
+			// The client stops once the test has seen the TERM event: its
+			// requests after the JVM's TERM may meet a closing server.
+			if drainErrs := c.errsBefore(term); drainErrs > 0 || served < 3 {
+				t.Errorf("the client's traffic did not flow during the drain (%d errors before the JVM's TERM, %d served)", drainErrs, served)
 			}
 			between(t, "SIGTERM to the JVM's TERM", term.Sub(sent), 4*time.Second-early, 4*time.Second+late)
 			s := a.summary()

@@ -254,6 +254,7 @@ type client struct {
 	lastStart time.Time
 	errs      int
 	firstErr  error
+	errAt     []time.Time // when each failed request began
 	stopOnce  sync.Once
 	stopCh    chan struct{}
 	done      chan struct{}
@@ -297,6 +298,7 @@ func startClientFrom(t *testing.T, port int, interval time.Duration, mode connMo
 				c.lastStart = begin
 			} else {
 				c.errs++
+				c.errAt = append(c.errAt, begin)
 				if c.firstErr == nil {
 					c.firstErr = fmt.Errorf("after %d requests: %w", c.sent, err)
 				}
@@ -381,6 +383,21 @@ func (c *client) stats() (sent, errs int, first error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sent, c.errs, c.firstErr
+}
+
+// errsBefore counts the failed requests that began before at: a test that
+// stops the client only after the app's own TERM asks about the drain, not
+// about requests sent to a JVM already shutting down.
+func (c *client) errsBefore(at time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, b := range c.errAt {
+		if b.Before(at) {
+			n++
+		}
+	}
+	return n
 }
 
 // procID identifies a process across pid reuse: its pid and start time.

@@ -40,10 +40,11 @@ func TestReadinessGatesDrain(t *testing.T) {
 			if tt.ready {
 				l, _ := a.waitLog("app ready", jvmStart)
 				// A TCP probe succeeds as soon as the port is bound, which
-				// TestApp records as "listen", a moment before "ready".
+				// TestApp records as "bind" (its server starts, "listen",
+				// a while later on a loaded machine), before "ready".
 				readyEvent := "ready"
 				if tt.probe[0] == "--ready-tcp" {
-					readyEvent = "listen"
+					readyEvent = "bind"
 				}
 				// The JVM binds before it writes the event: wait for it.
 				readyAt := a.waitEvent(readyEvent, 5*time.Second).At

@@ -174,6 +174,8 @@ public final class TestApp {
 
     private static void listen(String bind, int port) throws IOException {
         HttpServer server = HttpServer.create(new InetSocketAddress(bind, port), 256);
+        // Bound: a TCP probe connects from here on, before "listen" below.
+        event("bind", bind + ":" + port);
         String self = "ok " + bind + ":" + port;
         server.createContext("/", ex -> handle(ex, () -> {
             long n = requests.incrementAndGet();
