@@ -7,10 +7,11 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
-// TestMain runs the tests, which mostly wait, eight at a time, and removes
-// the binaries testbin built for this test process.
+// TestMain runs the tests four at a time (they mostly wait, but each starts
+// JVMs and a Polaris, and their consumers' view is timed), and removes the
+// binaries testbin built for this test process.
 func TestMain(m *testing.M) {
-	testbin.WaitBoundParallel(8)
+	testbin.WaitBoundParallel(4)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)

@@ -7,10 +7,10 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
-// TestMain runs the tests, which mostly wait, eight at a time, and removes
+// TestMain runs the tests, which mostly wait, six at a time, and removes
 // the binaries testbin built for this test process.
 func TestMain(m *testing.M) {
-	testbin.WaitBoundParallel(8)
+	testbin.WaitBoundParallel(6)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)
