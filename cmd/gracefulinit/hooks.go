@@ -72,7 +72,7 @@ var probers = map[string]func(*config.Config, context.Context) []registry.ProbeR
 // Constructors only validate and prepare; nothing touches the network
 // before the app is started.
 func buildHooks(cfg *config.Config, log *slog.Logger) (supervisor.Hooks, error) {
-	set := &registry.Set{Timeout: cfg.RegistryTimeout, Log: log}
+	set := &registry.Set{Timeout: cfg.RegistryTimeout, NoHold: !cfg.RegistryHold, Log: log}
 	for _, name := range cfg.Registries {
 		r, err := backends[name](cfg, log)
 		if err != nil {

@@ -93,6 +93,7 @@ type Config struct {
 	// Registries.
 	Registries      []string // "nacos", "eureka"
 	RegistryTimeout time.Duration
+	RegistryHold    bool // mark mode: keep the app's own registration out of rotation until it is ready and warm
 	Service         string
 	IP              string
 	Nacos           Nacos
@@ -375,6 +376,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	cfg.RegistryTimeout = registry.DefaultTimeout
 	fs.StringSliceVar(&cfg.Registries, "registry", nil, "registries to update: nacos, eureka (comma list)")
 	fs.Var((*durationValue)(&cfg.RegistryTimeout), "registry-timeout", "bound on each registry call")
+	fs.BoolVar(&cfg.RegistryHold, "registry-hold", true, "mark mode: keep the app's own registration out of rotation from the moment it appears until the app is ready (and warmed up), then put it online")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name in the registry")
 	fs.StringVar(&cfg.IP, "ip", "", "the app's registered IP (default $POD_IP, else the first non-loopback address)")
 	endSection(fs, "Registries")

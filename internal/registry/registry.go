@@ -89,6 +89,37 @@ func (s *Set) HasOffline() bool {
 	return false
 }
 
+// Holder is a Registry that can keep the app's own early registration out
+// of rotation until the app is ready (mark mode). Hold is one look at the
+// app's instance: an instance in rotation is taken out the way Offline does
+// it and remembered as held, so that Online puts it back in rotation once
+// the app is ready (and warm). Hold never waits for the app to register.
+type Holder interface {
+	Hold(ctx context.Context) (HoldState, error)
+}
+
+// HoldState is what one Hold found.
+type HoldState int
+
+const (
+	HoldAbsent  HoldState = iota // the app has not registered (yet)
+	HoldKept                     // registered and out of rotation already
+	HoldApplied                  // was in rotation: taken out now
+)
+
+// Hold bounds: how often Set.Hold looks at the registry while the app
+// starts (consumers see the app's registration as soon as the hold can:
+// the interval is most of the time they may pick it), how many times it
+// takes the instance out again after the registry showed it out and put
+// it back (a registry that drops the hold at every renewal), and how many
+// writes it makes in all (a registry that serves reads from a cache shows
+// the instance in rotation for a moment after each write).
+const (
+	DefaultHoldInterval = 250 * time.Millisecond
+	MaxHoldApplies      = 50
+	maxHoldWrites       = 4 * MaxHoldApplies
+)
+
 // DefaultTimeout bounds a registry call whose context has no deadline
 // (--registry-timeout's default).
 const DefaultTimeout = 5 * time.Second
@@ -117,7 +148,104 @@ type Set struct {
 	RetryMin, RetryMax time.Duration
 	Log                *slog.Logger
 
+	// HoldInterval is the time between two looks of Hold; 0 means
+	// DefaultHoldInterval.
+	HoldInterval time.Duration
+	// NoHold turns the hold off (--registry-hold=false).
+	NoHold bool
+
 	onlineBegan atomic.Bool // Online was called: every registry may hold the instance
+}
+
+// Hold keeps the app's own registration out of rotation while the app
+// starts, in every registry that can (see Holder), until stop is closed. It
+// looks every HoldInterval: an instance that appears in rotation is taken
+// out, and taken out again when the registry puts it back (Polaris clears
+// Eureka's OUT_OF_SERVICE when the app registers again), at most
+// MaxHoldApplies times. Each look is bounded by the timeout and is never
+// cut short by stop, so no write of the hold lands after Hold returned
+// (Online comes next). A registry that cannot be read or written is
+// warned of once: the app then starts unheld. Hold never delays the app.
+func (s *Set) Hold(stop <-chan struct{}) {
+	if s.NoHold {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, r := range s.Registries {
+		h, ok := r.(Holder)
+		if !ok || !selfRegistered(r) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.holdOne(stop, r, h)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Set) holdOne(stop <-chan struct{}, r Registry, h Holder) {
+	interval := s.HoldInterval
+	if interval <= 0 {
+		interval = DefaultHoldInterval
+	}
+	// applied counts the take-outs the registry showed and then undid;
+	// shown: the last look saw the instance out of rotation.
+	applied, writes, failed := 0, 0, 0
+	shown := false
+	var firstErr error
+	for {
+		ctx, cancel := s.callCtx(context.Background())
+		st, err := safeHold(r, h, ctx)
+		cancel()
+		switch {
+		case err != nil:
+			failed++
+			if failed == 1 {
+				firstErr = err
+				s.Log.Warn("registry hold: cannot keep the app's own registration out of rotation while it starts; consumers may reach it before it is ready", "registry", r.Name(), "error", err)
+			}
+		case st == HoldKept:
+			shown = true
+		case st == HoldApplied && writes == 0:
+			writes, applied = 1, 1
+			s.Log.Info("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "registry", r.Name())
+		case st == HoldApplied && shown:
+			writes++
+			applied++
+			shown = false
+			s.Log.Info("registry hold re-applied: the registry put the instance back in rotation (the app registered again)", "registry", r.Name(), "times", applied)
+		case st == HoldApplied:
+			// Our last write does not show yet (a cached read): written
+			// again, which changes nothing where it had landed.
+			writes++
+		}
+		if applied >= MaxHoldApplies || writes >= maxHoldWrites {
+			s.Log.Warn("registry hold given up: the registry keeps putting the instance back in rotation", "registry", r.Name(), "times", applied, "writes", writes)
+			return
+		}
+		select {
+		case <-stop:
+			attrs := []any{"registry", r.Name(), "applied", applied, "failed_looks", failed}
+			if firstErr != nil {
+				attrs = append(attrs, "first_error", firstErr)
+			}
+			s.Log.Debug("registry hold ends", attrs...)
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// safeHold is safe for Hold.
+func safeHold(r Registry, h Holder, ctx context.Context) (st HoldState, err error) {
+	err = safe(r, "hold", func(ctx context.Context) error {
+		var e error
+		st, e = h.Hold(ctx)
+		return e
+	}, ctx)
+	return st, err
 }
 
 // SelfRegistered reports whether any of the registries holds an instance

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +236,153 @@ func TestOfflineBeforeOnline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// holder is a Registry whose Hold answers from a script, one state per
+// look (the last one repeats), recording the looks.
+type holder struct {
+	scripted
+	states []HoldState
+	errs   []error
+	looks  atomic.Int32
+	slow   time.Duration // each look takes this long, whatever the stop
+}
+
+func (h *holder) Hold(ctx context.Context) (HoldState, error) {
+	i := int(h.looks.Add(1)) - 1
+	if h.slow > 0 {
+		time.Sleep(h.slow)
+	}
+	var err error
+	if i < len(h.errs) {
+		err = h.errs[i]
+	}
+	return h.states[min(i, len(h.states)-1)], err
+}
+
+// TestHold: the hold looks until stopped, logs the first take-out at INFO,
+// each re-application, a registry it cannot reach once at WARN, and gives
+// up after MaxHoldApplies; a registry that registers for the app (register
+// mode) is not held.
+func TestHold(t *testing.T) {
+	down := errors.New("connection refused")
+	always := make([]HoldState, maxHoldWrites+5)
+	flapping := make([]HoldState, 2*MaxHoldApplies+5)
+	for i := range always {
+		always[i] = HoldApplied
+	}
+	for i := range flapping {
+		flapping[i] = []HoldState{HoldApplied, HoldKept}[i%2]
+	}
+	for _, tc := range []struct {
+		name     string
+		h        *holder
+		looks    int // looks before the stop
+		wantInfo []string
+		wantWarn []string
+
+		wantLooks int32 // exact looks; 0: at least `looks`
+	}{
+		{"appears, then kept", &holder{states: []HoldState{HoldAbsent, HoldAbsent, HoldApplied, HoldKept}}, 6,
+			[]string{"registry hold: the app registered itself before it was ready"}, nil, 0},
+		{"dropped and re-applied", &holder{states: []HoldState{HoldApplied, HoldKept, HoldApplied, HoldKept}}, 6,
+			[]string{"registry hold: the app registered", "registry hold re-applied"}, nil, 0},
+		{"registry down, warned once", &holder{states: []HoldState{HoldAbsent}, errs: []error{down, down, down}}, 5,
+			nil, []string{"registry hold: cannot keep the app's own registration out of rotation"}, 0},
+		{"a cached read shows the write late: not a re-application", &holder{states: []HoldState{HoldApplied, HoldApplied, HoldApplied, HoldKept}}, 6,
+			[]string{"registry hold: the app registered"}, nil, 0},
+		{"bounded re-application", &holder{states: flapping}, 0,
+			nil, []string{"registry hold given up"}, 2*MaxHoldApplies - 1},
+		{"bounded writes", &holder{states: always}, 0,
+			nil, []string{"registry hold given up"}, maxHoldWrites},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuf
+			s := newSet(tc.h)
+			s.HoldInterval = 5 * time.Millisecond
+			s.Log = slog.New(slog.NewTextHandler(&buf, nil))
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { s.Hold(stop); close(done) }()
+			if tc.wantLooks == 0 {
+				for int(tc.h.looks.Load()) < tc.looks {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if tc.wantLooks > 0 {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the hold did not give up")
+				}
+			}
+			close(stop)
+			<-done
+			if tc.wantLooks > 0 && tc.h.looks.Load() != tc.wantLooks {
+				t.Fatalf("%d looks, want %d", tc.h.looks.Load(), tc.wantLooks)
+			}
+			out := buf.String()
+			for _, w := range tc.wantInfo {
+				if !strings.Contains(out, "level=INFO msg=\""+w) {
+					t.Errorf("no INFO %q in:\n%s", w, out)
+				}
+			}
+			if strings.Contains(tc.name, "cached") && strings.Contains(out, "re-applied") {
+				t.Errorf("a write that shows late was logged as re-applied:\n%s", out)
+			}
+			for _, w := range tc.wantWarn {
+				if n := strings.Count(out, "level=WARN msg=\""+w); n != 1 {
+					t.Errorf("WARN %q %d times, want once, in:\n%s", w, n, out)
+				}
+			}
+			if len(tc.wantWarn) == 0 && strings.Contains(out, "level=WARN") {
+				t.Errorf("unexpected WARN:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestHoldStop: a stop waits for the look in flight (its write must land
+// before Online), and a register-mode registry is never looked at.
+func TestHoldStop(t *testing.T) {
+	h := &holder{states: []HoldState{HoldApplied, HoldKept}, slow: 200 * time.Millisecond}
+	reg := &holder{states: []HoldState{HoldApplied}}
+	s := newSet(h, &regModeHolder{reg})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.Hold(stop); close(done) }()
+	for h.looks.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	start := time.Now()
+	<-done
+	if took := time.Since(start); took < 100*time.Millisecond {
+		t.Fatalf("Hold returned %v after the stop, while a look was in flight", took)
+	}
+	if reg.looks.Load() != 0 {
+		t.Fatalf("a register-mode registry was held (%d looks)", reg.looks.Load())
+	}
+}
+
+type regModeHolder struct{ *holder }
+
+func (regModeHolder) SelfRegistered() bool { return false }
+
+// syncBuf is a bytes.Buffer safe for the hold's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

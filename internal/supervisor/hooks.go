@@ -32,6 +32,14 @@ type EarlyHooks interface {
 	SelfRegistered() bool
 }
 
+// HoldHooks are Hooks that can keep the app's own early registration out
+// of rotation while it starts (see registry.Set.Hold): Hold runs from the
+// app's start until stop is closed, and returns once no write of its own
+// can still land; Online runs after it.
+type HoldHooks interface {
+	Hold(stop <-chan struct{})
+}
+
 // NoHooks is the Hooks of a supervisor without a registry.
 type NoHooks struct{}
 

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,9 +114,14 @@ type run struct {
 	seq     stopSeq
 	termLog termlog.Snapshot // the termination-message file before the app started
 
-	readyCh    chan error
-	readyStop  context.CancelFunc
-	onlineStop context.CancelFunc
+	readyCh chan error
+	// The hold (see HoldHooks): holdStop closes once, when the app goes
+	// online or the stop sequence begins; holdDone when Hold returned.
+	holdStop     chan struct{}
+	holdStopOnce *sync.Once
+	holdDone     chan struct{}
+	readyStop    context.CancelFunc
+	onlineStop   context.CancelFunc
 
 	killTimer   *time.Timer
 	dumpTimer   *time.Timer
@@ -201,6 +207,7 @@ func Run(o Options) int {
 	if code, ok := r.start(); !ok {
 		return code
 	}
+	r.startHold()
 	if o.Drain.Quiet > 0 && o.Drain.Max > 0 {
 		r.learner = drain.Learn(o.Drain, r.log)
 	}
@@ -347,6 +354,32 @@ func (r *run) loop(sigs chan os.Signal) int {
 	}
 }
 
+// startHold keeps the app's own registration out of rotation from its
+// start until it is ready and warm (mark mode). It runs beside the app and
+// never delays it.
+func (r *run) startHold() {
+	h, ok := r.o.Hooks.(HoldHooks)
+	if !ok || !r.seq.cfg.early {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	r.holdStop, r.holdStopOnce, r.holdDone = stop, &sync.Once{}, done
+	log := r.log
+	go func() {
+		defer close(done)
+		if err := safeHook("hold", func() error { h.Hold(stop); return nil }); err != nil {
+			log.Error("registry hold stopped", "error", err)
+		}
+	}()
+}
+
+// endHold ends the hold; safe from any goroutine, more than once.
+func endHold(stop chan struct{}, once *sync.Once) {
+	if once != nil {
+		once.Do(func() { close(stop) })
+	}
+}
+
 func (r *run) startReadiness() {
 	if r.o.Ready == nil {
 		r.onReady(nil)
@@ -374,12 +407,23 @@ func (r *run) onReady(err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.onlineStop = cancel
 	hs, warm, log := r.o.Health, r.o.Warmup, r.log
+	holdStop, holdOnce, holdDone := r.holdStop, r.holdStopOnce, r.holdDone
 	go func() {
 		if len(warm.Calls) > 0 {
 			warm.Log = log
 			warmup.Run(ctx, warm)
 			if ctx.Err() != nil {
 				return // the stop sequence began during the warm-up
+			}
+		}
+		// Ready and warm: the hold ends, and its last write lands before
+		// Online puts the instance in rotation.
+		if holdDone != nil {
+			endHold(holdStop, holdOnce)
+			select {
+			case <-holdDone:
+			case <-ctx.Done():
+				return
 			}
 		}
 		if err := safeHook("online", func() error { r.o.Hooks.Online(ctx); return nil }); err != nil {
@@ -409,6 +453,7 @@ func (r *run) apply(a actions) {
 				stop()
 			}
 		}
+		endHold(r.holdStop, r.holdStopOnce)
 		switch {
 		case rec.ready:
 		case a.offline && a.drain:
@@ -627,6 +672,7 @@ func (r *run) finish(ws unix.WaitStatus, sigs chan os.Signal) int {
 			stop()
 		}
 	}
+	endHold(r.holdStop, r.holdStopOnce)
 	// An offline step still in flight (retrying a registry that is down or
 	// hangs) is cut short: the app is gone. Its answer is awaited only
 	// briefly, for the summary to say why it failed; hooks honour their

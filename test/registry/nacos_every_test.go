@@ -91,6 +91,9 @@ func TestNacosEveryWayOfRegistering(t *testing.T) {
 			// back until the stale offline state is in place.
 			g := newGate(t, "http://"+target+"/actuator/health")
 			spec.readyURL = g.srv.URL
+			// The stale mark is made by hand while the gate is closed: the hold
+			// (TestHoldUntilReady) would take the instance out first.
+			spec.init = append(append([]string(nil), spec.init...), "--registry-hold=false")
 			second := startPod(t, spec)
 			second.waitHealthy()
 			// The app registers again (the JVM over HTTP by itself).

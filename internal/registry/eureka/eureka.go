@@ -79,6 +79,7 @@ type Eureka struct {
 	stopping          bool
 	hbDone            chan struct{} // closed when the heartbeat loop has returned; nil if never started
 	registered        bool          // register mode: an instance of ours may exist
+	holding           bool          // mark mode: Hold put OUT_OF_SERVICE on the app's early registration
 	deregisteredClose bool          // Close already removed the instance
 }
 
@@ -226,8 +227,16 @@ func (e *Eureka) repair(ctx context.Context) error {
 		e.log.Debug("instance in rotation: nothing to repair", "status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
 		return nil
 	}
-	e.log.Info("instance is OUT_OF_SERVICE, probably left by an earlier drain: putting it back in rotation",
-		"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+	e.mu.Lock()
+	holding := e.holding
+	e.mu.Unlock()
+	if holding {
+		e.log.Info("eureka hold released: putting the instance in rotation now that the app is ready",
+			"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+	} else {
+		e.log.Info("instance is OUT_OF_SERVICE, probably left by an earlier drain: putting it back in rotation",
+			"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+	}
 	a, err = e.c.do(ctx, http.MethodDelete, path+"/status", url.Values{"value": {statusUp}}, nil)
 	if err != nil {
 		return fmt.Errorf("eureka: clearing the OUT_OF_SERVICE override: %w", err)
@@ -238,8 +247,70 @@ func (e *Eureka) repair(ctx context.Context) error {
 	if !a.ok() {
 		return &statusError{method: http.MethodDelete, url: redact.URL(a.base + path + "/status"), code: a.code}
 	}
+	e.mu.Lock()
+	e.holding = false
+	e.mu.Unlock()
 	e.log.Info("OUT_OF_SERVICE override cleared: instance is UP", "id", id, "server", redact.URL(a.base))
 	return nil
+}
+
+// Hold is registry.Holder (mark mode): one look at the app's own
+// registration while the app starts. An instance in rotation gets the
+// OUT_OF_SERVICE override, as Offline does; Online (repair) clears it once
+// the app is ready. The override survives renewals and re-registration on
+// Eureka; Polaris drops it when the app registers again as UP, and the
+// next look puts it back.
+func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
+	if e.register || e.isStopping() {
+		return registry.HoldAbsent, nil
+	}
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return registry.HoldAbsent, err
+	}
+	defer release()
+	if e.isStopping() {
+		return registry.HoldAbsent, nil
+	}
+	id := e.instanceID()
+	a, err := e.c.do(ctx, http.MethodGet, instancePath(e.app, id), nil, nil)
+	if err != nil {
+		return registry.HoldAbsent, fmt.Errorf("eureka: reading instance: %w", err)
+	}
+	if a.notFound() {
+		found, _, err := e.findByAddr(ctx)
+		if err != nil || found == "" {
+			return registry.HoldAbsent, err
+		}
+		id = found
+		if a, err = e.c.do(ctx, http.MethodGet, instancePath(e.app, id), nil, nil); err != nil {
+			return registry.HoldAbsent, fmt.Errorf("eureka: reading instance: %w", err)
+		}
+		if a.notFound() {
+			return registry.HoldAbsent, nil
+		}
+	}
+	if !a.ok() {
+		return registry.HoldAbsent, &statusError{method: http.MethodGet, url: redact.URL(a.base + instancePath(e.app, id)), code: a.code}
+	}
+	ins, err := parseInstance(a.body)
+	if err != nil {
+		return registry.HoldAbsent, fmt.Errorf("eureka: reading instance from %s: %w", redact.URL(a.base), err)
+	}
+	if ins.Status == statusOutOfService || ins.OverriddenStatus == statusOutOfService {
+		return registry.HoldKept, nil
+	}
+	if a, err = e.markOut(ctx, id); err != nil {
+		return registry.HoldAbsent, err
+	}
+	if a.notFound() {
+		return registry.HoldAbsent, nil
+	}
+	e.mu.Lock()
+	e.holding = true
+	e.mu.Unlock()
+	e.log.Debug("eureka instance held OUT_OF_SERVICE until the app is ready", "id", id, "status_was", ins.Status, "server", redact.URL(a.base))
+	return registry.HoldApplied, nil
 }
 
 // Offline implements registry.Registry. Mark mode: PUT

@@ -54,6 +54,9 @@ type mark struct {
 	v3           bool      // v1 answered 410: use the v3 admin API
 	sentDisable  bool      // Offline sent enabled=false: the list hides the instance now
 	absentSince  time.Time // first of the Online reads in a row that did not find the instance
+	// held is the instance as Hold found it in rotation (its weight is
+	// the one Online restores), nil when Hold has not taken it out.
+	held *instance
 
 	// hiddenAfter is how long Online waits for the instance before its
 	// error mentions a disabled instance (see onlineHidden).
@@ -154,6 +157,12 @@ func (m *mark) Online(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read instance %s: %w", m.key, err)
 	}
+	m.mu.Lock()
+	held := m.held
+	m.mu.Unlock()
+	if held != nil {
+		return m.release(ctx, l.inst, held)
+	}
 	inst := l.inst
 	if inst == nil {
 		return m.onlineHidden(l)
@@ -191,6 +200,91 @@ func (m *mark) Online(ctx context.Context) error {
 	} else {
 		m.log.Info("nacos instance enabled flag asserted", "instance", m.key.String(), "weight", weight)
 	}
+	return nil
+}
+
+// Hold is registry.Holder: one look at the app's own registration while
+// the app starts. An instance in rotation is taken out by Offline's path
+// (--nacos-offline) and remembered, so that Online restores its weight and
+// enables it once the app is ready.
+func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
+	l, err := m.read(ctx)
+	if err != nil {
+		return registry.HoldAbsent, fmt.Errorf("read instance %s: %w", m.key, err)
+	}
+	m.mu.Lock()
+	holding, hidden := m.held != nil, m.sentDisable && l.listed
+	m.mu.Unlock()
+	inst := l.inst
+	if inst == nil {
+		if holding && hidden {
+			return registry.HoldKept, nil // disabled by us: the list hides it
+		}
+		return registry.HoldAbsent, nil
+	}
+	weightOut := !m.zeroWeight() || inst.Weight <= 0
+	// The 1.x/2.x detail read does not show enabled: what we disabled
+	// stays disabled there (the override outlives a re-registration).
+	enableOut := !m.disable() || (inst.Enabled != nil && !*inst.Enabled) || (inst.Enabled == nil && holding)
+	if weightOut && enableOut {
+		return registry.HoldKept, nil
+	}
+	orig := *inst
+	if orig.Weight <= 0 {
+		orig.Weight = m.weight
+	}
+	weight, enabled := inst.Weight, true
+	if m.zeroWeight() {
+		weight = 0
+	}
+	if m.disable() {
+		enabled = false
+	}
+	if err := m.write(ctx, inst, weight, enabled); err != nil {
+		if errors.Is(err, errNotRegistered) {
+			return registry.HoldAbsent, nil
+		}
+		return registry.HoldAbsent, fmt.Errorf("hold instance %s out of rotation: %w", m.key, err)
+	}
+	m.mu.Lock()
+	m.held = &orig
+	if m.disable() {
+		m.sentDisable = true
+	}
+	m.mu.Unlock()
+	m.log.Debug("nacos instance held out of rotation until the app is ready", "instance", m.key.String(), "cluster", inst.Cluster,
+		"weight_was", inst.Weight, "weight", weight, "enabled", enabled)
+	return registry.HoldApplied, nil
+}
+
+// release puts the instance Hold took out back in rotation, with the
+// weight it had. Where the list hides a disabled instance and there is no
+// other read (Polaris), it is written from what Hold saw: it was there,
+// so the write does not land on a registration the server does not show.
+func (m *mark) release(ctx context.Context, inst, held *instance) error {
+	m.mu.Lock()
+	blind := inst == nil && m.noDetail && !m.v3 && m.sentDisable
+	m.mu.Unlock()
+	switch {
+	case inst == nil && !blind:
+		return fmt.Errorf("instance %s held out of rotation while the app started is no longer registered (waiting for the app to register again)", m.key)
+	case inst == nil:
+		inst = held
+	}
+	weight := inst.Weight
+	if weight <= 0 || m.zeroWeight() {
+		weight = held.Weight
+	}
+	if err := m.write(ctx, inst, weight, true); err != nil {
+		if errors.Is(err, errNotRegistered) {
+			return fmt.Errorf("instance %s vanished while being put in rotation", m.key)
+		}
+		return fmt.Errorf("put instance %s in rotation after the hold: %w", m.key, err)
+	}
+	m.mu.Lock()
+	m.held, m.sentDisable, m.absentSince = nil, false, time.Time{}
+	m.mu.Unlock()
+	m.log.Info("nacos hold released: instance in rotation now that the app is ready", "instance", m.key.String(), "weight", weight, "enabled", true)
 	return nil
 }
 
