@@ -20,6 +20,7 @@ import (
 
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
+	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // jvm is the command line of the test app: a small, quick-starting JVM.
@@ -46,10 +47,19 @@ func TestContainer(t *testing.T) {
 	p := setupPodman(t)
 	img := buildImages(t, p)
 
-	t.Run("dist image", func(t *testing.T) { testDistImage(t, p, img) })
-	t.Run("stop", func(t *testing.T) { testStop(t, p, img) })
-	t.Run("reaping", func(t *testing.T) { testReaping(t, p, img) })
-	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, p, img) })
+	// Every case runs its own containers (names from randomSuffix) and
+	// mostly waits for them: the groups overlap, with their cases.
+	t.Run("dist image", func(t *testing.T) { t.Parallel(); testDistImage(t, p, img) })
+	t.Run("stop", func(t *testing.T) { t.Parallel(); testStop(t, p, img) })
+	t.Run("reaping", func(t *testing.T) { t.Parallel(); testReaping(t, p, img) })
+	t.Run("lifecycle", func(t *testing.T) { t.Parallel(); testLifecycle(t, p, img) })
+}
+
+// TestMain runs four cases at a time: each starts a JVM in a container
+// and then waits on it (drains, podman stop's deadline).
+func TestMain(m *testing.M) {
+	testbin.WaitBoundParallel(4)
+	os.Exit(m.Run())
 }
 
 // testDistImage checks the image the repository's Dockerfile produced:
