@@ -162,3 +162,55 @@ func TestWarmupBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestWarmupNotACaller: SIGTERM in the middle of a warm-up. The warm-up
+// stops, and the per-caller drain does not wait for its connections (they
+// are gracefulinit's own, left out by socket): with no other caller it
+// ends at its quiet floor, and the summary names no peer. A plain client
+// from the same loopback address beside it is waited for and named.
+func TestWarmupNotACaller(t *testing.T) {
+	t.Parallel()
+	for _, withClient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client=%v", withClient), func(t *testing.T) {
+			t.Parallel()
+			a := start(t, appConfig{pid1: true, withPort: true, init: []string{
+				"--ready-http", "http://127.0.0.1:{port}/health", "--ready-interval", "200ms",
+				"--warmup-http", "GET http://127.0.0.1:{port}/slow?ms=150",
+				"--warmup-requests", "200", "--warmup-concurrency", "2",
+				"--port", "{port}", "--drain-quiet", "1s", "--drain", "8s", "--grace-period", "20s",
+			}})
+			a.waitLog("warm-up started", jvmStart)
+			var c *client
+			if withClient {
+				// From 127.0.0.1 too: only the socket tells them apart.
+				c = startClientFrom(t, a.port, 100*time.Millisecond, keepAlive, "127.0.0.1")
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if _, ok := a.findLog("warm-up done"); ok {
+				t.Fatalf("the warm-up was over before SIGTERM; the test wants it in flight")
+			}
+			a.term()
+			if withClient {
+				time.Sleep(1500 * time.Millisecond)
+				c.stop()
+			}
+			if code, _ := a.wait(30 * time.Second); code != 143 {
+				t.Errorf("exit code %d, want 143", code)
+			}
+			s := a.summary()
+			peers := s.Record.Str("drain_peers")
+			t.Logf("summary: drain_end %s drain %v peers %s", s.DrainEnd, s.Drain, peers)
+			if s.DrainEnd != "all-quiet" {
+				t.Errorf("drain_end %q, want all-quiet", s.DrainEnd)
+			}
+			if !withClient {
+				between(t, "drain", s.Drain, time.Second-early, time.Second+late)
+				if peers != "-" {
+					t.Errorf("drain_peers %q: the warm-up's connections were counted as a caller", peers)
+				}
+			} else if !strings.HasPrefix(peers, "127.0.0.1 last ") || s.Drain < 2*time.Second {
+				t.Errorf("drain_peers %q drain %v: want the client 127.0.0.1 waited for past its last call", peers, s.Drain)
+			}
+		})
+	}
+}
