@@ -18,7 +18,7 @@ CONTAINER_CLI ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/d
 IMAGE     ?= gracefulinit:$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: all build test test-product test-tools fuzz test-short bench lint demo rollout jars polaris deps image test-container release clean
+.PHONY: all build test test-product test-tools fuzz test-short bench soak lint demo rollout jars polaris deps image test-container release clean
 
 all: build
 
@@ -68,6 +68,13 @@ test-short:
 # tools/ is a module of its own (the benchmark and the rollout harness).
 bench: deps build
 	$(GO) -C tools run ./bench/cmd/bench
+
+# The Nacos helper soak (issue 20), not part of make test: SOAK_DURATION of a crash-looping
+# and a flooding helper, each under gracefulinit as PID 1; gracefulinit's CPU and RSS
+# sampled every second, the app checked untouched (tools/soak).
+SOAK_DURATION ?= 10m
+soak: build
+	$(GO) -C tools run ./soak -bin $(CURDIR)/bin/gracefulinit -duration $(SOAK_DURATION)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

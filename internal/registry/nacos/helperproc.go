@@ -87,6 +87,12 @@ func startHelper(path string, env []string, cfg []byte, gen int, writeTimeout ti
 		files[i], files[i+1] = r, w
 	}
 	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
+	// A pipe that holds a second of pacedReader's reading: a flooding
+	// helper then fills it while PID 1 sleeps, and PID 1 reads it in a
+	// few calls without waiting on it. Best effort (pipe-max-size).
+	if rc, err := outR.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, helperLimits.readRate) })
+	}
 	proc, exit, err := spawn.Start(path, []string{path}, &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{inR, outW, errW},

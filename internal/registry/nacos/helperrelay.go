@@ -27,7 +27,7 @@ var helperLimits = struct {
 	queue       int           // records waiting for the log writer
 	dropReport  time.Duration // how often a line counts what was dropped
 }{
-	readRate:    4 << 20,
+	readRate:    1 << 20,
 	recordRate:  20,
 	recordBurst: 100,
 	recordMax:   8 << 10,
@@ -36,7 +36,10 @@ var helperLimits = struct {
 }
 
 // pacedReader reads at most rate bytes a second from r, in windows of a
-// tenth of a second: a writer faster than that blocks on its pipe.
+// second: a writer faster than that blocks on its pipe. Windows, not a
+// smooth rate: a flood costs one wake-up a second (and each wake-up keeps
+// the Go runtime's sysmon thread busy for a while), a helper that writes
+// less never waits.
 type pacedReader struct {
 	r      io.Reader
 	rate   int
@@ -45,8 +48,8 @@ type pacedReader struct {
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
-	const window = 100 * time.Millisecond
-	perWindow := max(p.rate/10, 1)
+	const window = time.Second
+	perWindow := max(p.rate, 1)
 	if now := time.Now(); now.Sub(p.start) >= window {
 		p.start, p.budget = now, perWindow
 	} else if p.budget <= 0 {
@@ -60,6 +63,9 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	p.budget -= n
 	return n, err
 }
+
+// relayPause spaces the relay's batches.
+const relayPause = 500 * time.Millisecond
 
 type relayKind uint8
 
@@ -86,6 +92,7 @@ type relay struct {
 	mu     sync.Mutex // the token bucket, shared by both readers of every run
 	tokens float64
 	last   time.Time
+	skip   int // lines to drop before the clock is read again
 
 	dropped atomic.Int64
 	armed   atomic.Bool // a drop report is scheduled
@@ -128,11 +135,20 @@ func (r *relay) offer(kind relayKind, line []byte, cut bool) {
 func (r *relay) allow() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	r.tokens = min(helperLimits.recordBurst, r.tokens+now.Sub(r.last).Seconds()*helperLimits.recordRate)
-	r.last = now
 	if r.tokens < 1 {
-		return false
+		// Out of tokens, a flood is on: read the clock every 64th line
+		// only, it costs more than the rest of a dropped line.
+		if r.skip > 0 {
+			r.skip--
+			return false
+		}
+		now := time.Now()
+		r.tokens = min(helperLimits.recordBurst, r.tokens+now.Sub(r.last).Seconds()*helperLimits.recordRate)
+		r.last = now
+		if r.tokens < 1 {
+			r.skip = 63
+			return false
+		}
 	}
 	r.tokens--
 	return true
@@ -161,7 +177,16 @@ func (r *relay) run() {
 	for {
 		select {
 		case it := <-r.q:
+			// What came meanwhile, then a pause: a flood is printed in
+			// batches, a few wake-ups a second, not one per record.
 			r.print(it)
+			for n := len(r.q); n > 0; n-- {
+				r.print(<-r.q)
+			}
+			select {
+			case <-time.After(relayPause):
+			case <-r.stop:
+			}
 		case <-r.stop:
 			for {
 				select {
