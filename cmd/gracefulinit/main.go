@@ -189,11 +189,11 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 
 		Timeline: cfg.Timeline,
 		Drain: drain.Options{
-			CacheMax: cfg.DrainCacheMax,
-			Global:   !cfg.DrainPerCaller,
-			Ignore:   cfg.DrainIgnore,
-			Ports:    cfg.Ports,
-			Addrs:    drainAddrs(cfg),
+			// Max, Quiet and Min come from the Timeline (see supervisor.Run).
+			Policy: drain.Policy{CacheMax: cfg.DrainCacheMax, Global: !cfg.DrainPerCaller},
+			Ignore: cfg.DrainIgnore,
+			Ports:  cfg.Ports,
+			Addrs:  drainAddrs(cfg),
 		},
 		StopOn:     cfg.StopOn,
 		StopSignal: cfg.StopSignal,

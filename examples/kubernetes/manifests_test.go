@@ -106,6 +106,7 @@ func TestManifests(t *testing.T) {
 		{"nacos.yaml", []string{"nacos"}},
 		{"eureka.yaml", []string{"eureka"}},
 		{"plain-service.yaml", nil},
+		{"prometheus.yaml", []string{"nacos"}},
 	}
 	all, err := filepath.Glob("*.yaml")
 	if err != nil {

@@ -101,7 +101,7 @@ func TestQuietDrainLimitedToAddrs(t *testing.T) {
 			log, buf := testLogger(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			o := Options{Max: max, Quiet: quiet, Ports: []int{srv.port}, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}
+			o := Options{Policy: Policy{Max: max, Quiet: quiet}, Ports: []int{srv.port}, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}
 			_, ch := runAsync(ctx, o, log)
 			stopped := make(chan struct{})
 			go func() {

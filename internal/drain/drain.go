@@ -34,22 +34,19 @@ const (
 	ReasonCancelled Reason = "cancelled" // ctx ended first; the caller knows why
 )
 
-// Options shape one drain.
+// Options shape one drain: its numbers (Policy, the one place they live in
+// this package) and what to watch.
 type Options struct {
-	Max   time.Duration // longest drain; 0 means no drain
-	Quiet time.Duration // 0 means a fixed drain of Max
-	Min   time.Duration // with Quiet: never end before this
-	// CacheMax, with Quiet: the longest a registry consumer can keep the
-	// instance in a cache after the offline. Peers still calling after
-	// that are not registry consumers and are not waited for. 0: off.
-	CacheMax time.Duration
+	// Policy: Max is the longest drain (0: no drain); Quiet 0 means a
+	// fixed drain of Max; Min, CacheMax and Global apply with Quiet. A
+	// registry consumer keeps the instance in a cache for at most CacheMax
+	// after the offline: callers still calling after that are not registry
+	// consumers and are not waited for (0: off).
+	Policy
 	// Offline delivers the moment the registry offline took effect, from
 	// which CacheMax counts; nil means CacheMax counts from the drain's
 	// start. Nothing delivered (the offline failed): CacheMax never applies.
 	Offline <-chan time.Time
-	// Global: one quiet window over every caller, without learned gaps
-	// (see Policy.Global).
-	Global bool
 	// Ignore leaves these callers out entirely: known probers, such as the
 	// kubelet on the node's address.
 	Ignore []netip.Prefix
@@ -59,8 +56,8 @@ type Options struct {
 	// several instances on one machine) share their ports too.
 	Addrs    []netip.Addr
 	Interval time.Duration // sampling period of the drain; 0 means 100ms
-	// LearnInterval is a Learner's sampling period while the app runs;
-	// 0 means DefaultLearnInterval.
+	// LearnInterval fixes a Learner's sampling period while the app runs;
+	// 0 paces it by what a sample costs (see DefaultLearnInterval).
 	LearnInterval time.Duration
 }
 
@@ -184,7 +181,7 @@ type learned struct {
 func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func([]int) (sampler, error)) Result {
 	start := time.Now()
 	res := Result{Reason: ReasonCeiling}
-	pol := Policy{Quiet: o.Quiet, Min: o.Min, Max: o.Max, CacheMax: o.CacheMax, Global: o.Global}
+	pol := o.Policy
 	peers := st.peers
 	if peers == nil {
 		peers = NewPeers(o.Ignore)

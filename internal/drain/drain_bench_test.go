@@ -113,7 +113,7 @@ func benchWatchCPU(b *testing.B, period time.Duration, conns int, churn bool, na
 			c0 := cpuTime(b)
 			time.Sleep(period)
 			c1 := cpuTime(b)
-			res := run(b.Context(), Options{Max: period, Quiet: time.Hour, Ports: []int{srv.port}}, log, learned{},
+			res := run(b.Context(), Options{Policy: Policy{Max: period, Quiet: time.Hour}, Ports: []int{srv.port}}, log, learned{},
 				func(ports []int) (sampler, error) { return openWatcher(ports, nil, defaultConfigs, join) })
 			c2 := cpuTime(b)
 			if res.Reason != ReasonCeiling || res.Fallback {
@@ -143,7 +143,7 @@ func BenchmarkQuietDelay(b *testing.B) {
 	var delays, stampErrs []float64
 	for b.Loop() {
 		for len(delays) < 15 || len(delays) < b.N {
-			start, ch := runAsync(b.Context(), Options{Max: 5 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, log)
+			start, ch := runAsync(b.Context(), Options{Policy: Policy{Max: 5 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}, log)
 			var last time.Time
 			for range 4 {
 				time.Sleep(50 * time.Millisecond)

@@ -21,10 +21,10 @@ func TestNoDrain(t *testing.T) {
 		o    Options
 	}{
 		{"zero", t.Context(), Options{}},
-		{"negative", t.Context(), Options{Max: -time.Second}},
-		{"zero with quiet", t.Context(), Options{Quiet: time.Second, Ports: []int{1}}},
-		{"negative with quiet", t.Context(), Options{Max: -time.Second, Quiet: time.Second, Min: time.Second, Ports: []int{1}}},
-		{"zero and cancelled", cancelled, Options{Quiet: time.Second, Ports: []int{1}}},
+		{"negative", t.Context(), Options{Policy: Policy{Max: -time.Second}}},
+		{"zero with quiet", t.Context(), Options{Policy: Policy{Quiet: time.Second}, Ports: []int{1}}},
+		{"negative with quiet", t.Context(), Options{Policy: Policy{Max: -time.Second, Quiet: time.Second, Min: time.Second}, Ports: []int{1}}},
+		{"zero and cancelled", cancelled, Options{Policy: Policy{Quiet: time.Second}, Ports: []int{1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,9 +49,9 @@ func TestFixedDrain(t *testing.T) {
 		name string
 		o    Options
 	}{
-		{"plain", Options{Max: 700 * time.Millisecond}},
-		{"min without quiet is ignored", Options{Max: 700 * time.Millisecond, Min: 5 * time.Second}},
-		{"ports without quiet are not watched", Options{Max: 700 * time.Millisecond, Ports: []int{8080}}},
+		{"plain", Options{Policy: Policy{Max: 700 * time.Millisecond}}},
+		{"min without quiet is ignored", Options{Policy: Policy{Max: 700 * time.Millisecond, Min: 5 * time.Second}}},
+		{"ports without quiet are not watched", Options{Policy: Policy{Max: 700 * time.Millisecond}, Ports: []int{8080}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,9 +77,9 @@ func TestCancel(t *testing.T) {
 		// serve starts a server whose port the drain watches.
 		serve bool
 	}{
-		{"fixed", Options{Max: 10 * time.Second}, false},
-		{"quiet", Options{Max: 10 * time.Second, Quiet: 5 * time.Second}, true},
-		{"quiet, waiting for min", Options{Max: 10 * time.Second, Quiet: 100 * time.Millisecond, Min: 8 * time.Second}, true},
+		{"fixed", Options{Policy: Policy{Max: 10 * time.Second}}, false},
+		{"quiet", Options{Policy: Policy{Max: 10 * time.Second, Quiet: 5 * time.Second}}, true},
+		{"quiet, waiting for min", Options{Policy: Policy{Max: 10 * time.Second, Quiet: 100 * time.Millisecond, Min: 8 * time.Second}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestFallbackToFixedDrain(t *testing.T) {
 			t.Parallel()
 			log, buf := testLogger(t)
 			f := &failingSampler{ok: 2}
-			o := Options{Max: max, Quiet: 10 * time.Second, Ports: []int{8080}, Interval: 20 * time.Millisecond}
+			o := Options{Policy: Policy{Max: max, Quiet: 10 * time.Second}, Ports: []int{8080}, Interval: 20 * time.Millisecond}
 			start := time.Now()
 			res := run(t.Context(), o, log, learned{}, tt.newW(f))
 			elapsed := time.Since(start)
@@ -189,7 +189,7 @@ func TestFallbackHonoursCancel(t *testing.T) {
 	log, _ := testLogger(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
 	defer cancel()
-	o := Options{Max: 10 * time.Second, Quiet: time.Second, Ports: []int{8080}}
+	o := Options{Policy: Policy{Max: 10 * time.Second, Quiet: time.Second}, Ports: []int{8080}}
 	res := run(ctx, o, log, learned{}, func([]int) (sampler, error) { return nil, ErrUnavailable })
 	if res.Reason != ReasonCancelled || !res.Fallback {
 		t.Errorf("run = %+v, want ReasonCancelled with Fallback", res)
@@ -199,7 +199,7 @@ func TestFallbackHonoursCancel(t *testing.T) {
 
 func TestNilLogger(t *testing.T) {
 	t.Parallel()
-	o := Options{Max: 50 * time.Millisecond, Quiet: time.Second, Ports: []int{8080}}
+	o := Options{Policy: Policy{Max: 50 * time.Millisecond, Quiet: time.Second}, Ports: []int{8080}}
 	res := run(t.Context(), o, nil, learned{}, func([]int) (sampler, error) { return nil, ErrUnavailable })
 	if res.Reason != ReasonCeiling || !res.Fallback {
 		t.Errorf("run = %+v, want ReasonCeiling with Fallback", res)

@@ -56,7 +56,7 @@ type goneWatch struct {
 	filtered bool // the kernel drops messages about other ports
 	buf      []byte
 	evs      []goneEvent // read at the start of the current sample
-	msgs     int         // destroy messages read in the current sample, watched or not (for tests)
+	msgs     int         // destroy messages about connections read in the current sample, watched or not (for tests)
 	// The connections of the TIME_WAIT and FIN_WAIT2 sockets that were new
 	// in the current and the previous sample.
 	curTW, prevTW map[tuple]struct{}
@@ -205,7 +205,11 @@ func (w *Watcher) parseGone(b []byte, at time.Time) {
 		if typ != unix.SOCK_DIAG_BY_FAMILY {
 			continue
 		}
-		w.gone.msgs++
+		// A socket bound but never connected (a port reservation, a
+		// listener) has no peer port; only connections count here.
+		if len(body) >= diagMsgLen && binary.BigEndian.Uint16(body[offDport:]) != 0 {
+			w.gone.msgs++
+		}
 		if e, ok := w.goneMsg(body, at); ok {
 			w.gone.evs = append(w.gone.evs, e)
 		}

@@ -112,7 +112,7 @@ func TestQuietDrainClientClosesFirst(t *testing.T) {
 				defer stopDrain()
 				clientCtx, stopClient := context.WithCancel(t.Context())
 				defer stopClient()
-				o := Options{Max: tt.max, Quiet: quiet, Ports: []int{srv.port}}
+				o := Options{Policy: Policy{Max: tt.max, Quiet: quiet}, Ports: []int{srv.port}}
 				start, ch := runAsync(drainCtx, o, log)
 				c := startOneShotClient(clientCtx, srv.addr, every)
 
@@ -337,7 +337,7 @@ func TestGoneJoinFails(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t, families[0], serveRespond)
 			log, buf := testLogger(t)
-			o := Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}
+			o := Options{Policy: Policy{Max: 5 * time.Second, Quiet: 300 * time.Millisecond}, Ports: []int{srv.port}}
 			var w *Watcher
 			start := time.Now()
 			res := run(t.Context(), o, log, learned{}, func(ports []int) (sampler, error) {

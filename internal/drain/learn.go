@@ -24,7 +24,7 @@ import (
 const DefaultLearnInterval = 10 * time.Second
 
 const (
-	learnBudget = 0.0008
+	learnBudget = 0.0005
 	earlyLearn  = 2 * time.Minute
 	earlyFloor  = 250 * time.Millisecond
 	lateFloor   = 2 * time.Second

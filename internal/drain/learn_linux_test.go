@@ -75,11 +75,7 @@ func TestLearnerWaitsForRareCaller(t *testing.T) {
 	rare := startCaller(t, srv, "127.0.100.2", rareGap)
 	prober := startCaller(t, srv, "127.0.100.3", 100*time.Millisecond)
 	log, _ := testLogger(t)
-	o := Options{
-		Max: 20 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port},
-		LearnInterval: 500 * time.Millisecond,
-		Ignore:        []netip.Prefix{netip.MustParsePrefix("127.0.100.3/32")},
-	}
+	o := Options{Policy: Policy{Max: 20 * time.Second, Quiet: 300 * time.Millisecond}, Ports: []int{srv.port}, LearnInterval: 500 * time.Millisecond, Ignore: []netip.Prefix{netip.MustParsePrefix("127.0.100.3/32")}}
 	l := Learn(o, log)
 	t.Cleanup(l.Stop)
 	time.Sleep(4 * time.Second)
@@ -119,7 +115,7 @@ func TestLearnerWaitsForRareCaller(t *testing.T) {
 func TestLearnerStop(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, families[0], serveRead)
-	o := Options{Max: 2 * time.Second, Quiet: 200 * time.Millisecond, Ports: []int{srv.port}, LearnInterval: 50 * time.Millisecond}
+	o := Options{Policy: Policy{Max: 2 * time.Second, Quiet: 200 * time.Millisecond}, Ports: []int{srv.port}, LearnInterval: 50 * time.Millisecond}
 	l := Learn(o, nil)
 	time.Sleep(200 * time.Millisecond)
 	l.Stop()

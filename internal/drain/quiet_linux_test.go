@@ -23,7 +23,7 @@ func TestQuietDrainEndsAfterTrafficStops(t *testing.T) {
 			srv := startServer(t, f, serveRead)
 			c := dial(t, srv)
 			log, buf := testLogger(t)
-			o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}
+			o := Options{Policy: Policy{Max: 10 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}
 			start, ch := runAsync(t.Context(), o, log)
 
 			var last time.Time
@@ -59,7 +59,7 @@ func TestQuietDrainContinuesWhileTrafficFlows(t *testing.T) {
 			log, _ := testLogger(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			o := Options{Max: max, Quiet: time.Second, Ports: []int{srv.port}}
+			o := Options{Policy: Policy{Max: max, Quiet: time.Second}, Ports: []int{srv.port}}
 			_, ch := runAsync(ctx, o, log)
 
 			stopped := make(chan struct{})
@@ -105,7 +105,7 @@ func TestNewConnectionIsActivity(t *testing.T) {
 				t.Parallel()
 				srv := startServer(t, f, m.mode)
 				log, _ := testLogger(t)
-				o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}
+				o := Options{Policy: Policy{Max: 10 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}
 				start, ch := runAsync(t.Context(), o, log)
 
 				time.Sleep(400 * time.Millisecond)
@@ -132,7 +132,7 @@ func TestQuietCountsFromDrainStart(t *testing.T) {
 	time.Sleep(quiet + 100*time.Millisecond)
 	log, _ := testLogger(t)
 	start := time.Now()
-	res := RunDetailed(t.Context(), Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, log)
+	res := RunDetailed(t.Context(), Options{Policy: Policy{Max: 10 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}, log)
 	if res.Reason != ReasonAllQuiet {
 		t.Fatalf("result = %+v, want ReasonAllQuiet", res)
 	}
@@ -161,7 +161,7 @@ func TestMinIsRespected(t *testing.T) {
 			srv := startServer(t, families[0], serveRead)
 			dial(t, srv)
 			log, _ := testLogger(t)
-			o := Options{Max: 1500 * time.Millisecond, Quiet: tt.quiet, Min: tt.min, Ports: []int{srv.port}}
+			o := Options{Policy: Policy{Max: 1500 * time.Millisecond, Quiet: tt.quiet, Min: tt.min}, Ports: []int{srv.port}}
 			res := RunDetailed(t.Context(), o, log)
 			if res.Reason != tt.wantWhat {
 				t.Errorf("Reason = %q, want %q", res.Reason, tt.wantWhat)
@@ -179,7 +179,7 @@ func TestQuietDrainWatchesSeveralPorts(t *testing.T) {
 	other := startServer(t, families[0], serveRead) // not watched
 	ca, cb, co := dial(t, a), dial(t, b), dial(t, other)
 	log, _ := testLogger(t)
-	o := Options{Max: 10 * time.Second, Quiet: quiet, Ports: []int{a.port, b.port}}
+	o := Options{Policy: Policy{Max: 10 * time.Second, Quiet: quiet}, Ports: []int{a.port, b.port}}
 	start, ch := runAsync(t.Context(), o, log)
 
 	send(t, ca)
@@ -204,7 +204,7 @@ func TestRunStartsNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	log, _ := testLogger(t)
 	seen := 0
-	res := run(t.Context(), Options{Max: 5 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}}, log, learned{},
+	res := run(t.Context(), Options{Policy: Policy{Max: 5 * time.Second, Quiet: 300 * time.Millisecond}, Ports: []int{srv.port}}, log, learned{},
 		func(ports []int) (sampler, error) {
 			w, err := NewWatcher(ports)
 			if err != nil {

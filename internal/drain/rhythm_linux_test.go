@@ -98,7 +98,7 @@ func TestKeepalivesAreNotCalls(t *testing.T) {
 	c := dial(t, srv)
 	const quiet = 500 * time.Millisecond
 	log, _ := testLogger(t)
-	o := Options{Max: 8 * time.Second, Quiet: quiet, Ports: []int{srv.port}, Interval: 50 * time.Millisecond}
+	o := Options{Policy: Policy{Max: 8 * time.Second, Quiet: quiet}, Ports: []int{srv.port}, Interval: 50 * time.Millisecond}
 	start, ch := runAsync(t.Context(), o, log)
 	var mu sync.Mutex // one exchange at a time on c
 	ctx, cancel := context.WithCancel(t.Context())
@@ -163,7 +163,7 @@ func TestLetGoEndsDrain(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = second.Close() })
 			send(t, second)
-			o := Options{Max: 10 * time.Second, Quiet: 300 * time.Millisecond, Ports: []int{srv.port}, LearnInterval: 200 * time.Millisecond}
+			o := Options{Policy: Policy{Max: 10 * time.Second, Quiet: 300 * time.Millisecond}, Ports: []int{srv.port}, LearnInterval: 200 * time.Millisecond}
 			l := Learn(o, nil)
 			t.Cleanup(l.Stop)
 			time.Sleep(5 * time.Second)
@@ -230,7 +230,7 @@ func TestOwnConnectionsLeftOut(t *testing.T) {
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
-	o := Options{Max: 5 * time.Second, Quiet: quiet, Ports: []int{srv.port}}
+	o := Options{Policy: Policy{Max: 5 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}
 	res := RunDetailed(t.Context(), o, nil)
 	if res.Reason != ReasonAllQuiet || res.Peers != 0 {
 		t.Fatalf("drain %s after %v with %d peers (%s), want %s after %v with none: our own probe counted as a caller",
@@ -241,7 +241,7 @@ func TestOwnConnectionsLeftOut(t *testing.T) {
 	// The same address, not through selfconn: a caller.
 	c := dial(t, srv)
 	send(t, c)
-	res = RunDetailed(t.Context(), Options{Max: 5 * time.Second, Quiet: quiet, Ports: []int{srv.port}}, nil)
+	res = RunDetailed(t.Context(), Options{Policy: Policy{Max: 5 * time.Second, Quiet: quiet}, Ports: []int{srv.port}}, nil)
 	cancel()
 	wg.Wait()
 	if res.Peers != 1 || len(res.Slowest) != 1 || res.Slowest[0].Addr != netip.MustParseAddr("127.0.0.1") {

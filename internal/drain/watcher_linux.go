@@ -306,6 +306,13 @@ func (w *Watcher) configure(c reqConfig) {
 	if c.filter && len(w.ranges) <= maxFilterRanges {
 		bc = portFilter(w.ranges)
 	}
+	// One watched port goes in the request's socket id too: the kernel
+	// then passes over every socket on another port at a comparison,
+	// before it runs the bytecode. (A port of 0 matches all.)
+	var sport uint16
+	if len(w.ranges) == 1 && w.ranges[0].lo == w.ranges[0].hi {
+		sport = w.ranges[0].lo
+	}
 	w.reqs = w.reqs[:0]
 	switch c.mode {
 	case modeLegacy:
@@ -314,6 +321,7 @@ func (w *Watcher) configure(c reqConfig) {
 		p := r[nlmsgHdrLen:]
 		p[0] = unix.AF_UNSPEC
 		p[3] = 1 << (attrInfo - 1)
+		binary.BigEndian.PutUint16(p[4:], sport) // id.idiag_sport
 		binary.NativeEndian.PutUint32(p[52:], stateMask)
 		w.reqs = append(w.reqs, r)
 	default:
@@ -325,6 +333,7 @@ func (w *Watcher) configure(c reqConfig) {
 			p[1] = unix.IPPROTO_TCP
 			p[2] = 1 << (attrInfo - 1)
 			binary.NativeEndian.PutUint32(p[4:], stateMask)
+			binary.BigEndian.PutUint16(p[8:], sport) // id.idiag_sport
 			w.reqs = append(w.reqs, r)
 		}
 	}

@@ -323,7 +323,7 @@ func TestWatcherNoListener(t *testing.T) {
 
 	// Run warns, once, and still drains until quiet.
 	log, buf := testLogger(t)
-	res := RunDetailed(t.Context(), Options{Max: 5 * time.Second, Quiet: 200 * time.Millisecond, Ports: []int{port}}, log)
+	res := RunDetailed(t.Context(), Options{Policy: Policy{Max: 5 * time.Second, Quiet: 200 * time.Millisecond}, Ports: []int{port}}, log)
 	if res.Reason != ReasonAllQuiet || res.Fallback {
 		t.Errorf("result %+v, want ReasonAllQuiet", res)
 	}

@@ -117,7 +117,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 
-	if s := rep.Drain; s == nil || len(s.Runs) != 1 || len(s.CPU) != 5 {
+	if s := rep.Drain; s == nil || len(s.Runs) != 1 || len(s.CPU) != 6 {
 		t.Errorf("drain: %+v", s)
 	} else {
 		q := paramsFor(true)
