@@ -96,7 +96,9 @@ func TestDrainCapWithRegistryEndsEarly(t *testing.T) {
 		t.Fatalf("the instance never went online\nstderr:\n%s", a.p.Stderr)
 	}
 	c := startClientFrom(t, a.port, 100*time.Millisecond, keepAlive, "127.0.100.41")
-	time.Sleep(time.Second)
+	// Long enough for the drain to know its habit: a caller seen only for
+	// a moment is waited for as a rare one.
+	time.Sleep(7 * time.Second)
 	sent := a.term()
 	time.Sleep(time.Second)
 	last := c.stop()
