@@ -252,7 +252,7 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 	case "ip":
 		return cfg.IP
 	case "eureka-instance-id":
-		return eurekaOptions(cfg).ResolvedInstanceID()
+		return cfg.Eureka.InstanceID
 	case "eureka-app":
 		return cfg.Eureka.App
 	case "eureka-url":

@@ -30,32 +30,16 @@ var backends = map[string]func(*config.Config, *slog.Logger) (registry.Registry,
 		return nacos.New(nacosOptions(cfg), log)
 	},
 	"eureka": func(cfg *config.Config, log *slog.Logger) (registry.Registry, error) {
-		return eureka.New(eurekaOptions(cfg), log)
+		return eureka.New(cfg.Eureka, log)
 	},
 }
 
-// nacosOptions maps the configuration onto the Nacos backend's options.
+// nacosOptions are the Nacos options the configuration resolved, with
+// this release's version for the helper's check.
 func nacosOptions(cfg *config.Config) nacos.Options {
-	n := cfg.Nacos
-	return nacos.Options{
-		Addrs: n.Addrs, Namespace: n.Namespace, Group: n.Group, Cluster: n.Cluster,
-		Service: cfg.Service, IP: cfg.IP, Port: cfg.Port(),
-		Mode: n.Mode, Offline: n.Offline, Weight: n.Weight, Metadata: n.Metadata,
-		Username: n.Username, Password: n.Password, CacheDir: n.CacheDir, Helper: n.Helper,
-		EnvPrefix: config.EnvPrefix, Timeout: cfg.RegistryTimeout, Version: version,
-	}
-}
-
-// eurekaOptions maps the configuration onto the Eureka backend's options.
-func eurekaOptions(cfg *config.Config) eureka.Options {
-	e := cfg.Eureka
-	return eureka.Options{
-		URLs: e.URLs, Service: cfg.Service, App: e.App, InstanceID: e.InstanceID,
-		IP: cfg.IP, Port: cfg.Port(), Mode: e.Mode,
-		Username: e.Username, Password: e.Password,
-		Heartbeat: e.Heartbeat, DeregisterOnExit: e.DeregisterOnExit, Metadata: e.Metadata,
-		Timeout: cfg.RegistryTimeout,
-	}
+	o := cfg.Nacos
+	o.Version = version
+	return o
 }
 
 // probers maps --registry names to their backends' Probe, for --check.
@@ -64,7 +48,7 @@ var probers = map[string]func(*config.Config, context.Context) []registry.ProbeR
 		return nacosOptions(cfg).Probe(ctx)
 	},
 	"eureka": func(cfg *config.Config, ctx context.Context) []registry.ProbeResult {
-		return eurekaOptions(cfg).Probe(ctx)
+		return cfg.Eureka.Probe(ctx)
 	},
 }
 

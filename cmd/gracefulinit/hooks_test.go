@@ -9,7 +9,7 @@ import (
 )
 
 // The Eureka instance id nobody set is Spring Cloud's hostname:service:port,
-// worked out by the backend from what the configuration maps onto it.
+// worked out by the backend when the configuration resolves its options.
 func TestEurekaInstanceIDDefault(t *testing.T) {
 	host, err := os.Hostname()
 	if err != nil {
@@ -30,7 +30,7 @@ func TestEurekaInstanceIDDefault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := eurekaOptions(cfg).ResolvedInstanceID(); got != tt.want {
+			if got := cfg.Eureka.InstanceID; got != tt.want {
 				t.Fatalf("instance id %q, want %q", got, tt.want)
 			}
 		})

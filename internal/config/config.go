@@ -96,8 +96,10 @@ type Config struct {
 	RegistryHold    bool // mark mode: keep the app's own registration out of rotation until it is ready and warm
 	Service         string
 	IP              string
-	Nacos           Nacos
-	Eureka          Eureka
+	// Nacos and Eureka are the backends' own options, bound to the flags:
+	// their defaults and validation are the backends' (Resolve).
+	Nacos  nacos.Options
+	Eureka eureka.Options
 	// HTTP hooks for registries gracefulinit does not speak: each
 	// "METHOD URL [BODY]", run in the online and offline slots.
 	OnlineHTTP  []httphook.Call
@@ -115,35 +117,6 @@ type Config struct {
 // Flags is the flag set the configuration was parsed with; its values are
 // bound to the Config, so they show the command line and environment.
 func (c *Config) Flags() *pflag.FlagSet { return c.flags }
-
-// Nacos configures the Nacos registry step.
-type Nacos struct {
-	Addrs     []string // base URLs, e.g. http://nacos-0:8848
-	Namespace string
-	Group     string
-	Cluster   string
-	Username  string
-	Password  string // secret: never log
-	Offline   string // weight|disable|both
-	Mode      string // mark|register
-	Weight    float64
-	Metadata  map[string]string
-	CacheDir  string
-	Helper    string // gracefulinit-nacos for register mode; empty: next to gracefulinit
-}
-
-// Eureka configures the Eureka registry step.
-type Eureka struct {
-	URLs             []string // service URLs without trailing slash; userinfo stripped into Username/Password
-	App              string
-	InstanceID       string
-	Mode             string // mark|register
-	Username         string
-	Password         string // secret: never log
-	Heartbeat        time.Duration
-	DeregisterOnExit bool
-	Metadata         map[string]string
-}
 
 // DrainBudget is the longest the drain may last: what the grace period
 // leaves after the kill margin and the time reserved for the app to stop
@@ -1007,84 +980,33 @@ func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 	return nil
 }
 
+// finishNacos gives the Nacos options the instance's identity and has the
+// backend resolve them (defaults, checks, normalised addresses), with
+// errors that name the flag or variable.
 func finishNacos(cfg *parsing) error {
-	n := &cfg.Nacos
-	if len(n.Addrs) == 0 {
-		return errors.New("--registry nacos needs --nacos-addr, e.g. http://nacos:8848")
+	n := cfg.Nacos
+	n.Service, n.IP, n.Port, n.Timeout, n.EnvPrefix = cfg.Service, cfg.IP, cfg.Port(), cfg.RegistryTimeout, EnvPrefix
+	n, err := n.Resolve(cfg.origin)
+	if err != nil {
+		return err
 	}
-	for i, a := range n.Addrs {
-		if strings.TrimSpace(a) == "" {
-			return fmt.Errorf("%s lists an empty address: remove the extra comma", cfg.origin("nacos-addr"))
-		}
-		if !strings.Contains(a, "://") {
-			a = "http://" + a
-		}
-		u, err := url.Parse(a)
-		if err != nil || u.Host == "" || !validPort(u.Port(), true) {
-			return fmt.Errorf("%s %q: want a URL like http://nacos:8848 (ports run from 1 to 65535)", cfg.origin("nacos-addr"), redact.URL(a))
-		}
-		n.Addrs[i] = strings.TrimRight(a, "/")
-	}
-	if cfg.Service == "" {
-		return errors.New("--registry nacos needs --service, the app's service name (spring.application.name)")
-	}
-	switch n.Offline {
-	case "both", "weight", "disable":
-	default:
-		return fmt.Errorf("--nacos-offline %q: use both, weight or disable", n.Offline)
-	}
-	switch n.Mode {
-	case "mark", "register":
-	default:
-		return fmt.Errorf("--nacos-mode %q: use mark or register", n.Mode)
-	}
-	if n.Password != "" && n.Username == "" {
-		return errors.New("a Nacos password was given without --nacos-username")
-	}
+	cfg.Nacos = n
 	return nil
 }
 
+// finishEureka does the same for Eureka; the heartbeat's range is the
+// flag's (0 there is a value set, not the backend's "default").
 func finishEureka(cfg *parsing) error {
-	e := &cfg.Eureka
-	if len(e.URLs) == 0 {
-		return errors.New("--registry eureka needs --eureka-url, e.g. http://eureka:8761/eureka")
+	if cfg.Eureka.Heartbeat <= 0 {
+		return fmt.Errorf("%s must be positive, e.g. 30s", cfg.origin("eureka-heartbeat"))
 	}
-	for i, raw := range e.URLs {
-		if strings.TrimSpace(raw) == "" {
-			return fmt.Errorf("%s lists an empty URL: remove the extra comma", cfg.origin("eureka-url"))
-		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port(), true) {
-			return fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", cfg.origin("eureka-url"), redact.URL(raw))
-		}
-		if u.User != nil {
-			if e.Username == "" {
-				e.Username = u.User.Username()
-			}
-			if pw, ok := u.User.Password(); ok && e.Password == "" {
-				e.Password = pw
-			}
-			u.User = nil
-		}
-		e.URLs[i] = strings.TrimRight(u.String(), "/")
+	e := cfg.Eureka
+	e.Service, e.IP, e.Port, e.Timeout = cfg.Service, cfg.IP, cfg.Port(), cfg.RegistryTimeout
+	e, err := e.Resolve(cfg.origin)
+	if err != nil {
+		return err
 	}
-	if e.App == "" {
-		e.App = cfg.Service
-	}
-	if e.App == "" {
-		return errors.New("--registry eureka needs --eureka-app or --service, the app's name")
-	}
-	e.App = strings.ToUpper(e.App)
-	// An empty InstanceID is the backend's default (hostname:service:port):
-	// the configuration reads no host state.
-	switch e.Mode {
-	case "mark", "register":
-	default:
-		return fmt.Errorf("--eureka-mode %q: use mark or register", e.Mode)
-	}
-	if e.Heartbeat <= 0 {
-		return errors.New("--eureka-heartbeat must be positive, e.g. 30s")
-	}
+	cfg.Eureka = e
 	return nil
 }
 

@@ -41,6 +41,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad env value", []string{"--", "x"}, []string{"GRACEFULINIT_GRACE_PERIOD", "forever"}, "GRACEFULINIT_GRACE_PERIOD=\"forever\""},
 		{"registry without port", []string{"--registry", "nacos", "--nacos-addr", "n:8848", "--service", "s", "--", "x"}, nil, "--registry needs the app's port"},
 		{"unknown registry", []string{"--registry", "zk", "--port", "1", "--", "x"}, nil, "--registry \"zk\""},
+		{"nacos offline in env", []string{"--registry", "nacos", "--nacos-addr", "n:8848", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, []string{"GRACEFULINIT_NACOS_OFFLINE", "all"}, "GRACEFULINIT_NACOS_OFFLINE \"all\": use both, weight or disable"},
+		{"nacos addr in env", []string{"--registry", "nacos", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, []string{"GRACEFULINIT_NACOS_ADDR", "http://n:0"}, "GRACEFULINIT_NACOS_ADDR \"http://n:0\": want a URL"},
+		{"eureka url in env", []string{"--registry", "eureka", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, []string{"GRACEFULINIT_EUREKA_URL", "ftp://e/eureka"}, "GRACEFULINIT_EUREKA_URL \"ftp://e/eureka\": want a URL"},
+		{"eureka mode", []string{"--registry", "eureka", "--eureka-url", "http://e/eureka", "--eureka-mode", "both", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, nil, "--eureka-mode \"both\": use mark or register"},
+		{"nacos password without user", []string{"--registry", "nacos", "--nacos-addr", "n:8848", "--nacos-password", "pw", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, nil, "without --nacos-username"},
 		{"nacos without addr", []string{"--registry", "nacos", "--port", "1", "--ip", "10.0.0.1", "--service", "s", "--", "x"}, nil, "needs --nacos-addr"},
 		{"nacos without service", []string{"--registry", "nacos", "--port", "1", "--ip", "10.0.0.1", "--nacos-addr", "n", "--", "x"}, nil, "needs --service"},
 		{"eureka bad url", []string{"--registry", "eureka", "--port", "1", "--ip", "10.0.0.1", "--service", "s", "--eureka-url", "eureka:8761", "--", "x"}, nil, "--eureka-url"},
@@ -252,9 +257,9 @@ func TestEurekaCredentialsFromURL(t *testing.T) {
 		t.Fatalf("url %q user %q: userinfo must move out of the URL", e.URLs[0], e.Username)
 	}
 	// The instance id's default (hostname:orders:8080) is the Eureka
-	// backend's: the configuration reads no host state
+	// backend's, applied when the configuration resolves its options
 	// (cmd/gracefulinit TestEurekaInstanceIDDefault).
-	if e.App != "ORDERS" || e.InstanceID != "" {
+	if host, err := os.Hostname(); err == nil && (e.App != "ORDERS" || e.InstanceID != host+":orders:8080") {
 		t.Fatalf("app %q id %q", e.App, e.InstanceID)
 	}
 }

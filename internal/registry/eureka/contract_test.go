@@ -77,14 +77,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		want   string
 	}{
 		// fargo would log.Fatal (exit 1, killing PID 1) on an empty list.
-		{"no service URL", func(c *Options) { c.URLs = nil }, "no service URL"},
+		{"no service URL", func(c *Options) { c.URLs = nil }, "needs --eureka-url"},
 		{"not a URL", func(c *Options) { c.URLs = []string{"eureka:8761"} }, "want a URL"},
 		{"ftp scheme", func(c *Options) { c.URLs = []string{"ftp://eureka/eureka"} }, "want a URL"},
-		{"no app", func(c *Options) { c.App, c.Service = "", "" }, "no app name"},
+		{"no app", func(c *Options) { c.App, c.Service = "", "" }, "the app's name"},
 		{"no instance id", func(c *Options) {
 			c.InstanceID = ""
 			c.Hostname = func() (string, error) { return "", errors.New("no hostname") }
-		}, "no instance id"},
+		}, "default instance id: set --eureka-instance-id"},
 		{"bad mode", func(c *Options) { c.Mode = "both" }, "mode"},
 		{"register without IP", func(c *Options) { c.Mode = "register"; c.IP = "" }, "IP"},
 		{"register without port", func(c *Options) { c.Mode = "register"; c.Port = 0 }, "port"},

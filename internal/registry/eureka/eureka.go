@@ -96,11 +96,11 @@ func newEureka(o Options, log *slog.Logger) (*Eureka, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o = o.withDefaults()
-	bases, user, pass, err := o.check()
+	o, err := o.Resolve(nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eureka: %w", err)
 	}
+	bases, user, pass := o.URLs, o.Username, o.Password
 	e := &Eureka{
 		app:              o.App,
 		id:               o.InstanceID,

@@ -2,7 +2,6 @@ package eureka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -76,51 +75,74 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// check validates o, which has its defaults, and returns the service URLs
-// without userinfo and the credentials to send.
-func (o Options) check() (bases []string, user, pass string, err error) {
-	if len(o.URLs) == 0 {
-		return nil, "", "", errors.New("eureka: no service URL: set --eureka-url, e.g. http://eureka:8761/eureka")
+// Resolve fills o's defaults, checks it and returns it with its service
+// URLs normalised: credentials taken out of them (into Username and
+// Password when those are empty), no query, no trailing slash. It is the
+// one validation of the Eureka settings: gracefulinit's configuration
+// calls it with the flags' names, New calls it again. name says how an
+// error names a setting ("eureka-url" as --eureka-url, or the variable
+// that set it); nil: as the flag.
+func (o Options) Resolve(name func(flag string) string) (Options, error) {
+	if name == nil {
+		name = func(flag string) string { return "--" + flag }
 	}
-	user, pass = o.Username, o.Password
-	for _, raw := range o.URLs {
+	o = o.withDefaults()
+	if len(o.URLs) == 0 {
+		return o, fmt.Errorf("--registry eureka needs %s, e.g. http://eureka:8761/eureka", name("eureka-url"))
+	}
+	urls := make([]string, len(o.URLs))
+	for i, raw := range o.URLs {
+		if strings.TrimSpace(raw) == "" {
+			return o, fmt.Errorf("%s lists an empty URL: remove the extra comma", name("eureka-url"))
+		}
 		u, err := url.Parse(strings.TrimSpace(raw))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, "", "", fmt.Errorf("eureka: service URL %q: want a URL like http://eureka:8761/eureka", redact.URL(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !validPort(u.Port()) {
+			return o, fmt.Errorf("%s %q: want a URL like http://eureka:8761/eureka (ports run from 1 to 65535)", name("eureka-url"), redact.URL(raw))
 		}
 		// Credentials come out of the URL, which fargo or an error
 		// message might otherwise print.
 		if u.User != nil {
-			if user == "" {
-				user = u.User.Username()
+			if o.Username == "" {
+				o.Username = u.User.Username()
 			}
-			if p, ok := u.User.Password(); ok && pass == "" {
-				pass = p
+			if p, ok := u.User.Password(); ok && o.Password == "" {
+				o.Password = p
 			}
 			u.User = nil
 		}
 		u.RawQuery, u.Fragment = "", ""
-		bases = append(bases, trimBase(u.String()))
+		urls[i] = trimBase(u.String())
 	}
+	o.URLs = urls
 	if o.App == "" {
-		return nil, "", "", errors.New("eureka: no app name: set --eureka-app or --service")
+		return o, fmt.Errorf("--registry eureka needs %s or %s, the app's name", name("eureka-app"), name("service"))
 	}
 	if o.InstanceID == "" {
-		return nil, "", "", errors.New("eureka: no instance id: set --eureka-instance-id")
+		return o, fmt.Errorf("this host has no name for the default instance id: set %s", name("eureka-instance-id"))
 	}
 	switch o.Mode {
 	case "mark":
 	case "register":
 		if net.ParseIP(o.IP) == nil {
-			return nil, "", "", fmt.Errorf("eureka: register mode needs the instance's IP, got %q: set --ip or POD_IP", o.IP)
+			return o, fmt.Errorf("register mode needs the instance's IP, got %q: set %s or POD_IP", o.IP, name("ip"))
 		}
-		if o.Port <= 0 {
-			return nil, "", "", errors.New("eureka: register mode needs the app's port: set --port")
+		if o.Port <= 0 || o.Port > 65535 {
+			return o, fmt.Errorf("register mode needs the app's port: set %s", name("port"))
 		}
 	default:
-		return nil, "", "", fmt.Errorf("eureka: mode %q: use mark or register", o.Mode)
+		return o, fmt.Errorf("%s %q: use mark or register", name("eureka-mode"), o.Mode)
 	}
-	return bases, user, pass, nil
+	return o, nil
+}
+
+// validPort reports whether a URL's port is empty (the scheme's) or from 1
+// to 65535; url.Parse accepts any digits.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // ResolvedInstanceID is the instance id the backend will use: InstanceID,

@@ -34,11 +34,14 @@ func New(o Options, log *slog.Logger) (registry.Registry, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("registry", "nacos")
+	o, err := o.Resolve(nil)
+	if err != nil {
+		return nil, fmt.Errorf("nacos: %w", err)
+	}
 	servers, err := o.servers()
 	if err != nil {
 		return nil, err
 	}
-	o = o.withDefaults()
 	if o.Mode == "register" {
 		return newRegister(o, servers, log)
 	}

@@ -2,11 +2,12 @@ package nacos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/redact"
 	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/registry/failover"
 )
@@ -82,31 +83,60 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// servers checks o and parses its addresses.
-func (o Options) servers() ([]server, error) {
+// Resolve fills o's defaults, checks it and returns it with its addresses
+// normalised (a scheme added, no trailing slash). It is the one validation
+// of the Nacos settings: gracefulinit's configuration calls it with the
+// flags' names, New calls it again. name says how an error names a setting
+// ("nacos-addr" as --nacos-addr, or the variable that set it); nil: as the
+// flag.
+func (o Options) Resolve(name func(flag string) string) (Options, error) {
+	if name == nil {
+		name = func(flag string) string { return "--" + flag }
+	}
 	o = o.withDefaults()
 	if len(o.Addrs) == 0 {
-		return nil, errors.New("nacos: no server address: set --nacos-addr, e.g. http://nacos:8848")
+		return o, fmt.Errorf("--registry nacos needs %s, e.g. http://nacos:8848", name("nacos-addr"))
 	}
-	if o.Service == "" {
-		return nil, errors.New("nacos: no service name: set --service")
+	addrs := make([]string, len(o.Addrs))
+	for i, a := range o.Addrs {
+		if strings.TrimSpace(a) == "" {
+			return o, fmt.Errorf("%s lists an empty address: remove the extra comma", name("nacos-addr"))
+		}
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		if _, err := parseServer(a); err != nil {
+			return o, fmt.Errorf("%s %q: want a URL like http://nacos:8848 (ports run from 1 to 65535)", name("nacos-addr"), redact.URL(a))
+		}
+		addrs[i] = strings.TrimRight(a, "/")
 	}
-	if net.ParseIP(o.IP) == nil {
-		return nil, fmt.Errorf("nacos: instance IP %q is not an IP address: set --ip or POD_IP", o.IP)
+	o.Addrs = addrs
+	switch {
+	case o.Service == "":
+		return o, fmt.Errorf("--registry nacos needs %s, the app's service name (spring.application.name)", name("service"))
+	case net.ParseIP(o.IP) == nil:
+		return o, fmt.Errorf("%s %q: want an IP address, or set POD_IP from the downward API", name("ip"), o.IP)
+	case o.Port <= 0 || o.Port > 65535:
+		return o, fmt.Errorf("--registry nacos needs the app's port: add %s, e.g. 8080", name("port"))
 	}
-	if o.Port <= 0 {
-		return nil, errors.New("nacos: no instance port: set --port")
+	switch o.Offline {
+	case "both", "weight", "disable":
+	default:
+		return o, fmt.Errorf("%s %q: use both, weight or disable", name("nacos-offline"), o.Offline)
 	}
 	switch o.Mode {
 	case "mark", "register":
 	default:
-		return nil, fmt.Errorf("nacos: mode %q: use mark or register", o.Mode)
+		return o, fmt.Errorf("%s %q: use mark or register", name("nacos-mode"), o.Mode)
 	}
-	switch o.Offline {
-	case "weight", "disable", "both":
-	default:
-		return nil, fmt.Errorf("nacos: offline %q: use both, weight or disable", o.Offline)
+	if o.Password != "" && o.Username == "" {
+		return o, fmt.Errorf("a Nacos password was given without %s", name("nacos-username"))
 	}
+	return o, nil
+}
+
+// servers parses o's addresses, which Resolve checked.
+func (o Options) servers() ([]server, error) {
 	servers := make([]server, 0, len(o.Addrs))
 	for _, a := range o.Addrs {
 		s, err := parseServer(a)
