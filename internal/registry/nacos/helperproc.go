@@ -64,6 +64,7 @@ type helperProc struct {
 	pending map[uint64]chan string
 	crash   string // its first panic or fatal-error line on stderr
 	last    string // its last stderr line
+	errCut  int    // stderr lines cut at helperErrLineMax
 	killed  string // why gracefulinit killed it, if it did
 	status  string // how it ended, once gone
 }
@@ -265,7 +266,14 @@ func (p *helperProc) readStderr(r *os.File) {
 			p.crash = text
 		}
 		p.last = text
+		if long {
+			p.errCut++
+		}
+		first := long && p.errCut == 1
 		p.mu.Unlock()
+		if first {
+			p.log.Warn("nacos helper: a line of its stderr is over the limit: cut, its stderr is read on (its death reason counts the cut lines)", "limit_bytes", helperErrLineMax)
+		}
 		if debug {
 			p.relay.offer(relayStderr, line, long)
 		}
@@ -330,6 +338,9 @@ func (p *helperProc) reason(secrets ...string) string {
 	s := p.status
 	if p.killed != "" {
 		s += " (killed by gracefulinit: " + p.killed + ")"
+	}
+	if p.errCut > 0 {
+		s += fmt.Sprintf(" (%d stderr lines over %d bytes cut)", p.errCut, helperErrLineMax)
 	}
 	line := p.crash
 	if line == "" {
