@@ -264,6 +264,11 @@ func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
 	if e.register || e.isStopping() {
 		return registry.HoldAbsent, nil
 	}
+	// Offline cuts a look in flight short: it must not wait for the
+	// write token behind a registry that hangs.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.stopCtx, cancel)()
 	release, err := e.acquire(ctx)
 	if err != nil {
 		return registry.HoldAbsent, err
