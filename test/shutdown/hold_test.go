@@ -20,7 +20,9 @@ func TestHoldRegistryHangs(t *testing.T) {
 		reg  func(addr string) []string
 	}{
 		{"nacos", func(addr string) []string { return []string{"--registry", "nacos", "--nacos-addr", "http://" + addr} }},
-		{"eureka", func(addr string) []string { return []string{"--registry", "eureka", "--eureka-url", "http://" + addr + "/eureka"} }},
+		{"eureka", func(addr string) []string {
+			return []string{"--registry", "eureka", "--eureka-url", "http://" + addr + "/eureka"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
