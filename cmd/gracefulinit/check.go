@@ -188,6 +188,10 @@ func explainPeers(cfg *config.Config, w io.Writer) {
 	if cfg.DrainPerCaller {
 		fmt.Fprintf(w, "    per caller (remote address): done once quiet for max(%s, 2 x its longest gap between calls in the last 5 min);\n", cfg.DrainQuiet)
 		fmt.Fprintf(w, "    e.g. a caller every 3s is waited for %s after its last call, a busy one for %s\n", max(cfg.DrainQuiet, 6*time.Second), cfg.DrainQuiet)
+		fmt.Fprintf(w, "    a caller that closes all its connections after the offline (let go) is done %s later; keepalive frames are not calls\n", max(cfg.DrainQuiet, time.Second))
+		if cfg.DrainCacheMax > 0 {
+			fmt.Fprintf(w, "    a caller seen too briefly to know its gap (short history) is waited for until %s after the offline\n", cfg.DrainCacheMax)
+		}
 	} else {
 		fmt.Fprintf(w, "    --drain-per-caller=false: every caller is done %s after its last call, whatever its habit (a caller with longer gaps can lose requests)\n", cfg.DrainQuiet)
 	}

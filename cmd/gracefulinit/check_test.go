@@ -145,11 +145,13 @@ func TestCheckExplainsPerCaller(t *testing.T) {
 		{"per caller, HOST_IP", nil, []string{"HOST_IP", "10.0.0.9"}, []string{
 			"done once quiet for max(2s, 2 x its longest gap",
 			"a caller every 3s is waited for 6s after its last call, a busy one for 2s",
+			"closes all its connections after the offline (let go) is done 2s later; keepalive frames are not calls",
 			"no --drain-cache-max: a caller that never stops (a prober, a scraper) holds the drain to its ceiling",
 			"left out: 10.0.0.9/32 (10.0.0.9 from HOST_IP)",
 		}},
 		{"cache-max and ignore", []string{"--drain", "20s", "--drain-cache-max", "5s", "--drain-ignore", "10.1.0.0/16"}, nil, []string{
 			"never after 20s",
+			"short history) is waited for until 5s after the offline",
 			"callers still calling 5s after the offline took effect are not waited for",
 			"left out: 10.1.0.0/16",
 		}},

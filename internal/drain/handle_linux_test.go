@@ -18,6 +18,9 @@ type sock struct {
 	old      bool          // tcp_info of a kernel before 4.1, without tcpi_bytes_received
 	lastRecv time.Duration // tcpi_last_data_recv
 	bytes    uint64        // tcpi_bytes_received
+	segs     uint32        // tcpi_data_segs_in
+	out      uint64        // tcpi_bytes_sent
+	segsOut  uint32        // tcpi_data_segs_out
 }
 
 func (s sock) msg() []byte {
@@ -38,6 +41,9 @@ func (s sock) msg() []byte {
 	binary.NativeEndian.PutUint32(info[offLastDataRecv:], uint32(s.lastRecv.Milliseconds()))
 	if !s.old {
 		binary.NativeEndian.PutUint64(info[offBytesReceived:], s.bytes)
+		binary.NativeEndian.PutUint32(info[offDataSegsIn:], s.segs)
+		binary.NativeEndian.PutUint32(info[offDataSegsOut:], s.segsOut)
+		binary.NativeEndian.PutUint64(info[offBytesSent:], s.out)
 	}
 	// An 8-byte pad attribute first, as nla_reserve_64bit may add.
 	m = binary.NativeEndian.AppendUint16(m, 8)
