@@ -895,21 +895,18 @@ func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 		return nil
 	}
 	if !cfg.flags.Changed("drain-cache-max") {
-		// The longest a consumer keeps calling after the offline: Spring
-		// Cloud LoadBalancer's 35 s cache (Nacos, and the consumers of an
-		// --offline-http step); Eureka's server read cache, client fetch
-		// and Ribbon cache, 30 s each; plus 5 s for the change to reach the
-		// consumer, since a cache refreshed just before that lasts its
-		// whole TTL (measured: a 35 s cache called 35.0 s after the offline).
+		// The longest a consumer keeps calling after the offline, each
+		// backend's own figure; an --offline-http step's consumers are
+		// taken to be Spring Cloud LoadBalancer's, as Nacos's are.
 		if len(cfg.OfflineHTTP) > 0 {
-			cfg.DrainCacheMax = 40 * time.Second
+			cfg.DrainCacheMax = nacos.DrainCacheMax
 		}
 		for _, r := range cfg.Registries {
 			switch r {
 			case "nacos":
-				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 40*time.Second)
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, nacos.DrainCacheMax)
 			case "eureka":
-				cfg.DrainCacheMax = max(cfg.DrainCacheMax, 95*time.Second)
+				cfg.DrainCacheMax = max(cfg.DrainCacheMax, eureka.DrainCacheMax)
 			}
 		}
 	}

@@ -50,6 +50,12 @@ const (
 	DefaultHeartbeat = 30 * time.Second
 	// DefaultMode is Options.Mode's default, and the flag's.
 	DefaultMode = "mark"
+	// DrainCacheMax is the longest a consumer keeps calling an instance
+	// Eureka took out: the server's read cache, the client's fetch and
+	// Ribbon's cache, 30 s each, plus 5 s for the change to reach it (a
+	// cache refreshed just before lasts its whole TTL). The drain's
+	// --drain-cache-max default with Eureka.
+	DrainCacheMax = 95 * time.Second
 	// Eureka's default lease (eureka.instance.lease-expiration-duration-in-seconds).
 	defaultLease = 90 * time.Second
 )
