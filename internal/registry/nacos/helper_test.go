@@ -273,7 +273,8 @@ const answerLoop = `while read req; do id=$(echo "$req" | sed 's/.*"id":\([0-9]*
 // stdout closed) was declared dead and never killed: copies piled up at
 // every restart (5 to 6 after 12 s), and outside PID 1 they outlived
 // gracefulinit. Now it is killed, reaped, then restarted: one copy at a
-// time, none after gracefulinit exits, inside and outside PID 1.
+// time, none after gracefulinit exits, inside and outside PID 1. The same
+// holds for a helper that closes its stderr and runs on.
 func TestHelperLeakedCopies(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ name, body, killedFor string }{
@@ -284,6 +285,9 @@ while :; do sleep 1; done`, "line over"},
 		{"stdout closed", `read cfg
 exec >&-
 while :; do sleep 1; done`, "closed its stdout"},
+		{"stderr closed", `read cfg
+exec 2>&-
+while :; do sleep 1; done`, "closed its stderr"},
 	}
 	for _, tc := range cases {
 		for _, pid1 := range []bool{true, false} {
