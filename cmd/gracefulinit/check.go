@@ -63,8 +63,12 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 
-	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP)+len(cfg.WarmupHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" {
+	hold := holdLine(cfg)
+	if len(cfg.OnlineHTTP)+len(cfg.OfflineHTTP)+len(cfg.WarmupHTTP) > 0 || cfg.HealthAddr != "" || cfg.TerminationLog != "" || hold != "" {
 		fmt.Fprintln(w, "\nlifecycle:")
+		if hold != "" {
+			fmt.Fprintf(w, "  %s\n", hold)
+		}
 		if len(cfg.WarmupHTTP) > 0 {
 			fmt.Fprintf(w, "  warm-up (once ready, before online): %d requests, %d at a time, at most %s, in turn over:\n",
 				cfg.WarmupRequests, cfg.WarmupConcurrency, cfg.WarmupTimeout)
@@ -274,4 +278,27 @@ func resolved(cfg *config.Config, f *pflag.Flag) string {
 		return strings.Join(keys, ",")
 	}
 	return redact.URL(f.Value.String())
+}
+
+// holdLine says what the hold does while the app starts ("": nothing to
+// hold: no registry in mark mode).
+func holdLine(cfg *config.Config) string {
+	var marks []string
+	for _, name := range cfg.Registries {
+		if (name == "nacos" && cfg.Nacos.Mode != "register") || (name == "eureka" && cfg.Eureka.Mode != "register") {
+			marks = append(marks, name)
+		}
+	}
+	switch {
+	case len(marks) == 0:
+		return ""
+	case !cfg.RegistryHold:
+		return "hold: off (--registry-hold=false): the app's own registration is in rotation as soon as it registers"
+	}
+	until := "ready"
+	if len(cfg.WarmupHTTP) > 0 {
+		until = "ready and warmed up"
+	}
+	return fmt.Sprintf("hold (%s, from the app's start until it is %s): the app's own registration is kept out of rotation, then put online",
+		strings.Join(marks, ", "), until)
 }

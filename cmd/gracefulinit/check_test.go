@@ -212,3 +212,49 @@ func TestCheckSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckStartSide: --check says what happens while the app starts: the
+// hold in mark mode (not in register mode, not when turned off) and the
+// warm-up with its numbers and requests. The registry address refuses, so
+// the probe's problem is not this test's.
+func TestCheckStartSide(t *testing.T) {
+	nacos := []string{"--check", "--registry", "nacos", "--nacos-addr", "http://127.0.0.1:1", "--service", "s", "--port", "8080", "--ip", "10.0.0.1",
+		"--ready-http", "http://127.0.0.1:8080/health", "--registry-timeout", "1s"}
+	tests := []struct {
+		name     string
+		args     []string
+		want     []string
+		wantNone string
+	}{
+		{"hold and warm-up", []string{"--warmup-http", "GET http://127.0.0.1:8080/items", "--warmup-http", "POST http://127.0.0.1:8080/q {}", "--warmup-requests", "100"}, []string{
+			"hold (nacos, from the app's start until it is ready and warmed up): the app's own registration is kept out of rotation, then put online",
+			"warm-up (once ready, before online): 100 requests, 4 at a time, at most 1m0s, in turn over:",
+			"    GET http://127.0.0.1:8080/items\n    POST http://127.0.0.1:8080/q\n",
+			"200 once ready, warmed up and online",
+		}, ""},
+		{"hold only", nil, []string{"hold (nacos, from the app's start until it is ready): "}, "warm-up"},
+		{"hold off", []string{"--registry-hold=false"}, []string{"hold: off (--registry-hold=false)"}, "hold ("},
+		{"register mode", []string{"--registry", "eureka", "--eureka-url", "http://127.0.0.1:1/eureka", "--eureka-mode", "register"},
+			[]string{"hold (nacos, from"}, "eureka, from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append(slices.Clone(nacos), tt.args...)
+			if tt.name == "hold and warm-up" {
+				args = append(args, "--health-addr", "127.0.0.1:8558")
+			}
+			run(append(args, "--", "x"), lookupIn(), &out, &errb)
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("--check output lacks %q:\n%s%s", w, out.String(), errb.String())
+				}
+			}
+			_, life, _ := strings.Cut(out.String(), "\nlifecycle:")
+			life, _, _ = strings.Cut(life, "\n\n")
+			if tt.wantNone != "" && strings.Contains(life, tt.wantNone) {
+				t.Errorf("--check lifecycle has %q:\n%s", tt.wantNone, out.String())
+			}
+		})
+	}
+}

@@ -329,7 +329,7 @@ func (m *mark) Offline(ctx context.Context) error {
 		if disabledByUs {
 			// An earlier attempt (whose answer may have been lost)
 			// found the instance and disabled it; the list hides it now.
-			m.log.Info("nacos instance no longer listed: disabled by an earlier attempt of this step", "instance", m.key.String())
+			m.log.Info("nacos instance no longer listed: disabled earlier (by the hold while the app started, or an earlier attempt of this step)", "instance", m.key.String())
 			return nil
 		}
 		return m.notFound(ctx, l)
