@@ -24,6 +24,8 @@ var (
 )
 
 func main() {
+	// gracefulinit runs this before the app starts and refuses a helper
+	// whose version (the second word) is not its own: keep the format.
 	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
 		fmt.Printf("gracefulinit-nacos %s (commit %s)\n", version, commit)
 		return
