@@ -342,7 +342,7 @@ func (s *Set) Offline(ctx context.Context) error {
 	return s.each(ctx, "offline", false, func(r Registry, ctx context.Context) error {
 		if early && !selfRegistered(r) {
 			s.Log.Info("registry offline skipped: the app stopped before it was ready, and this registry holds nothing of it before then", "registry", r.Name())
-			return nil
+			return errNoStep
 		}
 		if !hasOffline(r) {
 			return errNoStep

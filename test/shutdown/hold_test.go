@@ -1,7 +1,10 @@
 package shutdown
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,5 +59,48 @@ func TestHoldRegistryHangs(t *testing.T) {
 				t.Errorf("exit code %d, want 143", code)
 			}
 		})
+	}
+}
+
+// TestStopWhileStartingHTTPHook: with --offline-http the app may have
+// registered itself somewhere gracefulinit does not speak: SIGTERM before
+// the app is ready still runs the offline call, then the per-caller drain
+// (no caller: it ends at its quiet floor), and the summary says so. The
+// online call never runs.
+func TestStopWhileStartingHTTPHook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Path]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	a := start(t, appConfig{pid1: true, withPort: true, jvm: []string{"--start-delay-ms", "20000"}, init: []string{
+		"--ready-http", "http://127.0.0.1:{port}/health", "--ready-interval", "200ms", "--port", "{port}",
+		"--online-http", "GET " + srv.URL + "/online", "--offline-http", "GET " + srv.URL + "/offline",
+		"--grace-period", "20s",
+	}})
+	a.waitEvent("listen", jvmStart)
+	time.Sleep(300 * time.Millisecond) // past the JVM's signal set-up
+	sent := a.term()
+	hook := a.waitEvent("hook-start", 15*time.Second).At
+	// The default quiet window with an offline step is 2 s.
+	between(t, "SIGTERM to the JVM's stop", hook.Sub(sent), 2*time.Second-early, 2*time.Second+late)
+	if code, _ := a.wait(20 * time.Second); code != 143 {
+		t.Errorf("exit code %d, want 143", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["/offline"] != 1 || calls["/online"] != 0 {
+		t.Errorf("hook calls %v, want one /offline and no /online", calls)
+	}
+	s := a.summary()
+	if s.Offline != "ok" || s.Record["ready"] != false || s.DrainEnd != "all-quiet" {
+		t.Errorf("summary offline %q ready %v drain_end %q, want ok, false, all-quiet", s.Offline, s.Record["ready"], s.DrainEnd)
+	}
+	if l, ok := a.findLog("app was never ready, but it may have registered itself"); !ok || l.Str("level") != "INFO" {
+		t.Errorf("no INFO saying why a never-ready app is taken out: %v", l)
 	}
 }
