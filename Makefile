@@ -32,10 +32,10 @@ build:
 # test of the product and of the tools module (fuzz targets run their seed corpora
 # there) and fuzzes each target briefly, the three side by side: most tests wait
 # (timers, JVMs, Polaris, podman), so they overlap well even on 2 cores. The run's test
-# processes share each binary testbin builds (GRACEFULINIT_TEST_RUN_DIR, removed after).
+# processes share each binary testbin builds (GI_TEST_RUN_DIR, removed after).
 test: deps
 	@run=$$(mktemp -d "$${TMPDIR:-/tmp}/gracefulinit-test-run.XXXXXX") && trap 'rm -rf "$$run"' EXIT && \
-	GRACEFULINIT_TEST_RUN_DIR=$$run $(MAKE) --no-print-directory -j3 --output-sync=line test-product test-tools fuzz
+	GI_TEST_RUN_DIR=$$run $(MAKE) --no-print-directory -j3 --output-sync=line test-product test-tools fuzz
 
 test-product:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -98,7 +98,7 @@ const EntryLDFlags = "-E " + signals.EntrySymbol
 // first package that asks, and the others reuse it. The run removes the
 // directory when it ends. Unset, every test process builds its own copies
 // and its TestMain removes them (RemoveBuilt).
-const RunDirEnv = "GRACEFULINIT_TEST_RUN_DIR"
+const RunDirEnv = "GI_TEST_RUN_DIR"
 
 // goBuild builds pkg into a fresh directory, or reuses the run's copy (see
 // RunDirEnv), and returns the binary's path. pkg may be a space-separated
