@@ -178,7 +178,13 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 		}
 		hs.Serve()
 	}
-	return &supervisor.Options{
+	o := supervisorOptions(cfg, hooks, hs, log)
+	return &o, 0
+}
+
+// supervisorOptions are the supervisor's options for cfg.
+func supervisorOptions(cfg *config.Config, hooks supervisor.Hooks, hs *health.Server, log *slog.Logger) supervisor.Options {
+	return supervisor.Options{
 		Command:   cfg.Command,
 		Env:       childEnv(os.Environ()),
 		Subreaper: cfg.Subreaper,
@@ -215,7 +221,7 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 		DumpBefore:     cfg.DumpBefore,
 
 		Log: log,
-	}, 0
+	}
 }
 
 // stopSignalName names the signal the app gets after the drain.

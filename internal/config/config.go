@@ -691,11 +691,8 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 			return fmt.Errorf("--remap-exit %d: exit codes run from 0 to 255", code)
 		}
 	}
-	for _, sig := range cfg.StopOn {
-		if !slices.Contains(signals.Catchable(), sig) || !signals.Forwarded(sig) {
-			return fmt.Errorf("%s %s: gracefulinit cannot take it as a stop request (it cannot be caught, or it is gracefulinit's own): use TERM, or the image's STOPSIGNAL such as INT or QUIT",
-				cfg.origin("stop-on"), strings.TrimPrefix(signals.Name(sig), "SIG"))
-		}
+	if err := checkStopOn(cfg); err != nil {
+		return err
 	}
 	switch cfg.LogFormat {
 	case "text", "json":
@@ -841,6 +838,18 @@ func finishKubernetes(cfg *parsing) error {
 	if cfg.DumpBefore <= 0 || cfg.DumpBefore >= cfg.Timeline.StopTimeout {
 		return fmt.Errorf("--dump-before %s: want more than 0 and less than the app's stop time (stop-timeout %s), e.g. 3s",
 			cfg.DumpBefore, cfg.Timeline.StopTimeout)
+	}
+	return nil
+}
+
+// checkStopOn refuses a --stop-on signal gracefulinit cannot take as a
+// stop request: one it cannot catch (KILL, STOP) or its own (CHLD, faults).
+func checkStopOn(cfg *parsing) error {
+	for _, sig := range cfg.StopOn {
+		if !slices.Contains(signals.Catchable(), sig) || !signals.Forwarded(sig) {
+			return fmt.Errorf("%s %s: gracefulinit cannot take it as a stop request (it cannot be caught, or it is gracefulinit's own): use TERM, or the image's STOPSIGNAL such as INT or QUIT",
+				cfg.origin("stop-on"), strings.TrimPrefix(signals.Name(sig), "SIG"))
+		}
 	}
 	return nil
 }

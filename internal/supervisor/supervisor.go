@@ -437,32 +437,39 @@ func (r *run) onReady(err error) {
 	}()
 }
 
+// beginStop is the start of a stop sequence: /ready turns 503, the
+// readiness probe, the online step and a registry hold end, and the log
+// says what comes.
+func (r *run) beginStop(a actions, rec record) {
+	r.o.Health.Stopping()
+	if a.killAt.IsZero() {
+		// tini mode: no deadline of our own, and as quiet as tini.
+		r.log.Debug("stop signal received", "signal", signals.Name(rec.termSig), "kill", "never (no timeline)")
+	} else {
+		r.log.Info("stop signal received", "signal", signals.Name(rec.termSig), "deadline_in", r.o.Timeline.Grace, "kill_in", a.killAt.Sub(rec.termAt).Round(time.Millisecond))
+	}
+	for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop} {
+		if stop != nil {
+			stop()
+		}
+	}
+	endHold(r.holdStop, r.holdStopOnce)
+	switch {
+	case rec.ready:
+	case a.offline && a.drain:
+		r.info("app was never ready, but it may have registered itself: taking it out of the registry and draining the callers seen")
+	case a.offline:
+		r.info("app was never ready, but it may have registered itself: taking it out of the registry; no drain")
+	default:
+		r.info("app was never ready: no drain")
+	}
+}
+
 // apply carries out what the stop sequence decided, in order.
 func (r *run) apply(a actions) {
 	rec := r.seq.record()
 	if a.begin {
-		r.o.Health.Stopping()
-		if a.killAt.IsZero() {
-			// tini mode: no deadline of our own, and as quiet as tini.
-			r.log.Debug("stop signal received", "signal", signals.Name(rec.termSig), "kill", "never (no timeline)")
-		} else {
-			r.log.Info("stop signal received", "signal", signals.Name(rec.termSig), "deadline_in", r.o.Timeline.Grace, "kill_in", a.killAt.Sub(rec.termAt).Round(time.Millisecond))
-		}
-		for _, stop := range []context.CancelFunc{r.readyStop, r.onlineStop} {
-			if stop != nil {
-				stop()
-			}
-		}
-		endHold(r.holdStop, r.holdStopOnce)
-		switch {
-		case rec.ready:
-		case a.offline && a.drain:
-			r.info("app was never ready, but it may have registered itself: taking it out of the registry and draining the callers seen")
-		case a.offline:
-			r.info("app was never ready, but it may have registered itself: taking it out of the registry; no drain")
-		default:
-			r.info("app was never ready: no drain")
-		}
+		r.beginStop(a, rec)
 	}
 	if !a.killAt.IsZero() {
 		r.killTimer = time.NewTimer(time.Until(a.killAt))
