@@ -62,12 +62,13 @@ const todayCommit = "286bd70"
 
 // buildToday builds gracefulinit at todayCommit from this repository's
 // history, once per machine (cached).
-func buildToday(ctx context.Context, root string) (string, error) {
+func buildToday(ctx context.Context, root string, logf func(string, ...any)) (string, error) {
 	dir := filepath.Join(repo.CacheDir(), "rollout-today-"+todayCommit)
 	bin := filepath.Join(dir, "gracefulinit")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
+	logf("building today's rule: gracefulinit at %s (once, cached in %s)", todayCommit, dir)
 	src := filepath.Join(dir, "src")
 	if err := os.RemoveAll(src); err != nil {
 		return "", err
@@ -483,16 +484,16 @@ func (rep *Report) classesMarkdown() string {
 		}
 	}
 
-	b.WriteString("\n### Shutdown per pod\n\nSIGTERM to the pod's exit; the oracle is SIGTERM to the last consumer request the pod received plus the app's own stop. gRPC close: SIGTERM to the gRPC caller's connection close, and the pod's exit after it.\n\n")
-	b.WriteString("| registry | variant | pod | shutdown | oracle | / oracle | drain | ended by | scraped | gRPC close | exit after close | PINGs the app answered | gRPC caller in the summary's drain_peers |\n|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|\n")
+	b.WriteString("\n### Shutdown per pod\n\nSIGTERM to the pod's exit; the oracle is SIGTERM to the last consumer request the pod received plus the app's own stop, and the last consumer is whose request that was (a class can fail only where the drain ends before its own last request, so the class that called last decides). gRPC close: SIGTERM to the gRPC caller's connection close, and the pod's exit after it.\n\n")
+	b.WriteString("| registry | variant | pod | shutdown | oracle | / oracle | last consumer | drain | ended by | scraped | gRPC close | exit after close | PINGs the app answered | gRPC caller in the summary's drain_peers |\n|---|---|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|---|\n")
 	for _, p := range rep.Phases {
 		for _, s := range p.Shutdowns {
 			gc, after := "-", "-"
 			if s.GRPCCloseSeen {
 				gc, after = ms(s.GRPCClose), ms(s.Took-s.GRPCClose)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %t | %s | %s | %d | %s |\n", p.Registry, variantNames[p.Variant], s.Pod,
-				ms(s.Took), ms(s.Oracle), ratioStr(s.Took, s.Oracle), cmpStr(s.Drain), cmpStr(s.DrainEnd), s.Scraped, gc, after, s.GRPCPings, cmpStr(s.GRPCPeer))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %t | %s | %s | %d | %s |\n", p.Registry, variantNames[p.Variant], s.Pod,
+				ms(s.Took), ms(s.Oracle), ratioStr(s.Took, s.Oracle), cmpStr(s.LastConsumer), cmpStr(s.Drain), cmpStr(s.DrainEnd), s.Scraped, gc, after, s.GRPCPings, cmpStr(s.GRPCPeer))
 		}
 	}
 

@@ -253,8 +253,8 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("-fault %q: use none, registry-restart, registry-slow, ignore-term", c.Fault)
 	}
-	if c.Instances < 1 || c.Instances > 200 || c.Rollouts < 1 || c.Rate < 1 {
-		return fmt.Errorf("-instances (1-200), -rollouts and -rate must be positive")
+	if c.Instances < 1 || c.Instances > 200 || c.Rollouts < 1 || c.Rollouts > 15 || c.Rate < 1 {
+		return fmt.Errorf("-instances (1-200), -rollouts (1-15) and -rate must be positive")
 	}
 	if c.EurekaRefresh <= 0 || c.Quiet <= 0 || c.ReqTimeout <= 0 || c.MaxDuration <= 0 {
 		return fmt.Errorf("-eureka-refresh, -drain-quiet, -timeout and -max-duration must be positive")

@@ -336,7 +336,7 @@ func (ph *phase) oracles(res *PhaseResult, reqs []Request) {
 		last := t
 		for _, q := range reqs {
 			if q.Instance != "" && hostOf(q.Instance) == ip && q.Outcome == "ok" && q.At > last {
-				last = q.At
+				last, s.LastConsumer = q.At, q.Consumer
 			}
 		}
 		s.LastCall = last - t

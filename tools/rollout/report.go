@@ -45,6 +45,7 @@ type Shutdown struct {
 	// received; the summary's drain and drain_peers; whether the scraper
 	// called this pod; SIGTERM to the gRPC caller's connection close.
 	LastCall      time.Duration `json:"last_call_ms,omitempty"`
+	LastConsumer  string        `json:"last_consumer,omitempty"` // whose request that was
 	Drain         string        `json:"drain,omitempty"`
 	DrainPeers    string        `json:"drain_peers,omitempty"`
 	Scraped       bool          `json:"scraped,omitempty"`
@@ -87,7 +88,7 @@ func (d PodEvent) MarshalJSON() ([]byte, error) {
 func (s Shutdown) MarshalJSON() ([]byte, error) {
 	m := map[string]any{"pod": s.Pod, "took_ms": s.Took.Milliseconds(), "exit_code": s.Exit, "deadline_ms": s.Deadline.Milliseconds(),
 		"oracle_ms": s.Oracle.Milliseconds(), "app_stop_ms": s.AppStop.Milliseconds(), "drain_end": s.DrainEnd,
-		"last_call_ms": s.LastCall.Milliseconds(), "drain": s.Drain, "drain_peers": s.DrainPeers, "scraped": s.Scraped, "grpc_pings": s.GRPCPings, "grpc_peer": s.GRPCPeer}
+		"last_call_ms": s.LastCall.Milliseconds(), "drain": s.Drain, "drain_peers": s.DrainPeers, "scraped": s.Scraped, "grpc_pings": s.GRPCPings, "grpc_peer": s.GRPCPeer, "last_consumer": s.LastConsumer}
 	if s.GRPCCloseSeen {
 		m["grpc_close_ms"] = s.GRPCClose.Milliseconds()
 	}

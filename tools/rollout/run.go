@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -81,8 +82,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 		case "tini":
 		case "today":
 			if cfg.Today == "" {
-				logf("building today's rule: gracefulinit at %s", todayCommit)
-				if cfg.Today, err = buildToday(ctx, root); err != nil {
+				if cfg.Today, err = buildToday(ctx, root, logf); err != nil {
 					return nil, err
 				}
 			}
@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 }
 
 // phaseSeq numbers the phases of every run in this process: a phase's
-// number gives its service name and its pods' addresses (127.60+N.G.S),
+// number gives its service name and its pods' addresses (127.60+N.base+G.S),
 // so runs side by side (tests) never share a pod address.
 var phaseSeq atomic.Int32
 
@@ -175,8 +175,15 @@ func (ph *phase) service() string {
 
 // ip gives each pod generation and slot its own loopback address.
 func (ph *phase) ip(generation, slot int) string {
-	return fmt.Sprintf("127.%d.%d.%d", 60+ph.gen, generation, slot+1)
+	return fmt.Sprintf("127.%d.%d.%d", 60+ph.gen, ipBase+generation, slot+1)
 }
+
+// ipBase starts this process's generations at a random third octet. Pods
+// share the host's network namespace here, so a pod whose address an
+// earlier run used would see that run's leftover sockets (TIME-WAIT) in
+// the kernel's tables; a Kubernetes pod has its own namespace and never
+// does.
+var ipBase = 16 * rand.IntN(15)
 
 func (ph *phase) spec(ip string) podSpec {
 	s := podSpec{cfg: ph.cfg, variant: ph.variant, registry: ph.registry, service: ph.service(), ip: ip, jar: ph.jar,
