@@ -179,23 +179,80 @@ func side(q Request, byIP map[string]string, pods map[string]*podTimes) string {
 	return "stop"
 }
 
+var (
+	holdRE       = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="registry hold:`)
+	registeredRE = regexp.MustCompile(`(?m)^(\S+) javaapp (?:nacos|eureka) registered `)
+)
+
+// holdTimes reads, from each pod's log, when the app registered itself and
+// when gracefulinit's hold took its registration out of rotation, on the
+// phase clock; pods without a hold are absent.
+func (ph *phase) holdTimes() map[string]holdTime {
+	out := map[string]holdTime{}
+	ph.mu.Lock()
+	var names []string
+	for name := range ph.podIPs {
+		names = append(names, name)
+	}
+	ph.mu.Unlock()
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(ph.logDir, name+".log"))
+		if err != nil {
+			continue
+		}
+		h := registeredRE.FindSubmatch(b)
+		m := holdRE.FindSubmatch(b)
+		if h == nil || m == nil {
+			continue
+		}
+		reg, err1 := time.Parse(time.RFC3339Nano, string(h[1]))
+		hold, err2 := time.Parse(time.RFC3339Nano, string(m[1]))
+		if err1 == nil && err2 == nil {
+			out[name] = holdTime{registered: reg.Sub(ph.start), hold: hold.Sub(ph.start)}
+		}
+	}
+	return out
+}
+
+type holdTime struct{ registered, hold time.Duration }
+
+// raceEnd is when a consumer can last have been handed a pod before its
+// hold: the hold, plus the consumer's list cache, plus the registry's own
+// propagation (Eureka's fetch interval, Nacos's push).
+func (ph *phase) raceEnd(h holdTime, c ConsumerSpec) time.Duration {
+	end := h.hold + c.TTL + ph.cfg.Propagation
+	if ph.registry == "eureka" {
+		end += ph.cfg.EurekaRefresh
+	}
+	return end
+}
+
 // attribute splits each consumer's failures into the stop side and the
-// start side.
+// start side, and among the latter those in the registration race: sent
+// before the hold could have reached that consumer.
 func (ph *phase) attribute(rs []ConsumerResult, reqs []Request) {
 	pods := ph.podTimes()
+	holds := ph.holdTimes()
 	byIP := map[string]string{}
 	for name, p := range pods {
 		byIP[p.ip] = name
+	}
+	specs := map[string]ConsumerSpec{}
+	for _, c := range ph.cfg.Consumers {
+		specs[c.Name] = c
 	}
 	for i := range rs {
 		for _, q := range reqs {
 			if q.Consumer != rs[i].Name || q.Outcome == "ok" {
 				continue
 			}
-			if side(q, byIP, pods) == "start" {
-				rs[i].FailedStart++
-			} else {
+			if side(q, byIP, pods) != "start" {
 				rs[i].FailedStop++
+				continue
+			}
+			rs[i].FailedStart++
+			if h, ok := holds[byIP[hostOf(q.Instance)]]; ok && q.At < ph.raceEnd(h, specs[q.Consumer]) {
+				rs[i].FailedRace++
 			}
 		}
 	}
@@ -212,6 +269,9 @@ type StartPod struct {
 	P99      time.Duration `json:"p99_ns"`
 	// Its 1 s-timeout consumer alone.
 	TightFailed int `json:"tight_failed"`
+	// gracefulinit's hold: how long after the app registered itself it
+	// took the registration out of rotation (-1: no hold seen).
+	HoldLag time.Duration `json:"hold_lag_ns"`
 }
 
 // startWindow is how much of a new pod's first traffic counts as its start.
@@ -328,6 +388,13 @@ func (ph *phase) classResults(res *PhaseResult, reqs []Request) {
 			}
 		}
 		res.StartPods, res.WarmP50, res.WarmP99 = startSide(reqs, pods, tight)
+		holds := ph.holdTimes()
+		for i := range res.StartPods {
+			res.StartPods[i].HoldLag = -1
+			if h, ok := holds[res.StartPods[i].Pod]; ok {
+				res.StartPods[i].HoldLag = h.hold - h.registered
+			}
+		}
 	}
 	var scraper *ConsumerSpec
 	for i, c := range ph.cfg.Consumers {
@@ -466,20 +533,21 @@ func (rep *Report) classesMarkdown() string {
 	}
 
 	b.WriteString("### Failed requests per consumer class\n\n")
-	b.WriteString("| registry | variant | consumer | requests | failed at stop | failed at start | failure kinds |\n|---|---|---|---:|---:|---:|---|\n")
+	b.WriteString("Failed at start: sent to a pod before its SIGTERM (503 while it starts, timeouts while it is cold); of which in the registration race: sent before gracefulinit's hold could have reached that consumer (the hold, plus the consumer's cache, plus the registry's propagation).\n\n")
+	b.WriteString("| registry | variant | consumer | requests | failed at stop | failed at start | of which in the registration race | failure kinds |\n|---|---|---|---:|---:|---:|---:|---|\n")
 	for _, p := range rep.Phases {
 		if p.Error != "" {
-			fmt.Fprintf(&b, "| %s | %s | phase error: %s | | | | |\n", p.Registry, variantNames[p.Variant], p.Error)
+			fmt.Fprintf(&b, "| %s | %s | phase error: %s | | | | | |\n", p.Registry, variantNames[p.Variant], p.Error)
 		}
 		for _, r := range p.Consumers {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s |\n", p.Registry, variantNames[p.Variant], r.Name, r.Requests, r.FailedStop, r.FailedStart, kindsStr(r.FailureKinds))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s |\n", p.Registry, variantNames[p.Variant], r.Name, r.Requests, r.FailedStop, r.FailedStart, r.FailedRace, kindsStr(r.FailureKinds))
 		}
 		if p.Prober != nil {
-			fmt.Fprintf(&b, "| %s | %s | kubelet prober (direct; failed while its pod served) | %d | %d | | apart: %d before ready, %d after SIGTERM |\n",
+			fmt.Fprintf(&b, "| %s | %s | kubelet prober (direct; failed while its pod served) | %d | %d | | | apart: %d before ready, %d after SIGTERM |\n",
 				p.Registry, variantNames[p.Variant], p.Prober.Calls, p.Prober.FailedServing, p.Prober.FailedBeforeReady, p.Prober.FailedAfterTerm)
 		}
 		if p.Scraper != nil {
-			fmt.Fprintf(&b, "| %s | %s | scraper (direct; failed while its pod served) | %d | %d | | apart: %d before ready, %d after SIGTERM |\n",
+			fmt.Fprintf(&b, "| %s | %s | scraper (direct; failed while its pod served) | %d | %d | | | apart: %d before ready, %d after SIGTERM |\n",
 				p.Registry, variantNames[p.Variant], p.Scraper.Calls, p.Scraper.FailedServing, p.Scraper.FailedBeforeReady, p.Scraper.FailedAfterTerm)
 		}
 	}
@@ -529,11 +597,15 @@ func (rep *Report) classesMarkdown() string {
 
 	fmt.Fprintf(&b, "\n### Start side: each new pod's first %s of traffic\n\n", startWindow)
 	b.WriteString("Every consumer's requests to the pod from the first one that reached it (gRPC calls apart); warm: generation 0's requests after its own first 10 s, before the first SIGTERM.\n\n")
-	b.WriteString("| registry | variant | pod | requests | failed or timed out | of which timed out | 1 s-timeout consumer failed | p50 | p99 | warm p50 | warm p99 | p99 / warm p99 |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| registry | variant | pod | requests | failed or timed out | of which timed out | 1 s-timeout consumer failed | p50 | p99 | warm p50 | warm p99 | p99 / warm p99 | hold after the app registered |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range rep.Phases {
 		for _, s := range p.StartPods {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n", p.Registry, variantNames[p.Variant], s.Pod, s.Requests, s.Failed, s.TimedOut, s.TightFailed,
-				s.P50.Round(100*time.Microsecond), s.P99.Round(100*time.Microsecond), p.WarmP50.Round(100*time.Microsecond), p.WarmP99.Round(100*time.Microsecond), ratioStr(s.P99, p.WarmP99))
+			lag := "-"
+			if s.HoldLag >= 0 {
+				lag = ms(s.HoldLag)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", p.Registry, variantNames[p.Variant], s.Pod, s.Requests, s.Failed, s.TimedOut, s.TightFailed,
+				s.P50.Round(100*time.Microsecond), s.P99.Round(100*time.Microsecond), p.WarmP50.Round(100*time.Microsecond), p.WarmP99.Round(100*time.Microsecond), ratioStr(s.P99, p.WarmP99), lag)
 		}
 	}
 	return b.String()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,35 @@ func TestPeerEntry(t *testing.T) {
 	}
 	if got := peerEntry(list, "127.0.100.1"); got != "" {
 		t.Errorf("a caller not listed: got %q", got)
+	}
+}
+
+// TestHoldTimes reads the app's registration and gracefulinit's hold from
+// a pod's log, on the phase clock, and the race window from them.
+func TestHoldTimes(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 12, 7, 3, 5, 0, 0, time.UTC)
+	log := `# ["gracefulinit"]
+2026-12-07T03:05:15.590594383Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public
+time=2026-12-07T03:05:16.106Z level=INFO msg="registry hold: the app registered itself before it was ready; kept out of rotation until it is ready" logger=gracefulinit registry=nacos
+`
+	if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "g0-s0.log"), []byte("2026-12-07T03:05:01Z javaapp started in 3 ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ph := &phase{cfg: Config{Propagation: 2 * time.Second, EurekaRefresh: time.Second}, registry: "eureka", logDir: dir, start: start,
+		podIPs: map[string]string{"g0-s0": "10.0.0.1", "g1-s0": "10.0.1.1"}}
+	hs := ph.holdTimes()
+	if len(hs) != 1 {
+		t.Fatalf("holds %v, want g1-s0 only", hs)
+	}
+	h := hs["g1-s0"]
+	if h.registered != 15590594383*time.Nanosecond || h.hold != 16106*time.Millisecond {
+		t.Errorf("registered %v hold %v, want 15.590594383s and 16.106s", h.registered, h.hold)
+	}
+	if got := ph.raceEnd(h, ConsumerSpec{TTL: 4 * time.Second}); got != 23106*time.Millisecond {
+		t.Errorf("race end %v, want hold + 4s cache + 2s propagation + 1s Eureka fetch", got)
 	}
 }

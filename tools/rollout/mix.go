@@ -248,6 +248,7 @@ type ConsumerResult struct {
 	// SIGTERM, or answered by no pod) and at its start (before).
 	FailedStop  int `json:"failed_stop"`
 	FailedStart int `json:"failed_start"`
+	FailedRace  int `json:"failed_race"` // of FailedStart: sent before gracefulinit's hold could reach the consumer
 }
 
 // ProberResult is the prober's calls: failures while its pod was serving

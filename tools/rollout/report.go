@@ -193,6 +193,18 @@ func (rep *Report) Write(dir string) error {
 		return err
 	}
 	for _, p := range rep.Phases {
+		// Every request, one JSON object a line, with the pods' events
+		// in results.json: what the tables are computed from.
+		var reqs bytes.Buffer
+		enc := json.NewEncoder(&reqs)
+		for _, q := range p.requestLog {
+			if err := enc.Encode(q); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("requests-%s-%s.jsonl", p.Registry, p.Variant)), reqs.Bytes(), 0o644); err != nil {
+			return err
+		}
 		png, err := p.chart()
 		if err != nil {
 			return fmt.Errorf("chart %s/%s: %w", p.Registry, p.Variant, err)

@@ -57,13 +57,17 @@ func TestConsumerClasses(t *testing.T) {
 				t.Errorf("%s: consumer %s: %d failed at a pod's stop %v, want 0", name, c.Name, c.FailedStop, c.FailureKinds)
 			}
 			// The start side is issue 21's promise (hold until ready, then
-			// warm up); it binds from the build that has both.
+			// warm up); it binds from the build that has both. Requests a
+			// consumer sent before the hold could reach it (the app's own
+			// registration was in rotation until then) are reported, not
+			// asserted: see the registration race in docs/rollout/classes.md.
+			late := c.FailedStart - c.FailedRace
 			switch {
-			case p.Warmup && p.Hold && c.FailedStart != 0:
-				t.Errorf("%s: consumer %s: %d failed at a pod's start %v, want 0", name, c.Name, c.FailedStart, c.FailureKinds)
+			case p.Warmup && p.Hold && late != 0:
+				t.Errorf("%s: consumer %s: %d failed at a pod's start after its hold could reach the consumer %v, want 0", name, c.Name, late, c.FailureKinds)
 			case c.FailedStart != 0:
-				t.Logf("%s: consumer %s: %d failed at a pod's start %v (not asserted: this build lacks --warmup-http %t or the hold %t, issue 21)",
-					name, c.Name, c.FailedStart, c.FailureKinds, p.Warmup, p.Hold)
+				t.Logf("%s: consumer %s: %d failed at a pod's start, %d of them in the registration race %v (warm-up %t, hold %t)",
+					name, c.Name, c.FailedStart, c.FailedRace, c.FailureKinds, p.Warmup, p.Hold)
 			}
 		}
 		if len(p.StartPods) != cfg.Instances*cfg.Rollouts {
