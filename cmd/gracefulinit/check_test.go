@@ -192,6 +192,12 @@ func TestCheckSignals(t *testing.T) {
 			"SIGQUIT: starts the stop sequence: offline, drain, then SIGTERM to the app",
 			"SIGINT: forwarded to the app at once",
 		}},
+		{"registry: --drain is the ceiling", append(slices.Clone(hook), "--drain", "15s"), []string{
+			"0s: drain until every caller of the app's ports is done (quiet 2s, at least 0s, at most 15s: the --drain ceiling; --drain-quiet 0 for a fixed drain)",
+		}},
+		{"registry: a fixed drain by name", append(slices.Clone(hook), "--drain", "15s", "--drain-quiet", "0"), []string{
+			"0s: fixed drain of 15s (--drain-quiet 0)",
+		}},
 		{"fixed drain, no hook", []string{"--check", "--drain", "3s"}, []string{
 			"SIGTERM: starts the stop sequence: drain, then SIGTERM to the app",
 			"0s: fixed drain of 3s (--drain-quiet 0)",

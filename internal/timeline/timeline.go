@@ -203,7 +203,7 @@ func (t Timeline) Describe(stopSignal string) []string {
 	case t.Drain == 0:
 		out = append(out, "0s: no drain")
 	case t.DrainQuiet > 0:
-		out = append(out, fmt.Sprintf("0s: drain until every caller of the app's ports is done (quiet %s, at least %s, at most %s)", t.DrainQuiet, t.DrainMin, t.Drain))
+		out = append(out, fmt.Sprintf("0s: drain until every caller of the app's ports is done (quiet %s, at least %s, at most %s: the --drain ceiling; --drain-quiet 0 for a fixed drain)", t.DrainQuiet, t.DrainMin, t.Drain))
 	default:
 		out = append(out, fmt.Sprintf("0s: fixed drain of %s (--drain-quiet 0)", t.Drain))
 	}
