@@ -277,50 +277,80 @@ func (h *helper) manage() {
 	}
 }
 
-// manageRuns starts the helper and restarts it when it dies, with a delay
-// that doubles up to helperRestartMax and starts over after a run that
-// lasted helperStable: a process's restart loop, not a call's retry.
+// manageRuns starts the helper and restarts it when it dies, through the
+// one back-off loop (registry.Backoff): the delay doubles up to
+// helperRestartMax while runs end early, and a run that lasted
+// helperStable ends the series, so the next death waits the least again.
 func (h *helper) manageRuns() {
-	delay := helperRestartMin
-	for {
-		p, err := h.startProc()
-		if err != nil {
-			h.log.Warn("nacos helper could not start", "helper", h.path, "error", err, "retry_in", delay)
-		} else {
-			if !h.setCur(p) {
-				p.in.Close() // Close ran meanwhile: the helper exits on EOF
-				return
-			}
-			up := time.Now()
-			h.log.Debug("nacos helper started", "pid", p.pid)
-			if p.gen > 1 {
-				h.reregister(p) // the first start serves Online's own call
-			}
-			// gone, not dead: the next helper starts only once this one
-			// was killed if need be and reaped.
-			select {
-			case <-p.gone:
-			case <-h.stop:
-				return // Close takes it from here
-			}
-			h.setCur(nil)
-			if time.Since(up) > helperStable {
-				delay = helperRestartMin
-			}
-			select {
-			case <-h.stop:
-				return // a helper that exits because Close asked is no news
-			default:
-			}
-			h.log.Warn("nacos helper died; restarting it", "reason", p.reason(h.cfg.Password), "restart_in", delay)
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-h.stop:
-			return
-		case <-time.After(delay):
+		case <-ctx.Done():
 		}
-		delay = min(2*delay, helperRestartMax)
+		cancel()
+	}()
+	b := registry.Backoff{First: helperRestartMin, Limit: helperRestartMax}
+	for ctx.Err() == nil {
+		_, err := b.Do(ctx, func(context.Context) error { return h.runOnce() },
+			func(err error) bool { return errors.Is(err, errHelperStopped) },
+			func(_ int, wait time.Duration, err error) {
+				var died *helperDeath
+				if errors.As(err, &died) {
+					h.log.Warn("nacos helper died; restarting it", "reason", died.reason, "restart_in", wait)
+					return
+				}
+				h.log.Warn("nacos helper could not start", "helper", h.path, "error", err, "retry_in", wait)
+			})
+		if err != nil {
+			return // Close: it takes it from here
+		}
 	}
+}
+
+// errHelperStopped ends the restarts: Close ran.
+var errHelperStopped = errors.New("the nacos helper was closed")
+
+// helperDeath is a run of the helper that ended on its own.
+type helperDeath struct{ reason string }
+
+func (d *helperDeath) Error() string { return "nacos helper died: " + d.reason }
+
+// runOnce starts one run of the helper and waits until it is gone (killed
+// if need be and reaped: the next one starts only then). It returns nil
+// when the run lasted helperStable, a *helperDeath when it ended sooner,
+// the start's error, or errHelperStopped once Close ran.
+func (h *helper) runOnce() error {
+	p, err := h.startProc()
+	if err != nil {
+		return err
+	}
+	if !h.setCur(p) {
+		p.in.Close() // Close ran meanwhile: the helper exits on EOF
+		return errHelperStopped
+	}
+	up := time.Now()
+	h.log.Debug("nacos helper started", "pid", p.pid)
+	if p.gen > 1 {
+		h.reregister(p) // the first start serves Online's own call
+	}
+	select {
+	case <-p.gone:
+	case <-h.stop:
+		return errHelperStopped // Close takes it from here
+	}
+	h.setCur(nil)
+	select {
+	case <-h.stop:
+		return errHelperStopped // a helper that exits because Close asked is no news
+	default:
+	}
+	if time.Since(up) > helperStable {
+		h.log.Warn("nacos helper died; restarting it", "reason", p.reason(h.cfg.Password), "restart_in", time.Duration(0))
+		return nil
+	}
+	return &helperDeath{reason: p.reason(h.cfg.Password)}
 }
 
 // reregister puts the instance back after a restart, retrying while it is
