@@ -398,7 +398,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 
 	// Kubernetes.
 	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /ready (200 once the app is ready and online, 503 from SIGTERM) and /live on `HOST:PORT`, for the pod's probes")
-	fs.StringVar(&cfg.TerminationLog, "termination-log", termlog.DefaultPath, "write the shutdown summary to this `FILE` (kubectl describe pod shows it; used only if it exists, unless set; empty: off)")
+	fs.StringVar(&cfg.TerminationLog, "termination-log", termlog.DefaultPath, "write the shutdown summary to this `FILE` when gracefulinit stopped the app, never over a message the app wrote (kubectl describe pod shows it; used only if it exists, unless set; empty: off)")
 	fs.Var((*signalValue)(&cfg.DumpSignal), "dump-signal", "send this `SIGNAL` once, --dump-before the kill, if the app still runs (QUIT: a JVM thread dump)")
 	fs.Var((*durationValue)(&cfg.DumpBefore), "dump-before", "with --dump-signal: how long before the kill to send it, e.g. 3s")
 	endSection(fs, "Kubernetes")
