@@ -37,6 +37,7 @@ type DrainRun struct {
 	DelayMS float64 `json:"delay_ms"`
 	DrainMS float64 `json:"drain_ms"`
 	Reason  string  `json:"reason"`
+	Slowest string  `json:"slowest,omitempty"` // the callers that held the drain, as its log names them
 }
 
 // CPURow is gracefulinit's CPU use while a drain is under way and the
@@ -222,6 +223,7 @@ func (r *runner) drainOnce(ctx context.Context, gi Init) (DrainRun, []string, er
 	dr.DrainMS = float64(termNS-termAt) / 1e6
 	dr.DelayMS = float64(termNS-last.Load()-int64(r.p.drainQuiet)) / 1e6
 	dr.Reason = drainReason(p.errb.String())
+	dr.Slowest = drainSlowest(p.errb.String())
 	return dr, shown, nil
 }
 
@@ -243,6 +245,21 @@ func get(ctx context.Context, c *http.Client, url string) error {
 }
 
 var reasonRE = regexp.MustCompile(`reason=("[^"]*"|\S+)`)
+
+var slowestRE = regexp.MustCompile(`slowest=("[^"]*"|\S+)`)
+
+// drainSlowest picks the callers that held the drain out of its "drain
+// ended" log line; "" if it names none.
+func drainSlowest(logs string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "drain ended") {
+			if m := slowestRE.FindStringSubmatch(line); m != nil {
+				return strings.Trim(m[1], `"`)
+			}
+		}
+	}
+	return ""
+}
 
 // drainReason picks the reason out of gracefulinit's "drain ended" log
 // line, or says why there is none.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -423,12 +424,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if s := rep.Drain; s != nil {
 		p("## 7. Traffic-aware drain (gracefulinit as PID 1, `%s`)\n\n", strings.Join(s.Flags, " "))
 		p("SIGTERM, then a client sends requests for %.0f ms (pooled keep-alive connections plus one new connection per request) and stops; its connections stay open. Delay = (stop signal at the app) - (last request) - quiet (%.0f ms). Goal: < 200 ms.\n\n", s.TrafficMS, s.QuietMS)
-		p("| run | SIGTERM to stop signal | delay | drain ended by |\n|---:|---:|---:|---|\n")
+		p("| run | SIGTERM to stop signal | delay | drain ended by | held by |\n|---:|---:|---:|---|---|\n")
 		for i, run := range s.Runs {
-			p("| %d | %.0f ms | %.0f ms | %s |\n", i+1, run.DrainMS, run.DelayMS, run.Reason)
+			p("| %d | %.0f ms | %.0f ms | %s | %s |\n", i+1, run.DrainMS, run.DelayMS, run.Reason, cmp.Or(run.Slowest, "-"))
 		}
 		if len(s.Runs) > 0 {
-			p("| median | | %.0f ms | |\n", s.MedianDelayMS)
+			p("| median | | %.0f ms | | |\n", s.MedianDelayMS)
 		}
 		p("\nCPU gracefulinit uses with idle connections open, while the app runs (a watched drain learns its callers, its samples paced to stay within 0.05%% of a core) and while it drains (a sample every 100 ms, less often when a sample costs more than 1.5 ms: within 1.5%% of a core):\n\n")
 		p("| phase | variant | flags | idle conns | window | CPU (utime+stime) | CPU (schedstat) | note |\n|---|---|---|---:|---:|---:|---:|---|\n")
