@@ -238,7 +238,7 @@ func stopSignalName(cfg *config.Config) string {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: gracefulinit [flags] -- COMMAND [ARGS...]\n\n")
 	fmt.Fprintf(w, "Runs COMMAND as its child: forwards signals, reaps zombies, exits with the child's code.\n")
-	fmt.Fprintf(w, "On SIGTERM: registry offline, drain, stop signal, SIGKILL before the grace deadline.\n")
+	fmt.Fprintf(w, "On SIGTERM (--stop-on): registry offline, drain, stop signal, SIGKILL before the grace deadline.\n")
 	fmt.Fprintf(w, "Every flag can also be set as GRACEFULINIT_<FLAG> (e.g. GRACEFULINIT_GRACE_PERIOD=40s); the flag wins.\n")
 	flagHelp(w)
 }

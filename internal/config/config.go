@@ -309,7 +309,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&cfg.Subreaper, "subreaper", "s", false, "register as a child subreaper (automatic when not PID 1)")
 	fs.BoolVarP(&cfg.PGroup, "pgroup", "g", false, "send forwarded signals to the child's whole process group")
 	fs.IntSliceVarP(&cfg.RemapExit, "remap-exit", "e", nil, "exit with 0 when the child exits with `CODE` (repeatable, e.g. 143 for the JVM)")
-	fs.VarP((*signalValue)(&cfg.PDeathSig), "pdeathsig", "p", "`SIGNAL` gracefulinit receives when its parent dies, handled like any signal (forwarded; TERM starts the stop sequence)")
+	fs.VarP((*signalValue)(&cfg.PDeathSig), "pdeathsig", "p", "`SIGNAL` gracefulinit receives when its parent dies, handled like any signal (forwarded; a --stop-on signal, TERM by default, starts the stop sequence)")
 	fs.CountVarP(&cfg.Verbosity, "verbose", "v", "more logging (repeatable)")
 	fs.BoolVarP(&cfg.WarnReap, "warn-on-reap", "w", false, "log a warning for each reaped zombie that is not the app")
 	fs.BoolVarP(&cfg.License, "license", "l", false, "print the license, then exit")
