@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 )
 
 // State is where the app stands, as /ready reports it.
@@ -98,8 +100,8 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Serve() {
 	go func() {
 		defer close(s.done)
-		defer func() { _ = recover() }() // a probe endpoint must never take PID 1 down
-		_ = s.srv.Serve(s.ln)
+		// A probe endpoint must never take PID 1 down.
+		_ = registry.Recover("the health server", func() error { return s.srv.Serve(s.ln) })
 	}()
 }
 
