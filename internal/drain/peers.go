@@ -76,7 +76,10 @@ type gapBucket struct {
 type peer struct {
 	last  time.Time // its latest call; zero until it made one
 	first time.Time // when it was first seen
-	calls int       // calls seen, up to historyCalls
+	// anon: activity the kernel did not attribute (the zero Addr), dated
+	// by samples: it has no rhythm to know, so no short history either.
+	anon  bool
+	calls int // calls seen, up to historyCalls
 	gaps  [gapBuckets]gapBucket
 
 	conns     int       // connections it holds open, at the latest sample
@@ -198,7 +201,7 @@ func (ps *Peers) Observe(at time.Time, acts []PeerActivity) {
 		}
 		p := ps.m[addr]
 		if p == nil {
-			p = &peer{first: at}
+			p = &peer{first: at, anon: !addr.IsValid()}
 			if !a.Last.IsZero() && a.Last.Before(at) {
 				p.first = a.Last
 			}
@@ -319,7 +322,7 @@ func (pol Policy) due(p *peer, now, start, offline time.Time) (time.Time, Rule, 
 		return t.Add(max(pol.Quiet, letGoQuiet)), RuleLetGo, g
 	}
 	due := p.last.Add(max(pol.Quiet, gapMultiple*g))
-	if p.known(g) || start.IsZero() || pol.CacheMax <= 0 {
+	if p.known(g) || start.IsZero() || pol.CacheMax <= 0 || p.anon {
 		return due, RuleGap, g
 	}
 	// Too little history to know its gap: a rare caller, waited for until

@@ -276,3 +276,55 @@ func TestRhythmNonConsumer(t *testing.T) {
 		t.Errorf("FormatRhythm = %q, want %q", got, want)
 	}
 }
+
+// TestRhythmUnattributed: activity the kernel could not attribute (lost
+// destroy messages in one storm of connections a minute before the drain)
+// has no rhythm to learn; it never counts as a caller with short history
+// that would hold the drain to cache-max.
+func TestRhythmUnattributed(t *testing.T) {
+	t.Parallel()
+	const start = 5 * time.Minute
+	pol := Policy{Quiet: 2 * time.Second, Max: 40 * time.Second, CacheMax: 20 * time.Second}
+	storm := script{addr: netip.Addr{}, calls: bursts(start-time.Minute, start-time.Minute+time.Second, 100*time.Millisecond, 1, 1), perRequest: true}
+	end, d, _ := simulate(t, []script{storm}, 250*time.Millisecond, start, pol)
+	if d.Reason != ReasonAllQuiet || end != start+pol.Quiet {
+		t.Errorf("ended %v after the start with %s, want %v with %s", end-start, d.Reason, pol.Quiet, ReasonAllQuiet)
+	}
+}
+
+// TestPace: the drain's period stretches to keep a costly sample within
+// its budget, up to maxInterval; the learner's stays within its budget,
+// samples more often in the pod's first minutes, and varies by a fifth.
+func TestPace(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cost, want time.Duration
+	}{
+		{0, DefaultInterval},
+		{time.Millisecond, DefaultInterval},
+		{3 * time.Millisecond, 200 * time.Millisecond},
+		{15 * time.Millisecond, time.Second},
+		{time.Second, maxInterval},
+	} {
+		if got := paced(DefaultInterval, tt.cost, drainBudget); got != tt.want {
+			t.Errorf("paced(%v) = %v, want %v", tt.cost, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		cost, since, want time.Duration
+	}{
+		{0, 0, earlyFloor},
+		{100 * time.Microsecond, time.Minute, earlyFloor},
+		{time.Millisecond, time.Minute, 2 * time.Second},
+		{100 * time.Microsecond, time.Hour, lateFloor},
+		{2 * time.Millisecond, time.Hour, 4 * time.Second},
+		{time.Second, time.Hour, 3 * DefaultLearnInterval},
+	} {
+		if got := learnPace(tt.cost, tt.since, 0.5); got != tt.want {
+			t.Errorf("learnPace(%v, %v) = %v, want %v", tt.cost, tt.since, got, tt.want)
+		}
+		if lo, hi := learnPace(tt.cost, tt.since, 0), learnPace(tt.cost, tt.since, 0.999); lo != tt.want*8/10 || hi <= tt.want || hi > tt.want*12/10 {
+			t.Errorf("learnPace(%v, %v) varies from %v to %v, want %v ± a fifth", tt.cost, tt.since, lo, hi, tt.want)
+		}
+	}
+}
