@@ -484,3 +484,44 @@ func notHelper(t *testing.T) string {
 	}
 	return path
 }
+
+// TestRelayRateAndDropReport: records beyond the relay's rate are
+// dropped, counted, and the count is logged (at close here, every
+// dropReport otherwise); the relayed ones are redacted, also where a
+// JSON escape spells the password.
+func TestRelayRateAndDropReport(t *testing.T) {
+	var buf testbin.SafeBuffer
+	rl := newRelay(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), "s3cr3t-pw")
+	start := time.Now()
+	const n = 5000
+	for i := range n {
+		rl.offer(relayRecord, []byte(fmt.Sprintf(`{"level":"INFO","msg":"rec %d s\u0033cr3t-pw","password":"s3cr3t-pw"}`, i)), false)
+	}
+	took := time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rl.close(ctx)
+	relayed, dropped := 0, 0.0
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		switch msg, _ := m["msg"].(string); {
+		case strings.HasPrefix(msg, "rec "):
+			relayed++
+		case msg == "nacos helper: log lines dropped over the relay's limit":
+			dropped += m["dropped"].(float64)
+		}
+	}
+	limit := int(helperLimits.recordBurst + helperLimits.recordRate*took.Seconds() + 1)
+	if relayed < 1 || relayed > limit {
+		t.Errorf("relayed %d of %d records offered in %v, want 1 to %d", relayed, n, took, limit)
+	}
+	if relayed+int(dropped) != n {
+		t.Errorf("relayed %d + dropped %.0f != %d offered: the count is off", relayed, dropped, n)
+	}
+	if strings.Contains(buf.String(), "s3cr3t-pw") {
+		t.Errorf("the password was relayed:\n%s", buf.String())
+	}
+}
