@@ -222,10 +222,13 @@ func registerArgs(helper string, app ...string) []string {
 func TestHelperSIGPIPENotForwarded(t *testing.T) {
 	t.Parallel()
 	h := scriptHelper(t, `echo "gracefulinit-nacos: TLS setting refused" >&2; exit 3`)
-	for i := range 10 {
+	// All runs at once: they wait, they do not compute.
+	var runs []*testbin.Proc
+	for range 10 {
+		runs = append(runs, testbin.Start(t, testbin.Options{PID1: true}, registerArgs(h, "sleep", "2")...))
+	}
+	for i, p := range runs {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			t.Parallel()
-			p := testbin.Start(t, testbin.Options{PID1: true}, registerArgs(h, "sleep", "2")...)
 			code := p.Wait(30 * time.Second)
 			for _, l := range p.Logs() {
 				if l.Str("signal") == "SIGPIPE" {
@@ -289,42 +292,56 @@ while :; do sleep 1; done`, "closed its stdout"},
 exec 2>&-
 while :; do sleep 1; done`, "closed its stderr"},
 	}
+	// All at once, sampled together: they wait, they do not compute.
+	type run struct {
+		name, helper, killedFor string
+		p                       *testbin.Proc
+		most                    int // copies seen at once
+	}
+	var runs []*run
 	for _, tc := range cases {
 		for _, pid1 := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/pid1=%v", tc.name, pid1), func(t *testing.T) {
-				t.Parallel()
-				h := scriptHelper(t, tc.body)
-				p := testbin.Start(t, testbin.Options{PID1: pid1}, registerArgs(h, "sleep", "5")...)
-				most := 0
-				for !p.Exited() {
-					most = max(most, helperCopies(h))
-					time.Sleep(100 * time.Millisecond)
-				}
-				if code := p.Wait(time.Second); code != 0 {
-					t.Errorf("exit code %d, want 0 (the app, sleep 5, untouched)", code)
-				}
-				if most > 1 {
-					t.Errorf("%d copies of the helper ran at once, want at most 1", most)
-				}
-				var deaths []string
-				for _, l := range p.Logs() {
-					if l.Str("msg") == "nacos helper died; restarting it" {
-						deaths = append(deaths, l.Str("reason"))
-					}
-				}
-				if len(deaths) < 2 {
-					t.Fatalf("%d deaths logged in 5 s, want the helper restarted at least twice\nstderr:\n%s", len(deaths), p.Stderr)
-				}
-				for _, r := range deaths {
-					if !strings.Contains(r, "killed by signal 9") || !strings.Contains(r, tc.killedFor) {
-						t.Errorf("death reason %q: want the SIGKILL gracefulinit sent and why (%q)", r, tc.killedFor)
-					}
-				}
-				if !testbin.WaitFor(context.Background(), 3*time.Second, func() bool { return helperCopies(h) == 0 }) {
-					t.Errorf("%d copies of the helper outlived gracefulinit", helperCopies(h))
-				}
-			})
+			h := scriptHelper(t, tc.body)
+			runs = append(runs, &run{name: fmt.Sprintf("%s/pid1=%v", tc.name, pid1), helper: h, killedFor: tc.killedFor,
+				p: testbin.Start(t, testbin.Options{PID1: pid1}, registerArgs(h, "sleep", "5")...)})
 		}
+	}
+	for running := true; running; time.Sleep(100 * time.Millisecond) {
+		running = false
+		for _, r := range runs {
+			if !r.p.Exited() {
+				running = true
+				r.most = max(r.most, helperCopies(r.helper))
+			}
+		}
+	}
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			p := r.p
+			if code := p.Wait(time.Second); code != 0 {
+				t.Errorf("exit code %d, want 0 (the app, sleep 5, untouched)", code)
+			}
+			if r.most > 1 {
+				t.Errorf("%d copies of the helper ran at once, want at most 1", r.most)
+			}
+			var deaths []string
+			for _, l := range p.Logs() {
+				if l.Str("msg") == "nacos helper died; restarting it" {
+					deaths = append(deaths, l.Str("reason"))
+				}
+			}
+			if len(deaths) < 2 {
+				t.Fatalf("%d deaths logged in 5 s, want the helper restarted at least twice\nstderr:\n%s", len(deaths), p.Stderr)
+			}
+			for _, d := range deaths {
+				if !strings.Contains(d, "killed by signal 9") || !strings.Contains(d, r.killedFor) {
+					t.Errorf("death reason %q: want the SIGKILL gracefulinit sent and why (%q)", d, r.killedFor)
+				}
+			}
+			if !testbin.WaitFor(context.Background(), 3*time.Second, func() bool { return helperCopies(r.helper) == 0 }) {
+				t.Errorf("%d copies of the helper outlived gracefulinit", helperCopies(r.helper))
+			}
+		})
 	}
 }
 
