@@ -53,7 +53,7 @@ type Result struct {
 	Sent     int           // requests whose answer (or failure) came back
 	Failed   int           // transport errors and answers of 400 or more
 	Took     time.Duration // the whole warm-up
-	TimedOut bool          // cut short by Timeout (or the caller's context)
+	TimedOut bool          // cut short by Timeout or the caller's context (a stop)
 	FirstErr string        // the first failure, for the log
 	// Latencies of the answered requests, in the order they were sent.
 	Latencies []time.Duration
@@ -85,6 +85,7 @@ func Run(ctx context.Context, o Options) Result {
 	if len(o.Calls) == 0 {
 		return Result{}
 	}
+	stopped := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	tr := &http.Transport{
@@ -149,6 +150,9 @@ func Run(ctx context.Context, o Options) Result {
 		attrs = append(attrs, "first_ms", ms(res.Latencies[0]), "last_median_ms", ms(median(res.Latencies[max(len(res.Latencies)-10, 0):])))
 	}
 	switch {
+	case res.TimedOut && stopped.Err() != nil:
+		// The stop sequence began: the app never goes online.
+		o.Log.Info("warm-up stopped: the stop sequence began", attrs...)
 	case res.TimedOut:
 		o.Log.Warn("warm-up cut short: the app goes online now; raise --warmup-timeout or lower --warmup-requests",
 			append(attrs, "timeout", o.Timeout, "first_error", cmp.Or(firstErr, "-"))...)

@@ -163,18 +163,20 @@ func TestRunFailuresCounted(t *testing.T) {
 }
 
 // TestRunBounded: an app that does not answer holds the warm-up no
-// longer than its timeout, and a stop (ctx) ends it at once.
+// longer than its timeout, and a stop (ctx) ends it at once. Only the
+// timeout says the app goes online now: after a stop it never does.
 func TestRunBounded(t *testing.T) {
 	t.Parallel()
 	rc := &recorder{delay: time.Minute}
 	base := serve(t, rc)
 	for _, tc := range []struct {
-		name    string
-		timeout time.Duration
-		cancel  time.Duration
+		name          string
+		timeout       time.Duration
+		cancel        time.Duration
+		want, notWant string
 	}{
-		{"timeout", 300 * time.Millisecond, 0},
-		{"stop", time.Minute, 300 * time.Millisecond},
+		{"timeout", 300 * time.Millisecond, 0, "level=WARN msg=\"warm-up cut short: the app goes online now", "stop sequence"},
+		{"stop", time.Minute, 300 * time.Millisecond, "level=INFO msg=\"warm-up stopped: the stop sequence began", "online"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -192,8 +194,11 @@ func TestRunBounded(t *testing.T) {
 			if took < 250*time.Millisecond || took > 5*time.Second {
 				t.Fatalf("took %v, want about 300ms", took)
 			}
-			if !strings.Contains(log.String(), "warm-up cut short") {
-				t.Fatalf("no cut-short WARN:\n%s", log.String())
+			if !strings.Contains(log.String(), "warm-up cut short") && !strings.Contains(log.String(), "warm-up stopped") {
+				t.Fatalf("no cut-short line:\n%s", log.String())
+			}
+			if !strings.Contains(log.String(), tc.want) || strings.Contains(log.String(), tc.notWant) {
+				t.Fatalf("log wants %q and not %q:\n%s", tc.want, tc.notWant, log.String())
 			}
 		})
 	}
