@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +43,8 @@ func Resolve(path string, set bool) string {
 
 // Check refuses a path gracefulinit will not write: a symbolic link (its
 // target could be any file PID 1 may write) or something that exists and is
-// not a regular file. A missing file is fine: Write creates it.
+// not a regular file. A missing file is fine (Write creates it), but not a
+// missing directory: the summary would be lost at the very end.
 func Check(path string) error {
 	if path == "" {
 		return nil
@@ -50,6 +52,10 @@ func Check(path string) error {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("termination log %s: directory %s: %w: create it, or point --termination-log at an existing directory", path, dir, unwrapPath(err))
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("termination log %s: %w", path, unwrapPath(err))

@@ -178,3 +178,28 @@ func TestSymlinkNotFollowed(t *testing.T) {
 		t.Fatal("Check(directory) = nil, want an error")
 	}
 }
+
+// TestCheckRefusesAnUnwritablePlace: a file in a missing directory, or
+// under a parent that is not a directory, could never be written: Check
+// says so at start, in one line naming the path, rather than a WARN at the
+// very end of the run (when the summary is lost).
+func TestCheckRefusesAnUnwritablePlace(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing", "dir", "termination-log"), "no such file or directory: create it"},
+		{filepath.Join(file, "termination-log"), "not a directory"},
+	} {
+		err := Check(tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Check(%s) = %v, want one line naming it and saying %q", tc.path, err, tc.want)
+		}
+	}
+	if err := Check(filepath.Join(dir, "new")); err != nil {
+		t.Errorf("Check(a new file in an existing directory) = %v, want nil (Write creates it)", err)
+	}
+}
