@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -68,6 +69,8 @@ func (l *Learner) loop() {
 	defer close(l.done)
 	st := learned{peers: NewPeers(l.o.Ignore)}
 	unavailable := false
+	began := time.Now()
+	opened := false
 	open := func() {
 		w, err := newSampler(l.o.Ports, l.o.Addrs)
 		if err != nil {
@@ -79,10 +82,13 @@ func (l *Learner) loop() {
 		st.w = w
 		if f, ok := w.(opener); ok {
 			s := f.firstSample()
+			if !opened {
+				s.Peers = closedSince(s.Peers, began)
+			}
 			st.peers.Observe(s.At, s.Peers)
 		}
+		opened = true
 	}
-	began := time.Now()
 	open()
 	var cost time.Duration // a recent sample's cost, smoothed
 	pace := func() time.Duration {
@@ -128,6 +134,17 @@ func (l *Learner) loop() {
 			st.peers.Observe(s.At, s.Peers)
 		}
 	}
+}
+
+// closedSince drops from the first sample of a learning the peers that
+// hold no connection and were last active before it began: connections
+// closed before the app started (TIME_WAIT sockets a previous process in
+// the same network namespace left, as after a container restart) are no
+// caller of this app, and would be waited for as rare ones.
+func closedSince(acts []PeerActivity, began time.Time) []PeerActivity {
+	return slices.DeleteFunc(acts, func(a PeerActivity) bool {
+		return a.Conns == 0 && !a.Last.IsZero() && a.Last.Before(began)
+	})
 }
 
 // Drain ends the learning and runs the drain with what was learned, as

@@ -4,6 +4,7 @@ package drain
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -123,5 +124,36 @@ func TestLearnerStop(t *testing.T) {
 	res := l.Drain(t.Context(), o, nil)
 	if res.Reason != ReasonAllQuiet || res.Samples == 0 {
 		t.Errorf("drain after Stop: %+v, want a watched all-quiet end", res)
+	}
+}
+
+// TestLearnerIgnoresConnectionsClosedBeforeIt: TIME_WAIT sockets on the
+// app's port that a previous process left (a container restarted in the
+// same pod's network namespace, an app restarted on a host) were closed
+// before the app started. They are no caller of this app: the drain does
+// not wait for them as rare callers up to its ceiling, and never names a
+// caller quiet for longer than the pod has lived.
+func TestLearnerIgnoresConnectionsClosedBeforeIt(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, families[0], serveWriteClose)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.100.9")}, Timeout: 5 * time.Second}
+	for range 3 {
+		c, err := d.Dial("tcp", srv.addr)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		_, _ = io.ReadAll(c) // the server writes a byte and closes first: TIME_WAIT on its side
+		_ = c.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // closed well before the learner starts
+	log, _ := testLogger(t)
+	o := Options{Policy: Policy{Max: 4 * time.Second, Quiet: 200 * time.Millisecond, CacheMax: 40 * time.Second}, Ports: []int{srv.port}, LearnInterval: 100 * time.Millisecond}
+	l := Learn(o, log)
+	t.Cleanup(l.Stop)
+	time.Sleep(500 * time.Millisecond)
+	res := l.Drain(t.Context(), o, log)
+	if res.Reason != ReasonAllQuiet || len(res.Slowest) > 0 {
+		t.Fatalf("drain ended with %s after %v, slowest %s: want %s and no caller (the connections were closed before learning began)",
+			res.Reason, res.Elapsed, FormatPeers(res.Slowest, res.At), ReasonAllQuiet)
 	}
 }
