@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -735,7 +736,7 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 		}
 	}
 	if cfg.ReadyTCP != "" {
-		if _, port, err := net.SplitHostPort(cfg.ReadyTCP); err != nil || !validPort(port, false) {
+		if !validHostPort(cfg.ReadyTCP) {
 			return fmt.Errorf("%s %q: want HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8080", cfg.origin("ready-tcp"), cfg.ReadyTCP)
 		}
 	}
@@ -809,7 +810,7 @@ func parseHTTPHooks(cfg *parsing) error {
 // dump against the resolved timeline.
 func finishKubernetes(cfg *parsing) error {
 	if cfg.HealthAddr != "" {
-		if _, port, err := net.SplitHostPort(cfg.HealthAddr); err != nil || !validPort(port, false) {
+		if !validHostPort(cfg.HealthAddr) {
 			return fmt.Errorf("%s %q: want HOST:PORT with a port from 1 to 65535, e.g. 0.0.0.0:8558", cfg.origin("health-addr"), cfg.HealthAddr)
 		}
 	}
@@ -1039,6 +1040,14 @@ func (p *parsing) origin(flag string) string { return p.src.Origin(flag) }
 
 // validPort reports whether p is a port from 1 to 65535; url.Parse and
 // net.SplitHostPort accept any digits. An empty p passes when optional.
+// validHostPort reports whether s is HOST:PORT with a port from 1 to 65535
+// and a host without spaces or control characters (which no address holds,
+// and which would forge a line where the address is printed).
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && validPort(port, false) && !strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
 func validPort(p string, optional bool) bool {
 	if p == "" {
 		return optional

@@ -64,6 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"offline hook without port", []string{"--offline-http", "GET http://127.0.0.1:22222/offline", "--", "x"}, nil, "--offline-http drains until the app's port is quiet: add --port"},
 		{"drain-ip with a fixed drain", []string{"--drain", "3s", "--drain-ip", "127.0.0.1", "--grace-period", "30s", "--", "x"}, nil, "--drain-ip only applies with --drain-quiet"},
 		{"bad health addr", []string{"--health-addr", "8558", "--", "x"}, nil, "--health-addr \"8558\": want HOST:PORT"},
+		{"health addr with a line break", []string{"--health-addr", "a\nlevel=ERROR msg=forged:8558", "--", "x"}, nil, "--health-addr \"a\\nlevel=ERROR msg=forged:8558\": want HOST:PORT"},
+		{"ready-tcp with a line break", []string{"--ready-tcp", "a\rb:8080", "--", "x"}, nil, "--ready-tcp \"a\\rb:8080\": want HOST:PORT"},
 		{"dump signal alone", []string{"--dump-signal", "QUIT", "--grace-period", "30s", "--", "x"}, nil, "--dump-signal needs --dump-before"},
 		{"dump before alone", []string{"--dump-before", "3s", "--grace-period", "30s", "--", "x"}, nil, "--dump-before needs --dump-signal"},
 		{"dump in tini mode", []string{"--dump-signal", "QUIT", "--dump-before", "3s", "--", "x"}, nil, "--dump-signal needs a deadline"},
