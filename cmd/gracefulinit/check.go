@@ -154,7 +154,7 @@ func checkHealthAddr(cfg *config.Config, w io.Writer) int {
 	inUse, err := health.Check(cfg.HealthAddr)
 	switch {
 	case err != nil:
-		fmt.Fprintf(w, "  PROBLEM: %v: choose a free port\n", err)
+		fmt.Fprintf(w, "  PROBLEM: %v\n", err)
 		return 1
 	case inUse:
 		fmt.Fprintf(w, "  ok: health address %s is served by a running gracefulinit (it answers /live)\n", printable(cfg.HealthAddr))

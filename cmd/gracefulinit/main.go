@@ -173,7 +173,7 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 	var hs *health.Server
 	if cfg.HealthAddr != "" {
 		if hs, err = health.Listen(cfg.HealthAddr); err != nil {
-			fmt.Fprintf(stderr, "gracefulinit: %v (choose a free port)\n", err)
+			fmt.Fprintf(stderr, "gracefulinit: %v\n", err)
 			return nil, exitUsage
 		}
 		hs.Serve()

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/registry"
@@ -73,7 +74,7 @@ type Server struct {
 func Listen(addr string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--health-addr %s: %w", addr, unwrapOp(err))
+		return nil, listenError(addr, err)
 	}
 	l := newLimitListener(ln, MaxConns)
 	s := &Server{ln: l, done: make(chan struct{})}
@@ -308,5 +309,15 @@ func Check(addr string) (inUse bool, err error) {
 			return true, nil
 		}
 	}
-	return false, fmt.Errorf("--health-addr %s: %w", addr, unwrapOp(lerr))
+	return false, listenError(addr, lerr)
+}
+
+// listenError names addr, why it cannot be served and the fix, which
+// depends on the why.
+func listenError(addr string, err error) error {
+	fix := "use an address of this machine, e.g. 0.0.0.0:8558"
+	if errors.Is(err, syscall.EADDRINUSE) {
+		fix = "choose a free port"
+	}
+	return fmt.Errorf("--health-addr %s: %w: %s", addr, unwrapOp(err), fix)
 }

@@ -249,3 +249,25 @@ func TestBusyConnectionsAreNotEvicted(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestListenErrorsNameTheFix: the fix depends on why the address cannot be
+// served: a taken port wants a free one, an address that is not this
+// machine's (or no address at all) wants one of its own.
+func TestListenErrorsNameTheFix(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	for _, tc := range []struct{ addr, want, notWant string }{
+		{ln.Addr().String(), "choose a free port", "address of this machine"},
+		{"256.1.1.1:8558", "address of this machine", "free port"},
+		{"192.0.2.1:8558", "address of this machine", "free port"}, // TEST-NET-1: on no interface here
+	} {
+		_, err := Listen(tc.addr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.notWant) {
+			t.Errorf("Listen(%s) = %v, want an error saying %q", tc.addr, err, tc.want)
+		}
+	}
+}
