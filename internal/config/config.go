@@ -689,7 +689,7 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	cfg.Verbosity = min(cfg.Verbosity, maxVerbosity)
 	for _, code := range cfg.RemapExit {
 		if code < 0 || code > 255 {
-			return fmt.Errorf("--remap-exit %d: exit codes run from 0 to 255", code)
+			return fmt.Errorf("%s %d: exit codes run from 0 to 255", cfg.origin("remap-exit"), code)
 		}
 	}
 	if err := checkStopOn(cfg); err != nil {
@@ -698,12 +698,12 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	switch cfg.LogFormat {
 	case "text", "json":
 	default:
-		return fmt.Errorf("--log-format %q: use text or json", cfg.LogFormat)
+		return fmt.Errorf("%s %q: use text or json", cfg.origin("log-format"), cfg.LogFormat)
 	}
 	switch cfg.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
+		return fmt.Errorf("%s %q: use debug, info, warn or error", cfg.origin("log-level"), cfg.LogLevel)
 	}
 	for _, p := range cfg.Ports {
 		if p <= 0 || p > 65535 {
@@ -718,7 +718,7 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 	}
 	// A registry or offline hook drains by traffic unless --drain-quiet 0.
 	if cfg.DrainMin > 0 && cfg.DrainQuiet == 0 && (!cfg.HasOffline() || cfg.flags.Changed("drain-quiet")) {
-		return errors.New("--drain-min only applies with --drain-quiet: add --drain-quiet or remove --drain-min")
+		return fmt.Errorf("%s only applies with --drain-quiet: add --drain-quiet or remove %[1]s", cfg.origin("drain-min"))
 	}
 	if err := resolveTimeline(cfg); err != nil {
 		return err
@@ -747,10 +747,10 @@ func finish(cfg *parsing, lookup func(string) (string, bool)) error {
 		return err
 	}
 	if cfg.ReadyInterval <= 0 {
-		return errors.New("--ready-interval must be positive, e.g. 1s")
+		return fmt.Errorf("%s must be positive, e.g. 1s", cfg.origin("ready-interval"))
 	}
 	if cfg.RegistryTimeout <= 0 {
-		return errors.New("--registry-timeout must be positive, e.g. 5s")
+		return fmt.Errorf("%s must be positive, e.g. 5s", cfg.origin("registry-timeout"))
 	}
 	return finishRegistries(cfg, lookup)
 }
@@ -873,9 +873,12 @@ func dumpTrigger(sig syscall.Signal) bool {
 func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 	ignore, _ := cfg.flags.GetStringSlice("drain-ignore")
 	for _, v := range ignore {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s lists an empty entry: remove the extra comma", cfg.origin("drain-ignore"))
+		}
 		p, err := parsePrefix(v)
 		if err != nil {
-			return fmt.Errorf("--drain-ignore %q: want a CIDR like 10.0.0.0/8 or an IP address", v)
+			return fmt.Errorf("%s %q: want a CIDR like 10.0.0.0/8 or an IP address", cfg.origin("drain-ignore"), v)
 		}
 		cfg.DrainIgnore = append(cfg.DrainIgnore, p)
 	}
@@ -889,18 +892,18 @@ func finishDrainPeers(cfg *parsing, lookup func(string) (string, bool)) error {
 	}
 	if cfg.DrainQuiet == 0 {
 		if cfg.flags.Changed("drain-cache-max") {
-			return errors.New("--drain-cache-max only applies with --drain-quiet: add --drain-quiet or remove --drain-cache-max")
+			return fmt.Errorf("%s only applies with --drain-quiet: add --drain-quiet or remove %[1]s", cfg.origin("drain-cache-max"))
 		}
 		if len(ignore) > 0 {
-			return errors.New("--drain-ignore only applies with --drain-quiet: add --drain-quiet or remove --drain-ignore")
+			return fmt.Errorf("%s only applies with --drain-quiet: add --drain-quiet or remove %[1]s", cfg.origin("drain-ignore"))
 		}
 		// After the timeline: a registry or an --offline-http step turns
 		// the quiet drain on by itself.
 		if len(cfg.DrainIPs) > 0 {
-			return errors.New("--drain-ip only applies with --drain-quiet: add --drain-quiet or remove --drain-ip")
+			return fmt.Errorf("%s only applies with --drain-quiet: add --drain-quiet or remove %[1]s", cfg.origin("drain-ip"))
 		}
 		if cfg.flags.Changed("drain-per-caller") {
-			return errors.New("--drain-per-caller only applies with --drain-quiet: add --drain-quiet or remove --drain-per-caller")
+			return fmt.Errorf("%s only applies with --drain-quiet: add --drain-quiet or remove %[1]s", cfg.origin("drain-per-caller"))
 		}
 		return nil
 	}
@@ -951,10 +954,10 @@ func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 		switch r {
 		case "nacos", "eureka":
 		default:
-			return fmt.Errorf("--registry %q: use nacos, eureka or both (comma list)", r)
+			return fmt.Errorf("%s %q: use nacos, eureka or both (comma list)", cfg.origin("registry"), r)
 		}
 		if seen[r] {
-			return fmt.Errorf("--registry lists %s twice", r)
+			return fmt.Errorf("%s lists %s twice", cfg.origin("registry"), r)
 		}
 		seen[r] = true
 	}
@@ -972,7 +975,7 @@ func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 		}
 	}
 	if net.ParseIP(cfg.IP) == nil {
-		return fmt.Errorf("--ip %q: want an IP address, or set POD_IP from the downward API", cfg.IP)
+		return fmt.Errorf("%s %q: want an IP address, or set POD_IP from the downward API", cfg.origin("ip"), cfg.IP)
 	}
 	if seen["nacos"] {
 		if err := finishNacos(cfg); err != nil {
@@ -1038,8 +1041,6 @@ type parsing struct {
 
 func (p *parsing) origin(flag string) string { return p.src.Origin(flag) }
 
-// validPort reports whether p is a port from 1 to 65535; url.Parse and
-// net.SplitHostPort accept any digits. An empty p passes when optional.
 // validHostPort reports whether s is HOST:PORT with a port from 1 to 65535
 // and a host without spaces or control characters (which no address holds,
 // and which would forge a line where the address is printed).
@@ -1048,6 +1049,8 @@ func validHostPort(s string) bool {
 	return err == nil && validPort(port, false) && !strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
+// validPort reports whether p is a port from 1 to 65535; url.Parse and
+// net.SplitHostPort accept any digits. An empty p passes when optional.
 func validPort(p string, optional bool) bool {
 	if p == "" {
 		return optional
