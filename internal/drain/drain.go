@@ -311,17 +311,22 @@ func run(ctx context.Context, o Options, log *slog.Logger, st learned, newW func
 	}
 }
 
-// stillCalling reports whether a peer not done yet called within its
-// usual gap (at least quiet) before now, and since the drain began at
-// start: traffic still arriving, not a caller whose silence is still being
-// confirmed, nor one quiet for longer than the drain has run.
-func stillCalling(pending []PeerReport, start, now time.Time, quiet time.Duration) bool {
+// StillCalling picks, of the peers not done yet, those that called within
+// their usual gap (at least quiet) before now, and since the drain began
+// at start: traffic still arriving, not a caller whose silence is still
+// being confirmed, nor one quiet for longer than the drain has run.
+func StillCalling(pending []PeerReport, start, now time.Time, quiet time.Duration) []PeerReport {
+	var out []PeerReport
 	for _, r := range pending {
 		if ago := now.Sub(r.Last); ago <= max(quiet, r.Gap) && ago <= now.Sub(start) {
-			return true
+			out = append(out, r)
 		}
 	}
-	return false
+	return out
+}
+
+func stillCalling(pending []PeerReport, start, now time.Time, quiet time.Duration) bool {
+	return len(StillCalling(pending, start, now, quiet)) > 0
 }
 
 // waitUntil blocks until t (ReasonCeiling) or until ctx is done (ReasonCancelled).

@@ -870,13 +870,16 @@ func (r *run) cancelDrain() {
 
 // reportPeers says whom a drain that ended by itself did not wait for.
 func (r *run) reportPeers(res drain.Result) {
+	// Only callers that called within their gap and during the drain are
+	// still calling; a caller waited for as a rare one is not.
+	calling := drain.StillCalling(res.Pending, res.At.Add(-res.Elapsed), res.At, r.o.Drain.Quiet)
 	switch {
 	case res.TrafficAtEnd:
 		r.log.Warn("drain reached its ceiling while traffic was still arriving: the stop signal cuts into it; raise --grace-period, or --drain-ignore callers that never stop",
-			"still_calling", drain.FormatPeers(res.Pending, res.At))
-	case res.Reason == drain.ReasonCacheMax:
+			"still_calling", drain.FormatPeers(calling, res.At))
+	case res.Reason == drain.ReasonCacheMax && len(calling) > 0:
 		r.log.Info("not waiting for callers still calling after --drain-cache-max: registry consumers have let go of the instance by then, so these are not registry consumers",
-			"still_calling", drain.FormatPeers(res.Pending, res.At))
+			"still_calling", drain.FormatPeers(calling, res.At))
 	}
 	if len(res.NonConsumers) > 0 {
 		r.log.Warn("callers kept their own rhythm through the whole drain, which waited for them: scrapers, probers or clients of the pod's address, not registry consumers; leave them out with --drain-ignore CIDR, or serve them on a separate management port",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/drain"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -112,6 +114,29 @@ func TestHookPanicsDoNotEndTheSupervisor(t *testing.T) {
 	for _, want := range []string{"panic in registry online: online", "panic in registry close: close"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// TestReportPeersNamesOnlyCallersStillCalling: the ceiling WARN and the
+// cache-max line say "still_calling" only of callers that called within
+// their gap and since the drain began; a short-history caller quiet since
+// before the drain (waited for as a rare one) is no traffic arriving.
+func TestReportPeersNamesOnlyCallersStillCalling(t *testing.T) {
+	t.Parallel()
+	end := time.Now()
+	quiet := drain.PeerReport{Addr: netip.MustParseAddr("127.0.0.5"), Last: end.Add(-12 * time.Second), Rule: drain.RuleShortHistory}
+	busy := drain.PeerReport{Addr: netip.MustParseAddr("127.0.0.6"), Last: end.Add(-400 * time.Millisecond), Gap: 600 * time.Millisecond}
+	for _, res := range []drain.Result{
+		{Reason: drain.ReasonCeiling, TrafficAtEnd: true, Elapsed: 7 * time.Second, At: end, Pending: []drain.PeerReport{quiet, busy}},
+		{Reason: drain.ReasonCacheMax, Elapsed: 7 * time.Second, At: end, Pending: []drain.PeerReport{quiet, busy}},
+	} {
+		var logs testbin.SafeBuffer
+		r := &run{log: slog.New(slog.NewTextHandler(&logs, nil))}
+		r.o.Drain.Quiet = 2 * time.Second
+		r.reportPeers(res)
+		if !strings.Contains(logs.String(), "still_calling=\"127.0.0.6 last 400ms ago") || strings.Contains(logs.String(), "127.0.0.5") {
+			t.Errorf("%s: want still_calling to name 127.0.0.6 only (127.0.0.5 was quiet for 12s of a 7s drain):\n%s", res.Reason, logs.String())
 		}
 	}
 }
