@@ -168,3 +168,14 @@ time=2026-12-07T03:05:16.106Z level=INFO msg="registry hold: the app registered 
 		t.Errorf("race end %v, want hold + 4s cache + 2s propagation + 1s Eureka fetch", got)
 	}
 }
+
+func TestMedianDur(t *testing.T) {
+	for _, c := range []struct {
+		in   []time.Duration
+		want time.Duration
+	}{{nil, 0}, {[]time.Duration{3}, 3}, {[]time.Duration{4, 2}, 3}, {[]time.Duration{5, 1, 3}, 3}} {
+		if got := medianDur(c.in); got != c.want {
+			t.Errorf("medianDur(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
