@@ -115,15 +115,17 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	sem := make(chan struct{}, max(1, cfg.Parallel))
 	var wg sync.WaitGroup
 	for i, ph := range phases {
+		// Taken here, in order: with -parallel 1 the phases run one
+		// after the other as listed.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			results[i] = PhaseResult{Registry: ph.registry, Variant: ph.variant, Error: ctx.Err().Error()}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = PhaseResult{Registry: ph.registry, Variant: ph.variant, Error: ctx.Err().Error()}
-				return
-			}
 			defer func() { <-sem }()
 			res := ph.run(ctx)
 			res.Warmup = ph.warmup && ph.variant != "tini"
