@@ -532,7 +532,34 @@ func (rep *Report) classesMarkdown() string {
 		}
 	}
 
-	b.WriteString("### Failed requests per consumer class\n\n")
+	b.WriteString("### Summary\n\n")
+	b.WriteString("Failed requests over every consumer class; shutdown of the pod the scraper did not call (median) against the oracle and today's rule; the scraper's pod's drain; the worst new pod's first 10 s p99 against the warm p99.\n\n")
+	b.WriteString("| registry | variant | failed at stop | failed at start (in the registration race) | shutdown | / oracle | / today's rule | scraper's pod: drain, ended by | new pods: first-10 s p99 / warm p99 |\n|---|---|---:|---:|---:|---:|---:|---|---:|\n")
+	todayMed := map[string]time.Duration{}
+	for _, p := range rep.Phases {
+		if p.Variant == "today" {
+			todayMed[p.Registry], _, _ = stopMedians(p)
+		}
+	}
+	for _, p := range rep.Phases {
+		stop, start, race := 0, 0, 0
+		for _, r := range p.Consumers {
+			stop, start, race = stop+r.FailedStop, start+r.FailedStart, race+r.FailedRace
+		}
+		t, o, _ := stopMedians(p)
+		scr := "-"
+		for _, h := range p.Scrapes {
+			scr = cmpStr(h.Drain) + ", " + cmpStr(h.DrainEnd)
+		}
+		var worst time.Duration
+		for _, sp := range p.StartPods {
+			worst = max(worst, sp.P99)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d (%d) | %s | %s | %s | %s | %s |\n", p.Registry, variantNames[p.Variant], stop, start, race,
+			ms(t), ratioStr(t, o), ratioStr(t, todayMed[p.Registry]), scr, ratioStr(worst, p.WarmP99))
+	}
+
+	b.WriteString("\n### Failed requests per consumer class\n\n")
 	b.WriteString("Failed at start: sent to a pod before its SIGTERM (503 while it starts, timeouts while it is cold); of which in the registration race: sent before gracefulinit's hold could have reached that consumer (the hold, plus the consumer's cache, plus the registry's propagation).\n\n")
 	b.WriteString("| registry | variant | consumer | requests | failed at stop | failed at start | of which in the registration race | failure kinds |\n|---|---|---|---:|---:|---:|---:|---|\n")
 	for _, p := range rep.Phases {
