@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,16 +37,16 @@ func TestMarkAgainstPolaris(t *testing.T) {
 	const service, port = "orders", 18080
 	// restart stops the app at ip and starts it again: it registers
 	// afresh, which on Polaris resets weight and enabled.
-	restart := map[string]func(){}
+	restart := map[string]func(*testing.T){}
 	grpcApp := func(ip, cluster string) {
 		a := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: ip, Port: port, Cluster: cluster}
 		a.Start()
-		restart[ip] = func() { a.Stop(); waitDeregistered(t, s, service, ip, port); a.Start() }
+		restart[ip] = func(t *testing.T) { a.Stop(); waitDeregistered(t, s, service, ip, port); a.Start() }
 	}
 	httpApp := func(ip string) {
 		a := &standin.NacosHTTPApp{T: t, Server: s, Service: service, IP: ip, Port: port}
 		a.Start()
-		restart[ip] = func() { a.Stop(); waitDeregistered(t, s, service, ip, port); a.Start() }
+		restart[ip] = func(t *testing.T) { a.Stop(); waitDeregistered(t, s, service, ip, port); a.Start() }
 	}
 	grpcApp("127.0.0.2", "DEFAULT")
 	httpApp("127.0.0.3")
@@ -79,84 +80,33 @@ func TestMarkAgainstPolaris(t *testing.T) {
 		{"grpc-named-cluster/both/not-configured", "127.0.0.6", "DEFAULT", "both"},
 		{"http-app/both", "127.0.0.8", "DEFAULT", "both"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			target := fmt.Sprintf("%s:%d", tc.ip, port)
-			r := newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
-			if err := bounded(r.Offline); err != nil {
-				t.Fatalf("Offline: %v", err)
-			}
-			took := consumer.WaitSelection(t, 10*time.Second, "consumer stops selecting "+target, func(sel map[string]bool) error {
-				if sel[target] {
-					return fmt.Errorf("still selected: %v", sel)
-				}
-				if !sel["127.0.0.4:18080"] {
-					return fmt.Errorf("the other instance is not selected: %v", sel)
-				}
-				return nil
-			})
-			t.Logf("consumer stopped selecting %s %v after Offline", target, took.Round(10*time.Millisecond))
-			for i := 0; i < 20; i++ {
-				one, err := consumer.PickOne()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if one == target {
-					t.Fatalf("SelectOneHealthyInstance picked %s after Offline", target)
-				}
-			}
-			h, err := standin.FindNacosHost(s, service, tc.ip, port)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hidden := tc.offline != "weight"
-			if hidden && h != nil {
-				t.Fatalf("after Offline: %+v, want disabled (Polaris's list hides it)", h)
-			}
-			if !hidden && !standin.NacosWeight0(h) {
-				t.Fatalf("after Offline: %+v, want weight 0", h)
-			}
-			// Twice is fine: a no-op, even while the server's list cache
-			// still shows the old state.
-			if err := bounded(r.Offline); err != nil {
-				t.Fatalf("second Offline: %v", err)
-			}
-
-			// A restarted gracefulinit (a fresh backend) cannot see a
-			// disabled instance on Polaris, and writes nothing blind.
-			r = newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
-			if hidden {
-				if err := bounded(r.Online); err == nil || !strings.Contains(err.Error(), "not registered yet") {
-					t.Fatalf("Online of a disabled instance on Polaris: %v, want not registered yet", err)
-				}
-			}
-			// The restart trap: the app comes back within Nacos's 60 s
-			// override expiry. Polaris resets weight and enabled when it
-			// registers again (so there is no enabled trap there); Nacos
-			// keeps the weight-0 override, re-applied here as it would be.
-			restart[tc.ip]()
-			standin.WaitNacosHost(t, s, service, tc.ip, port, "registered again, enabled", 10*time.Second, standin.NacosListed)
-			standin.SetNacosWeight(t, s, service, tc.ip, port, 0)
-			standin.WaitNacosHost(t, s, service, tc.ip, port, "stale weight 0 visible", 10*time.Second, standin.NacosWeight0)
-			if err := bounded(r.Online); err != nil {
-				t.Fatalf("Online: %v", err)
-			}
-			took = consumer.WaitSelection(t, 10*time.Second, "consumer selects "+target+" again", func(sel map[string]bool) error {
-				if !sel[target] {
-					return fmt.Errorf("not selected: %v", sel)
-				}
-				return nil
-			})
-			t.Logf("consumer selected %s again %v after Online", target, took.Round(10*time.Millisecond))
-			if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil || h.Weight != 1 || !h.Enabled || !h.Healthy {
-				t.Fatalf("after Online: %+v %v", h, err)
-			}
-			// Online on an instance in rotation changes nothing.
-			if err := bounded(r.Online); err != nil {
-				t.Fatalf("second Online: %v", err)
-			}
-		})
+	// The cases of one instance run in order; the instances run side by
+	// side (t.Run from goroutines, not t.Parallel: go test's -parallel, 2
+	// on 2 cores, would queue them), each case waiting seconds for the
+	// consumer's pushes.
+	var ips []string
+	lanes := map[string][]int{}
+	for i, tc := range cases {
+		if lanes[tc.ip] == nil {
+			ips = append(ips, tc.ip)
+		}
+		lanes[tc.ip] = append(lanes[tc.ip], i)
 	}
+	t.Run("instances", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for _, ip := range ips {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.Run(ip, func(t *testing.T) {
+					for _, i := range lanes[ip] {
+						markCase(t, s, consumer, restart, service, port, cases[i].name, cases[i].ip, cases[i].cluster, cases[i].offline)
+					}
+				})
+			}()
+		}
+		wg.Wait()
+	})
 
 	t.Run("credentials-without-auth-endpoint", func(t *testing.T) {
 		// Polaris has no Nacos login endpoint: credentials must not break
@@ -250,4 +200,86 @@ func TestMarkServerDown(t *testing.T) {
 		return r.Online(ctx)
 	})
 	t.Logf("Online succeeded %v after the server came back", took.Round(10*time.Millisecond))
+}
+
+// markCase is one case of TestMarkAgainstPolaris: Offline with the consumer
+// as the judge, the restart trap, Online.
+func markCase(t *testing.T, s *registrytest.Server, consumer *standin.NacosConsumer, restart map[string]func(*testing.T), service string, port int, name, ip, cluster, offline string) {
+	t.Run(name, func(t *testing.T) {
+		tc := struct{ ip, cluster, offline string }{ip, cluster, offline}
+		target := fmt.Sprintf("%s:%d", tc.ip, port)
+		r := newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
+		if err := bounded(r.Offline); err != nil {
+			t.Fatalf("Offline: %v", err)
+		}
+		took := consumer.WaitSelection(t, 10*time.Second, "consumer stops selecting "+target, func(sel map[string]bool) error {
+			if sel[target] {
+				return fmt.Errorf("still selected: %v", sel)
+			}
+			if !sel["127.0.0.4:18080"] {
+				return fmt.Errorf("the other instance is not selected: %v", sel)
+			}
+			return nil
+		})
+		t.Logf("consumer stopped selecting %s %v after Offline", target, took.Round(10*time.Millisecond))
+		for i := 0; i < 20; i++ {
+			one, err := consumer.PickOne()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if one == target {
+				t.Fatalf("SelectOneHealthyInstance picked %s after Offline", target)
+			}
+		}
+		h, err := standin.FindNacosHost(s, service, tc.ip, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hidden := tc.offline != "weight"
+		if hidden && h != nil {
+			t.Fatalf("after Offline: %+v, want disabled (Polaris's list hides it)", h)
+		}
+		if !hidden && !standin.NacosWeight0(h) {
+			t.Fatalf("after Offline: %+v, want weight 0", h)
+		}
+		// Twice is fine: a no-op, even while the server's list cache
+		// still shows the old state.
+		if err := bounded(r.Offline); err != nil {
+			t.Fatalf("second Offline: %v", err)
+		}
+
+		// A restarted gracefulinit (a fresh backend) cannot see a
+		// disabled instance on Polaris, and writes nothing blind.
+		r = newMarkFor(t, s, service, tc.ip, port, tc.cluster, tc.offline)
+		if hidden {
+			if err := bounded(r.Online); err == nil || !strings.Contains(err.Error(), "not registered yet") {
+				t.Fatalf("Online of a disabled instance on Polaris: %v, want not registered yet", err)
+			}
+		}
+		// The restart trap: the app comes back within Nacos's 60 s
+		// override expiry. Polaris resets weight and enabled when it
+		// registers again (so there is no enabled trap there); Nacos
+		// keeps the weight-0 override, re-applied here as it would be.
+		restart[tc.ip](t)
+		standin.WaitNacosHost(t, s, service, tc.ip, port, "registered again, enabled", 10*time.Second, standin.NacosListed)
+		standin.SetNacosWeight(t, s, service, tc.ip, port, 0)
+		standin.WaitNacosHost(t, s, service, tc.ip, port, "stale weight 0 visible", 10*time.Second, standin.NacosWeight0)
+		if err := bounded(r.Online); err != nil {
+			t.Fatalf("Online: %v", err)
+		}
+		took = consumer.WaitSelection(t, 10*time.Second, "consumer selects "+target+" again", func(sel map[string]bool) error {
+			if !sel[target] {
+				return fmt.Errorf("not selected: %v", sel)
+			}
+			return nil
+		})
+		t.Logf("consumer selected %s again %v after Online", target, took.Round(10*time.Millisecond))
+		if h, err := standin.FindNacosHost(s, service, tc.ip, port); err != nil || h == nil || h.Weight != 1 || !h.Enabled || !h.Healthy {
+			t.Fatalf("after Online: %+v %v", h, err)
+		}
+		// Online on an instance in rotation changes nothing.
+		if err := bounded(r.Online); err != nil {
+			t.Fatalf("second Online: %v", err)
+		}
+	})
 }
