@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/testkit/parallel"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/repo"
-	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
 // jvm is the command line of the test app: a small, quick-starting JVM.
@@ -58,7 +58,7 @@ func TestContainer(t *testing.T) {
 // TestMain runs four cases at a time: each starts a JVM in a container
 // and then waits on it (drains, podman stop's deadline).
 func TestMain(m *testing.M) {
-	testbin.WaitBoundParallel(4)
+	parallel.WaitBound(4)
 	os.Exit(m.Run())
 }
 

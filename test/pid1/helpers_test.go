@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gracefulinit/gracefulinit/internal/testkit/parallel"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/pidns"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/proctree"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
@@ -53,7 +54,7 @@ const (
 // 31 s without a kill), eight at a time, and removes the binaries testbin
 // built for this test process.
 func TestMain(m *testing.M) {
-	testbin.WaitBoundParallel(8)
+	parallel.WaitBound(8)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)

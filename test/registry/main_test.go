@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gracefulinit/gracefulinit/internal/testkit/parallel"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/testbin"
 )
 
@@ -11,7 +12,7 @@ import (
 // JVMs and a Polaris, and their consumers' view is timed), and removes the
 // binaries testbin built for this test process.
 func TestMain(m *testing.M) {
-	testbin.WaitBoundParallel(4)
+	parallel.WaitBound(4)
 	code := m.Run()
 	testbin.RemoveBuilt()
 	os.Exit(code)
