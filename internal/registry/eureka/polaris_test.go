@@ -45,6 +45,7 @@ func onlineEventually(t *testing.T, e *Eureka, within time.Duration) {
 // consumers see within seconds, the other instance stays, and the app's
 // continuing heartbeats do not bring it back.
 func TestPolarisMarkModeDrain(t *testing.T) {
+	t.Parallel() // each test runs its own Polaris
 	srv := registrytest.StartPolaris(t)
 	const app, id1, id2 = "DRAIN-SVC", "pod-1:drain-svc:8080", "pod-2:drain-svc:8080"
 	standin.StartEurekaApp(t, srv.EurekaURL, app, id1, "127.0.0.2", 8080)
@@ -86,6 +87,7 @@ func TestPolarisMarkModeDrain(t *testing.T) {
 // earlier drain is removed once the app is up again; an instance the app has
 // not registered yet makes Online fail (to be retried) and Offline a no-op.
 func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
+	t.Parallel() // each test runs its own Polaris
 	srv := registrytest.StartPolaris(t)
 	const app, id = "REPAIR-SVC", "pod-1:repair-svc:8080"
 	ctx := ctxFor(t, time.Minute)
@@ -128,6 +130,7 @@ func TestPolarisStaleOverrideRepairedByOnline(t *testing.T) {
 // TestPolarisRegisterModeRoundTrip: gracefulinit registers the instance,
 // keeps it alive with heartbeats, and removes it at Offline.
 func TestPolarisRegisterModeRoundTrip(t *testing.T) {
+	t.Parallel() // each test runs its own Polaris
 	srv := registrytest.StartPolaris(t)
 	const app, id = "REG-SVC", "pod-1:reg-svc:9090"
 	// The first service URL is down: every call fails over to Polaris.
@@ -193,6 +196,7 @@ func TestPolarisRegisterModeRoundTrip(t *testing.T) {
 // TestPolarisDownAtOffline: a registry that is gone answers nothing; Offline
 // reports it within its deadline instead of hanging the drain.
 func TestPolarisDownAtOffline(t *testing.T) {
+	t.Parallel() // each test runs its own Polaris
 	srv := registrytest.StartPolaris(t)
 	const app, id = "DOWN-SVC", "pod-1:down-svc:8080"
 	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
@@ -218,6 +222,7 @@ func TestPolarisDownAtOffline(t *testing.T) {
 // and registry.Set keeps retrying; once it is back the stale override is
 // repaired.
 func TestPolarisDownAtOnline(t *testing.T) {
+	t.Parallel() // each test runs its own Polaris
 	srv := registrytest.StartPolaris(t)
 	const app, id = "BACK-SVC", "pod-1:back-svc:8080"
 	standin.StartEurekaApp(t, srv.EurekaURL, app, id, "127.0.0.2", 8080)
