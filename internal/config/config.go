@@ -768,6 +768,11 @@ func finishWarmup(cfg *parsing) error {
 	if cfg.WarmupTimeout <= 0 {
 		return fmt.Errorf("%s must be positive, e.g. 60s", cfg.origin("warmup-timeout"))
 	}
+	for _, c := range cfg.WarmupHTTP {
+		if !appHost(cfg, c.URL) {
+			return fmt.Errorf("%s: URL %s is not this machine's: the warm-up must reach this instance of the app, not the service (whose other instances serve traffic already): use 127.0.0.1, localhost or the pod's IP, e.g. 'GET http://127.0.0.1:8080/'", cfg.origin("warmup-http"), redact.URL(c.URL))
+		}
+	}
 	if len(cfg.WarmupHTTP) > 0 && cfg.ReadyHTTP == "" && cfg.ReadyTCP == "" {
 		// Without a probe the app counts as ready once started: the
 		// warm-up would meet a port not yet open.
@@ -781,6 +786,54 @@ func finishWarmup(cfg *parsing) error {
 		}
 	}
 	return nil
+}
+
+// appHost reports whether rawURL's host is this machine: a loopback or
+// interface address, localhost, the hostname, --ip, or the host the
+// readiness probe reaches the app at. Names are not looked up.
+func appHost(cfg *parsing, rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if a, err := netip.ParseAddr(host); err == nil {
+		a = a.Unmap()
+		if a.IsLoopback() || a.IsUnspecified() || a.String() == cfg.IP || localAddr(a) {
+			return true
+		}
+	}
+	if strings.EqualFold(host, "localhost") || strings.EqualFold(host, cfg.IP) {
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(host, name) {
+		return true
+	}
+	probe := cfg.ReadyTCP
+	if ru, err := url.Parse(cfg.ReadyHTTP); err == nil && cfg.ReadyHTTP != "" {
+		probe = ru.Host
+	}
+	if ph, _, err := net.SplitHostPort(probe); err == nil && strings.EqualFold(host, ph) {
+		return true
+	}
+	return false
+}
+
+// localAddr reports whether a is an address of one of this machine's
+// interfaces.
+func localAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(n.IP); ok && b.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // parseHTTPHooks reads --online-http and --offline-http. An offline hook
