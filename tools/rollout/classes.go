@@ -246,13 +246,20 @@ func (ph *phase) attribute(rs []ConsumerResult, reqs []Request) {
 			if q.Consumer != rs[i].Name || q.Outcome == "ok" {
 				continue
 			}
+			timeout := 0
+			if q.Outcome == "timeout" {
+				timeout = 1
+			}
 			if side(q, byIP, pods) != "start" {
 				rs[i].FailedStop++
+				rs[i].TimeoutsStop += timeout
 				continue
 			}
 			rs[i].FailedStart++
 			if h, ok := holds[byIP[hostOf(q.Instance)]]; ok && q.At < ph.raceEnd(h, specs[q.Consumer]) {
 				rs[i].FailedRace++
+			} else {
+				rs[i].TimeoutsLate += timeout
 			}
 		}
 	}

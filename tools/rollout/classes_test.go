@@ -179,3 +179,32 @@ func TestMedianDur(t *testing.T) {
 		}
 	}
 }
+
+// TestAttribute splits failures into stop and start, the registration
+// race, and the timeouts of each.
+func TestAttribute(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	log := "2026-12-07T03:00:04Z javaapp nacos registered DEFAULT_GROUP@@s 10.0.1.1:8080 namespace=public\n" +
+		`time=2026-12-07T03:00:05Z level=INFO msg="registry hold: kept out" logger=gracefulinit` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ph := &phase{cfg: Config{Propagation: time.Second, Consumers: []ConsumerSpec{{Name: "c", TTL: time.Second}}}, registry: "nacos", logDir: dir, start: start,
+		podIPs: map[string]string{"g0-s0": "10.0.0.1", "g1-s0": "10.0.1.1"},
+		events: []PodEvent{{At: 20 * time.Second, Pod: "g0-s0", Event: "sigterm"}}}
+	reqs := []Request{
+		{Consumer: "c", At: 21 * time.Second, Instance: "10.0.0.1:8080", Outcome: "timeout"},
+		{Consumer: "c", At: 22 * time.Second, Instance: "10.0.0.1:8080", Outcome: "refused"},
+		{Consumer: "c", At: 6 * time.Second, Instance: "10.0.1.1:8080", Outcome: "5xx"},     // race: before 5 + 1 + 1 s
+		{Consumer: "c", At: 8 * time.Second, Instance: "10.0.1.1:8080", Outcome: "timeout"}, // after the race
+		{Consumer: "c", At: 9 * time.Second, Instance: "10.0.1.1:8080", Outcome: "ok"},
+	}
+	rs := []ConsumerResult{{Name: "c"}}
+	ph.attribute(rs, reqs)
+	want := ConsumerResult{Name: "c", FailedStop: 2, TimeoutsStop: 1, FailedStart: 2, FailedRace: 1, TimeoutsLate: 1}
+	if rs[0].FailedStop != want.FailedStop || rs[0].TimeoutsStop != want.TimeoutsStop || rs[0].FailedStart != want.FailedStart ||
+		rs[0].FailedRace != want.FailedRace || rs[0].TimeoutsLate != want.TimeoutsLate {
+		t.Errorf("got %+v, want %+v", rs[0], want)
+	}
+}

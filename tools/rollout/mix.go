@@ -249,6 +249,11 @@ type ConsumerResult struct {
 	FailedStop  int `json:"failed_stop"`
 	FailedStart int `json:"failed_start"`
 	FailedRace  int `json:"failed_race"` // of FailedStart: sent before gracefulinit's hold could reach the consumer
+	// Timeouts among the stop side's failures and the start side's beyond
+	// the race: a pod that answers too slowly (a cold JVM, or a loaded
+	// machine), where the others are a pod gone or not ready.
+	TimeoutsStop int `json:"timeouts_stop"`
+	TimeoutsLate int `json:"timeouts_late"`
 }
 
 // ProberResult is the prober's calls: failures while its pod was serving
