@@ -167,16 +167,9 @@ func Run(ctx context.Context, o Options) Result {
 // send makes one request and reads its answer; an answer of 400 or more
 // is a failure.
 func send(ctx context.Context, hc *http.Client, c httphook.Call) error {
-	var body io.Reader
-	if c.Body != "" {
-		body = strings.NewReader(c.Body)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, body)
+	req, err := c.NewRequest(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %v", c, redact.Text(err.Error()))
-	}
-	if c.Body != "" {
-		req.Header.Set("Content-Type", contentType(c.Body))
 	}
 	req.Header.Set("User-Agent", "gracefulinit-warmup")
 	resp, err := hc.Do(req)
@@ -193,14 +186,6 @@ func send(ctx context.Context, hc *http.Client, c httphook.Call) error {
 		return fmt.Errorf("%s: HTTP %d", c, resp.StatusCode)
 	}
 	return nil
-}
-
-// contentType guesses JSON for a body that looks like it, else a form.
-func contentType(body string) string {
-	if b := strings.TrimSpace(body); strings.HasPrefix(b, "{") || strings.HasPrefix(b, "[") {
-		return "application/json"
-	}
-	return "application/x-www-form-urlencoded"
 }
 
 func callNames(calls []httphook.Call) string {

@@ -203,3 +203,38 @@ func TestRunBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyTypesMatchTheHooks: a 'METHOD URL [BODY]' spec means the same
+// request whether it is a warm-up or a hook: the body's Content-Type
+// follows one rule (httphook.Call.NewRequest).
+func TestBodyTypesMatchTheHooks(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	types := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		types[string(b)] = r.Header.Get("Content-Type")
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	for body, want := range map[string]string{
+		`{"k": 1}`:    "application/json",
+		`[1,2]`:       "application/json",
+		`{not json`:   "text/plain; charset=utf-8",
+		`a=1&b=two`:   "application/x-www-form-urlencoded",
+		`plain words`: "text/plain; charset=utf-8",
+	} {
+		Run(context.Background(), Options{Calls: calls(t, "POST "+srv.URL+"/w "+body), Requests: 1, Concurrency: 1, Timeout: 10 * time.Second})
+		mu.Lock()
+		got := types[body]
+		mu.Unlock()
+		req, err := calls(t, "POST "+srv.URL+"/h "+body)[0].NewRequest(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want || req.Header.Get("Content-Type") != want {
+			t.Errorf("body %q: warm-up sent %q, a hook would send %q; want %q for both", body, got, req.Header.Get("Content-Type"), want)
+		}
+	}
+}

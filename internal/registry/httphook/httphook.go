@@ -51,6 +51,50 @@ func (c Call) Display() string {
 	return s
 }
 
+// NewRequest builds the call's request. A body that is valid JSON is sent
+// as application/json, one of key=value pairs joined by & as a form, any
+// other as plain text: the same spec means the same request for a hook and
+// for a warm-up.
+func (c Call) NewRequest(ctx context.Context) (*http.Request, error) {
+	var body io.Reader
+	if c.Body != "" {
+		body = strings.NewReader(c.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Body != "" {
+		req.Header.Set("Content-Type", bodyType(c.Body))
+	}
+	return req, nil
+}
+
+func bodyType(b string) string {
+	switch {
+	case json.Valid([]byte(b)):
+		return "application/json"
+	case isForm(b):
+		return "application/x-www-form-urlencoded"
+	}
+	return "text/plain; charset=utf-8"
+}
+
+// isForm reports whether b is key=value pairs joined by &, as a form is
+// encoded: no spaces, every pair with a key and an equals sign.
+func isForm(b string) bool {
+	if strings.ContainsAny(b, " \t\r\n") {
+		return false
+	}
+	for _, kv := range strings.Split(b, "&") {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return false
+		}
+	}
+	_, err := url.ParseQuery(b)
+	return err == nil
+}
+
 var methods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
 	http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
@@ -286,20 +330,9 @@ func plural(n int) string {
 const maxBody = 64 << 10
 
 func (h *Hooks) do(ctx context.Context, c Call) error {
-	var body io.Reader
-	if c.Body != "" {
-		body = strings.NewReader(c.Body)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, body)
+	req, err := c.NewRequest(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %s", c, scrub(err.Error(), c.URL))
-	}
-	if c.Body != "" {
-		ct := "text/plain; charset=utf-8"
-		if json.Valid([]byte(c.Body)) {
-			ct = "application/json"
-		}
-		req.Header.Set("Content-Type", ct)
 	}
 	req.Header.Set("User-Agent", "gracefulinit")
 	resp, err := h.o.Client.Do(req)
