@@ -201,9 +201,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	default:
 		// The evicted connection's Close frees its slot at once; with
 		// none to evict, every slot serves a request, each bounded by the
-		// timeouts, and the new connection waits for one to end.
-		l.evict()
-		l.sem <- struct{}{}
+		// timeouts, and the new connection waits for one to end, or for
+		// a slow sender of headers to become evictable.
+		for acquired := false; !acquired; {
+			l.evict()
+			select {
+			case l.sem <- struct{}{}:
+				acquired = true
+			case <-time.After(slowHeaders / 2):
+			}
+		}
 	}
 	lc := &limitConn{Conn: c, l: l, since: time.Now()}
 	l.mu.Lock()
@@ -212,18 +219,32 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	return lc, nil
 }
 
+// slowHeaders is how long a connection may take to send its headers
+// before it gives way when every slot is taken: a probe sends them at
+// once, in one segment; a slowloris client a byte at a time.
+const slowHeaders = 50 * time.Millisecond
+
 // evict closes the connection that has waited longest without a request
-// in progress, if there is one.
+// in progress, if there is one, else the one that has been sending its
+// headers longest, if for more than slowHeaders.
 func (l *limitListener) evict() {
 	l.mu.Lock()
-	var oldest *limitConn
+	var oldest, slowest *limitConn
+	now := time.Now()
 	for c := range l.conns {
-		if c.busy {
-			continue
+		switch {
+		case !c.busy:
+			if oldest == nil || c.since.Before(oldest.since) {
+				oldest = c
+			}
+		case !c.reading.IsZero() && now.Sub(c.reading) >= slowHeaders:
+			if slowest == nil || c.reading.Before(slowest.reading) {
+				slowest = c
+			}
 		}
-		if oldest == nil || c.since.Before(oldest.since) {
-			oldest = c
-		}
+	}
+	if oldest == nil {
+		oldest = slowest
 	}
 	if oldest != nil {
 		delete(l.conns, oldest)
@@ -246,9 +267,9 @@ func (l *limitListener) track(c net.Conn, st http.ConnState) {
 	defer l.mu.Unlock()
 	switch st {
 	case http.StateActive:
-		lc.busy = true
+		lc.busy, lc.reading = true, time.Time{}
 	case http.StateIdle:
-		lc.busy, lc.since = false, time.Now()
+		lc.busy, lc.since, lc.reading = false, time.Now(), time.Time{}
 	case http.StateClosed, http.StateHijacked:
 		delete(l.conns, lc)
 	}
@@ -260,6 +281,10 @@ type limitConn struct {
 	once  sync.Once
 	busy  bool      // guarded by l.mu
 	since time.Time // guarded by l.mu: connected, or last became idle
+	// reading is when the request in progress began, while its headers
+	// are not all in (net/http reports StateActive once they are); zero
+	// otherwise. Guarded by l.mu.
+	reading time.Time
 }
 
 // Read marks the connection busy once a request's first bytes arrive.
@@ -267,7 +292,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.l.mu.Lock()
-		c.busy = true
+		if !c.busy {
+			c.busy, c.reading = true, time.Now()
+		}
 		c.l.mu.Unlock()
 	}
 	return n, err
