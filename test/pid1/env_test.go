@@ -13,6 +13,7 @@ var pid1Mode = mode{"pid1", true}
 // and _CHECK=1 exited 0 without it. The app runs, and one WARN names the
 // variable.
 func TestEnvActionVariablesNeverStopTheApp(t *testing.T) {
+	t.Parallel()
 	for _, kv := range []string{"GRACEFULINIT_VERSION=v1.0.0", "GRACEFULINIT_VERSION=1", "GRACEFULINIT_LICENSE=1", "GRACEFULINIT_CHECK=1", "GRACEFULINIT_DRAN=3s"} {
 		t.Run(kv, func(t *testing.T) {
 			t.Parallel()
