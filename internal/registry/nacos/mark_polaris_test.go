@@ -33,6 +33,7 @@ func newMarkFor(t *testing.T, s *registrytest.Server, service, ip string, port i
 // 2.x) without a cluster name (Polaris keeps it empty), with DEFAULT, or in a
 // named cluster; and through the v1 HTTP API with heartbeats (a 1.x client).
 func TestMarkAgainstPolaris(t *testing.T) {
+	t.Parallel() // its own Polaris
 	s := registrytest.StartPolaris(t)
 	const service, port = "orders", 18080
 	// restart stops the app at ip and starts it again: it registers
@@ -164,6 +165,7 @@ func waitDeregistered(t *testing.T, s *registrytest.Server, service, ip string, 
 // TestMarkServerDown: a registry outage must cost at most the call's
 // deadline, and Online must succeed once the server is back.
 func TestMarkServerDown(t *testing.T) {
+	t.Parallel() // its own Polaris
 	s := registrytest.StartPolaris(t)
 	const service, port = "payments", 18081
 	app := &standin.NacosGRPCApp{T: t, Server: s, Service: service, IP: "127.0.0.2", Port: port, Cluster: "DEFAULT"}

@@ -19,6 +19,7 @@ import (
 // after Offline, and the SDK writes nothing outside the configured dir.
 // The SDK runs in the helper process, driven over its pipe.
 func TestRegisterRoundTrip(t *testing.T) {
+	t.Parallel() // its own Polaris
 	s := registrytest.StartPolaris(t)
 	const service, ip, port = "inventory", "127.0.0.5", 18082
 	exe := testbin.Helper(t)
@@ -127,6 +128,7 @@ func TestRegisterRoundTrip(t *testing.T) {
 // the server is up, even without a usable cache dir; Close tears the client
 // down.
 func TestRegisterServerDown(t *testing.T) {
+	t.Parallel() // its own Polaris
 	s := registrytest.StartPolaris(t)
 	const service, ip, port = "billing", "127.0.0.6", 18083
 	s.Stop()
