@@ -51,7 +51,7 @@ type Options struct {
 // Result is what a warm-up did, for the log and the cost measurement.
 type Result struct {
 	Sent     int           // requests whose answer (or failure) came back
-	Failed   int           // transport errors and answers of 400 or more
+	Failed   int           // transport errors, redirects and answers of 400 or more
 	Took     time.Duration // the whole warm-up
 	TimedOut bool          // cut short by Timeout or the caller's context (a stop)
 	FirstErr string        // the first failure, for the log
@@ -164,8 +164,8 @@ func Run(ctx context.Context, o Options) Result {
 	return res
 }
 
-// send makes one request and reads its answer; an answer of 400 or more
-// is a failure.
+// send makes one request and reads its answer; an answer of 400 or more,
+// or a redirect, is a failure.
 func send(ctx context.Context, hc *http.Client, c httphook.Call) error {
 	req, err := c.NewRequest(ctx)
 	if err != nil {
@@ -182,8 +182,12 @@ func send(ctx context.Context, hc *http.Client, c httphook.Call) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, bodyLimit))
 	resp.Body.Close()
-	if resp.StatusCode >= 400 {
+	switch {
+	case resp.StatusCode >= 400:
 		return fmt.Errorf("%s: HTTP %d", c, resp.StatusCode)
+	case resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified:
+		// Not followed (it may lead anywhere), so it warmed nothing.
+		return fmt.Errorf("%s: HTTP %d to %s: redirects are not followed: warm the URL it points to", c, resp.StatusCode, redact.URL(resp.Header.Get("Location")))
 	}
 	return nil
 }

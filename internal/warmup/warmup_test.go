@@ -145,9 +145,14 @@ func TestRunFailuresCounted(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
+	// A redirect is not followed, so it warms nothing: to a login page, or
+	// from /api/ to /api.
+	redir := httptest.NewServer(http.RedirectHandler("http://u:pw@127.0.0.1:1/login", http.StatusFound))
+	t.Cleanup(redir.Close)
 	for _, tc := range []struct{ name, url, want string }{
 		{"HTTP 500", base + "/x", "HTTP 500"},
 		{"refused", "http://" + closed + "/x", "refused"},
+		{"redirect", redir.URL + "/x", "HTTP 302 to http://u:xxxxx@127.0.0.1:1/login: redirects are not followed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
