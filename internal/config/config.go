@@ -449,7 +449,7 @@ func ParseSources(args []string, lookup func(string) (string, bool), out io.Writ
 // the value (a newline in --nacos-metadata): an error is one line.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return -1
 		}
 		return r

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/pflag"
 )
@@ -61,7 +62,7 @@ func envValues(name, kind, v string) ([]string, error) {
 // where allowTab: an HTTP body may hold one).
 func controlChar(s string, allowTab bool) (int, rune, bool) {
 	for i, r := range s {
-		if (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) && !(allowTab && r == '\t') {
+		if unicode.IsControl(r) && !(allowTab && r == '\t') {
 			return i, r, true
 		}
 	}
