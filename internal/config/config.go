@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -440,10 +441,14 @@ func ParseSources(args []string, lookup func(string) (string, bool), out io.Writ
 		for _, v := range append(read, args...) {
 			secrets = append(secrets, redact.Secrets(v)...)
 		}
-		return nil, nil, errors.New(oneLine(redact.Text(err.Error(), secrets...)))
+		msg := parseBoolErr.ReplaceAllString(err.Error(), "want true or false")
+		return nil, nil, errors.New(oneLine(redact.Text(msg, secrets...)))
 	}
 	return cfg, src, err
 }
+
+// parseBoolErr is what pflag says of a bool flag's bad value, in Go's words.
+var parseBoolErr = regexp.MustCompile(`strconv\.ParseBool: parsing "(?:[^"\\]|\\.)*": invalid syntax`)
 
 // oneLine escapes control characters, which pflag's errors echo raw from
 // the value (a newline in --nacos-metadata): an error is one line.

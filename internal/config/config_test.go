@@ -79,6 +79,8 @@ func TestParseErrors(t *testing.T) {
 		{"stop-on KILL", []string{"--stop-on", "KILL", "--", "x"}, nil, "--stop-on KILL: gracefulinit cannot take it as a stop request"},
 		{"stop-on CHLD", []string{"--stop-on", "CHLD", "--", "x"}, nil, "--stop-on CHLD: gracefulinit cannot take it"},
 		{"stop-on unknown", []string{"--stop-on", "TERM,NOPE", "--", "x"}, nil, "unknown signal \"NOPE\""},
+		{"bool flag not a bool", []string{"--registry-hold=maybe", "--", "x"}, nil, `invalid argument "maybe" for "--registry-hold" flag: want true or false`},
+		{"bool variable not a bool", []string{"--", "x"}, []string{"GRACEFULINIT_SUBREAPER", "yes"}, `GRACEFULINIT_SUBREAPER="yes": want true or false`},
 		{"log level in env", []string{"--", "x"}, []string{"GRACEFULINIT_LOG_LEVEL", "loud"}, "GRACEFULINIT_LOG_LEVEL \"loud\": use debug"},
 		{"registry in env", []string{"--", "x"}, []string{"GRACEFULINIT_REGISTRY", "zk"}, "GRACEFULINIT_REGISTRY \"zk\": use nacos, eureka"},
 		{"remap-exit in env", []string{"--", "x"}, []string{"GRACEFULINIT_REMAP_EXIT", "300"}, "GRACEFULINIT_REMAP_EXIT 300: exit codes run from 0 to 255"},
