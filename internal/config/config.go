@@ -1019,6 +1019,11 @@ func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 		}
 		seen[r] = true
 	}
+	mark := seen["nacos"] && cfg.Nacos.Mode != "register" || seen["eureka"] && cfg.Eureka.Mode != "register"
+	if cfg.flags.Changed("registry-hold") && !mark {
+		// It would do nothing, silently.
+		return fmt.Errorf("%s only applies with a registry in mark mode (the app registers itself): remove it", cfg.origin("registry-hold"))
+	}
 	if !cfg.HasRegistry() {
 		return nil
 	}

@@ -81,6 +81,8 @@ func TestParseErrors(t *testing.T) {
 		{"stop-on unknown", []string{"--stop-on", "TERM,NOPE", "--", "x"}, nil, "unknown signal \"NOPE\""},
 		{"bool flag not a bool", []string{"--registry-hold=maybe", "--", "x"}, nil, `invalid argument "maybe" for "--registry-hold" flag: want true or false`},
 		{"bool variable not a bool", []string{"--", "x"}, []string{"GRACEFULINIT_SUBREAPER", "yes"}, `GRACEFULINIT_SUBREAPER="yes": want true or false`},
+		{"hold without a registry", []string{"--registry-hold=false", "--", "x"}, nil, "--registry-hold only applies with a registry in mark mode (the app registers itself): remove it"},
+		{"hold in register mode", []string{"--registry", "nacos", "--nacos-mode", "register", "--nacos-addr", "http://n:8848", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, []string{"GRACEFULINIT_REGISTRY_HOLD", "false"}, "GRACEFULINIT_REGISTRY_HOLD only applies with a registry in mark mode"},
 		{"log level in env", []string{"--", "x"}, []string{"GRACEFULINIT_LOG_LEVEL", "loud"}, "GRACEFULINIT_LOG_LEVEL \"loud\": use debug"},
 		{"registry in env", []string{"--", "x"}, []string{"GRACEFULINIT_REGISTRY", "zk"}, "GRACEFULINIT_REGISTRY \"zk\": use nacos, eureka"},
 		{"remap-exit in env", []string{"--", "x"}, []string{"GRACEFULINIT_REMAP_EXIT", "300"}, "GRACEFULINIT_REMAP_EXIT 300: exit codes run from 0 to 255"},
