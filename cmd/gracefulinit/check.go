@@ -38,6 +38,9 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		// Not a problem (never a refusal), but --check is where a typo shows.
 		fmt.Fprintf(w, "  ignored, they set nothing (misspelt, or an action flag, read from the command line only): %s\n", strings.Join(unknown, ", "))
 	}
+	if flags := config.SecretsOnCommandLine(cfg, src); len(flags) > 0 {
+		fmt.Fprintf(w, "  %s: %s\n", secretsOnCommandLine, strings.Join(flags, ", "))
+	}
 	if len(cfg.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", printable(redact.Text(strings.Join(cfg.Command, " "), cfg.Nacos.Password, cfg.Eureka.Password)))
 	}

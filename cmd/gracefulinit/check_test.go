@@ -264,3 +264,30 @@ func TestCheckStartSide(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsOnCommandLineWarned: a password given as a flag is in ps's
+// view of gracefulinit; start-up warns, --check says so, and neither prints
+// the secret. Given in its variable, nothing is said.
+func TestSecretsOnCommandLineWarned(t *testing.T) {
+	base := []string{"--registry", "nacos", "--nacos-addr", "http://127.0.0.1:1", "--nacos-username", "u", "--service", "s", "--port", "8080", "--ip", "10.0.0.1", "--registry-timeout", "1s"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want bool
+	}{
+		{"flag", []string{"--nacos-password", "pw-on-argv"}, nil, true},
+		{"variable", nil, []string{"GRACEFULINIT_NACOS_PASSWORD", "pw-on-argv"}, false},
+	} {
+		var out, errb bytes.Buffer
+		args := append(append(append([]string{"--check"}, base...), tc.args...), "--", "x")
+		run(args, lookupIn(tc.env...), &out, &errb)
+		all := out.String() + errb.String()
+		if got := strings.Contains(all, "secrets on gracefulinit's command line") && strings.Contains(all, "--nacos-password"); got != tc.want {
+			t.Errorf("%s: warned %v, want %v:\n%s", tc.name, got, tc.want, all)
+		}
+		if strings.Contains(all, "pw-on-argv") {
+			t.Errorf("%s: the password is printed:\n%s", tc.name, all)
+		}
+	}
+}

@@ -156,6 +156,9 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 		log.Warn("environment variables with gracefulinit's prefix that set nothing, ignored: check their spelling against --help (--version, --license, --check and --help are read from the command line only)",
 			"variables", strings.Join(unknown, ","))
 	}
+	if flags := config.SecretsOnCommandLine(cfg, src); len(flags) > 0 {
+		log.Warn(secretsOnCommandLine, "flags", strings.Join(flags, ","))
+	}
 	log.Debug("signal state at start: " + startState())
 	hooks, err := buildHooks(cfg, log)
 	if err != nil {
@@ -322,3 +325,7 @@ func drainAddrs(cfg *config.Config) []netip.Addr {
 	}
 	return out
 }
+
+// secretsOnCommandLine is the WARN (and --check's line) for secrets given
+// as flags.
+const secretsOnCommandLine = "secrets on gracefulinit's command line, which ps shows to every process that can see it: pass them in the variables (GRACEFULINIT_*) or, for passwords, --nacos-password-file and --eureka-password-file"

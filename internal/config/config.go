@@ -1096,6 +1096,27 @@ func (s Sources) Origin(flag string) string {
 	return "--" + flag
 }
 
+// SecretsOnCommandLine names the flags given on the command line whose
+// value is or holds a secret (a password, URL userinfo, a credential in a
+// hook's URL or body): ps shows gracefulinit's command line to every
+// process that can see it, while a variable or a file stays private.
+func SecretsOnCommandLine(cfg *Config, src Sources) []string {
+	var out []string
+	cfg.Flags().VisitAll(func(f *pflag.Flag) {
+		if src[f.Name] != "flag" {
+			return
+		}
+		v := f.Value.String()
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			v = strings.Join(sv.GetSlice(), "\n")
+		}
+		if strings.HasSuffix(f.Name, "-password") && v != "" || redact.Text(v, redact.Secrets(v)...) != v {
+			out = append(out, "--"+f.Name)
+		}
+	})
+	return out
+}
+
 // parsing is a Config being parsed, with where its values came from.
 type parsing struct {
 	*Config

@@ -628,3 +628,30 @@ func TestDrainCeilingWithRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsOnCommandLine: a password or credential given as a flag is in
+// gracefulinit's command line, which ps shows to every process of the
+// container (and the node's, for a root user); its variable or file is not.
+func TestSecretsOnCommandLine(t *testing.T) {
+	nacos := []string{"--registry", "nacos", "--service", "s", "--port", "8080", "--ip", "10.0.0.1"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"password flag", append(nacos, "--nacos-addr", "http://n:8848", "--nacos-username", "u", "--nacos-password", "pw1234"), nil, []string{"--nacos-password"}},
+		{"userinfo in the address", append(nacos, "--nacos-addr", "http://u:pw1234@n:8848"), nil, []string{"--nacos-addr"}},
+		{"hook body", []string{"--offline-http", `POST http://127.0.0.1:1/x {"token":"tok1234"}`, "--port", "1"}, nil, []string{"--offline-http"}},
+		{"password in the variable", append(nacos, "--nacos-addr", "http://n:8848", "--nacos-username", "u"), []string{"GRACEFULINIT_NACOS_PASSWORD", "pw1234"}, nil},
+		{"none", append(nacos, "--nacos-addr", "http://n:8848"), nil, nil},
+	} {
+		cfg, src, err := ParseSources(append(tc.args, "--", "x"), env(tc.env...), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := SecretsOnCommandLine(cfg, src); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: SecretsOnCommandLine = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
