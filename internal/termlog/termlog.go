@@ -56,13 +56,22 @@ func Check(path string) error {
 		if _, err := os.Stat(dir); err != nil {
 			return fmt.Errorf("termination log %s: directory %s: %w: create it, or point --termination-log at an existing directory", path, dir, unwrapPath(err))
 		}
-		return nil
+		return writable(path, dir)
 	case err != nil:
 		return fmt.Errorf("termination log %s: %w", path, unwrapPath(err))
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return fmt.Errorf("termination log %s is a symbolic link, which gracefulinit does not follow: point it at the file itself", path)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("termination log %s: not a regular file", path)
+	}
+	return writable(path, path)
+}
+
+// writable refuses a path whose file (or directory, for a new file) cannot
+// be written: a read-only mount, or permissions for a user other than root.
+func writable(path, target string) error {
+	if err := unix.Access(target, unix.W_OK); err != nil {
+		return fmt.Errorf("termination log %s: %w: point --termination-log at a writable place", path, err)
 	}
 	return nil
 }

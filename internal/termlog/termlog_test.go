@@ -1,13 +1,17 @@
 package termlog
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFit(t *testing.T) {
@@ -201,5 +205,49 @@ func TestCheckRefusesAnUnwritablePlace(t *testing.T) {
 	}
 	if err := Check(filepath.Join(dir, "new")); err != nil {
 		t.Errorf("Check(a new file in an existing directory) = %v, want nil (Write creates it)", err)
+	}
+}
+
+// TestCheckRefusesAReadOnlyPlace: a file (or a new file's directory) on a
+// read-only mount could never be written: Check says so at start, not a
+// WARN at the end with the summary lost. The mount is made in a mount
+// namespace of this test's own thread (root, as the tests run).
+func TestCheckRefusesAReadOnlyPlace(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(file, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []error, 1)
+	go func() {
+		// The thread stays locked: it ends with the goroutine, and its
+		// mount namespace with it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			done <- []error{fmt.Errorf("unshare: %w", err)}
+			return
+		}
+		steps := []func() error{
+			func() error { return unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "") },
+			func() error { return unix.Mount(dir, dir, "", unix.MS_BIND, "") },
+			func() error { return unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "") },
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				done <- []error{fmt.Errorf("read-only mount: %w", err)}
+				return
+			}
+		}
+		done <- []error{nil, Check(file), Check(filepath.Join(dir, "new"))}
+	}()
+	errs := <-done
+	if errs[0] != nil {
+		t.Fatalf("cannot set up the read-only mount (the tests run as root): %v", errs[0])
+	}
+	for i, path := range []string{file, filepath.Join(dir, "new")} {
+		err := errs[i+1]
+		if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), path) {
+			t.Errorf("Check(%s) on a read-only mount = %v, want one line naming it and the read-only file system", path, err)
+		}
 	}
 }
