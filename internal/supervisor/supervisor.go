@@ -753,7 +753,11 @@ func (r *run) closeHooks(sigs chan os.Signal) {
 			return
 		case <-ctx.Done():
 			r.closeResult = "abandoned"
-			r.log.Warn("registry close abandoned at its time limit", "elapsed", time.Since(start).Round(time.Millisecond), "kill_in", time.Until(r.seq.killPoint()).Round(time.Millisecond))
+			attrs := []any{"elapsed", time.Since(start).Round(time.Millisecond)}
+			if kp := r.seq.killPoint(); !kp.IsZero() { // no kill point: nothing to say
+				attrs = append(attrs, "kill_in", time.Until(kp).Round(time.Millisecond))
+			}
+			r.log.Warn("registry close abandoned at its time limit", attrs...)
 			return
 		case s := <-sigs:
 			// The app is gone: nothing is forwarded, but a stop request
