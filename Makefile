@@ -43,23 +43,16 @@ test-product:
 test-tools:
 	$(GO) -C tools test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# Each fuzz target for FUZZTIME, all at once with one worker each (-fuzz takes one
-# target per run); each one's output is shown when all have ended, whole for a failure.
-# New failing inputs land in the package's testdata/fuzz, where they become seed cases
-# of the plain test run.
+# Each fuzz target for FUZZTIME, FUZZ_JOBS at a time with one worker each
+# (scripts/fuzz.sh; -fuzz takes one target per run). New failing inputs land in
+# the package's testdata/fuzz, where they become seed cases of the plain test run.
 FUZZTIME ?= 5s
+FUZZ_JOBS ?= 3
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
 	./internal/config:FuzzEnv ./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
 	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance
 fuzz:
-	@logs=$$(mktemp -d) && trap 'rm -rf "$$logs"' EXIT && i=0 && \
-	for t in $(FUZZ_TARGETS); do i=$$((i+1)); \
-	  ( $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) -parallel=1 $${t%%:*} >$$logs/$$i.log 2>&1; echo $$? >$$logs/$$i.rc ) & \
-	done; wait; \
-	fail=0; i=0; for t in $(FUZZ_TARGETS); do i=$$((i+1)); \
-	  if [ "$$(cat $$logs/$$i.rc)" = 0 ]; then echo "$$t $$(grep '^fuzz: elapsed' $$logs/$$i.log | tail -1)"; \
-	  else echo "fuzz $$t: FAILED"; cat $$logs/$$i.log; fail=1; fi; \
-	done; exit $$fail
+	@GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 test-short:
 	$(GO) test -count=1 -short ./...
