@@ -319,8 +319,9 @@ func percentiles(qs []Request) (p50, p99 time.Duration) {
 
 // startSide measures each new pod's first startWindow of traffic, and the
 // warm figures: generation 0's requests after its own first startWindow,
-// up to the first SIGTERM. gRPC calls are left out of both (another
-// protocol, another latency).
+// up to the start of the first new pod (whose JVM start and warm-up load
+// the machine), or the first SIGTERM. gRPC calls are left out of both
+// (another protocol, another latency).
 func startSide(reqs []Request, pods map[string]*podTimes, tight string) (out []StartPod, warm50, warm99 time.Duration) {
 	byIP := map[string]string{}
 	for name, p := range pods {
@@ -336,9 +337,12 @@ func startSide(reqs []Request, pods map[string]*podTimes, tight string) (out []S
 		}
 	}
 	firstTerm := time.Duration(1<<62 - 1)
-	for _, p := range pods {
+	for name, p := range pods {
 		if p.hasTerm {
 			firstTerm = min(firstTerm, p.term)
+		}
+		if podGen(name) >= 1 {
+			firstTerm = min(firstTerm, p.started)
 		}
 	}
 	var warm []Request
@@ -630,7 +634,7 @@ func (rep *Report) classesMarkdown() string {
 	}
 
 	fmt.Fprintf(&b, "\n### Start side: each new pod's first %s of traffic\n\n", startWindow)
-	b.WriteString("Every consumer's requests to the pod from the first one that reached it (gRPC calls apart); warm: generation 0's requests after its own first 10 s, before the first SIGTERM.\n\n")
+	b.WriteString("Every consumer's requests to the pod from the first one that reached it (gRPC calls apart); warm: generation 0's requests after its own first 10 s, before the first new pod started.\n\n")
 	b.WriteString("| registry | variant | pod | requests | failed or timed out | of which timed out | 1 s-timeout consumer failed | p50 | p99 | warm p50 | warm p99 | p99 / warm p99 | hold after the app registered |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range rep.Phases {
 		for _, s := range p.StartPods {

@@ -47,18 +47,19 @@ func TestSide(t *testing.T) {
 // warm requests, and leaves gRPC calls and later requests out.
 func TestStartSide(t *testing.T) {
 	pods := map[string]*podTimes{
-		"g0-s0": {ip: "10.0.0.1", term: 30 * time.Second, hasTerm: true},
-		"g1-s0": {ip: "10.0.1.1"},
+		"g0-s0": {ip: "10.0.0.1", term: 35 * time.Second, hasTerm: true},
+		"g1-s0": {ip: "10.0.1.1", started: 24 * time.Second},
 	}
 	var reqs []Request
 	add := func(at, lat time.Duration, ip, consumer, outcome string) {
 		reqs = append(reqs, Request{At: at, Latency: lat, Instance: ip + ":8080", Consumer: consumer, Outcome: outcome})
 	}
-	// Generation 0: slow in its first 10 s, 2 ms after, until its SIGTERM at 30 s.
+	// Generation 0: slow in its first 10 s, 2 ms after, until the new pod
+	// starts at 24 s; slow again then.
 	for i := range 100 {
 		at := time.Duration(i) * 300 * time.Millisecond
 		lat := 2 * time.Millisecond
-		if at < 10*time.Second {
+		if at < 10*time.Second || at >= 24*time.Second {
 			lat = 50 * time.Millisecond
 		}
 		add(at, lat, "10.0.0.1", "push", "ok")
@@ -74,7 +75,7 @@ func TestStartSide(t *testing.T) {
 	add(40*time.Second, time.Second, "10.0.1.1", "push", "timeout")
 	got, w50, w99 := startSide(reqs, pods, "tight")
 	if w50 != 2*time.Millisecond || w99 != 2*time.Millisecond {
-		t.Errorf("warm p50/p99 %v/%v, want 2ms/2ms (gen 0 after its first 10 s, before its SIGTERM)", w50, w99)
+		t.Errorf("warm p50/p99 %v/%v, want 2ms/2ms (gen 0 after its first 10 s, before the new pod started)", w50, w99)
 	}
 	if len(got) != 1 {
 		t.Fatalf("%d new pods, want 1: %+v", len(got), got)

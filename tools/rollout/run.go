@@ -356,7 +356,13 @@ func (ph *phase) run(ctx context.Context) (res PhaseResult) {
 	if faultDone != nil {
 		<-faultDone
 	}
-	time.Sleep(time.Second) // a tail, to see failures that trail the last rollout
+	// A tail, to see failures that trail the last rollout, and with the
+	// start side the last new pod's first startWindow of traffic.
+	tail := time.Second
+	if ph.cfg.StartSide {
+		tail = startWindow + ph.cfg.EurekaRefresh + time.Second
+	}
+	time.Sleep(tail)
 	stopLoad()
 	loadsDone.Wait()
 	var reqs []Request
