@@ -264,6 +264,7 @@ type ProberResult struct {
 	FailedServing     int `json:"failed_serving"`
 	FailedBeforeReady int `json:"failed_before_ready"`
 	FailedAfterTerm   int `json:"failed_after_term"`
+	TimeoutsServing   int `json:"timeouts_serving"` // of FailedServing: slow answers, not refusals
 }
 
 func (p *prober) result() *ProberResult {
@@ -279,6 +280,9 @@ func (p *prober) result() *ProberResult {
 			r.FailedBeforeReady++
 		default:
 			r.FailedServing++
+			if c.Outcome == "timeout" {
+				r.TimeoutsServing++
+			}
 		}
 	}
 	return r
