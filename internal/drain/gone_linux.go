@@ -37,6 +37,14 @@ const (
 	// closing connections cannot hold the drain's loop; more is treated as
 	// an overflow.
 	maxGoneReads = 4096
+	// lateKeep is how long a connection that vanished from the dumps waits
+	// for its destroy message (see goneWatch.late). The kernel sends it
+	// from a work queue, within milliseconds on an idle machine. One lost
+	// to an overflow (itself counted as activity) never comes, and one
+	// reset by the peer comes only when the app closes its end: forgotten
+	// after this, such a message counts as a connection never seen, dated
+	// by its last data.
+	lateKeep = 5 * time.Second
 )
 
 // goneEvent is a connection on a watched port that the kernel destroyed,
@@ -60,6 +68,24 @@ type goneWatch struct {
 	// The connections of the TIME_WAIT and FIN_WAIT2 sockets that were new
 	// in the current and the previous sample.
 	curTW, prevTW map[tuple]struct{}
+	// late holds the full sockets that a sample saw and the next one did
+	// not, whose destroy messages have not been read yet. The kernel takes
+	// a socket out of the tables the dump walks, then announces it from a
+	// work queue, which a loaded machine runs late: the message can come a
+	// sample or more after the socket vanished. Without this, that message
+	// would find no sample that saw the socket, and be counted as a
+	// connection opened and closed unseen, the data it received before the
+	// last sample that saw it as new activity.
+	late map[uint64]lateConn
+	// reported holds the cookies of the current sample's messages.
+	reported map[uint64]struct{}
+}
+
+// lateConn is a vanished socket as the last sample that saw it described
+// it.
+type lateConn struct {
+	c     connState
+	since time.Time // when that sample began: its data came after
 }
 
 // tuple names a connection by its addresses and ports.
@@ -256,22 +282,34 @@ func (w *Watcher) settleGone() {
 	if w.gone == nil {
 		return
 	}
-	for _, e := range w.gone.evs {
+	g := w.gone
+	if g.late == nil {
+		g.late = make(map[uint64]lateConn, 16)
+		g.reported = make(map[uint64]struct{}, 16)
+	}
+	clear(g.reported)
+	for _, e := range g.evs {
 		w.s.Gone++
+		g.reported[e.cookie] = struct{}{}
 		p, seen := w.prev[e.cookie]
+		since := w.prevStart
+		if l, ok := g.late[e.cookie]; ok && !seen {
+			p, seen, since = l.c, true, l.since
+			delete(g.late, e.cookie)
+		}
 		if p.self {
 			continue
 		}
 		peer := addrOf(e.conn.family, e.conn.dst[:])
 		if seen && p.kind == kindFull {
-			// The previous sample saw it alive: only data since then is
-			// activity. The destroyed socket's count may include the peer's
-			// FIN, which p's does not, so one byte more is no request (a
+			// A sample saw it alive: only data since then is activity.
+			// The destroyed socket's count may include the peer's FIN,
+			// which p's does not, so one byte more is no request (a
 			// one-byte request cut off by a reset is the price).
 			if e.hasBytes && p.hasBytes && e.bytes > p.bytes+1 {
 				t := e.t
-				if t.Before(w.prevStart) {
-					t = w.prevStart
+				if t.Before(since) {
+					t = since
 				}
 				w.note(peer, t, e.at, 1)
 			}
@@ -299,6 +337,31 @@ func (w *Watcher) settleGone() {
 		pi := w.peerIndex(peer)
 		w.peerBuf[pi].Opened++
 		w.noteAt(pi, e.t, e.at, 1)
+	}
+	w.keepLate()
+}
+
+// keepLate moves the full sockets of the previous sample that this one
+// neither saw nor read a destroy message for into late, and forgets those
+// that waited there too long.
+func (w *Watcher) keepLate() {
+	g := w.gone
+	for cookie, l := range g.late {
+		if w.startAt.Sub(l.since) > lateKeep {
+			delete(g.late, cookie)
+		}
+	}
+	for cookie, p := range w.prev {
+		if p.kind != kindFull {
+			continue
+		}
+		if _, ok := w.cur[cookie]; ok {
+			continue
+		}
+		if _, ok := g.reported[cookie]; ok {
+			continue
+		}
+		g.late[cookie] = lateConn{c: p, since: w.prevStart}
 	}
 }
 

@@ -28,3 +28,18 @@ func send(t testing.TB, c net.Conn) time.Time {
 	}
 	return time.Now()
 }
+
+// sendSpan is send, returning when the request was written.
+func sendSpan(t testing.TB, c net.Conn) span {
+	t.Helper()
+	before := time.Now()
+	return span{before, send(t, c)}
+}
+
+// dialSpan is dial, returning when the connection was made.
+func dialSpan(t testing.TB, s *server) (net.Conn, span) {
+	t.Helper()
+	before := time.Now()
+	c := dial(t, s)
+	return c, span{before, time.Now()}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +93,22 @@ type server struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	wg    sync.WaitGroup
+
+	// responded counts the connections serveRespond has closed.
+	responded atomic.Int64
+}
+
+// waitResponded waits until serveRespond has closed n connections in
+// all: the app's side is gone then, with nothing for a dump to see.
+func (s *server) waitResponded(t testing.TB, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.responded.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server closed %d connections, want %d", s.responded.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func startServer(t testing.TB, f family, mode serverMode) *server {
@@ -121,6 +138,7 @@ func startServer(t testing.TB, f family, mode serverMode) *server {
 					go func() {
 						defer s.wg.Done()
 						respond(c)
+						s.responded.Add(1)
 					}()
 					continue
 				}
@@ -199,6 +217,32 @@ func await(t testing.TB, ch <-chan Result, limit time.Duration) Result {
 	case <-time.After(limit):
 		t.Fatalf("drain did not end within %s", limit)
 		return Result{}
+	}
+}
+
+// The kernel stamps sockets in jiffies (1 to 10 ms) and reports
+// milliseconds: an activity time can read that much early, no more.
+const stampSlack = 30 * time.Millisecond
+
+// lateSlack is how late an activity time can read on a loaded machine:
+// the Watcher reads its clock after the kernel's, and any wait for a CPU
+// in between is added. Hundreds of milliseconds less than the tests'
+// wrong answers (a stamp seconds off, or another request's).
+const lateSlack = 250 * time.Millisecond
+
+// span is when something happened: between before and after, as the
+// test's clock read them. On a loaded machine the test can wait for a
+// CPU between the event and either read.
+type span struct{ before, after time.Time }
+
+// stamped fails the test unless got dates the event in s: no earlier than
+// its start, less the kernel's rounding, and no later than its end plus
+// lateSlack and late, the lateness a test expects by design.
+func stamped(t testing.TB, what string, got time.Time, s span, late time.Duration) {
+	t.Helper()
+	if got.Before(s.before.Add(-stampSlack)) || got.After(s.after.Add(lateSlack+late)) {
+		t.Errorf("%s: dated %s after it began (it took %s), want between %s and %s",
+			what, got.Sub(s.before), s.after.Sub(s.before), -stampSlack, s.after.Sub(s.before)+lateSlack+late)
 	}
 }
 

@@ -67,6 +67,19 @@ func TestKeepaliveSequences(t *testing.T) {
 			calls: []bool{false, true},
 		},
 		{
+			// The same on a loaded machine: the reply two samples later.
+			name:  "a small request answered two samples later",
+			steps: []step{{40, 1, 0, 0, 30 * time.Millisecond}, {0, 0, 0, 0, 130 * time.Millisecond}, {0, 0, 800, 1, 230 * time.Millisecond}},
+			calls: []bool{false, false, true},
+		},
+		{
+			// A request and a ping in one sample, the ping answered at
+			// once, the request two samples later.
+			name:  "a request with a ping, answered two samples later",
+			steps: []step{{68 + 17, 2, 17, 1, 10 * time.Millisecond}, {0, 0, 0, 0, 110 * time.Millisecond}, {0, 0, 512, 1, 210 * time.Millisecond}},
+			calls: []bool{false, false, true},
+		},
+		{
 			// A ping, then an unrelated send (a server push) two samples
 			// later: the ping stays a ping.
 			name:  "a ping, a push much later",

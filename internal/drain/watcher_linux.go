@@ -238,6 +238,11 @@ type connState struct {
 	// sample; zero if none did. A reply-sized send in the next sample makes
 	// it a call after all (a request whose reply was not sent yet).
 	keepalive time.Time
+	// owed: that data got less back than it brought, a reply still owed.
+	// A keepalive is answered in kind; a small request whose reply the app
+	// has not sent yet, alone or with a ping, is not. The mark then waits
+	// for the reply, however many samples a loaded app takes to send it.
+	owed bool
 }
 
 const (
@@ -347,6 +352,7 @@ func (w *Watcher) forget() {
 	if w.gone != nil {
 		clear(w.gone.prevTW)
 		clear(w.gone.curTW)
+		clear(w.gone.late)
 	}
 	w.prevStart = time.Time{}
 	w.last = time.Time{}
@@ -498,6 +504,14 @@ func (w *Watcher) dump(req []byte) error {
 		}
 		break
 	}
+	// The kernel fills a dump's first datagram in the write that asks for
+	// it, and each next one at the end of the read that returns the one
+	// before (netlink_dump_start, netlink_recvmsg). The time just after
+	// that call is the earliest known to be no earlier than the datagram's
+	// timestamps: reading the clock after the datagram's own read instead
+	// adds that read, and the wait for the goroutine to run again, to every
+	// stamp, tens of milliseconds on a loaded machine.
+	filled := time.Now()
 	for {
 		n, err := unix.Read(w.fd, w.buf)
 		if err == unix.EINTR {
@@ -507,10 +521,9 @@ func (w *Watcher) dump(req []byte) error {
 			_ = w.closeFD()
 			return fmt.Errorf("sock_diag read: %w", err)
 		}
-		// The kernel fills each datagram while the read waits, so this is
-		// when its sockets' timestamps were taken, give or take the copy.
-		at := time.Now()
-		w.s.At = at
+		at := filled
+		filled = time.Now()
+		w.s.At = filled
 		done, err := w.parse(w.buf[:n], at)
 		if done {
 			return err
@@ -647,6 +660,7 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 			}
 			if isKeepalive(prev, c) {
 				c.keepalive = t
+				c.owed = prev.owed || c.out-prev.out < c.bytes-prev.bytes
 				break
 			}
 			w.noteAt(pi, t, at, n)
@@ -654,6 +668,9 @@ func (w *Watcher) handle(m []byte, at time.Time) {
 			// What looked like a keepalive got a reply-sized answer late:
 			// it was a call.
 			w.noteAt(pi, prev.keepalive, at, 1)
+		case prev.owed && c.out == prev.out:
+			// Nothing in, nothing out: the reply is still owed.
+			c.keepalive, c.owed = prev.keepalive, true
 		}
 		// Same count as before: no data since, whatever the stamp says.
 		w.cur[cookie] = c

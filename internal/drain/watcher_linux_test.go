@@ -221,14 +221,17 @@ func TestWatcherActivity(t *testing.T) {
 				t.Parallel()
 				srv := startServer(t, f, serveRead)
 				conn := dial(t, srv)
-				sent := send(t, conn)
-				time.Sleep(200 * time.Millisecond)
+				sent := sendSpan(t, conn)
+				// Longer than lateSlack: a request dated to the sample
+				// that saw it is caught.
+				const wait = 2 * lateSlack
+				time.Sleep(wait)
 
 				// An existing connection's last request is dated, not
 				// merely noticed.
 				w := openTest(t, []int{srv.port}, c)
 				s := sample(t, w)
-				within(t, "first sample: LastActivity - request", s.LastActivity.Sub(sent), -stampSlack, stampSlack)
+				stamped(t, "first sample: LastActivity, the request", s.LastActivity, sent, 0)
 
 				// Nothing happens: nothing changes.
 				time.Sleep(150 * time.Millisecond)
@@ -238,10 +241,10 @@ func TestWatcherActivity(t *testing.T) {
 
 				// A request between samples is dated to when it arrived.
 				time.Sleep(50 * time.Millisecond)
-				sent = send(t, conn)
-				time.Sleep(150 * time.Millisecond)
+				sent = sendSpan(t, conn)
+				time.Sleep(wait)
 				s = sample(t, w)
-				within(t, "request: LastActivity - request", s.LastActivity.Sub(sent), -stampSlack, stampSlack)
+				stamped(t, "request: LastActivity, the request", s.LastActivity, sent, 0)
 
 				// The client closing its idle connection is no request.
 				time.Sleep(50 * time.Millisecond)
@@ -279,11 +282,14 @@ func TestWatcherShortConnection(t *testing.T) {
 				if _, err := io.ReadAll(conn); err != nil {
 					t.Fatal(err)
 				}
+				closed := span{before: time.Now()}
 				if clientCloses {
 					_ = conn.Close()
 				}
-				closed := time.Now()
-				time.Sleep(200 * time.Millisecond)
+				closed.after = time.Now()
+				// Longer than lateSlack: a close dated to the sample that
+				// saw it, not by its timer, is caught.
+				time.Sleep(2 * lateSlack)
 				s := sample(t, w)
 				// Closed may include leftovers of an earlier user of the port.
 				if s.New != 1 || s.Closed < 1 || s.Conns != 0 {
@@ -294,8 +300,8 @@ func TestWatcherShortConnection(t *testing.T) {
 				}
 				if clientCloses {
 					// Dated by the TIME_WAIT timer.
-					within(t, "LastActivity - close", s.LastActivity.Sub(closed), -stampSlack, stampSlack)
-				} else if s.LastActivity.Before(closed) || s.LastActivity.After(s.At) {
+					stamped(t, "LastActivity: the close", s.LastActivity, closed, 0)
+				} else if s.LastActivity.Before(closed.after) || s.LastActivity.After(s.At) {
 					// No age to go by: dated to the sample, the safe side.
 					t.Errorf("LastActivity %v, want the sample's time %v", s.LastActivity, s.At)
 				}
