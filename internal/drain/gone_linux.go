@@ -331,7 +331,7 @@ func (w *Watcher) settleGone() {
 		}
 		// Opened and closed between two samples: no dump ever saw it.
 		w.s.GoneUnseen++
-		if w.own(netip.AddrPortFrom(peer, e.conn.dport)) {
+		if w.own(netip.AddrPortFrom(peer, e.conn.dport), netip.AddrPortFrom(addrOf(e.conn.family, e.conn.src[:]), e.conn.sport)) {
 			continue
 		}
 		pi := w.peerIndex(peer)

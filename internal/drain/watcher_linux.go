@@ -164,7 +164,7 @@ type Watcher struct {
 	addrs              []netip.Addr // when set, only sockets with one of these local addresses count
 	// isSelf reports gracefulinit's own connections; nil means
 	// selfconn.Contains.
-	isSelf func(netip.AddrPort) bool
+	isSelf func(peer, app netip.AddrPort) bool
 
 	gone    *goneWatch // nil when destroyed sockets are not watched, and goneErr says why
 	goneErr error
@@ -765,25 +765,26 @@ func (w *Watcher) peerIndex(peer netip.Addr) int {
 
 // ours reports whether the socket in m is one of gracefulinit's own
 // connections to the app (selfconn), recording the answer in c. It asks
-// for a socket's first two samples: the dial records the connection just
-// after the kernel completed it, so a sample can see it first.
+// for a socket's first two samples (selfconn knows a dial from before its
+// connect; the second ask is a margin, not a need).
 func (w *Watcher) ours(m []byte, seen bool, prev connState, c *connState) bool {
 	if seen && (prev.self || prev.checks >= 2) {
 		c.self, c.checks = prev.self, prev.checks
 		return c.self
 	}
 	c.checks = prev.checks + 1
-	c.self = w.own(netip.AddrPortFrom(peerOf(m), binary.BigEndian.Uint16(m[offDport:])))
+	c.self = w.own(netip.AddrPortFrom(peerOf(m), binary.BigEndian.Uint16(m[offDport:])),
+		netip.AddrPortFrom(addrOf(m[offFamily], m[offSrc:offSrc+16]), binary.BigEndian.Uint16(m[offSport:])))
 	return c.self
 }
 
-// own reports whether ap, a remote address of the app's, is the local
-// address of one of gracefulinit's own connections.
-func (w *Watcher) own(ap netip.AddrPort) bool {
+// own reports whether the app's connection from peer to its address app
+// is one of gracefulinit's own.
+func (w *Watcher) own(peer, app netip.AddrPort) bool {
 	if w.isSelf != nil {
-		return w.isSelf(ap)
+		return w.isSelf(peer, app)
 	}
-	return selfconn.Contains(ap)
+	return selfconn.Contains(peer, app)
 }
 
 // keepaliveBytes bounds the data of a keepalive, per segment each way: an

@@ -79,9 +79,9 @@ func TestTimeoutAndCancel(t *testing.T) {
 // app's side of each connection, its remote address, is one the drain
 // leaves out (a readiness probe is no caller of the app).
 func TestProbesAreOwnConnections(t *testing.T) {
-	remotes := make(chan string, 16)
+	remotes := make(chan [2]string, 16) // the peer and the server's own address
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		remotes <- r.RemoteAddr
+		remotes <- [2]string{r.RemoteAddr, r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()}
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,7 +100,7 @@ func TestProbesAreOwnConnections(t *testing.T) {
 			if err != nil {
 				return
 			}
-			remotes <- c.RemoteAddr().String()
+			remotes <- [2]string{c.RemoteAddr().String(), c.LocalAddr().String()}
 			_ = c.Close()
 		}
 	}()
@@ -110,15 +110,15 @@ func TestProbesAreOwnConnections(t *testing.T) {
 		if err := p.Check(ctx); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		var remote string
+		var ends [2]string
 		select {
-		case remote = <-remotes:
+		case ends = <-remotes:
 		case <-ctx.Done():
 			t.Fatalf("%s: the server saw no connection", p)
 		}
-		ap := netip.MustParseAddrPort(remote)
-		if !selfconn.Contains(ap) {
-			t.Errorf("%s: the app sees the probe from %s, which selfconn does not report as ours", p, ap)
+		peer, app := netip.MustParseAddrPort(ends[0]), netip.MustParseAddrPort(ends[1])
+		if !selfconn.Contains(peer, app) {
+			t.Errorf("%s: the app sees the probe from %s, which selfconn does not report as ours", p, peer)
 		}
 	}
 	// A connection of someone else's is not ours.
@@ -127,7 +127,7 @@ func TestProbesAreOwnConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if ap := netip.MustParseAddrPort(<-remotes); selfconn.Contains(ap) {
-		t.Errorf("selfconn reports %s, a plain dial, as ours", ap)
+	if ends := <-remotes; selfconn.Contains(netip.MustParseAddrPort(ends[0]), netip.MustParseAddrPort(ends[1])) {
+		t.Errorf("selfconn reports %s, a plain dial, as ours", ends[0])
 	}
 }

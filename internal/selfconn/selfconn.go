@@ -1,10 +1,10 @@
-// Package selfconn records the local addresses of gracefulinit's own TCP
-// connections to the app (readiness probes, warm-up requests, local hooks),
-// so the drain can leave them out by socket rather than by address: loopback
-// also carries sidecar and local-caller traffic that must still count.
+// Package selfconn records gracefulinit's own TCP connections (readiness
+// probes, warm-up requests, hooks), so the drain can leave them out by
+// socket rather than by address: loopback also carries sidecar and
+// local-caller traffic that must still count.
 //
-// Every dial of ours that may reach the app goes through DialContext; the
-// drain asks Contains for each remote address it sees on the app's side.
+// Every dial of ours goes through DialContext; the drain asks Contains for
+// each connection it sees on the app's side, with both of its ends.
 package selfconn
 
 import (
@@ -12,61 +12,110 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// Linger is how long a closed connection's address is still reported as
-// ours: the app's side of the socket outlives our close (CLOSE_WAIT, a
-// sample taken just before the close), and an ephemeral port is not reused
-// that soon on a working machine.
-const Linger = 2 * time.Minute
+// Linger is how long a closed connection is still reported as ours: the
+// app's side of the socket can outlive our close (CLOSE_WAIT), and the
+// drain's learner may first see it up to 30 s later. A connection is known
+// by both its ends, so a caller that later reuses the port (towards the
+// app, or one of ours that went elsewhere) is not mistaken for ours.
+const Linger = 45 * time.Second
 
-// Set is a set of local addresses of our own connections. The zero value is
-// ready to use; it is safe for concurrent use.
+// Set is a set of our own connections. The zero value is ready to use; it
+// is safe for concurrent use.
 type Set struct {
-	mu     sync.Mutex
-	open   map[netip.AddrPort]int       // address -> connections open on it
-	closed map[netip.AddrPort]time.Time // address -> when its last one closed
-	now    func() time.Time
+	mu      sync.Mutex
+	open    map[conn4]int       // connection -> how many are open (1, but for tests' reuse)
+	closed  map[conn4]time.Time // connection -> when it closed
+	pending map[uint16]int      // local ports bound by a dial whose connect has not returned
+	now     func() time.Time
 }
+
+// conn4 is a connection from our side: our address, and the app's.
+type conn4 struct{ local, remote netip.AddrPort }
 
 // Default is the process-wide set the product's dialers record into.
 var Default = &Set{}
 
-// DialContext dials as net.Dialer does and records the connection's local
-// address in Default until Linger after it is closed.
+// DialContext dials as net.Dialer does and records the connection in
+// Default, from before its connect until Linger after its close.
 func DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return Default.DialContext(ctx, network, addr)
 }
 
-// Contains reports whether ap is the local address of one of our own
-// connections in Default (open, or closed less than Linger ago).
-func Contains(ap netip.AddrPort) bool { return Default.Contains(ap) }
+// Contains reports whether the connection the app sees from peer to its
+// own address app is one of ours in Default.
+func Contains(peer, app netip.AddrPort) bool { return Default.Contains(peer, app) }
 
-// DialContext dials with a plain net.Dialer and records the connection.
+// DialContext dials and records the connection. The local port is bound
+// before the connect and recorded then, so the app's side of the
+// connection is never seen, not even for a moment, without being ours.
 func (s *Set) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
+	var port uint16
+	d := net.Dialer{ControlContext: func(_ context.Context, nw, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { port, err = bindEphemeral(int(fd), nw) }); cerr != nil {
+			return cerr
+		}
+		if err == nil {
+			s.pend(port, 1)
+		}
+		return err
+	}}
 	c, err := d.DialContext(ctx, network, addr)
+	if port != 0 {
+		defer s.pend(port, -1)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ap, ok := addrPort(c.LocalAddr())
+	k, ok := keyOf(c.LocalAddr(), c.RemoteAddr())
 	if !ok {
 		return c, nil
 	}
-	s.add(ap)
-	return &conn{Conn: c, set: s, ap: ap}, nil
+	s.add(k)
+	return &ownConn{Conn: c, set: s, k: k}, nil
 }
 
-// Contains reports whether ap is ours (open, or closed less than Linger ago).
-func (s *Set) Contains(ap netip.AddrPort) bool {
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+// bindEphemeral binds the socket to an ephemeral port of any address
+// before its connect and returns the port. A port bound so is the socket's
+// alone until it closes: no other connection shares it meanwhile.
+func bindEphemeral(fd int, network string) (uint16, error) {
+	var sa unix.Sockaddr = &unix.SockaddrInet4{}
+	if network == "tcp6" {
+		sa = &unix.SockaddrInet6{}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return 0, err
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, err
+	}
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		return uint16(a.Port), nil
+	case *unix.SockaddrInet6:
+		return uint16(a.Port), nil
+	}
+	return 0, nil
+}
+
+// Contains reports whether the connection from peer to app, as the app
+// sees it, is ours: open, closed less than Linger ago, or being dialled
+// from peer's port.
+func (s *Set) Contains(peer, app netip.AddrPort) bool {
+	k := conn4{local: unmap(peer), remote: unmap(app)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[ap] > 0 {
+	if s.open[k] > 0 || s.pending[k.local.Port()] > 0 {
 		return true
 	}
-	at, ok := s.closed[ap]
+	at, ok := s.closed[k]
 	return ok && s.clock().Sub(at) < Linger
 }
 
@@ -77,53 +126,68 @@ func (s *Set) clock() time.Time {
 	return time.Now()
 }
 
-func (s *Set) add(ap netip.AddrPort) {
+func (s *Set) pend(port uint16, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		s.pending = map[uint16]int{}
+	}
+	if s.pending[port] += d; s.pending[port] <= 0 {
+		delete(s.pending, port)
+	}
+}
+
+func (s *Set) add(k conn4) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.open == nil {
-		s.open = map[netip.AddrPort]int{}
+		s.open = map[conn4]int{}
 	}
-	s.open[ap]++
-	delete(s.closed, ap)
+	s.open[k]++
+	delete(s.closed, k)
 }
 
-func (s *Set) remove(ap netip.AddrPort) {
+func (s *Set) remove(k conn4) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[ap]--; s.open[ap] > 0 {
+	if s.open[k]--; s.open[k] > 0 {
 		return
 	}
-	delete(s.open, ap)
+	delete(s.open, k)
 	if s.closed == nil {
-		s.closed = map[netip.AddrPort]time.Time{}
+		s.closed = map[conn4]time.Time{}
 	}
 	now := s.clock()
-	s.closed[ap] = now
-	for k, at := range s.closed { // bounded: old entries go as new ones come
+	s.closed[k] = now
+	for old, at := range s.closed { // bounded: old entries go as new ones come
 		if now.Sub(at) >= Linger {
-			delete(s.closed, k)
+			delete(s.closed, old)
 		}
 	}
 }
 
-func addrPort(a net.Addr) (netip.AddrPort, bool) {
-	t, ok := a.(*net.TCPAddr)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	ap := t.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-type conn struct {
+func keyOf(local, remote net.Addr) (conn4, bool) {
+	l, ok1 := local.(*net.TCPAddr)
+	r, ok2 := remote.(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return conn4{}, false
+	}
+	return conn4{local: unmap(l.AddrPort()), remote: unmap(r.AddrPort())}, true
+}
+
+type ownConn struct {
 	net.Conn
 	set  *Set
-	ap   netip.AddrPort
+	k    conn4
 	once sync.Once
 }
 
-func (c *conn) Close() error {
+func (c *ownConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.set.remove(c.ap) })
+	c.once.Do(func() { c.set.remove(c.k) })
 	return err
 }

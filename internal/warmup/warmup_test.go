@@ -50,7 +50,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rc.inFlight.Add(-1)
 	for m := rc.maxIn.Load(); n > m && !rc.maxIn.CompareAndSwap(m, n); m = rc.maxIn.Load() {
 	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !selfconn.Contains(ap) {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !selfconn.Contains(ap, localOf(r)) {
 		rc.notOurs.Add(1)
 	}
 	b, _ := io.ReadAll(r.Body)
@@ -242,4 +242,13 @@ func TestBodyTypesMatchTheHooks(t *testing.T) {
 			t.Errorf("body %q: warm-up sent %q, a hook would send %q; want %q for both", body, got, req.Header.Get("Content-Type"), want)
 		}
 	}
+}
+
+// localOf is the server's own address of the request's connection.
+func localOf(r *http.Request) netip.AddrPort {
+	a, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	return a.AddrPort()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -346,7 +347,8 @@ func distinct(spec, pw string) bool {
 func TestCallsDialThroughSelfconn(t *testing.T) {
 	seen := make(chan bool, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- selfconn.Contains(netip.MustParseAddrPort(r.RemoteAddr))
+		app, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+		seen <- app != nil && selfconn.Contains(netip.MustParseAddrPort(r.RemoteAddr), app.AddrPort())
 	}))
 	t.Cleanup(srv.Close)
 	h := once(New(Options{Offline: []Call{mustParse(t, "GET "+srv.URL+"/offline")}, Log: slog.New(slog.DiscardHandler)}))
