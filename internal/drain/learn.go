@@ -132,6 +132,9 @@ func (l *Learner) loop() {
 				continue
 			}
 			st.peers.Observe(s.At, s.Peers)
+			for _, k := range st.peers.NewlyKnown() {
+				l.log.Debug("drain: caller's rhythm known", "caller", k.Addr, "gap", k.Gap)
+			}
 		}
 	}
 }

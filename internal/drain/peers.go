@@ -90,6 +90,7 @@ type peer struct {
 	seen      time.Time // the latest sample that reported it
 
 	drainCalls int // samples with calls since the drain began (see Peers.begin)
+	told       bool // Peers.NewlyKnown reported it
 }
 
 const historyCalls = 1 << 20
@@ -247,6 +248,29 @@ func (ps *Peers) Observe(at time.Time, acts []PeerActivity) {
 		}
 	}
 	ps.forget(at)
+}
+
+// KnownCaller is a caller whose rhythm became known: its longest gap.
+type KnownCaller struct {
+	Addr netip.Addr
+	Gap  time.Duration
+}
+
+// NewlyKnown returns, once each, the callers whose history became long
+// enough at the latest sample for their gap to be known (see historyGaps):
+// from then on the drain waits for them by their gap, not as rare ones.
+func (ps *Peers) NewlyKnown() []KnownCaller {
+	var out []KnownCaller
+	for a, p := range ps.m {
+		if p.told || p.anon {
+			continue
+		}
+		if g := p.gap(ps.at); p.known(g) {
+			p.told = true
+			out = append(out, KnownCaller{Addr: a, Gap: g})
+		}
+	}
+	return out
 }
 
 // conns records what a sample saw of a peer's connections.

@@ -328,3 +328,30 @@ func TestPace(t *testing.T) {
 		}
 	}
 }
+
+// TestNewlyKnown: a caller is reported once, when its calls seen first
+// span historyMin (and historyGaps of its gap); a caller seen for a moment
+// is not.
+func TestNewlyKnown(t *testing.T) {
+	t.Parallel()
+	ps := NewPeers(nil)
+	t0 := time.Unix(1000, 0)
+	a, b := netip.MustParseAddr("127.0.0.7"), netip.MustParseAddr("127.0.0.8")
+	var got []KnownCaller
+	for i := 0; i <= 30; i++ { // a sample every 250 ms; a calls every 250 ms, b only in the first second
+		at := t0.Add(time.Duration(i) * 250 * time.Millisecond)
+		acts := []PeerActivity{{Addr: a, Last: at.Add(-time.Millisecond), Count: 1, Conns: 1, Held: 1}}
+		if i < 4 {
+			acts = append(acts, PeerActivity{Addr: b, Last: at.Add(-time.Millisecond), Count: 1, Conns: 1, Held: 1})
+		}
+		ps.Observe(at, acts)
+		k := ps.NewlyKnown()
+		if len(k) > 0 && at.Sub(t0) < historyMin {
+			t.Fatalf("%v known after %v, before historyMin %v", k, at.Sub(t0), historyMin)
+		}
+		got = append(got, k...)
+	}
+	if len(got) != 1 || got[0].Addr != a || got[0].Gap <= 0 || got[0].Gap > time.Second {
+		t.Fatalf("newly known %+v, want %v once with its ~250ms gap", got, a)
+	}
+}

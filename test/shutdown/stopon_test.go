@@ -102,9 +102,19 @@ func TestDrainCapWithRegistryEndsEarly(t *testing.T) {
 		t.Fatalf("the instance never went online\nstderr:\n%s", a.p.Stderr)
 	}
 	c := startClientFrom(t, a.port, 100*time.Millisecond, keepAlive, "127.0.100.41")
-	// Long enough for the drain to know its habit: a caller seen only for
-	// a moment is waited for as a rare one.
-	time.Sleep(7 * time.Second)
+	// Until the drain knows its habit: a caller seen only for a moment is
+	// waited for as a rare one. The learner paces itself by what a sample
+	// costs, which the host's socket table (every test's) makes dearer.
+	if !testbin.WaitFor(context.Background(), 60*time.Second, func() bool {
+		for _, l := range a.p.Logs() {
+			if l.Str("msg") == "drain: caller's rhythm known" && l.Str("caller") == "127.0.100.41" {
+				return true
+			}
+		}
+		return a.p.Exited()
+	}) || a.p.Exited() {
+		t.Fatalf("the drain never learned the caller's rhythm\nstderr:\n%s", a.p.Stderr)
+	}
 	sent := a.term()
 	time.Sleep(time.Second)
 	last := c.stop()
