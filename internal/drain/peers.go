@@ -89,7 +89,7 @@ type peer struct {
 	appClosed time.Time // the latest sample that saw the app close one of its connections
 	seen      time.Time // the latest sample that reported it
 
-	drainCalls int // samples with calls since the drain began (see Peers.begin)
+	drainCalls int  // samples with calls since the drain began (see Peers.begin)
 	told       bool // Peers.NewlyKnown reported it
 }
 
