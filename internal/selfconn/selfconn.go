@@ -55,21 +55,33 @@ func Contains(peer, app netip.AddrPort) bool { return Default.Contains(peer, app
 // before the connect and recorded then, so the app's side of the
 // connection is never seen, not even for a moment, without being ours.
 func (s *Set) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var port uint16
+	// One dial may try several addresses (localhost: ::1, then 127.0.0.1),
+	// a socket and a port each; every port is released when it returns.
+	var mu sync.Mutex
+	var ports []uint16
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range ports {
+			s.pend(p, -1)
+		}
+	}()
 	d := net.Dialer{ControlContext: func(_ context.Context, nw, _ string, rc syscall.RawConn) error {
+		var port uint16
 		var err error
 		if cerr := rc.Control(func(fd uintptr) { port, err = bindEphemeral(int(fd), nw) }); cerr != nil {
 			return cerr
 		}
-		if err == nil {
-			s.pend(port, 1)
+		if err != nil {
+			return err
 		}
-		return err
+		s.pend(port, 1)
+		mu.Lock()
+		ports = append(ports, port)
+		mu.Unlock()
+		return nil
 	}}
 	c, err := d.DialContext(ctx, network, addr)
-	if port != 0 {
-		defer s.pend(port, -1)
-	}
 	if err != nil {
 		return nil, err
 	}

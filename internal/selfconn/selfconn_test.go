@@ -142,3 +142,31 @@ func TestSetIPv6(t *testing.T) {
 		t.Fatalf("IPv6 connection %v -> %v not ours", peer, app)
 	}
 }
+
+// TestSetReleasesEveryAttempt: no port stays pending after a dial returns,
+// whether it connected or failed (a pending port is ours for any peer, so
+// a leaked one would hide a real caller for good). Where localhost also
+// names ::1, the first dial tries two sockets, a port each.
+func TestSetReleasesEveryAttempt(t *testing.T) {
+	ln, accepted := listen(t) // IPv4 only
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Set{}
+	for _, addr := range []string{"localhost:" + port, "127.0.0.1:" + port} {
+		c, err := s.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
+		srv := <-accepted
+		c.Close()
+		srv.Close()
+	}
+	if _, err := s.DialContext(context.Background(), "tcp", "[::1]:1"); err == nil {
+		t.Fatal("dial to [::1]:1 succeeded")
+	}
+	if len(s.pending) != 0 {
+		t.Fatalf("ports still pending after the dials: %v", s.pending)
+	}
+}
