@@ -31,12 +31,19 @@ type Set struct {
 	mu      sync.Mutex
 	open    map[conn4]int       // connection -> how many are open (1, but for tests' reuse)
 	closed  map[conn4]time.Time // connection -> when it closed
-	pending map[uint16]int      // local ports bound by a dial whose connect has not returned
+	pending map[pendingDial]int // a dial whose connect has not returned: its bound port and destination
 	now     func() time.Time
 }
 
 // conn4 is a connection from our side: our address, and the app's.
 type conn4 struct{ local, remote netip.AddrPort }
+
+// pendingDial is a dial in flight: the port bound for it (its address is
+// the kernel's choice at connect) and where it goes.
+type pendingDial struct {
+	port   uint16
+	remote netip.AddrPort
+}
 
 // Default is the process-wide set the product's dialers record into.
 var Default = &Set{}
@@ -58,15 +65,15 @@ func (s *Set) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 	// One dial may try several addresses (localhost: ::1, then 127.0.0.1),
 	// a socket and a port each; every port is released when it returns.
 	var mu sync.Mutex
-	var ports []uint16
+	var dials []pendingDial
 	defer func() {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, p := range ports {
+		for _, p := range dials {
 			s.pend(p, -1)
 		}
 	}()
-	d := net.Dialer{ControlContext: func(_ context.Context, nw, _ string, rc syscall.RawConn) error {
+	d := net.Dialer{ControlContext: func(_ context.Context, nw, dest string, rc syscall.RawConn) error {
 		var port uint16
 		var err error
 		if cerr := rc.Control(func(fd uintptr) { port, err = bindEphemeral(int(fd), nw) }); cerr != nil {
@@ -75,9 +82,14 @@ func (s *Set) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 		if err != nil {
 			return err
 		}
-		s.pend(port, 1)
+		to, err := netip.ParseAddrPort(dest)
+		if err != nil {
+			return nil // not an ip:port: never seen by the drain
+		}
+		p := pendingDial{port: port, remote: unmap(to)}
+		s.pend(p, 1)
 		mu.Lock()
-		ports = append(ports, port)
+		dials = append(dials, p)
 		mu.Unlock()
 		return nil
 	}}
@@ -119,12 +131,12 @@ func bindEphemeral(fd int, network string) (uint16, error) {
 
 // Contains reports whether the connection from peer to app, as the app
 // sees it, is ours: open, closed less than Linger ago, or being dialled
-// from peer's port.
+// to app from peer's port.
 func (s *Set) Contains(peer, app netip.AddrPort) bool {
 	k := conn4{local: unmap(peer), remote: unmap(app)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[k] > 0 || s.pending[k.local.Port()] > 0 {
+	if s.open[k] > 0 || s.pending[pendingDial{port: k.local.Port(), remote: k.remote}] > 0 {
 		return true
 	}
 	at, ok := s.closed[k]
@@ -138,14 +150,14 @@ func (s *Set) clock() time.Time {
 	return time.Now()
 }
 
-func (s *Set) pend(port uint16, d int) {
+func (s *Set) pend(p pendingDial, d int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending == nil {
-		s.pending = map[uint16]int{}
+		s.pending = map[pendingDial]int{}
 	}
-	if s.pending[port] += d; s.pending[port] <= 0 {
-		delete(s.pending, port)
+	if s.pending[p] += d; s.pending[p] <= 0 {
+		delete(s.pending, p)
 	}
 }
 

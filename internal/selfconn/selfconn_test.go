@@ -144,7 +144,7 @@ func TestSetIPv6(t *testing.T) {
 }
 
 // TestSetReleasesEveryAttempt: no port stays pending after a dial returns,
-// whether it connected or failed (a pending port is ours for any peer, so
+// whether it connected or failed (a pending port is ours towards its destination, so
 // a leaked one would hide a real caller for good). Where localhost also
 // names ::1, the first dial tries two sockets, a port each.
 func TestSetReleasesEveryAttempt(t *testing.T) {
