@@ -596,12 +596,7 @@ func TestParseGone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			set, _, err := makePorts([]int{port})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := &Watcher{ports: set, prev: map[uint64]connState{}, cur: map[uint64]connState{},
-				gone: &goneWatch{curTW: map[tuple]struct{}{}, prevTW: map[tuple]struct{}{}}}
+			w := memWatcher(t, port, true)
 			w.setAddrs(tt.addrs)
 			w.begin(t0)
 			for c, s := range known {
@@ -699,12 +694,7 @@ func TestGoneLate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			set, _, err := makePorts([]int{port})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := &Watcher{ports: set, prev: map[uint64]connState{}, cur: map[uint64]connState{},
-				gone: &goneWatch{curTW: map[tuple]struct{}{}, prevTW: map[tuple]struct{}{}}}
+			w := memWatcher(t, port, true)
 			w.begin(t0)
 			w.cur[10] = connState{kind: kindFull, state: tcpEstablished, hasBytes: true, bytes: 10}
 			w.settleGone()

@@ -182,11 +182,7 @@ func TestHandle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			set, _, err := makePorts([]int{port})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := &Watcher{ports: set, prev: map[uint64]connState{}, cur: map[uint64]connState{}}
+			w := memWatcher(t, port, false)
 			w.begin(t0)
 			for _, s := range tt.first {
 				w.handle(s.msg(), at0)

@@ -43,3 +43,18 @@ func dialSpan(t testing.TB, s *server) (net.Conn, span) {
 	c := dial(t, s)
 	return c, span{before, time.Now()}
 }
+
+// memWatcher is a Watcher on port that no socket backs, for tests that
+// feed it decoded messages; withGone adds the destroy-message state.
+func memWatcher(t *testing.T, port int, withGone bool) *Watcher {
+	t.Helper()
+	set, _, err := makePorts([]int{port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Watcher{ports: set, prev: map[uint64]connState{}, cur: map[uint64]connState{}}
+	if withGone {
+		w.gone = &goneWatch{curTW: map[tuple]struct{}{}, prevTW: map[tuple]struct{}{}}
+	}
+	return w
+}

@@ -150,16 +150,20 @@ func startServer(t testing.TB, f family, mode serverMode) *server {
 			}
 		}()
 	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			_ = c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
+	t.Cleanup(s.close)
 	return s
+}
+
+// close stops the server: its listener, every connection it kept, and
+// the goroutines serving them.
+func (s *server) close() {
+	_ = s.ln.Close()
+	s.mu.Lock()
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 // respond answers every read on c with one byte until the client closes,

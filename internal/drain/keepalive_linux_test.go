@@ -95,11 +95,7 @@ func TestKeepaliveSequences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			set, _, err := makePorts([]int{port})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := &Watcher{ports: set, prev: map[uint64]connState{}, cur: map[uint64]connState{}}
+			w := memWatcher(t, port, false)
 			c := sock{state: tcpEstablished, port: port, cookie: 7, info: true, lastRecv: time.Minute, bytes: 500, segs: 3, out: 4000, segsOut: 4}
 			at := t0
 			w.begin(at)

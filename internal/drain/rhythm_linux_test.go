@@ -56,15 +56,7 @@ func startPingServer(t *testing.T) *server {
 			}()
 		}
 	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			_ = c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
+	t.Cleanup(s.close)
 	return s
 }
 
