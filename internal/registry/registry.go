@@ -105,7 +105,43 @@ const (
 	HoldAbsent  HoldState = iota // the app has not registered (yet)
 	HoldKept                     // registered and out of rotation already
 	HoldApplied                  // was in rotation: taken out now
+	// HoldRegisteredOut: the app registered itself out of rotation, as
+	// AppEnv told it to; remembered as held, so Online puts it in.
+	HoldRegisteredOut
 )
+
+// AppEnver is a mark-mode Registry whose app can be told, through its
+// environment, to register itself out of rotation: Spring Cloud binds
+// environment variables to its registration's properties (relaxed
+// binding: spring.cloud.nacos.discovery.weight is read from
+// SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT). A registration that starts out of
+// rotation never reaches a consumer before the app is ready, which no look
+// at the registry can promise: consumers see a registration as soon as the
+// hold's first look can. Online puts the instance in rotation once the app
+// is ready and warm, as for a hold.
+type AppEnver interface {
+	// AppEnv returns the variables (NAME=VALUE) to add to the app's
+	// environment; lookup reads the environment gracefulinit was given. A
+	// variable the environment already sets is the user's: AppEnv leaves
+	// it (it may adopt its value, as the Nacos weight to restore). It is
+	// called once, before the app starts, and only when the hold is on.
+	AppEnv(lookup func(string) (string, bool)) []string
+}
+
+// AppEnv is the variables every self-registered AppEnver adds to the
+// app's environment (nil when the hold is off), in registry order.
+func (s *Set) AppEnv(lookup func(string) (string, bool)) []string {
+	if s.NoHold {
+		return nil
+	}
+	var out []string
+	for _, r := range s.Registries {
+		if e, ok := r.(AppEnver); ok && selfRegistered(r) {
+			out = append(out, e.AppEnv(lookup)...)
+		}
+	}
+	return out
+}
 
 // Hold bounds: how often Set.Hold looks at the registry while the app
 // starts (consumers see the app's registration as soon as the hold can:
@@ -208,6 +244,9 @@ func (s *Set) holdOne(stop <-chan struct{}, r Registry, h Holder) {
 			}
 		case st == HoldKept:
 			shown = true
+		case st == HoldRegisteredOut:
+			shown = true
+			s.Log.Info("registry hold: the app registered itself out of rotation, as its environment told it; kept so until it is ready", "registry", r.Name())
 		case st == HoldApplied && writes == 0:
 			writes, applied = 1, 1
 			s.Log.Info("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "registry", r.Name())
