@@ -25,7 +25,7 @@ import (
 // check prints the resolved configuration with secrets redacted, checks the
 // timeline fits the grace period and that each registry answers, and
 // returns non-zero when something is wrong. It never starts the command.
-func check(cfg *config.Config, src config.Sources, w io.Writer) int {
+func check(cfg *config.Config, src config.Sources, w io.Writer, appEnv []string) int {
 	problems := 0
 	fmt.Fprintln(w, "configuration (value, and where it came from):")
 	cfg.Flags().VisitAll(func(f *pflag.Flag) {
@@ -72,6 +72,9 @@ func check(cfg *config.Config, src config.Sources, w io.Writer) int {
 		fmt.Fprintln(w, "\nlifecycle:")
 		if hold != "" {
 			fmt.Fprintf(w, "  %s\n", hold)
+		}
+		if len(appEnv) > 0 {
+			fmt.Fprintf(w, "  the app is told to register itself out of rotation (--registry-hold-env), its environment gets: %s\n", printable(strings.Join(appEnv, " ")))
 		}
 		if len(cfg.WarmupHTTP) > 0 {
 			fmt.Fprintf(w, "  warm-up (once ready, before online): %d requests, %d at a time, at most %s, in turn over:\n",

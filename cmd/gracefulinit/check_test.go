@@ -238,8 +238,10 @@ func TestCheckStartSide(t *testing.T) {
 			"    GET http://127.0.0.1:8080/items\n    POST http://127.0.0.1:8080/q\n",
 			"200 once ready, warmed up and online",
 		}, ""},
-		{"hold only", nil, []string{"hold (nacos, from the app's start until it is ready): "}, "warm-up"},
-		{"hold off", []string{"--registry-hold=false"}, []string{"hold: off (--registry-hold=false)"}, "hold ("},
+		{"hold only", nil, []string{"hold (nacos, from the app's start until it is ready): ",
+			"the app is told to register itself out of rotation (--registry-hold-env), its environment gets: SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT=0\n"}, "warm-up"},
+		{"hold, not told", []string{"--registry-hold-env=false"}, []string{"hold (nacos, from the app's start until it is ready): "}, "its environment gets"},
+		{"hold off", []string{"--registry-hold=false"}, []string{"hold: off (--registry-hold=false)"}, "its environment gets"},
 		{"register mode", []string{"--registry", "eureka", "--eureka-url", "http://127.0.0.1:1/eureka", "--eureka-mode", "register"},
 			[]string{"hold (nacos, from"}, "eureka, from"},
 	}

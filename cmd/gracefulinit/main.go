@@ -25,6 +25,7 @@ import (
 	"github.com/gracefulinit/gracefulinit/internal/drain"
 	"github.com/gracefulinit/gracefulinit/internal/health"
 	"github.com/gracefulinit/gracefulinit/internal/ready"
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/signals"
 	"github.com/gracefulinit/gracefulinit/internal/supervisor"
 	"github.com/gracefulinit/gracefulinit/internal/warmup"
@@ -168,8 +169,12 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 	for _, l := range cfg.Timeline.Describe(stopSignalName(cfg)) {
 		log.Debug("timeline: " + l)
 	}
+	add := appEnv(cfg, hooks, lookup)
 	if cfg.Check {
-		return nil, check(cfg, src, stdout)
+		return nil, check(cfg, src, stdout, add)
+	}
+	if len(add) > 0 {
+		log.Info("registry hold: the app is told through its environment to register itself out of rotation; gracefulinit puts it in once it is ready", "set", strings.Join(add, " "))
 	}
 	// Bound before the app starts, so a busy or bad address is an error
 	// now, not a readinessProbe that never answers.
@@ -182,6 +187,7 @@ func prepare(args []string, lookup func(string) (string, bool), stdout, stderr i
 		hs.Serve()
 	}
 	o := supervisorOptions(cfg, hooks, hs, log)
+	o.Env = append(o.Env, add...)
 	return &o, 0
 }
 
@@ -301,6 +307,17 @@ func readyProbe(cfg *config.Config) ready.Probe {
 		return ready.TCP{Addr: cfg.ReadyTCP}
 	}
 	return nil
+}
+
+// appEnv is what the hold adds to the app's environment so that the app
+// registers itself out of rotation (see registry.AppEnver); nil with
+// --registry-hold-env=false or nothing to hold.
+func appEnv(cfg *config.Config, hooks supervisor.Hooks, lookup func(string) (string, bool)) []string {
+	set, ok := hooks.(*registry.Set)
+	if !ok || !cfg.RegistryHoldEnv {
+		return nil
+	}
+	return set.AppEnv(lookup)
 }
 
 // childEnv keeps gracefulinit's own secrets out of the app's environment.

@@ -96,6 +96,7 @@ type Config struct {
 	Registries      []string // "nacos", "eureka"
 	RegistryTimeout time.Duration
 	RegistryHold    bool // mark mode: keep the app's own registration out of rotation until it is ready and warm
+	RegistryHoldEnv bool // mark mode with the hold: tell the app through its environment to register itself out of rotation
 	Service         string
 	IP              string
 	// Nacos and Eureka are the backends' own options, bound to the flags:
@@ -352,6 +353,7 @@ func FlagSet(cfg *Config, out io.Writer) *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.Registries, "registry", nil, "registries to update: nacos, eureka (comma list)")
 	fs.Var((*durationValue)(&cfg.RegistryTimeout), "registry-timeout", "bound on each registry call")
 	fs.BoolVar(&cfg.RegistryHold, "registry-hold", true, "mark mode: keep the app's own registration out of rotation from the moment it appears until the app is ready (and warmed up), then put it online")
+	fs.BoolVar(&cfg.RegistryHoldEnv, "registry-hold-env", true, "mark mode, with the hold: tell the app through its environment to register itself out of rotation (Spring Cloud binds SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT=0 and EUREKA_INSTANCE_INITIALSTATUS=OUT_OF_SERVICE), unless the environment sets them; no consumer sees it before it is ready")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name in the registry")
 	fs.StringVar(&cfg.IP, "ip", "", "the app's registered IP (default $POD_IP, else the first non-loopback address)")
 	endSection(fs, "Registries")
@@ -1023,6 +1025,9 @@ func finishRegistries(cfg *parsing, lookup func(string) (string, bool)) error {
 	if cfg.flags.Changed("registry-hold") && !mark {
 		// It would do nothing, silently.
 		return fmt.Errorf("%s only applies with a registry in mark mode (the app registers itself): remove it", cfg.origin("registry-hold"))
+	}
+	if cfg.flags.Changed("registry-hold-env") && (!mark || !cfg.RegistryHold) {
+		return fmt.Errorf("%s only applies with the hold (a registry in mark mode, --registry-hold on): remove it", cfg.origin("registry-hold-env"))
 	}
 	if !cfg.HasRegistry() {
 		return nil

@@ -83,6 +83,8 @@ func TestParseErrors(t *testing.T) {
 		{"bool variable not a bool", []string{"--", "x"}, []string{"GRACEFULINIT_SUBREAPER", "yes"}, `GRACEFULINIT_SUBREAPER="yes": want true or false`},
 		{"hold without a registry", []string{"--registry-hold=false", "--", "x"}, nil, "--registry-hold only applies with a registry in mark mode (the app registers itself): remove it"},
 		{"hold in register mode", []string{"--registry", "nacos", "--nacos-mode", "register", "--nacos-addr", "http://n:8848", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--", "x"}, []string{"GRACEFULINIT_REGISTRY_HOLD", "false"}, "GRACEFULINIT_REGISTRY_HOLD only applies with a registry in mark mode"},
+		{"hold env without a registry", []string{"--registry-hold-env=false", "--", "x"}, nil, "--registry-hold-env only applies with the hold (a registry in mark mode, --registry-hold on): remove it"},
+		{"hold env with the hold off", []string{"--registry", "eureka", "--eureka-url", "http://e:8761/eureka", "--service", "s", "--port", "1", "--ip", "10.0.0.1", "--registry-hold=false", "--", "x"}, []string{"GRACEFULINIT_REGISTRY_HOLD_ENV", "true"}, "GRACEFULINIT_REGISTRY_HOLD_ENV only applies with the hold"},
 		{"log level in env", []string{"--", "x"}, []string{"GRACEFULINIT_LOG_LEVEL", "loud"}, "GRACEFULINIT_LOG_LEVEL \"loud\": use debug"},
 		{"registry in env", []string{"--", "x"}, []string{"GRACEFULINIT_REGISTRY", "zk"}, "GRACEFULINIT_REGISTRY \"zk\": use nacos, eureka"},
 		{"remap-exit in env", []string{"--", "x"}, []string{"GRACEFULINIT_REMAP_EXIT", "300"}, "GRACEFULINIT_REMAP_EXIT 300: exit codes run from 0 to 255"},

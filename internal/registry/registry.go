@@ -245,7 +245,9 @@ func (s *Set) holdOne(stop <-chan struct{}, r Registry, h Holder) {
 		case st == HoldKept:
 			shown = true
 		case st == HoldRegisteredOut:
-			shown = true
+			// Counted as the first take-out: a write of the hold beside
+			// it (Nacos disables it too) may not show at the next look.
+			writes, applied, shown = max(writes, 1), max(applied, 1), false
 			s.Log.Info("registry hold: the app registered itself out of rotation, as its environment told it; kept so until it is ready", "registry", r.Name())
 		case st == HoldApplied && writes == 0:
 			writes, applied = 1, 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,6 +292,10 @@ func TestHold(t *testing.T) {
 			nil, []string{"registry hold: cannot keep the app's own registration out of rotation"}, 0},
 		{"a cached read shows the write late: not a re-application", &holder{states: []HoldState{HoldApplied, HoldApplied, HoldApplied, HoldKept}}, 6,
 			[]string{"registry hold: the app registered"}, nil, 0},
+		{"registered out as its environment told it", &holder{states: []HoldState{HoldAbsent, HoldRegisteredOut, HoldKept}}, 6,
+			[]string{"registry hold: the app registered itself out of rotation, as its environment told it"}, nil, 0},
+		{"registered out, a cached read shows the disable late", &holder{states: []HoldState{HoldRegisteredOut, HoldApplied, HoldApplied, HoldKept}}, 6,
+			[]string{"registry hold: the app registered itself out of rotation"}, nil, 0},
 		{"bounded re-application", &holder{states: flapping}, 0,
 			nil, []string{"registry hold given up"}, 2*MaxHoldApplies - 1},
 		{"bounded writes", &holder{states: always}, 0,
@@ -329,6 +334,9 @@ func TestHold(t *testing.T) {
 			}
 			if strings.Contains(tc.name, "cached") && strings.Contains(out, "re-applied") {
 				t.Errorf("a write that shows late was logged as re-applied:\n%s", out)
+			}
+			if strings.Contains(tc.name, "registered out") && strings.Contains(out, "before it was ready") {
+				t.Errorf("a registration out of rotation was logged as one taken out:\n%s", out)
 			}
 			for _, w := range tc.wantWarn {
 				if n := strings.Count(out, "level=WARN msg=\""+w); n != 1 {
@@ -385,4 +393,52 @@ func (b *syncBuf) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// envHolder is a holder whose app can be told through its environment.
+type envHolder struct {
+	holder
+	self bool
+	add  []string
+	seen map[string]string
+}
+
+func (e *envHolder) SelfRegistered() bool { return e.self }
+
+func (e *envHolder) AppEnv(lookup func(string) (string, bool)) []string {
+	e.seen = map[string]string{}
+	if v, ok := lookup("SEEN"); ok {
+		e.seen["SEEN"] = v
+	}
+	return e.add
+}
+
+// TestSetAppEnv: only self-registered registries that can be told add
+// variables, in registry order, each given the environment; the hold off
+// adds none.
+func TestSetAppEnv(t *testing.T) {
+	lookup := func(k string) (string, bool) { return map[string]string{"SEEN": "1"}[k], k == "SEEN" }
+	a := &envHolder{self: true, add: []string{"A=0"}}
+	b := &envHolder{self: false, add: []string{"B=0"}} // register mode
+	c := &envHolder{self: true, add: []string{"C=OUT_OF_SERVICE"}}
+	plain := &holder{}
+	for _, tc := range []struct {
+		name   string
+		noHold bool
+		want   []string
+	}{
+		{"hold on", false, []string{"A=0", "C=OUT_OF_SERVICE"}},
+		{"hold off", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Set{Registries: []Registry{a, b, plain, c}, NoHold: tc.noHold}
+			got := s.AppEnv(lookup)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("AppEnv = %q, want %q", got, tc.want)
+			}
+			if !tc.noHold && a.seen["SEEN"] != "1" {
+				t.Errorf("the registry was not given the environment: %v", a.seen)
+			}
+		})
+	}
 }

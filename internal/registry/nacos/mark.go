@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,6 +58,9 @@ type mark struct {
 	// held is the instance as Hold found it in rotation (its weight is
 	// the one Online restores), nil when Hold has not taken it out.
 	held *instance
+	// told: AppEnv told the app to register itself at weight 0, so a
+	// weight-0 registration is ours to put in rotation, not a stale mark.
+	told bool
 
 	// hiddenAfter is how long Online waits for the instance before its
 	// error mentions a disabled instance (see onlineHidden).
@@ -91,6 +95,39 @@ func (m *mark) SelfRegistered() bool { return true }
 // SelfRegistered: in register mode gracefulinit registers the instance
 // once the app is ready; before then there is none.
 func (h *helper) SelfRegistered() bool { return false }
+
+// EnvWeight is the variable Spring Cloud Alibaba binds to
+// spring.cloud.nacos.discovery.weight, the weight NacosServiceRegistry
+// registers the instance with.
+const EnvWeight = "SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT"
+
+// maxWeight is the largest weight Nacos accepts.
+const maxWeight = 10000
+
+// AppEnv is registry.AppEnver: the app registers itself at weight 0, which
+// every Nacos client's healthy selection skips (selectInstances,
+// SelectOneHealthyInstance), so no consumer picks it before Online puts it
+// in rotation. Weight 0 rather than enabled=false: a disabled instance
+// leaves the list, and a server without a detail read (Polaris) would then
+// show gracefulinit nothing to put back. Hold then disables it as well
+// (--nacos-offline). A weight the environment already gives is the app's
+// own: it becomes the weight Online restores.
+func (m *mark) AppEnv(lookup func(string) (string, bool)) []string {
+	if v, ok := lookup(EnvWeight); ok {
+		w, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 || w > maxWeight {
+			m.log.Warn("nacos: the environment sets the app's weight to a value gracefulinit cannot restore; left as it is, so the app registers itself with it and the hold takes it out only when it sees it",
+				"variable", EnvWeight, "want", "a number above 0, at most 10000")
+			return nil
+		}
+		m.weight = w
+		m.log.Info("nacos: the app's weight from its environment is the weight put back once it is ready", "variable", EnvWeight, "weight", w)
+	}
+	m.mu.Lock()
+	m.told = true
+	m.mu.Unlock()
+	return []string{EnvWeight + "=0"}
+}
 
 // zeroWeight and disable say what Offline changes (--nacos-offline).
 func (m *mark) zeroWeight() bool { return m.offline != "disable" }
@@ -193,7 +230,13 @@ func (m *mark) Online(ctx context.Context) error {
 	m.mu.Lock()
 	m.sentDisable = false
 	m.mu.Unlock()
-	if needWeight || needEnable {
+	m.mu.Lock()
+	told := m.told
+	m.mu.Unlock()
+	if told && needWeight && !needEnable {
+		m.log.Info("nacos instance registered itself at weight 0, as its environment told it; put in rotation now that the app is ready",
+			"instance", m.key.String(), "weight", weight, "enabled", true)
+	} else if needWeight || needEnable {
 		m.log.Warn("nacos instance carried a stale offline mark from an earlier shutdown; put it back in rotation",
 			"instance", m.key.String(), "weight_was", inst.Weight, "enabled_was", inst.enabledString(),
 			"weight", weight, "enabled", true)
@@ -213,7 +256,7 @@ func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
 		return registry.HoldAbsent, fmt.Errorf("read instance %s: %w", m.key, err)
 	}
 	m.mu.Lock()
-	holding, hidden := m.held != nil, m.sentDisable && l.listed
+	holding, hidden, told := m.held != nil, m.sentDisable && l.listed, m.told
 	m.mu.Unlock()
 	inst := l.inst
 	if inst == nil {
@@ -222,16 +265,25 @@ func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
 		}
 		return registry.HoldAbsent, nil
 	}
+	// The registration AppEnv asked for: out of rotation from its first
+	// moment, and ours to put in once the app is ready.
+	registeredOut := told && !holding && inst.Weight <= 0
+	orig := *inst
+	if orig.Weight <= 0 {
+		orig.Weight = m.weight
+	}
 	weightOut := !m.zeroWeight() || inst.Weight <= 0
 	// The 1.x/2.x detail read does not show enabled: what we disabled
 	// stays disabled there (the override outlives a re-registration).
 	enableOut := !m.disable() || (inst.Enabled != nil && !*inst.Enabled) || (inst.Enabled == nil && holding)
 	if weightOut && enableOut {
+		if registeredOut {
+			m.mu.Lock()
+			m.held = &orig
+			m.mu.Unlock()
+			return registry.HoldRegisteredOut, nil
+		}
 		return registry.HoldKept, nil
-	}
-	orig := *inst
-	if orig.Weight <= 0 {
-		orig.Weight = m.weight
 	}
 	weight, enabled := inst.Weight, true
 	if m.zeroWeight() {
@@ -254,6 +306,9 @@ func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
 	m.mu.Unlock()
 	m.log.Debug("nacos instance held out of rotation until the app is ready", "instance", m.key.String(), "cluster", inst.Cluster,
 		"weight_was", inst.Weight, "weight", weight, "enabled", enabled)
+	if registeredOut {
+		return registry.HoldRegisteredOut, nil
+	}
 	return registry.HoldApplied, nil
 }
 
