@@ -153,6 +153,10 @@ func Run(ctx context.Context, o Options) Result {
 	case res.TimedOut && stopped.Err() != nil:
 		// The stop sequence began: the app never goes online.
 		o.Log.Info("warm-up stopped: the stop sequence began", attrs...)
+	case res.TimedOut && len(res.Latencies) == 0:
+		// More time would not help a URL that never answers.
+		o.Log.Warn("warm-up cut short with no request answered: the app goes online now, cold; check that --warmup-http reaches the app and answers quickly",
+			append(attrs, "timeout", o.Timeout, "first_error", cmp.Or(firstErr, "-"))...)
 	case res.TimedOut:
 		o.Log.Warn("warm-up cut short: the app goes online now; raise --warmup-timeout or lower --warmup-requests",
 			append(attrs, "timeout", o.Timeout, "first_error", cmp.Or(firstErr, "-"))...)

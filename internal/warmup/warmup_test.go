@@ -169,7 +169,8 @@ func TestRunFailuresCounted(t *testing.T) {
 
 // TestRunBounded: an app that does not answer holds the warm-up no
 // longer than its timeout, and a stop (ctx) ends it at once. Only the
-// timeout says the app goes online now: after a stop it never does.
+// timeout says the app goes online now: after a stop it never does. With
+// nothing answered it points at the URL, not at a longer timeout.
 func TestRunBounded(t *testing.T) {
 	t.Parallel()
 	rc := &recorder{delay: time.Minute}
@@ -180,7 +181,7 @@ func TestRunBounded(t *testing.T) {
 		cancel        time.Duration
 		want, notWant string
 	}{
-		{"timeout", 300 * time.Millisecond, 0, "level=WARN msg=\"warm-up cut short: the app goes online now", "stop sequence"},
+		{"timeout", 300 * time.Millisecond, 0, "level=WARN msg=\"warm-up cut short with no request answered: the app goes online now, cold; check that --warmup-http", "raise --warmup-timeout"},
 		{"stop", time.Minute, 300 * time.Millisecond, "level=INFO msg=\"warm-up stopped: the stop sequence began", "online"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
