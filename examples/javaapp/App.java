@@ -68,24 +68,63 @@ public final class App {
         opt("group", "DEFAULT_GROUP", "Nacos group");
         opt("namespace", "public", "Nacos namespace id");
         opt("cluster", "DEFAULT", "Nacos cluster");
-        opt("weight", "1.0", "Nacos weight");
+        opt("weight", "1.0", "Nacos weight, 0 to 10000 (0: registered but never picked by weight)");
+        opt("instance-enabled", "true", "Nacos instance enabled (false: registered but not served to consumers)");
         opt("nacos-beat", "5", "seconds between Nacos heartbeats");
         opt("eureka", "", "Eureka service URL(s), comma separated (e.g. http://host:8761/eureka)");
         opt("app", "", "Eureka app name (default: --service)");
         opt("instance-id", "", "Eureka instance id (default: ip:app:port)");
         opt("eureka-heartbeat", "30", "seconds between Eureka renewals");
+        opt("eureka-initial-status", "UP", "status the app registers with in Eureka: UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN");
         opt("registry-timeout", "5", "seconds per registry request");
     }
+
+    /**
+     * Flags that are Spring Cloud registration properties, to the environment
+     * variables Spring Boot's relaxed binding reads them from, first found
+     * wins: the canonical form (dots to underscores, dashes removed, upper
+     * case), then the legacy one (dashes to underscores). They beat APP_*,
+     * as the OS environment beats application.properties, where a Spring
+     * app would map its own variables (weight: ${APP_WEIGHT:1}).
+     */
+    static final Map<String, List<String>> SPRING_ENV = Map.of(
+            "weight", List.of("SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT"),
+            "instance-enabled", List.of("SPRING_CLOUD_NACOS_DISCOVERY_INSTANCEENABLED",
+                    "SPRING_CLOUD_NACOS_DISCOVERY_INSTANCE_ENABLED"),
+            "eureka-initial-status", List.of("EUREKA_INSTANCE_INITIALSTATUS", "EUREKA_INSTANCE_INITIAL_STATUS"));
+
+    /** Where each option's value came from (--flag or the variable), for error messages; absent: the default. */
+    static final Map<String, String> ORIGIN = new LinkedHashMap<>();
 
     static String envName(String flag) {
         return "APP_" + flag.toUpperCase(Locale.ROOT).replace('-', '_');
     }
 
+    /** The variables an option reads, strongest first. */
+    static List<String> envNames(String flag) {
+        List<String> l = new ArrayList<>(SPRING_ENV.getOrDefault(flag, List.of()));
+        l.add(envName(flag));
+        return l;
+    }
+
+    /** What set an option's value, for one-line errors: the flag, or the variable it came from. */
+    static String origin(String name) {
+        return ORIGIN.getOrDefault(name, "--" + name);
+    }
+
     static Map<String, String> parse(String[] args) {
         Map<String, String> o = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : DEFAULTS.entrySet()) {
-            String v = System.getenv(envName(e.getKey()));
-            o.put(e.getKey(), v != null && !v.isEmpty() ? v : e.getValue());
+            o.put(e.getKey(), e.getValue());
+            // An empty variable counts as unset (Spring binds it to the default too).
+            for (String env : envNames(e.getKey())) {
+                String v = System.getenv(env);
+                if (v != null && !v.isEmpty()) {
+                    o.put(e.getKey(), v);
+                    ORIGIN.put(e.getKey(), env);
+                    break;
+                }
+            }
         }
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
@@ -115,6 +154,7 @@ public final class App {
                 }
             }
             o.put(name, value);
+            ORIGIN.put(name, "--" + name);
         }
         if (o.get("app").isEmpty()) {
             o.put("app", o.get("service"));
@@ -125,8 +165,10 @@ public final class App {
     static void usage() {
         System.out.println("usage: java -jar javaapp.jar [--flag value]...  (each flag also reads APP_<FLAG>)");
         for (Map.Entry<String, String> e : DEFAULTS.entrySet()) {
-            System.out.printf("  --%-17s %-22s %s%s%n", e.getKey(), envName(e.getKey()), HELP.get(e.getKey()),
-                    e.getValue().isEmpty() ? "" : " [" + e.getValue() + "]");
+            List<String> spring = SPRING_ENV.getOrDefault(e.getKey(), List.of());
+            System.out.printf("  --%-21s %-25s %s%s%s%n", e.getKey(), envName(e.getKey()), HELP.get(e.getKey()),
+                    e.getValue().isEmpty() ? "" : " [" + e.getValue() + "]",
+                    spring.isEmpty() ? "" : "; Spring's " + String.join(" or ", spring) + " beats " + envName(e.getKey()));
         }
     }
 
@@ -145,7 +187,7 @@ public final class App {
         } catch (NumberFormatException e) {
             // reported below
         }
-        die("--" + name + ": want a non-negative number, got " + o.get(name));
+        die(origin(name) + ": want a non-negative number, got " + o.get(name));
         return 0;
     }
 
@@ -153,9 +195,54 @@ public final class App {
         try {
             return Integer.parseInt(o.get(name));
         } catch (NumberFormatException e) {
-            die("--" + name + ": want an integer, got " + o.get(name));
+            die(origin(name) + ": want an integer, got " + o.get(name));
             return 0;
         }
+    }
+
+    /** A Nacos weight: the server takes 0 to 10000 (0 is legal: registered, never picked by weight). */
+    static double nacosWeight(Map<String, String> o) {
+        try {
+            // Spring binds a float the same way (surrounding spaces trimmed).
+            double v = Double.parseDouble(o.get("weight").trim());
+            if (v >= 0 && v <= 10000) {
+                return v;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        die(origin("weight") + ": want a Nacos weight from 0 to 10000, got " + o.get("weight"));
+        return 0;
+    }
+
+    /** A boolean as Spring converts one: true/on/yes/1 or false/off/no/0, any case. */
+    static boolean springBoolean(Map<String, String> o, String name) {
+        switch (o.get(name).trim().toLowerCase(Locale.ROOT)) {
+            case "true": case "on": case "yes": case "1":
+                return true;
+            case "false": case "off": case "no": case "0":
+                return false;
+            default:
+                die(origin(name) + ": want true or false, got " + o.get(name));
+                return false;
+        }
+    }
+
+    static final List<String> EUREKA_STATUSES = List.of("UP", "DOWN", "STARTING", "OUT_OF_SERVICE", "UNKNOWN");
+
+    /**
+     * A Eureka InstanceStatus as Spring's lenient enum conversion reads it:
+     * case, dashes and underscores do not matter (out-of-service, OutOfService).
+     */
+    static String eurekaStatus(Map<String, String> o, String name) {
+        String want = o.get(name).replaceAll("[^\\p{Alnum}]", "").toLowerCase(Locale.ROOT);
+        for (String s : EUREKA_STATUSES) {
+            if (s.replace("_", "").toLowerCase(Locale.ROOT).equals(want)) {
+                return s;
+            }
+        }
+        die(origin(name) + ": want one of " + String.join(", ", EUREKA_STATUSES) + ", got " + o.get(name));
+        return "";
     }
 
     // ---- logging ---------------------------------------------------------
@@ -205,6 +292,10 @@ public final class App {
         long shutdownTimeout = millis(o, "shutdown-timeout");
         Duration regTimeout = Duration.ofMillis(millis(o, "registry-timeout"));
         Map<String, String> metadata = metadata(o.get("metadata"));
+        // Checked even when that registry is off, so a bad value never waits for the day it is on.
+        double weight = nacosWeight(o);
+        boolean instanceEnabled = springBoolean(o, "instance-enabled");
+        String initialStatus = eurekaStatus(o, "eureka-initial-status");
 
         log("starting pid=" + ProcessHandle.current().pid() + " service=" + service + " bind=" + bind
                 + " port=" + port + " ip=" + ip + " start-delay=" + startDelay + "ms");
@@ -213,12 +304,11 @@ public final class App {
                 : HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(regTimeout).build();
         if (!o.get("nacos").isEmpty()) {
             registries.add(new Nacos(http, regTimeout, list(o.get("nacos")), o.get("namespace"), o.get("group"),
-                    service, o.get("cluster"), millis(o, "weight") / 1000.0, metadata,
-                    millis(o, "nacos-beat")));
+                    service, o.get("cluster"), weight, instanceEnabled, metadata, millis(o, "nacos-beat")));
         }
         if (!o.get("eureka").isEmpty()) {
-            registries.add(new Eureka(http, regTimeout, list(o.get("eureka")), o.get("app"), o.get("instance-id"), metadata,
-                    millis(o, "eureka-heartbeat")));
+            registries.add(new Eureka(http, regTimeout, list(o.get("eureka")), o.get("app"), o.get("instance-id"),
+                    initialStatus, metadata, millis(o, "eureka-heartbeat")));
         }
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> shutdown(shutdownTimeout), "javaapp-shutdown"));
@@ -817,17 +907,20 @@ public final class App {
     static final class Nacos extends Registry {
         final String namespace, group, groupedService, cluster, metadataJson;
         final double weight;
+        final boolean enabled;
         final long beatMs;
         volatile boolean lightBeat;
 
         Nacos(HttpClient http, Duration timeout, List<String> servers, String namespace, String group,
-                String service, String cluster, double weight, Map<String, String> metadata, long beatMs) {
+                String service, String cluster, double weight, boolean enabled, Map<String, String> metadata,
+                long beatMs) {
             super(http, timeout, servers);
             this.namespace = namespace;
             this.group = group;
             this.groupedService = service.contains("@@") ? service : group + "@@" + service;
             this.cluster = cluster;
             this.weight = weight;
+            this.enabled = enabled;
             Map<String, String> md = new LinkedHashMap<>(metadata);
             md.putIfAbsent("preserved.register.source", "SPRING_CLOUD");
             this.metadataJson = jsonObject(md);
@@ -856,14 +949,16 @@ public final class App {
                     "ip", ip, "port", String.valueOf(port));
         }
 
+        /** Registers (again, after a heartbeat found the instance gone) with the configured weight and enabled. */
         @Override
         boolean register() {
             String body = base() + "&" + form("groupName", group, "weight", String.valueOf(weight),
-                    "enable", "true", "healthy", "true", "ephemeral", "true", "metadata", metadataJson);
+                    "enable", String.valueOf(enabled), "healthy", "true", "ephemeral", "true", "metadata", metadataJson);
             HttpResponse<String> r = call("POST", "/nacos/v1/ns/instance", FORM, body);
             registered = ok(r);
             lightBeat = false;
             log(registered ? "nacos registered " + groupedService + " " + ip + ":" + port + " namespace=" + namespace
+                    + " weight=" + weight + " enabled=" + enabled
                     : "nacos register failed: " + describe(r));
             return registered;
         }
@@ -905,15 +1000,18 @@ public final class App {
     /** Eureka, the way Spring Cloud Netflix's client does it over REST. */
     static final class Eureka extends Registry {
         final String app, idFlag;
+        /** eureka.instance.initial-status: Spring Cloud registers with it and never changes it itself. */
+        final String status;
         final Map<String, String> metadata;
         final long beatMs;
         volatile long dirty;
 
-        Eureka(HttpClient http, Duration timeout, List<String> servers, String app, String id,
+        Eureka(HttpClient http, Duration timeout, List<String> servers, String app, String id, String status,
                 Map<String, String> metadata, long beatMs) {
             super(http, timeout, servers);
             this.app = app.toUpperCase(Locale.ROOT);
             this.idFlag = id;
+            this.status = status;
             this.metadata = metadata;
             this.beatMs = beatMs;
         }
@@ -952,7 +1050,7 @@ public final class App {
                     + ",\"hostName\":" + q(ip)
                     + ",\"app\":" + q(app)
                     + ",\"ipAddr\":" + q(ip)
-                    + ",\"status\":\"UP\""
+                    + ",\"status\":" + q(status)
                     + ",\"overriddenStatus\":\"UNKNOWN\""
                     + ",\"port\":{\"$\":" + port + ",\"@enabled\":\"true\"}"
                     + ",\"securePort\":{\"$\":443,\"@enabled\":\"false\"}"
@@ -971,14 +1069,19 @@ public final class App {
                     + "}}";
             HttpResponse<String> r = call("POST", "/apps/" + enc(app), "application/json", body);
             registered = ok(r);
-            log(registered ? "eureka registered " + app + "/" + id() + " status=UP"
+            log(registered ? "eureka registered " + app + "/" + id() + " status=" + status
                     : "eureka register failed: " + describe(r));
             return registered;
         }
 
+        /**
+         * A renewal carries the client's own status, as Eureka's client does;
+         * the server does not take a status from it, so a status set from
+         * outside (gracefulinit's) stays.
+         */
         @Override
         void beat() {
-            HttpResponse<String> r = call("PUT", path() + "?status=UP&lastDirtyTimestamp=" + dirty, null, null);
+            HttpResponse<String> r = call("PUT", path() + "?status=" + status + "&lastDirtyTimestamp=" + dirty, null, null);
             if (r == null) {
                 return;
             }

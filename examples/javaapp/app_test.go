@@ -377,6 +377,7 @@ type nacosHost struct {
 	Port     int               `json:"port"`
 	Healthy  bool              `json:"healthy"`
 	Enabled  bool              `json:"enabled"`
+	Weight   float64           `json:"weight"`
 	Metadata map[string]string `json:"metadata"`
 }
 
