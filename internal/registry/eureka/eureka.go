@@ -69,6 +69,7 @@ var errStopping = errors.New("eureka: offline has begun, not putting the instanc
 // heartbeat sends can reach the server after Offline's request.
 type Eureka struct {
 	app, id, vip, ip  string
+	configuredID      string // the id as configured (or Spring's default); id may become one found by address
 	port              int
 	register          bool
 	heartbeat         time.Duration
@@ -85,7 +86,10 @@ type Eureka struct {
 	stopping          bool
 	hbDone            chan struct{} // closed when the heartbeat loop has returned; nil if never started
 	registered        bool          // register mode: an instance of ours may exist
-	holding           bool          // mark mode: Hold put OUT_OF_SERVICE on the app's early registration
+	holding           bool          // mark mode: the app's early registration is held (ours, or registered out as told)
+	told              bool          // mark mode: AppEnv told the app to register itself OUT_OF_SERVICE
+	ownStatus         bool          // the user sets the app's initial status: it may register out of rotation on its own
+	seen              bool          // Hold has read the app's registration once
 	deregisteredClose bool          // Close already removed the instance
 }
 
@@ -110,6 +114,7 @@ func newEureka(o Options, log *slog.Logger) (*Eureka, error) {
 	e := &Eureka{
 		app:              o.App,
 		id:               o.InstanceID,
+		configuredID:     o.InstanceID,
 		vip:              o.Service,
 		ip:               o.IP,
 		port:             o.Port,
@@ -133,6 +138,43 @@ func (e *Eureka) Name() string { return "eureka" }
 
 // SelfRegistered: in mark mode the app registers itself, before it is ready.
 func (e *Eureka) SelfRegistered() bool { return !e.register }
+
+var (
+	_ registry.Holder   = (*Eureka)(nil)
+	_ registry.AppEnver = (*Eureka)(nil)
+)
+
+// The variables that set Spring Cloud Netflix's eureka.instance.initial-status
+// (the status EurekaServiceRegistry.register gives the instance it
+// registers): Spring Boot's relaxed binding reads the first; the second is
+// the older spelling some setups use, and Spring Boot binds it too.
+const (
+	envInitialStatus       = "EUREKA_INSTANCE_INITIALSTATUS"
+	envInitialStatusLegacy = "EUREKA_INSTANCE_INITIAL_STATUS"
+)
+
+// AppEnv is registry.AppEnver (mark mode): the app is told to register
+// itself OUT_OF_SERVICE, so that no consumer sees it in rotation before it
+// is ready; Hold recognises that registration and Online puts it UP. A
+// variable the user set is left alone: the app's initial status is theirs.
+func (e *Eureka) AppEnv(lookup func(string) (string, bool)) []string {
+	if e.register {
+		return nil
+	}
+	for _, name := range []string{envInitialStatus, envInitialStatusLegacy} {
+		if v, ok := lookup(name); ok {
+			e.mu.Lock()
+			e.ownStatus = !strings.EqualFold(strings.TrimSpace(v), statusUp)
+			e.mu.Unlock()
+			e.log.Info("eureka: the app's initial status is set by its environment; not telling it to register out of rotation", "variable", name, "value", v)
+			return nil
+		}
+	}
+	e.mu.Lock()
+	e.told = true
+	e.mu.Unlock()
+	return []string{envInitialStatus + "=" + statusOutOfService}
+}
 
 // acquire takes the write token, or gives up when ctx ends.
 func (e *Eureka) acquire(ctx context.Context) (release func(), err error) {
@@ -191,6 +233,7 @@ func (e *Eureka) Online(ctx context.Context) error {
 // repair reads the instance and removes an OUT_OF_SERVICE status with
 // DELETE .../status?value=UP: Eureka keeps an override until it is deleted
 // (or the instance is deregistered), and fargo has no call for the DELETE.
+// An instance out by its own status is first PUT UP (see below).
 func (e *Eureka) repair(ctx context.Context) error {
 	id := e.instanceID()
 	path := instancePath(e.app, id)
@@ -243,6 +286,27 @@ func (e *Eureka) repair(ctx context.Context) error {
 		e.log.Info("instance is OUT_OF_SERVICE, probably left by an earlier drain: putting it back in rotation",
 			"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
 	}
+	if ins.OverriddenStatus != statusOutOfService {
+		// Out by its own status (the app registered OUT_OF_SERVICE as
+		// AppEnv told it; Polaris shows every hold this way). Netflix
+		// Eureka's DELETE .../status changes the status only when it
+		// removes an override (deleteStatusOverride): with none it
+		// answers 200 and the instance stays out. PUT status=UP sets it
+		// UP there, as an override; the DELETE below then removes that
+		// override (status stays UP: LeaseExistsRule keeps it through
+		// renewals and re-registrations), so that a JVM restarted in
+		// place registers as told again rather than UP by our override.
+		// Polaris sets UP on either request.
+		if a, err = e.c.do(ctx, http.MethodPut, path+"/status", url.Values{"value": {statusUp}}, nil); err != nil {
+			return fmt.Errorf("eureka: putting the instance UP: %w", err)
+		}
+		if a.notFound() {
+			return fmt.Errorf("eureka: instance %s of %s disappeared while putting it UP (HTTP %d)", id, e.app, a.code)
+		}
+		if !a.ok() {
+			return &statusError{method: http.MethodPut, url: redact.URL(a.base + path + "/status"), code: a.code}
+		}
+	}
 	a, err = e.c.do(ctx, http.MethodDelete, path+"/status", url.Values{"value": {statusUp}}, nil)
 	if err != nil {
 		return fmt.Errorf("eureka: clearing the OUT_OF_SERVICE override: %w", err)
@@ -262,10 +326,11 @@ func (e *Eureka) repair(ctx context.Context) error {
 
 // Hold is registry.Holder (mark mode): one look at the app's own
 // registration while the app starts. An instance in rotation gets the
-// OUT_OF_SERVICE override, as Offline does; Online (repair) clears it once
+// OUT_OF_SERVICE override, as Offline does; Online (repair) puts it UP once
 // the app is ready. The override survives renewals and re-registration on
 // Eureka; Polaris drops it when the app registers again as UP, and the
-// next look puts it back.
+// next look puts it back. An app told by AppEnv registers itself
+// OUT_OF_SERVICE: that registration is held as it is (HoldRegisteredOut).
 func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
 	if e.register || e.isStopping() {
 		return registry.HoldAbsent, nil
@@ -289,6 +354,9 @@ func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
 		return registry.HoldAbsent, fmt.Errorf("eureka: reading instance: %w", err)
 	}
 	if a.notFound() {
+		if st, done, err := e.holdUnseen(ctx, id); done || err != nil {
+			return st, err
+		}
 		found, _, err := e.findByAddr(ctx)
 		if err != nil || found == "" {
 			return registry.HoldAbsent, err
@@ -308,6 +376,19 @@ func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
 	if err != nil {
 		return registry.HoldAbsent, fmt.Errorf("eureka: reading instance from %s: %w", redact.URL(a.base), err)
 	}
+	e.mu.Lock()
+	e.seen = true
+	// Told, and out of rotation by its own status with no override of
+	// ours: the app registered itself as AppEnv told it.
+	toldOut := e.told && !e.holding && ins.Status == statusOutOfService && ins.OverriddenStatus != statusOutOfService
+	if toldOut {
+		e.holding = true
+	}
+	e.mu.Unlock()
+	if toldOut {
+		e.log.Debug("eureka instance registered OUT_OF_SERVICE, as its environment told it: held until the app is ready", "id", id, "server", redact.URL(a.base))
+		return registry.HoldRegisteredOut, nil
+	}
 	if ins.Status == statusOutOfService || ins.OverriddenStatus == statusOutOfService {
 		return registry.HoldKept, nil
 	}
@@ -322,6 +403,48 @@ func (e *Eureka) Hold(ctx context.Context) (registry.HoldState, error) {
 	e.mu.Unlock()
 	e.log.Debug("eureka instance held OUT_OF_SERVICE until the app is ready", "id", id, "status_was", ins.Status, "server", redact.URL(a.base))
 	return registry.HoldApplied, nil
+}
+
+// holdUnseen is the hold's write first: the server's reads do not show the
+// configured instance (yet), but a server that serves them from a cache
+// (Polaris: rebuilt every second; consumers read the same cache) may have
+// stored the registration already. PUT .../status=OUT_OF_SERVICE reaches
+// the store (Polaris's status update reads it, not the cache), so the hold
+// lands right after the registration rather than one look after the cache
+// showed it to consumers too. 404 (Polaris: 400) means not registered yet:
+// done is false and the caller looks further (findByAddr).
+//
+// It is tried only until the hold's first write or the first read of the
+// registration (later looks read first: they must see Polaris drop the
+// hold when the app registers again, and the Set bounds the re-applies by
+// what they report), only on the configured id (an instance found by
+// address is read first, as before), and not when the user sets the app's
+// initial status other than UP (an app that may register out of rotation
+// on its own is read, not overwritten). What it writes on an instance whose
+// status it has not read is the hold itself: on one the app registered
+// OUT_OF_SERVICE (told to) it changes nothing Polaris shows, and Online
+// clears it as any hold. On Netflix Eureka an instance's GET reads the
+// registry itself, so this PUT only finds a registration that landed
+// between the two requests.
+func (e *Eureka) holdUnseen(ctx context.Context, id string) (st registry.HoldState, done bool, err error) {
+	e.mu.Lock()
+	try := !e.seen && !e.holding && !e.ownStatus && id == e.configuredID
+	e.mu.Unlock()
+	if !try {
+		return registry.HoldAbsent, false, nil
+	}
+	a, err := e.markOut(ctx, id)
+	if err != nil {
+		return registry.HoldAbsent, false, err
+	}
+	if a.notFound() {
+		return registry.HoldAbsent, false, nil
+	}
+	e.mu.Lock()
+	e.holding = true
+	e.mu.Unlock()
+	e.log.Debug("eureka instance held OUT_OF_SERVICE before the server's reads showed it", "id", id, "server", redact.URL(a.base))
+	return registry.HoldApplied, true, nil
 }
 
 // Offline implements registry.Registry. Mark mode: PUT

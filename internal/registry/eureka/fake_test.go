@@ -242,15 +242,22 @@ func (f *fakeEureka) serve(w http.ResponseWriter, r *http.Request) {
 		value := r.URL.Query().Get("value")
 		switch r.Method {
 		case http.MethodPut:
-			f.overrides[in.ID] = value
-			in.Overridden = value
-			in.Status = value
-		case http.MethodDelete:
-			delete(f.overrides, in.ID)
-			in.Overridden = "UNKNOWN"
-			in.Status = "UNKNOWN"
-			if value != "" {
+			// statusUpdate: an override, when the status differs.
+			if in.Status != value {
+				f.overrides[in.ID] = value
+				in.Overridden = value
 				in.Status = value
+			}
+		case http.MethodDelete:
+			// deleteStatusOverride: the status changes only when an
+			// override was there to remove.
+			if _, ok := f.overrides[in.ID]; ok {
+				delete(f.overrides, in.ID)
+				in.Overridden = "UNKNOWN"
+				in.Status = "UNKNOWN"
+				if value != "" {
+					in.Status = value
+				}
 			}
 		default:
 			w.WriteHeader(http.StatusMethodNotAllowed)
