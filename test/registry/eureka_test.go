@@ -81,8 +81,10 @@ func TestEurekaStaleOverrideRepaired(t *testing.T) {
 	ip, port := podAddr(t)
 	id := eurekaID("repair", ip, port)
 	g := newGate(t, fmt.Sprintf("http://%s:%d/actuator/health", ip, port))
+	// Without the hold: the app registers UP, and only the override
+	// takes it out.
 	p := startPod(t, podSpec{service: "repair", ip: ip, port: port, drain: 2 * time.Second, readyURL: g.srv.URL,
-		init: eurekaInit(s, app, id), app: eurekaApp(s, app, id)})
+		init: eurekaInit(s, app, id, "--registry-hold=false"), app: eurekaApp(s, app, id)})
 	c := standin.NewEurekaConsumer(s.EurekaURL)
 	p.waitHealthy()
 	c.WaitStatus(t, app, id, "UP (registered by the app)", visible, standin.EurekaUp)
@@ -267,7 +269,8 @@ func TestEurekaCustomInstanceID(t *testing.T) {
 		init: []string{"--registry", "eureka", "--eureka-url", s.EurekaURL, "--eureka-app", app},
 		app:  append(eurekaApp(s, app, "elsewhere:1"), "--ip", "10.255.0.1")})
 	lost.waitHealthy()
-	c.WaitStatus(t, app, "elsewhere:1", "UP (registered by the app)", visible, standin.EurekaUp)
+	// Told by gracefulinit, the app registers OUT_OF_SERVICE.
+	c.WaitStatus(t, app, "elsewhere:1", "registered by the app", visible, func(st string) bool { return st != "" })
 	// gracefulinit must have seen the app ready (its online step runs and
 	// fails): a SIGTERM before that stops at once, with no offline step.
 	lost.waitLog("registry online not done yet, retrying", "eureka", visible)

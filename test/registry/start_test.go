@@ -142,7 +142,10 @@ func TestHoldUntilReady(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			s := registrytest.StartPolaris(t)
-			st := startStarting(t, s, kind, 3*time.Second)
+			// The hold's looks, as for an app that does not read its
+			// environment: a told app registers itself out of
+			// rotation, and the hold logs that instead.
+			st := startStarting(t, s, kind, 3*time.Second, "--registry-hold-env=false")
 			w := watchSelection(t, st.selected)
 			regAt := st.p.waitJVM(st.registered, jvmStart)
 			held := st.p.waitLog("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "", visible)
