@@ -132,36 +132,64 @@ func (e *exposure) since(from time.Time) (n int, last time.Duration) {
 const holdWindow = 3 * time.Second
 
 // TestHoldUntilReady: the app registers itself at once and is ready later.
-// gracefulinit holds its registration out of rotation from the moment it
-// appears: a consumer never selects the instance before the app is ready,
-// not even after the app registers again (Polaris drops the hold then: it
-// is re-applied). Once ready, the instance goes in rotation.
+// By default gracefulinit tells it through its environment to register
+// itself out of rotation (Spring Cloud's variables, which the example app
+// binds as Spring does): a consumer never selects the instance before the
+// app is ready, not once. Without that (--registry-hold-env=false, or an
+// app that does not read them) the hold takes the registration out from
+// the moment it appears: consumers may select it for about one read-cache
+// period. Either way a registration again as UP (Polaris drops the hold
+// then) is taken out again, and once ready the instance goes in rotation.
 func TestHoldUntilReady(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"nacos", "eureka"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		told bool
+	}{
+		{"nacos", true}, {"eureka", true}, {"nacos", false}, {"eureka", false},
+	} {
+		name := tc.kind + "/told"
+		var extra []string
+		if !tc.told {
+			name, extra = tc.kind+"/not-told", []string{"--registry-hold-env=false"}
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := registrytest.StartPolaris(t)
-			// The hold's looks, as for an app that does not read its
-			// environment: a told app registers itself out of
-			// rotation, and the hold logs that instead.
-			st := startStarting(t, s, kind, 3*time.Second, "--registry-hold-env=false")
+			st := startStarting(t, s, tc.kind, 3*time.Second, extra...)
 			w := watchSelection(t, st.selected)
 			regAt := st.p.waitJVM(st.registered, jvmStart)
-			held := st.p.waitLog("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "", visible)
-			t.Logf("app registered at %v, held %v later", regAt.Sub(st.p.startAt).Round(time.Millisecond), logAt(t, held).Sub(regAt).Round(time.Millisecond))
-			time.Sleep(holdWindow + 2*time.Second) // the app renews meanwhile
-			n, last := w.since(regAt)
-			t.Logf("consumer saw the instance %d times (every 50 ms), last %v after the app registered", n, last.Round(time.Millisecond))
-			if last > holdWindow {
-				t.Fatalf("a consumer still selected the instance %v after it registered, before the app was ready (want out within %v)", last, holdWindow)
+			if tc.told {
+				// The hold's first look may find it out of rotation
+				// (Nacos), or write first and find it there (Eureka).
+				poll.Eventually(t, visible, "the hold sees the registration", func() error {
+					if !st.p.heldLogged() {
+						return fmt.Errorf("no hold log")
+					}
+					return nil
+				})
+				time.Sleep(holdWindow + 2*time.Second) // the app renews meanwhile
+				if n, last := w.since(st.p.startAt); n > 0 {
+					t.Fatalf("a consumer selected the instance %d times before the app was ready (last %v after the app registered), though it registered itself out of rotation",
+						n, last-regAt.Sub(st.p.startAt))
+				}
+				t.Logf("consumer never selected the instance from the app's start until it was ready (watched every 50 ms for %v)", time.Since(regAt).Round(time.Millisecond))
+			} else {
+				held := st.p.waitLog("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "", visible)
+				t.Logf("app registered at %v, held %v later", regAt.Sub(st.p.startAt).Round(time.Millisecond), logAt(t, held).Sub(regAt).Round(time.Millisecond))
+				time.Sleep(holdWindow + 2*time.Second) // the app renews meanwhile
+				n, last := w.since(regAt)
+				t.Logf("consumer saw the instance %d times (every 50 ms), last %v after the app registered", n, last.Round(time.Millisecond))
+				if last > holdWindow {
+					t.Fatalf("a consumer still selected the instance %v after it registered, before the app was ready (want out within %v)", last, holdWindow)
+				}
 			}
 
 			again := time.Now()
 			st.reregister(t)
 			st.p.waitLog("registry hold re-applied: the registry put the instance back in rotation (the app registered again)", "", visible)
 			time.Sleep(holdWindow)
-			n, last = w.since(again)
+			n, last := w.since(again)
 			t.Logf("after the app registered again: seen %d times, last %v after", n, last.Round(time.Millisecond))
 			if last > holdWindow {
 				t.Errorf("after the app registered again a consumer still selected the instance %v later (want out within %v)", last, holdWindow)
@@ -183,6 +211,9 @@ func TestHoldUntilReady(t *testing.T) {
 			if l := st.p.findLogs("registry hold: cannot keep the app's own registration out of rotation while it starts; consumers may reach it before it is ready", ""); len(l) > 0 {
 				t.Errorf("hold warned it could not hold: %v", l)
 			}
+			if l := st.p.findLogs("stale offline mark", ""); len(l) > 0 {
+				t.Errorf("the registration the app was told to make was taken for a stale offline mark: %v", l)
+			}
 			st.p.term()
 			st.p.checkStopOnSchedule()
 		})
@@ -194,20 +225,26 @@ func TestHoldUntilReady(t *testing.T) {
 // instance leaves the list (the offline step runs before ready), the
 // per-caller drain waits for the consumer to let go, and no request fails.
 // Without the hold (--registry-hold=false) the instance is in the list at
-// SIGTERM; with it, it never was, and the offline finds it out already.
+// SIGTERM; with it (the app told to register itself out of rotation), it
+// never was, and the offline finds it out already.
 func TestStopWhileStarting(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		kind string
 		hold bool
-	}{{"nacos", false}, {"eureka", false}, {"nacos", true}} {
+	}{{"nacos", false}, {"eureka", false}, {"nacos", true}, {"eureka", true}} {
 		t.Run(fmt.Sprintf("%s hold=%v", tc.kind, tc.hold), func(t *testing.T) {
 			t.Parallel()
 			s := registrytest.StartPolaris(t)
 			st := startStarting(t, s, tc.kind, 10*time.Second, "--drain-quiet", "1s", "--registry-hold="+strconv.FormatBool(tc.hold))
 			st.p.waitJVM(st.registered, jvmStart)
 			if tc.hold {
-				st.p.waitLog("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "", visible)
+				poll.Eventually(t, visible, "the hold sees the registration", func() error {
+					if !st.p.heldLogged() {
+						return fmt.Errorf("no hold log")
+					}
+					return nil
+				})
 				// Past the moment of registration (see holdWindow).
 				poll.Eventually(t, visible, "consumers let go of the held instance", func() error {
 					if st.selected() {
@@ -383,4 +420,13 @@ func sinceTerm(at, term time.Time) string {
 		return "-"
 	}
 	return at.Sub(term).Round(time.Millisecond).String()
+}
+
+// heldLogged reports whether the hold has said it holds the app's
+// registration, either way: registered out of rotation as told, or taken
+// out (Eureka's hold may write before its first look shows the told
+// registration).
+func (p *pod) heldLogged() bool {
+	return len(p.findLogs("registry hold: the app registered itself out of rotation, as its environment told it; kept so until it is ready", ""))+
+		len(p.findLogs("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "")) > 0
 }
