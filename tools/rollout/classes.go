@@ -180,7 +180,7 @@ func side(q Request, byIP map[string]string, pods map[string]*podTimes) string {
 }
 
 var (
-	holdRE       = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="registry hold:`)
+	holdRE       = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="registry hold: ([^"]*)"`)
 	registeredRE = regexp.MustCompile(`(?m)^(\S+) javaapp (?:nacos|eureka) registered `)
 )
 
@@ -201,20 +201,32 @@ func (ph *phase) holdTimes() map[string]holdTime {
 			continue
 		}
 		h := registeredRE.FindSubmatch(b)
-		m := holdRE.FindSubmatch(b)
+		// The first line of the hold taking the registration: not the
+		// start's line saying what the app is told.
+		var m [][]byte
+		for _, c := range holdRE.FindAllSubmatch(b, -1) {
+			if !bytes.HasPrefix(c[2], []byte("the app is told")) {
+				m = c
+				break
+			}
+		}
 		if h == nil || m == nil {
 			continue
 		}
 		reg, err1 := time.Parse(time.RFC3339Nano, string(h[1]))
 		hold, err2 := time.Parse(time.RFC3339Nano, string(m[1]))
 		if err1 == nil && err2 == nil {
-			out[name] = holdTime{registered: reg.Sub(ph.start), hold: hold.Sub(ph.start)}
+			out[name] = holdTime{registered: reg.Sub(ph.start), hold: hold.Sub(ph.start),
+				told: bytes.Contains(m[2], []byte("registered itself out of rotation"))}
 		}
 	}
 	return out
 }
 
-type holdTime struct{ registered, hold time.Duration }
+type holdTime struct {
+	registered, hold time.Duration
+	told             bool // the app registered itself out of rotation, as told: no race
+}
 
 // raceEnd is when a consumer can last have been handed a pod before its
 // hold: the hold, plus the consumer's list cache, plus the registry's own
@@ -256,7 +268,8 @@ func (ph *phase) attribute(rs []ConsumerResult, reqs []Request) {
 				continue
 			}
 			rs[i].FailedStart++
-			if h, ok := holds[byIP[hostOf(q.Instance)]]; ok && q.At < ph.raceEnd(h, specs[q.Consumer]) {
+			// A pod that registered itself out of rotation had no race.
+			if h, ok := holds[byIP[hostOf(q.Instance)]]; ok && !h.told && q.At < ph.raceEnd(h, specs[q.Consumer]) {
 				rs[i].FailedRace++
 			} else {
 				rs[i].TimeoutsLate += timeout
@@ -279,6 +292,9 @@ type StartPod struct {
 	// gracefulinit's hold: how long after the app registered itself it
 	// took the registration out of rotation (-1: no hold seen).
 	HoldLag time.Duration `json:"hold_lag_ns"`
+	// Told: the app registered itself out of rotation, as gracefulinit
+	// told it through its environment; no consumer could have it before.
+	Told bool `json:"told"`
 }
 
 // startWindow is how much of a new pod's first traffic counts as its start.
@@ -404,6 +420,7 @@ func (ph *phase) classResults(res *PhaseResult, reqs []Request) {
 			res.StartPods[i].HoldLag = -1
 			if h, ok := holds[res.StartPods[i].Pod]; ok {
 				res.StartPods[i].HoldLag = h.hold - h.registered
+				res.StartPods[i].Told = h.told
 			}
 		}
 	}
@@ -639,7 +656,10 @@ func (rep *Report) classesMarkdown() string {
 	for _, p := range rep.Phases {
 		for _, s := range p.StartPods {
 			lag := "-"
-			if s.HoldLag >= 0 {
+			switch {
+			case s.Told:
+				lag = "none: registered out of rotation"
+			case s.HoldLag >= 0:
 				lag = ms(s.HoldLag)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", p.Registry, variantNames[p.Variant], s.Pod, s.Requests, s.Failed, s.TimedOut, s.TightFailed,

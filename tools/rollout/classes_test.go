@@ -168,6 +168,23 @@ time=2026-12-07T03:05:16.106Z level=INFO msg="registry hold: the app registered 
 	if got := ph.raceEnd(h, ConsumerSpec{TTL: 4 * time.Second}); got != 23106*time.Millisecond {
 		t.Errorf("race end %v, want hold + 4s cache + 2s propagation + 1s Eureka fetch", got)
 	}
+	if h.told {
+		t.Errorf("a pod whose registration the hold took out is read as told")
+	}
+
+	// A told app: the start's line saying so is not the hold; the hold's
+	// line says the app registered out of rotation, so there was no race.
+	told := `time=2026-12-07T03:05:15.100Z level=INFO msg="registry hold: the app is told through its environment to register itself out of rotation; gracefulinit puts it in once it is ready" logger=gracefulinit set="SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT=0"
+2026-12-07T03:05:15.590594383Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public weight=0.0 enabled=true
+time=2026-12-07T03:05:16.2Z level=INFO msg="registry hold: the app registered itself out of rotation, as its environment told it; kept so until it is ready" logger=gracefulinit registry=nacos
+`
+	if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(told), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h = ph.holdTimes()["g1-s0"]
+	if !h.told || h.hold != 16200*time.Millisecond {
+		t.Errorf("told app: %+v, want told and the hold at 16.2s (not the start's line)", h)
+	}
 }
 
 func TestMedianDur(t *testing.T) {
