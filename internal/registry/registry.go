@@ -187,8 +187,12 @@ type Set struct {
 	// HoldInterval is the time between two looks of Hold; 0 means
 	// DefaultHoldInterval.
 	HoldInterval time.Duration
-	// NoHold turns the hold off (--registry-hold=false).
+	// NoHold turns the hold off (--registry-hold=false), and with it what
+	// keeps a told app's registration in rotation (Keeper).
 	NoHold bool
+	// KeepInterval is the time between two of Keep's looks; 0 means
+	// DefaultKeepInterval.
+	KeepInterval time.Duration
 
 	onlineBegan atomic.Bool // Online was called: every registry may hold the instance
 }
@@ -319,9 +323,75 @@ func (s *Set) Online(ctx context.Context) {
 		go func(r Registry) {
 			defer wg.Done()
 			s.onlineOne(ctx, r)
+			if k, ok := r.(Keeper); ok && !s.NoHold && selfRegistered(r) && ctx.Err() == nil {
+				go s.keep(ctx, r, k)
+			}
 		}(r)
 	}
 	wg.Wait()
+}
+
+// Keeper is a Registry whose app may have been told to register itself out
+// of rotation (AppEnver). Such an app registers that way again whenever it
+// registers afresh: a Eureka lease lost to a server restart or eviction, a
+// Nacos 1.x beat answered 404, a server that forgets the online step's
+// change when the app registers again (Polaris). Nothing of the app's own
+// would put it back, so after Online the Set looks every KeepInterval
+// until the stop sequence begins. Keep is one look: a registration out of
+// rotation by the app's own (told) state is put back in rotation and put
+// is true; anything else is left alone (an operator's override, the offline
+// step's mark; an app that was not told: Keep does nothing). Keep must not
+// write once Offline has begun, and a Keep in flight must not land after
+// Offline's write.
+type Keeper interface {
+	Keep(ctx context.Context) (put bool, err error)
+}
+
+// DefaultKeepInterval is the time between two of Keep's looks: a told app
+// that registered again waits at most this long, out of rotation (never
+// in it too early), to be put back.
+const DefaultKeepInterval = 10 * time.Second
+
+// keep calls k.Keep every KeepInterval until ctx ends (the stop sequence
+// began, or the app exited). A failing look is warned of once per run of
+// failures: a registry that is down is not news every 10 s.
+func (s *Set) keep(ctx context.Context, r Registry, k Keeper) {
+	interval := s.KeepInterval
+	if interval <= 0 {
+		interval = DefaultKeepInterval
+	}
+	failing := false
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := s.callCtx(ctx)
+		var put bool
+		err := safe(r, "keep", func(ctx context.Context) error {
+			var e error
+			put, e = k.Keep(ctx)
+			return e
+		}, cctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			failing = true
+			s.Log.Warn("registry keep: cannot check that the instance is still in rotation; looking again", "registry", r.Name(), "retry_in", interval, "error", err)
+		case err == nil && failing:
+			failing = false
+			s.Log.Info("registry keep: the registry answers again", "registry", r.Name())
+		}
+		if put {
+			s.Log.Info("registry keep: the app registered itself again out of rotation, as it was told at start; put back in rotation", "registry", r.Name())
+		}
+		t.Reset(interval)
+	}
 }
 
 // Default back-off bounds of Online retries.

@@ -442,3 +442,80 @@ func TestSetAppEnv(t *testing.T) {
 		})
 	}
 }
+
+// keeper is a scripted registry whose Keep answers from a script.
+type keeper struct {
+	scripted
+	puts  []bool
+	errs  []error
+	looks atomic.Int32
+	self  bool
+}
+
+func (k *keeper) SelfRegistered() bool { return k.self }
+
+func (k *keeper) Keep(ctx context.Context) (bool, error) {
+	i := int(k.looks.Add(1)) - 1
+	var err error
+	if i < len(k.errs) {
+		err = k.errs[i]
+	}
+	return i < len(k.puts) && k.puts[i], err
+}
+
+// TestKeep: after Online a told app's registration is looked at until the
+// stop (ctx) ends it; a put back is logged, a registry that fails is
+// warned of once per run of failures; with the hold off, or in register
+// mode, nothing looks.
+func TestKeep(t *testing.T) {
+	down := errors.New("connection refused")
+	for _, tc := range []struct {
+		name      string
+		k         *keeper
+		noHold    bool
+		wantLooks bool
+		wantInfo  []string
+		wantWarns int
+	}{
+		{"put back", &keeper{self: true, puts: []bool{false, true, false}}, false, true,
+			[]string{"registry keep: the app registered itself again out of rotation"}, 0},
+		{"failing, warned once, then answers", &keeper{self: true, errs: []error{down, down, down, nil}}, false, true,
+			[]string{"registry keep: the registry answers again"}, 1},
+		{"hold off", &keeper{self: true}, true, false, nil, 0},
+		{"register mode", &keeper{self: false}, false, false, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuf
+			s := &Set{Registries: []Registry{tc.k}, NoHold: tc.noHold, KeepInterval: 5 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&buf, nil))}
+			ctx, cancel := context.WithCancel(context.Background())
+			s.Online(ctx)
+			if tc.wantLooks {
+				deadline := time.Now().Add(10 * time.Second)
+				for tc.k.looks.Load() < 6 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+			cancel()
+			time.Sleep(50 * time.Millisecond)
+			n := tc.k.looks.Load()
+			time.Sleep(50 * time.Millisecond)
+			if m := tc.k.looks.Load(); m != n {
+				t.Errorf("looks went on after the stop: %d then %d", n, m)
+			}
+			if got := n > 0; got != tc.wantLooks {
+				t.Fatalf("%d looks, want looks %v", n, tc.wantLooks)
+			}
+			out := buf.String()
+			for _, w := range tc.wantInfo {
+				if !strings.Contains(out, "level=INFO msg=\""+w) {
+					t.Errorf("no INFO %q in:\n%s", w, out)
+				}
+			}
+			if n := strings.Count(out, "level=WARN msg=\"registry keep"); n != tc.wantWarns {
+				t.Errorf("%d keep WARNs, want %d:\n%s", n, tc.wantWarns, out)
+			}
+		})
+	}
+}
