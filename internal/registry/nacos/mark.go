@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gracefulinit/gracefulinit/internal/registry"
@@ -61,6 +62,14 @@ type mark struct {
 	// told: AppEnv told the app to register itself at weight 0, so a
 	// weight-0 registration is ours to put in rotation, not a stale mark.
 	told bool
+	// onlineDone: Online succeeded; Keep looks only after it.
+	onlineDone bool
+
+	// stopping is set when Offline begins: Keep writes nothing after it.
+	// keepMu is held by a Keep's read and write and taken by Offline, so
+	// that a Keep in flight ends before Offline's first request.
+	stopping atomic.Bool
+	keepMu   sync.Mutex
 
 	// hiddenAfter is how long Online waits for the instance before its
 	// error mentions a disabled instance (see onlineHidden).
@@ -190,6 +199,16 @@ func held(hosts []host) string {
 // restarted within about 60 s of its last drain comes back at weight 0 or
 // disabled.
 func (m *mark) Online(ctx context.Context) error {
+	err := m.online(ctx)
+	if err == nil {
+		m.mu.Lock()
+		m.onlineDone = true
+		m.mu.Unlock()
+	}
+	return err
+}
+
+func (m *mark) online(ctx context.Context) error {
 	l, err := m.read(ctx)
 	if err != nil {
 		return fmt.Errorf("read instance %s: %w", m.key, err)
@@ -312,6 +331,45 @@ func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
 	return registry.HoldApplied, nil
 }
 
+// Keep is registry.Keeper: once Online is done, a told app that
+// registered itself again (at weight 0, as told: a Nacos 1.x beat answered
+// 404, a server that forgot the online step's change, as Polaris does on
+// every registration) is put back at the weight Online restored. Only an
+// enabled instance at weight 0 is; a disabled one is an operator's or
+// the offline step's doing, and left alone. An operator's weight 0 cannot
+// be told from the app's own: while the app runs, take an instance out
+// by hand with enabled=false.
+func (m *mark) Keep(ctx context.Context) (bool, error) {
+	m.mu.Lock()
+	told, online := m.told, m.onlineDone
+	m.mu.Unlock()
+	if !told || !online || m.stopping.Load() {
+		return false, nil
+	}
+	m.keepMu.Lock()
+	defer m.keepMu.Unlock()
+	if m.stopping.Load() {
+		return false, nil
+	}
+	l, err := m.read(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read instance %s: %w", m.key, err)
+	}
+	inst := l.inst
+	if inst == nil || inst.Weight > 0 || inst.Enabled != nil && !*inst.Enabled {
+		return false, nil
+	}
+	if err := m.write(ctx, inst, m.weight, true); err != nil {
+		if errors.Is(err, errNotRegistered) {
+			return false, nil
+		}
+		return false, fmt.Errorf("put instance %s back in rotation: %w", m.key, err)
+	}
+	m.log.Info("nacos instance registered again at weight 0, as its environment told it at start; put back in rotation",
+		"instance", m.key.String(), "weight", m.weight)
+	return true, nil
+}
+
 // release puts the instance Hold took out back in rotation, with the
 // weight it had. Where the list hides a disabled instance and there is no
 // other read (Polaris), it is written from what Hold saw: it was there,
@@ -372,6 +430,9 @@ func (m *mark) onlineHidden(l lookup) error {
 // --nacos-offline says. An instance the server does not hold is an error
 // wrapping registry.ErrNotFound, logged with what the server does hold.
 func (m *mark) Offline(ctx context.Context) error {
+	m.stopping.Store(true)
+	m.keepMu.Lock() // a Keep in flight ends first (its ctx ended with the stop)
+	m.keepMu.Unlock()
 	l, err := m.read(ctx)
 	if err != nil {
 		return fmt.Errorf("read instance %s: %w", m.key, err)

@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -115,6 +116,9 @@ type NacosHTTPApp struct {
 	Service string
 	IP      string
 	Port    int
+	// Weight is the weight it registers with; "" is 1. "0" is an app told
+	// to register itself out of rotation (SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT).
+	Weight string
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -133,7 +137,7 @@ func (a *NacosHTTPApp) params() url.Values {
 
 func (a *NacosHTTPApp) register(ctx context.Context) error {
 	p := a.params()
-	p.Set("weight", "1")
+	p.Set("weight", cmp.Or(a.Weight, "1"))
 	p.Set("enabled", "true")
 	p.Set("healthy", "true")
 	p.Set("metadata", `{"app":"http"}`)
