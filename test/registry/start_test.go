@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gracefulinit/gracefulinit/internal/registry"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/poll"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest"
 	"github.com/gracefulinit/gracefulinit/internal/testkit/registrytest/standin"
@@ -383,6 +384,15 @@ func nacosRegister(t *testing.T, s *registrytest.Server, service, ip string, por
 	send(t, http.MethodPost, s.NacosAddr+"/nacos/v1/ns/instance", "application/x-www-form-urlencoded", p.Encode())
 }
 
+// nacosDeregister removes ip:port from service behind the app's back, as
+// a registry that lost its state would have.
+func nacosDeregister(t *testing.T, s *registrytest.Server, service, ip string, port int) {
+	t.Helper()
+	p := url.Values{"namespaceId": {"public"}, "serviceName": {standin.NacosGroup + "@@" + service}, "clusterName": {"DEFAULT"},
+		"ip": {ip}, "port": {strconv.Itoa(port)}, "ephemeral": {"true"}}
+	send(t, http.MethodDelete, s.NacosAddr+"/nacos/v1/ns/instance?"+p.Encode(), "", "")
+}
+
 // eurekaRegister registers the instance again as UP, as a Eureka client
 // does after its renewal was refused.
 func eurekaRegister(t *testing.T, s *registrytest.Server, app, id, ip string, port int) {
@@ -429,4 +439,40 @@ func sinceTerm(at, term time.Time) string {
 func (p *pod) heldLogged() bool {
 	return len(p.findLogs("registry hold: the app registered itself out of rotation, as its environment told it; kept so until it is ready", ""))+
 		len(p.findLogs("registry hold: the app registered itself before it was ready; kept out of rotation until it is ready", "")) > 0
+}
+
+// TestToldAppKeptInRotation: once in rotation, a told app that registers
+// itself again (the registry forgot it: its next heartbeat is answered
+// "not found" and it registers as told, out of rotation) is put back by
+// gracefulinit within the keep interval (10 s), and the stop afterwards is
+// clean.
+func TestToldAppKeptInRotation(t *testing.T) {
+	t.Parallel()
+	s := registrytest.StartPolaris(t)
+	const service = "kept"
+	spec := podSpec{service: service, init: nacosInit(s, service), app: nacosApp(s), drain: 2 * time.Second}
+	p := startPod(t, spec)
+	consumer := standin.NewNacosConsumer(t, s, service)
+	p.waitHealthy()
+	p.waitLog("registry online", "nacos", visible)
+	standin.WaitNacosHost(t, s, service, p.ip, p.port, "in rotation", visible, standin.NacosInRotation)
+
+	forgot := time.Now()
+	nacosDeregister(t, s, service, p.ip, p.port)
+	p.waitJVM("nacos heartbeat: instance not found", visible)
+	standin.WaitNacosHost(t, s, service, p.ip, p.port, "registered again, at weight 0 as told", visible, standin.NacosWeight0)
+	standin.WaitNacosHost(t, s, service, p.ip, p.port, "put back in rotation", registry.DefaultKeepInterval+visible, standin.NacosInRotation)
+	t.Logf("in rotation again %v after the registry forgot the instance", time.Since(forgot).Round(time.Millisecond))
+	p.waitLog("nacos instance registered again at weight 0, as its environment told it at start; put back in rotation", "nacos", visible)
+	p.waitLog("registry keep: the app registered itself again out of rotation, as it was told at start; put back in rotation", "nacos", visible)
+	consumer.WaitSelection(t, visible, "consumer selects it again", func(sel map[string]bool) error {
+		if !sel[p.addr()] {
+			return fmt.Errorf("selected: %v", sel)
+		}
+		return nil
+	})
+	p.term()
+	if sum := p.checkStopOnSchedule(); sum.Offline != "ok" {
+		t.Errorf("summary: offline %q, want ok", sum.Offline)
+	}
 }
