@@ -683,3 +683,64 @@ func TestOptionsDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestContractTold: on the real servers' dialects (Nacos 1.x/2.x: the
+// detail read, which does not show enabled, and PATCH; 3.x: the admin
+// API), an app told to register itself at weight 0 is held (disabled as
+// --nacos-offline both says), put in rotation at the weight its
+// environment gave, and put back by Keep when it registers again at
+// weight 0; a weight above 0 is left to Keep alone.
+func TestContractTold(t *testing.T) {
+	for _, dialect := range []string{"nacos2", "nacos3"} {
+		t.Run(dialect, func(t *testing.T) {
+			f := newFake(t, dialect)
+			f.set(true, 0, true) // the told registration
+			cfg := contractConfig(f.srv.URL)
+			cfg.Offline = "both"
+			r, sink := newContract(t, cfg)
+			m := r.(*mark)
+			env := m.AppEnv(func(k string) (string, bool) { return "2.5", k == EnvWeight })
+			if len(env) != 1 || env[0] != EnvWeight+"=0" {
+				t.Fatalf("AppEnv = %q", env)
+			}
+			ctx := ctxFor(t, 10*time.Second)
+			if st, err := m.Hold(ctx); err != nil || st != registry.HoldRegisteredOut {
+				t.Fatalf("Hold = %v, %v; want HoldRegisteredOut", st, err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != 0 || enabled {
+				t.Fatalf("held: weight %v enabled %v, want 0 and disabled", weight, enabled)
+			}
+			if err := m.Online(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != 2.5 || !enabled {
+				t.Fatalf("online: weight %v enabled %v, want the environment's 2.5, enabled", weight, enabled)
+			}
+			if strings.Contains(sink.String(), "stale offline mark") {
+				t.Errorf("the told registration was taken for a stale mark:\n%s", sink.String())
+			}
+			n := len(f.writes())
+			if put, err := m.Keep(ctx); err != nil || put {
+				t.Fatalf("Keep in rotation = %v, %v", put, err)
+			}
+			if len(f.writes()) != n {
+				t.Fatalf("Keep wrote with the instance in rotation: %+v", f.writes()[n:])
+			}
+			f.set(true, 0, true) // registered again, as told
+			if put, err := m.Keep(ctx); err != nil || !put {
+				t.Fatalf("Keep after a registration again = %v, %v", put, err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != 2.5 || !enabled {
+				t.Fatalf("kept: weight %v enabled %v, want 2.5, enabled", weight, enabled)
+			}
+			if err := m.Offline(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.set(true, 0, true)
+			n = len(f.writes())
+			if put, err := m.Keep(ctx); err != nil || put || len(f.writes()) != n {
+				t.Fatalf("Keep after Offline = %v, %v, writes %+v", put, err, f.writes()[n:])
+			}
+		})
+	}
+}
