@@ -50,7 +50,8 @@ FUZZTIME ?= 5s
 FUZZ_JOBS ?= 3
 FUZZ_TARGETS := ./internal/config:FuzzParse ./internal/redact:FuzzText ./internal/redact:FuzzURL \
 	./internal/config:FuzzEnv ./internal/redact:FuzzJSON ./internal/registry/httphook:FuzzParse \
-	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance
+	./internal/registry/nacos:FuzzMarkAnswers ./internal/registry/nacos:FuzzHelperOutput ./internal/registry/eureka:FuzzParseInstance \
+	./internal/registry/nacos:FuzzAppEnv
 fuzz:
 	@GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 

@@ -2,7 +2,10 @@ package nacos
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -47,4 +50,47 @@ func TestAppEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAppEnv feeds AppEnv whatever the environment gives for the app's
+// weight: no panic; either the value is left to the app (nothing added)
+// or the app is told weight 0 and the weight put back is one Nacos
+// accepts (finite, above 0, at most 10000), never the environment's value
+// echoed in a log.
+func FuzzAppEnv(f *testing.F) {
+	for _, s := range []string{"", "1", "0", "-1", "2.5", " 3 ", "NaN", "+Inf", "1e309", "10000", "10000.0001", "0x10", "1_000", "\x00", "5\nlevel=ERROR"} {
+		f.Add(s, true)
+	}
+	f.Add("", false)
+	f.Fuzz(func(t *testing.T, v string, set bool) {
+		var buf bytes.Buffer
+		m := newMark(Options{Service: "s", IP: "10.0.0.1", Port: 8080}.withDefaults(), nil, slog.New(slog.NewJSONHandler(&buf, nil)))
+		got := m.AppEnv(func(k string) (string, bool) { return v, set && k == EnvWeight })
+		switch {
+		case len(got) == 0:
+			if m.told {
+				t.Fatalf("nothing added, yet told")
+			}
+		case len(got) == 1 && got[0] == EnvWeight+"=0":
+			if !m.told || math.IsNaN(m.weight) || math.IsInf(m.weight, 0) || m.weight <= 0 || m.weight > maxWeight {
+				t.Fatalf("told %v with weight %v to put back", m.told, m.weight)
+			}
+		default:
+			t.Fatalf("AppEnv = %q", got)
+		}
+		// A refused value is never echoed (it may carry anything): the
+		// WARN has fixed fields only.
+		if len(got) == 0 && set {
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("one JSON record: %v: %s", err, buf.String())
+			}
+			delete(rec, "time")
+			want := map[string]any{"level": "WARN", "variable": EnvWeight, "want": "a number above 0, at most 10000",
+				"msg": "nacos: the environment sets the app's weight to a value gracefulinit cannot restore; left as it is, so the app registers itself with it and the hold takes it out only when it sees it"}
+			if !maps.Equal(rec, want) {
+				t.Fatalf("WARN %v, want only %v", rec, want)
+			}
+		}
+	})
 }
