@@ -88,6 +88,7 @@ type Eureka struct {
 	registered        bool          // register mode: an instance of ours may exist
 	holding           bool          // mark mode: the app's early registration is held (ours, or registered out as told)
 	told              bool          // mark mode: AppEnv told the app to register itself OUT_OF_SERVICE
+	onlineDone        bool          // Online has put the instance in rotation once: Keep may look
 	ownStatus         bool          // the user sets the app's initial status: it may register out of rotation on its own
 	seen              bool          // Hold has read the app's registration once
 	deregisteredClose bool          // Close already removed the instance
@@ -142,6 +143,7 @@ func (e *Eureka) SelfRegistered() bool { return !e.register }
 var (
 	_ registry.Holder   = (*Eureka)(nil)
 	_ registry.AppEnver = (*Eureka)(nil)
+	_ registry.Keeper   = (*Eureka)(nil)
 )
 
 // The variables that set Spring Cloud Netflix's eureka.instance.initial-status
@@ -227,7 +229,13 @@ func (e *Eureka) Online(ctx context.Context) error {
 		}
 		e.startHeartbeat()
 	}
-	return e.repair(ctx)
+	if err := e.repair(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.onlineDone = true
+	e.mu.Unlock()
+	return nil
 }
 
 // repair reads the instance and removes an OUT_OF_SERVICE status with
@@ -286,6 +294,15 @@ func (e *Eureka) repair(ctx context.Context) error {
 		e.log.Info("instance is OUT_OF_SERVICE, probably left by an earlier drain: putting it back in rotation",
 			"status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
 	}
+	return e.putUp(ctx, id, ins)
+}
+
+// putUp puts instance id, read as ins and OUT_OF_SERVICE, in rotation: the
+// write of Online's repair and of Keep. The caller holds the write token.
+func (e *Eureka) putUp(ctx context.Context, id string, ins instanceInfo) error {
+	path := instancePath(e.app, id)
+	var a answer
+	var err error
 	if ins.OverriddenStatus != statusOutOfService {
 		// Out by its own status (the app registered OUT_OF_SERVICE as
 		// AppEnv told it; Polaris shows every hold this way). Netflix
@@ -445,6 +462,79 @@ func (e *Eureka) holdUnseen(ctx context.Context, id string) (st registry.HoldSta
 	e.mu.Unlock()
 	e.log.Debug("eureka instance held OUT_OF_SERVICE before the server's reads showed it", "id", id, "server", redact.URL(a.base))
 	return registry.HoldApplied, true, nil
+}
+
+// Keep is registry.Keeper (mark mode, the app told by AppEnv, after Online
+// put the instance UP): one look at the instance. The app's own status in
+// the JVM stays OUT_OF_SERVICE, as told, so whenever it registers afresh
+// (its lease lost to a server restart or eviction: the renewal's 404 makes
+// the Eureka client register again) it registers out of rotation, and
+// nothing of its own puts it back. An instance that is OUT_OF_SERVICE with
+// no override is that registration: it is put UP by Online's write (putUp).
+// An OUT_OF_SERVICE override is someone's decision (an operator's, or a
+// drain's) and is left alone. Polaris keeps no override (it shows
+// overriddenStatus UNKNOWN whatever set the status), so there an operator's
+// PUT .../status=OUT_OF_SERVICE looks like the told registration and is put
+// back too. An instance the server does not hold (404) is left to the
+// app's client, which registers it again. Keep takes the write token and
+// is cut short by Offline and Close, so it never writes once they began.
+func (e *Eureka) Keep(ctx context.Context) (put bool, err error) {
+	e.mu.Lock()
+	look := !e.register && e.told && e.onlineDone && !e.stopping
+	e.mu.Unlock()
+	if !look {
+		return false, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.stopCtx, cancel)()
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return false, e.keepErr(err)
+	}
+	defer release()
+	if e.isStopping() {
+		return false, nil
+	}
+	id := e.instanceID()
+	path := instancePath(e.app, id)
+	a, err := e.c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return false, e.keepErr(fmt.Errorf("eureka: reading instance: %w", err))
+	}
+	if a.notFound() {
+		e.log.Debug("eureka keep: instance not registered now; the app's client registers it again", "id", id, "http_status", a.code)
+		return false, nil
+	}
+	if !a.ok() {
+		return false, &statusError{method: http.MethodGet, url: redact.URL(a.base + path), code: a.code}
+	}
+	ins, err := parseInstance(a.body)
+	if err != nil {
+		return false, fmt.Errorf("eureka: reading instance from %s: %w", redact.URL(a.base), err)
+	}
+	if ins.Status != statusOutOfService {
+		return false, nil
+	}
+	if ov := ins.OverriddenStatus; ov != "" && ov != "UNKNOWN" {
+		e.log.Debug("eureka keep: instance OUT_OF_SERVICE by an override, not by the app's registration: left alone", "id", id, "overriddenstatus", ov)
+		return false, nil
+	}
+	e.log.Info("eureka instance registered again OUT_OF_SERVICE, as the app was told at start: putting it back in rotation",
+		"id", id, "status", ins.Status, "overriddenstatus", ins.OverriddenStatus)
+	if err := e.putUp(ctx, id, ins); err != nil {
+		return false, e.keepErr(err)
+	}
+	return true, nil
+}
+
+// keepErr is err, or nil when Offline or Close cut the look short: that is
+// the stop, not a registry failing.
+func (e *Eureka) keepErr(err error) error {
+	if e.isStopping() {
+		return nil
+	}
+	return err
 }
 
 // Offline implements registry.Registry. Mark mode: PUT
