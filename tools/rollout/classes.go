@@ -181,18 +181,32 @@ func side(q Request, byIP map[string]string, pods map[string]*podTimes) string {
 
 var (
 	holdRE       = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="registry hold: ([^"]*)"`)
-	registeredRE = regexp.MustCompile(`(?m)^(\S+) javaapp (?:nacos|eureka) registered `)
+	registeredRE = regexp.MustCompile(`(?m)^(\S+) javaapp (?:nacos|eureka) registered (.*)$`)
+	// The app's registration line shows it out of rotation: weight 0 or
+	// disabled (Nacos), OUT_OF_SERVICE (Eureka).
+	registeredOutRE = regexp.MustCompile(`(?:^| )(?:weight=0(?:\.0+)?|enabled=false|status=OUT_OF_SERVICE)(?: |$)`)
 )
 
-// holdTimes reads, from each pod's log, when the app registered itself and
-// when gracefulinit's hold took its registration out of rotation, on the
-// phase clock; pods without a hold are absent.
+// registeredEvent is the pod event of a registration the harness made for
+// the app (nacos-grpc), which the app's log does not show.
+const registeredEvent = "registered"
+
+// holdTimes reads, from each pod's log, when the app registered itself
+// (or the harness's registeredEvent for it) and when gracefulinit's hold
+// took its registration out of rotation, on the phase clock; pods without
+// a hold are absent.
 func (ph *phase) holdTimes() map[string]holdTime {
 	out := map[string]holdTime{}
 	ph.mu.Lock()
 	var names []string
 	for name := range ph.podIPs {
 		names = append(names, name)
+	}
+	byHarness := map[string]time.Duration{}
+	for _, e := range ph.events {
+		if _, seen := byHarness[e.Pod]; e.Event == registeredEvent && !seen {
+			byHarness[e.Pod] = e.At
+		}
 	}
 	ph.mu.Unlock()
 	for _, name := range names {
@@ -210,15 +224,28 @@ func (ph *phase) holdTimes() map[string]holdTime {
 				break
 			}
 		}
-		if h == nil || m == nil {
+		at, byH := byHarness[name]
+		if (h == nil && !byH) || m == nil {
 			continue
 		}
-		reg, err1 := time.Parse(time.RFC3339Nano, string(h[1]))
-		hold, err2 := time.Parse(time.RFC3339Nano, string(m[1]))
-		if err1 == nil && err2 == nil {
-			out[name] = holdTime{registered: reg.Sub(ph.start), hold: hold.Sub(ph.start),
-				told: bytes.Contains(m[2], []byte("registered itself out of rotation"))}
+		hold, err := time.Parse(time.RFC3339Nano, string(m[1]))
+		if err != nil {
+			continue
 		}
+		if h != nil {
+			reg, err := time.Parse(time.RFC3339Nano, string(h[1]))
+			if err != nil {
+				continue
+			}
+			at = reg.Sub(ph.start)
+		}
+		// Told: the hold says the app registered itself out of
+		// rotation, or the app's own registration line shows it (on
+		// Polaris the Eureka hold writes its override before the
+		// server's reads show the told registration, and logs a take-out).
+		told := bytes.Contains(m[2], []byte("registered itself out of rotation")) ||
+			(h != nil && registeredOutRE.Match(h[2]))
+		out[name] = holdTime{registered: at, hold: hold.Sub(ph.start), told: told}
 	}
 	return out
 }

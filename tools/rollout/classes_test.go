@@ -185,6 +185,53 @@ time=2026-12-07T03:05:16.2Z level=INFO msg="registry hold: the app registered it
 	if !h.told || h.hold != 16200*time.Millisecond {
 		t.Errorf("told app: %+v, want told and the hold at 16.2s (not the start's line)", h)
 	}
+
+	// Eureka on Polaris: the app registered OUT_OF_SERVICE as told, and
+	// the hold wrote its override before the server's reads showed it
+	// (its line says it took the registration out): still told.
+	for _, line := range []string{
+		"2026-12-07T03:05:15.5Z javaapp eureka registered SVC/127.61.129.1:svc:8080 status=OUT_OF_SERVICE",
+		"2026-12-07T03:05:15.5Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public weight=0.0 enabled=true",
+		"2026-12-07T03:05:15.5Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public weight=1.0 enabled=false",
+	} {
+		log := line + "\ntime=2026-12-07T03:05:15.7Z level=INFO msg=\"registry hold: the app registered itself before it was ready; kept out of rotation until it is ready\" logger=gracefulinit registry=eureka\n"
+		if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if h := ph.holdTimes()["g1-s0"]; !h.told || h.hold != 15700*time.Millisecond {
+			t.Errorf("%s: %+v, want told (the app's own line), held at 15.7s", line, h)
+		}
+	}
+	for _, line := range []string{
+		"2026-12-07T03:05:15.5Z javaapp eureka registered SVC/127.61.129.1:svc:8080 status=UP",
+		"2026-12-07T03:05:15.5Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public weight=0.5 enabled=true",
+		"2026-12-07T03:05:15.5Z javaapp nacos registered DEFAULT_GROUP@@svc 127.61.129.1:8080 namespace=public weight=10.0 enabled=true",
+	} {
+		log := line + "\ntime=2026-12-07T03:05:15.7Z level=INFO msg=\"registry hold: the app registered itself before it was ready; kept out of rotation until it is ready\" logger=gracefulinit registry=eureka\n"
+		if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if h := ph.holdTimes()["g1-s0"]; h.told {
+			t.Errorf("%s: %+v, want not told: in rotation until the hold", line, h)
+		}
+	}
+
+	// nacos-grpc: the harness registered the app (an event; the JVM's log
+	// has no registration line), the hold took it out.
+	grpcLog := `time=2026-12-07T03:05:15.100Z level=INFO msg="registry hold: the app is told through its environment to register itself out of rotation; gracefulinit puts it in once it is ready" logger=gracefulinit set="SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT=0"
+time=2026-12-07T03:05:16.5Z level=INFO msg="registry hold: the app registered itself before it was ready; kept out of rotation until it is ready" logger=gracefulinit registry=nacos
+`
+	if err := os.WriteFile(filepath.Join(dir, "g1-s0.log"), []byte(grpcLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := ph.holdTimes()["g1-s0"]; ok {
+		t.Errorf("no registration line nor event: %+v, want no hold time", h)
+	}
+	ph.events = []PodEvent{{At: 15 * time.Second, Pod: "g1-s0", Event: "started"}, {At: 15200 * time.Millisecond, Pod: "g1-s0", Event: registeredEvent}}
+	h = ph.holdTimes()["g1-s0"]
+	if h.told || h.registered != 15200*time.Millisecond || h.hold != 16500*time.Millisecond {
+		t.Errorf("registered by the harness: %+v, want registered at 15.2s, held at 16.5s, not told", h)
+	}
 }
 
 func TestMedianDur(t *testing.T) {

@@ -28,7 +28,7 @@ import (
 // Config is one harness run. Every field has a flag.
 type Config struct {
 	Registries    []string      // nacos, eureka
-	Variants      []string      // tini, fixed, quiet
+	Variants      []string      // tini, fixed, quiet, global, gi, gi-look, today
 	Instances     int           // pods per service
 	Rollouts      int           // full rollouts per variant
 	Rate          int           // requests per second
@@ -146,7 +146,7 @@ func parseFlags(args []string) (Config, error) {
 	consumers := fs.String("consumers", "", "mix presets: keep only these callers (comma list of names, e.g. push-200rps,cache-20rps)")
 	var c Config
 	regs := fs.String("registry", "", "registries to test: nacos (the app registers over HTTP v1), nacos-grpc (over gRPC with nacos-sdk-go, no cluster name), eureka (comma list; preset)")
-	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global, gi (default flags), today (default flags, gracefulinit at "+todayCommit+") (comma list; preset)")
+	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global, gi (default flags), gi-look (default flags but --registry-hold-env=false: the app is not told, the hold's look alone), today (default flags, gracefulinit at "+todayCommit+") (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")
 	fs.IntVar(&c.Rate, "rate", 0, "requests per second (preset)")
@@ -245,7 +245,7 @@ func (c Config) validate() error {
 	}
 	for _, v := range c.Variants {
 		if _, ok := variantNames[v]; !ok {
-			return fmt.Errorf("-variants %q: use tini, fixed, quiet, global, gi or today", v)
+			return fmt.Errorf("-variants %q: use tini, fixed, quiet, global, gi, gi-look or today", v)
 		}
 	}
 	switch c.Fault {

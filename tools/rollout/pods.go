@@ -39,7 +39,7 @@ type Pod struct {
 // podSpec is everything needed to start one pod.
 type podSpec struct {
 	cfg       Config
-	variant   string // tini, fixed, quiet
+	variant   string // tini, fixed, quiet, global, gi, gi-look, today
 	registry  string // nacos, nacos-grpc, eureka
 	service   string
 	ip        string
@@ -141,11 +141,17 @@ func (s podSpec) command() []string {
 		gi = append(gi, "--port", strconv.Itoa(s.cfg.GRPCPort))
 	}
 	switch s.variant {
-	case "gi", "today":
+	case "gi", "today", "gi-look":
 		// Default flags: the per-caller drain with its defaults. Pods
 		// share the port on one machine, so the watcher is told which
 		// address is this pod's; /ready is the rollout's readiness probe.
 		gi = append(gi, "--drain-ip", s.ip)
+		if s.variant == "gi-look" {
+			// The app is not told to register itself out of rotation:
+			// the hold's look alone, as for an app that ignores the
+			// variables.
+			gi = append(gi, "--registry-hold-env=false")
+		}
 		if s.cfg.DrainCacheMax > 0 {
 			gi = append(gi, "--drain-cache-max", s.cfg.DrainCacheMax.String())
 		}

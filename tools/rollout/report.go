@@ -132,12 +132,13 @@ func (r PhaseResult) shutdownStats() (median, max time.Duration, late int) {
 }
 
 var variantNames = map[string]string{
-	"tini":   "(a) tini, app deregisters itself",
-	"fixed":  "(b) gracefulinit, fixed drain",
-	"quiet":  "(c) gracefulinit, traffic-aware drain",
-	"global": "(d) gracefulinit, one quiet window for all callers (before per-caller drains)",
-	"gi":     "gracefulinit, default flags",
-	"today":  "today's rule (gracefulinit at " + todayCommit + ", same flags)",
+	"tini":    "(a) tini, app deregisters itself",
+	"fixed":   "(b) gracefulinit, fixed drain",
+	"quiet":   "(c) gracefulinit, traffic-aware drain",
+	"global":  "(d) gracefulinit, one quiet window for all callers (before per-caller drains)",
+	"gi":      "gracefulinit, default flags",
+	"gi-look": "gracefulinit, app not told (--registry-hold-env=false): the hold's look alone",
+	"today":   "today's rule (gracefulinit at " + todayCommit + ", same flags)",
 }
 
 // Markdown is the results table.

@@ -409,6 +409,9 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
 			return p, err
 		}
+		// The JVM logs no registration line here: the hold's lag is
+		// measured from this event (holdTimes).
+		ph.event(name, registeredEvent)
 	}
 	// The rollout's readiness probe: gracefulinit's /ready where the pod
 	// serves it, else the app's health.
