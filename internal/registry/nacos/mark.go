@@ -430,8 +430,10 @@ func (m *mark) onlineHidden(l lookup) error {
 // --nacos-offline says. An instance the server does not hold is an error
 // wrapping registry.ErrNotFound, logged with what the server does hold.
 func (m *mark) Offline(ctx context.Context) error {
+	// A Keep in flight ends first (its ctx ended with the stop); none
+	// writes after this.
+	m.keepMu.Lock()
 	m.stopping.Store(true)
-	m.keepMu.Lock() // a Keep in flight ends first (its ctx ended with the stop)
 	m.keepMu.Unlock()
 	l, err := m.read(ctx)
 	if err != nil {
