@@ -188,11 +188,16 @@ var (
 )
 
 // registeredEvent is the pod event of a registration the harness made for
-// the app (nacos-grpc), which the app's log does not show.
-const registeredEvent = "registered"
+// the app (nacos-grpc), which the app's log does not show;
+// registeredOutEvent follows it when that registration was out of
+// rotation (weight 0: the app's environment told it so).
+const (
+	registeredEvent    = "registered"
+	registeredOutEvent = "registered out of rotation"
+)
 
 // holdTimes reads, from each pod's log, when the app registered itself
-// (or the harness's registeredEvent for it) and when gracefulinit's hold
+// (or the harness's registeredEvent for it, and registeredOutEvent) and when gracefulinit's hold
 // took its registration out of rotation, on the phase clock; pods without
 // a hold are absent.
 func (ph *phase) holdTimes() map[string]holdTime {
@@ -202,10 +207,13 @@ func (ph *phase) holdTimes() map[string]holdTime {
 	for name := range ph.podIPs {
 		names = append(names, name)
 	}
-	byHarness := map[string]time.Duration{}
+	byHarness, outByHarness := map[string]time.Duration{}, map[string]bool{}
 	for _, e := range ph.events {
 		if _, seen := byHarness[e.Pod]; e.Event == registeredEvent && !seen {
 			byHarness[e.Pod] = e.At
+		}
+		if e.Event == registeredOutEvent {
+			outByHarness[e.Pod] = true
 		}
 	}
 	ph.mu.Unlock()
@@ -244,7 +252,7 @@ func (ph *phase) holdTimes() map[string]holdTime {
 		// Polaris the Eureka hold writes its override before the
 		// server's reads show the told registration, and logs a take-out).
 		told := bytes.Contains(m[2], []byte("registered itself out of rotation")) ||
-			(h != nil && registeredOutRE.Match(h[2]))
+			(h != nil && registeredOutRE.Match(h[2])) || (h == nil && outByHarness[name])
 		out[name] = holdTime{registered: at, hold: hold.Sub(ph.start), told: told}
 	}
 	return out

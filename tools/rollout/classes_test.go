@@ -232,6 +232,11 @@ time=2026-12-07T03:05:16.5Z level=INFO msg="registry hold: the app registered it
 	if h.told || h.registered != 15200*time.Millisecond || h.hold != 16500*time.Millisecond {
 		t.Errorf("registered by the harness: %+v, want registered at 15.2s, held at 16.5s, not told", h)
 	}
+	// Registered by the harness at weight 0, as the app's environment said.
+	ph.events = append(ph.events, PodEvent{At: 15200 * time.Millisecond, Pod: "g1-s0", Event: registeredOutEvent})
+	if h = ph.holdTimes()["g1-s0"]; !h.told {
+		t.Errorf("registered out of rotation by the harness: %+v, want told", h)
+	}
 }
 
 func TestMedianDur(t *testing.T) {

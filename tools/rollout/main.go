@@ -145,7 +145,7 @@ func parseFlags(args []string) (Config, error) {
 	preset := fs.String("preset", "quick", "quick (every consumer class, both ends of a pod, tini, today's rule and this build; a few minutes), test (the same, scaled down, as make test runs it), basic (one consumer), demo, full (5 rollouts x 3 pods at 200 req/s), production (35 s caches), mix (several callers, production caches) or mix-quick")
 	consumers := fs.String("consumers", "", "mix presets: keep only these callers (comma list of names, e.g. push-200rps,cache-20rps)")
 	var c Config
-	regs := fs.String("registry", "", "registries to test: nacos (the app registers over HTTP v1), nacos-grpc (over gRPC with nacos-sdk-go, no cluster name), eureka (comma list; preset)")
+	regs := fs.String("registry", "", "registries to test: nacos (the app registers over HTTP v1), nacos-grpc (over gRPC with nacos-sdk-go, no cluster name; with the start side at the weight the app's environment gives, as a Spring Cloud Alibaba app on a 2.x client), eureka (comma list; preset)")
 	vars := fs.String("variants", "", "variants: tini, fixed, quiet, global, gi (default flags), gi-look (default flags but --registry-hold-env=false: the app is not told, the hold's look alone), today (default flags, gracefulinit at "+todayCommit+") (comma list; preset)")
 	fs.IntVar(&c.Instances, "instances", 0, "pods per service (preset)")
 	fs.IntVar(&c.Rollouts, "rollouts", 0, "full rollouts per variant (preset)")

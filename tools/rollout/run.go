@@ -404,14 +404,23 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if spec.registry == nacosGRPC && ph.cfg.StartSide {
-		// The app registers at once, before it is ready.
+		// The app registers at once, before it is ready, with the
+		// weight its environment gives (a Spring Cloud Alibaba app on a
+		// 2.x client: told by gracefulinit, it registers at weight 0).
+		w, err := toldWeight(wctx, p.cmd.Process.Pid, "java")
+		if err != nil {
+			return p, fmt.Errorf("%s: %w", name, err)
+		}
 		logPath := filepath.Join(spec.logDir, name+".log")
-		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
+		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port, w); err != nil {
 			return p, err
 		}
 		// The JVM logs no registration line here: the hold's lag is
 		// measured from this event (holdTimes).
 		ph.event(name, registeredEvent)
+		if w == 0 {
+			ph.event(name, registeredOutEvent)
+		}
 	}
 	// The rollout's readiness probe: gracefulinit's /ready where the pod
 	// serves it, else the app's health.
@@ -424,7 +433,7 @@ func (ph *phase) startReady(ctx context.Context, spec podSpec, name string) (*Po
 	}
 	if spec.registry == nacosGRPC && !ph.cfg.StartSide {
 		logPath := filepath.Join(spec.logDir, name+".log")
-		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port); err != nil {
+		if err := grpcRegistration(ctx, p, logPath, spec.service, grpcDir(spec.logDir, name), ph.srv.NacosPort, ph.cfg.Port, 1); err != nil {
 			return p, err
 		}
 	}
