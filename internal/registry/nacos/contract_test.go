@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -742,5 +743,49 @@ func TestContractTold(t *testing.T) {
 				t.Fatalf("Keep after Offline = %v, %v, writes %+v", put, err, f.writes()[n:])
 			}
 		})
+	}
+}
+
+// TestContractHoldAnswerLost: the hold's write lands but its answer never
+// comes (a registry slower than --registry-timeout). On Polaris the list
+// then hides the disabled instance and nothing else shows it: Online must
+// still put it back, from what the hold saw, rather than wait forever for
+// an app "not registered yet".
+func TestContractHoldAnswerLost(t *testing.T) {
+	f := newFake(t, "polaris")
+	f.set(true, 0, true) // the told registration
+	cfg := contractConfig(f.srv.URL)
+	cfg.Offline = "both"
+	cfg.Timeout = 300 * time.Millisecond
+	r, _ := newContract(t, cfg)
+	m := r.(*mark)
+	m.AppEnv(func(string) (string, bool) { return "", false })
+	var lost atomic.Bool
+	lost.Store(true)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !lost.Load() {
+			return false
+		}
+		f.mu.Lock()
+		f.enabled, f.weight = r.URL.Query().Get("enabled") == "true", 0
+		f.mu.Unlock()
+		time.Sleep(time.Second) // answered after the caller gave up
+		return true
+	}
+	ctx := ctxFor(t, 10*time.Second)
+	for range 2 { // the first look learns Polaris's dialect
+		hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		_, _ = m.Hold(hctx)
+		cancel()
+	}
+	if _, _, enabled, _ := f.state(); enabled {
+		t.Fatal("the hold's write did not land: the test does not test the lost answer")
+	}
+	lost.Store(false)
+	if err := m.Online(ctx); err != nil {
+		t.Fatalf("Online with the instance disabled by a write whose answer was lost: %v", err)
+	}
+	if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
+		t.Fatalf("after Online: weight %v enabled %v, want %v and enabled", weight, enabled, cfg.Weight)
 	}
 }

@@ -311,18 +311,26 @@ func (m *mark) Hold(ctx context.Context) (registry.HoldState, error) {
 	if m.disable() {
 		enabled = false
 	}
-	if err := m.write(ctx, inst, weight, enabled); err != nil {
-		if errors.Is(err, errNotRegistered) {
-			return registry.HoldAbsent, nil
-		}
-		return registry.HoldAbsent, fmt.Errorf("hold instance %s out of rotation: %w", m.key, err)
-	}
+	// Remembered before the write: a write whose answer is lost (a
+	// timeout) may have landed, and a disabled instance is one that no
+	// read shows where there is no detail read (Polaris). Online then
+	// puts it back from what this look saw.
 	m.mu.Lock()
+	prevHeld, prevSent := m.held, m.sentDisable
 	m.held = &orig
 	if m.disable() {
 		m.sentDisable = true
 	}
 	m.mu.Unlock()
+	if err := m.write(ctx, inst, weight, enabled); err != nil {
+		if errors.Is(err, errNotRegistered) {
+			m.mu.Lock()
+			m.held, m.sentDisable = prevHeld, prevSent
+			m.mu.Unlock()
+			return registry.HoldAbsent, nil
+		}
+		return registry.HoldAbsent, fmt.Errorf("hold instance %s out of rotation: %w", m.key, err)
+	}
 	m.log.Debug("nacos instance held out of rotation until the app is ready", "instance", m.key.String(), "cluster", inst.Cluster,
 		"weight_was", inst.Weight, "weight", weight, "enabled", enabled)
 	if registeredOut {
