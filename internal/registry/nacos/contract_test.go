@@ -206,8 +206,10 @@ func TestContractDialects(t *testing.T) {
 				t.Fatalf("Online of an instance in rotation wrote: %q", routes(f.writes()[n:]))
 			}
 
-			// Not registered: Offline says not-found, Online a retryable error.
+			// Not registered: Offline says not-found (once reads have had
+			// time to show Online's write), Online a retryable error.
 			f.set(false, 1, true)
+			clock = clock.Add(readLag)
 			n = len(f.writes())
 			err := r.Offline(ctx)
 			if !errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "10.1.2.4:8080:DEFAULT") {
@@ -787,5 +789,84 @@ func TestContractHoldAnswerLost(t *testing.T) {
 	}
 	if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
 		t.Fatalf("after Online: weight %v enabled %v, want %v and enabled", weight, enabled, cfg.Weight)
+	}
+}
+
+// TestContractOfflineAfterOwnPut: a stop soon after gracefulinit put the
+// instance in rotation (Online, or Keep putting a told app back) meets a
+// server whose list still shows the state from before that write (Polaris
+// rebuilds its read cache every second): the instance hidden as the hold
+// disabled it, or at the told weight 0. The offline step must still take it
+// out, not report it not found or already out while the write it cannot
+// see yet keeps it in rotation through the drain.
+func TestContractOfflineAfterOwnPut(t *testing.T) {
+	for _, tc := range []struct {
+		name, offline string
+		keep          bool // the last write was Keep's, not Online's
+	}{
+		{"both, after online", "both", false},
+		{"weight, after online", "weight", false},
+		{"weight, after keep", "weight", true},
+		{"both, after keep", "both", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, "polaris")
+			f.set(true, 0, true) // the told registration
+			cfg := contractConfig(f.srv.URL)
+			cfg.Offline = tc.offline
+			r, _ := newContract(t, cfg)
+			m := r.(*mark)
+			m.AppEnv(func(string) (string, bool) { return "", false })
+			// stale > 0: the list answers from snap (the state before the
+			// last write), that many more times.
+			var stale atomic.Int32
+			var snapWeight float64
+			var snapEnabled bool
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/instance/list") || stale.Add(-1) < 0 {
+					return false
+				}
+				hosts := []any{}
+				if snapEnabled {
+					hosts = append(hosts, map[string]any{"ip": "10.1.2.3", "port": 8080, "clusterName": "DEFAULT",
+						"weight": snapWeight, "healthy": true, "enabled": true, "metadata": map[string]string{"k": "v"}})
+				}
+				writeJSON(w, 200, map[string]any{"name": "DEFAULT_GROUP@@svc", "hosts": hosts})
+				return true
+			}
+			snapshot := func() {
+				_, snapWeight, snapEnabled, _ = f.state()
+			}
+			ctx := ctxFor(t, 20*time.Second)
+			for range 2 { // the first look learns Polaris's dialect
+				if _, err := m.Hold(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			snapshot()
+			if err := m.Online(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tc.keep {
+				f.set(true, 0, true) // registered again, as told
+				snapshot()
+				if put, err := m.Keep(ctx); err != nil || !put {
+					t.Fatalf("Keep = %v, %v", put, err)
+				}
+			}
+			if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
+				t.Fatalf("before the stop: weight %v enabled %v, want in rotation", weight, enabled)
+			}
+			stale.Store(1) // the offline step's first read is from before the write
+			set := &registry.Set{Registries: []registry.Registry{m}, Timeout: cfg.Timeout, RetryMin: 50 * time.Millisecond,
+				Log: newLogSink(t).logger()}
+			if err := set.Offline(ctx); err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			_, weight, enabled, _ := f.state()
+			if weight != 0 && enabled || tc.offline == "both" && (weight != 0 || enabled) {
+				t.Fatalf("after the offline step: weight %v enabled %v: still in rotation", weight, enabled)
+			}
+		})
 	}
 }

@@ -128,3 +128,55 @@ func deregister(t *testing.T, s *registrytest.Server, service, ip string, port i
 		t.Fatalf("deregister: %s", resp.Status)
 	}
 }
+
+// TestMarkOfflineRightAfterOnline: a stop that comes right after the
+// online step (a rollback, a scale-down) meets Polaris's list still showing
+// the instance as it was before Online's write, for up to its 1 s cache
+// tick: hidden (the hold disabled it) or at the told weight 0. The offline
+// step must take the instance out all the same, not report it not found
+// or already out while it is in rotation.
+func TestMarkOfflineRightAfterOnline(t *testing.T) {
+	t.Parallel() // its own Polaris
+	s := registrytest.StartPolaris(t)
+	for i, tc := range []struct {
+		offline string
+		before  func(*standin.NacosHost) bool // what the list shows before Online's write
+		after   func(*standin.NacosHost) bool // out of rotation as the offline step leaves it
+	}{
+		{"both", standin.NacosAbsent, standin.NacosAbsent},
+		{"weight", standin.NacosWeight0, standin.NacosWeight0},
+	} {
+		t.Run(tc.offline, func(t *testing.T) {
+			service, ip, port := "offnow-"+tc.offline, "127.0.0.2", 18090+i
+			app := &standin.NacosHTTPApp{T: t, Server: s, Service: service, IP: ip, Port: port, Weight: "0"}
+			app.Start()
+			cfg := markConfig(s, service, ip, port)
+			cfg.Offline = tc.offline
+			r, err := New(*cfg, newLogSink(t).logger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := r.(*mark)
+			m.AppEnv(func(string) (string, bool) { return "", false })
+			standin.WaitNacosHost(t, s, service, ip, port, "registered at weight 0", 10*time.Second, standin.NacosWeight0)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if st, err := m.Hold(ctx); err != nil || st != registry.HoldRegisteredOut {
+				t.Fatalf("Hold = %v, %v; want HoldRegisteredOut", st, err)
+			}
+			standin.WaitNacosHost(t, s, service, ip, port, "held", 10*time.Second, tc.before)
+			if err := m.Online(ctx); err != nil {
+				t.Fatal(err)
+			}
+			set := &registry.Set{Registries: []registry.Registry{m}, Timeout: cfg.Timeout, Log: newLogSink(t).logger()}
+			if err := set.Offline(ctx); err != nil {
+				t.Fatalf("Offline right after Online: %v", err)
+			}
+			time.Sleep(2 * time.Second) // the list shows every write by now
+			h, err := standin.FindNacosHost(s, service, ip, port)
+			if err != nil || !tc.after(h) {
+				t.Fatalf("after the offline step: %+v %v: still in rotation", h, err)
+			}
+		})
+	}
+}

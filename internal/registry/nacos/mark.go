@@ -64,6 +64,10 @@ type mark struct {
 	told bool
 	// onlineDone: Online succeeded; Keep looks only after it.
 	onlineDone bool
+	// putAt is when Online or Keep last wrote the instance in rotation:
+	// for readLag after it, a read may still show the state from before
+	// (see Offline).
+	putAt time.Time
 
 	// stopping is set when Offline begins: Keep writes nothing after it.
 	// keepMu is held by a Keep's read and write and taken by Offline, so
@@ -77,6 +81,18 @@ type mark struct {
 }
 
 const hiddenAfter = 10 * time.Second
+
+// readLag is how long a server's reads may lag its writes: Polaris serves
+// the list from a cache rebuilt every second (allow 3 to 5 s, test-bed.md).
+const readLag = 5 * time.Second
+
+// putting notes that a write putting the instance in rotation goes out:
+// before it, since a write whose answer is lost may have landed.
+func (m *mark) putting() {
+	m.mu.Lock()
+	m.putAt = m.now()
+	m.mu.Unlock()
+}
 
 // newMark builds mark mode from o, which has its defaults.
 func newMark(o Options, servers []server, log *slog.Logger) *mark {
@@ -240,6 +256,7 @@ func (m *mark) online(ctx context.Context) error {
 	if needWeight {
 		weight = m.weight
 	}
+	m.putting()
 	if err := m.write(ctx, inst, weight, true); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return fmt.Errorf("instance %s vanished while being put back in rotation", m.key)
@@ -367,6 +384,7 @@ func (m *mark) Keep(ctx context.Context) (bool, error) {
 	if inst == nil || inst.Weight > 0 || inst.Enabled != nil && !*inst.Enabled {
 		return false, nil
 	}
+	m.putting()
 	if err := m.write(ctx, inst, m.weight, true); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return false, nil
@@ -396,6 +414,7 @@ func (m *mark) release(ctx context.Context, inst, held *instance) error {
 	if weight <= 0 || m.zeroWeight() {
 		weight = held.Weight
 	}
+	m.putting()
 	if err := m.write(ctx, inst, weight, true); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return fmt.Errorf("instance %s vanished while being put in rotation", m.key)
@@ -448,6 +467,12 @@ func (m *mark) Offline(ctx context.Context) error {
 		return fmt.Errorf("read instance %s: %w", m.key, err)
 	}
 	inst := l.inst
+	m.mu.Lock()
+	// Put in rotation by us a moment ago: a read that lags the write may
+	// show the instance hidden (disabled by the hold) or at the told
+	// weight 0 while it is in rotation.
+	lagging := !m.putAt.IsZero() && m.now().Sub(m.putAt) < readLag
+	m.mu.Unlock()
 	if inst == nil {
 		m.mu.Lock()
 		disabledByUs := m.sentDisable && l.listed
@@ -458,6 +483,9 @@ func (m *mark) Offline(ctx context.Context) error {
 			m.log.Info("nacos instance no longer listed: disabled earlier (by the hold while the app started, or an earlier attempt of this step)", "instance", m.key.String())
 			return nil
 		}
+		if lagging {
+			return fmt.Errorf("instance %s, put in rotation a moment ago, is not listed yet (the server's reads lag its writes): reading again", m.key)
+		}
 		return m.notFound(ctx, l)
 	}
 	weight, enabled := inst.Weight, true
@@ -466,7 +494,7 @@ func (m *mark) Offline(ctx context.Context) error {
 	}
 	weightDone := !m.zeroWeight() || inst.Weight <= 0
 	enableDone := !m.disable() || (inst.Enabled != nil && !*inst.Enabled)
-	if weightDone && enableDone {
+	if weightDone && enableDone && !lagging {
 		m.log.Info("nacos instance already out of rotation", "instance", m.key.String(),
 			"weight", inst.Weight, "enabled", inst.enabledString())
 		return nil
