@@ -158,13 +158,23 @@ const (
 // AppEnv is registry.AppEnver (mark mode): the app is told to register
 // itself OUT_OF_SERVICE, so that no consumer sees it in rotation before it
 // is ready; Hold recognises that registration and Online puts it UP. A
-// variable the user set is left alone: the app's initial status is theirs.
+// variable the user set is left alone: the app's initial status is theirs
+// (OUT_OF_SERVICE there is what gracefulinit would tell: the app is told).
 func (e *Eureka) AppEnv(lookup func(string) (string, bool)) []string {
 	if e.register {
 		return nil
 	}
 	for _, name := range []string{envInitialStatus, envInitialStatusLegacy} {
-		if v, ok := lookup(name); ok {
+		if v, ok := lookup(name); ok && strings.EqualFold(strings.TrimSpace(v), statusOutOfService) {
+			// What gracefulinit would tell it: a told app, put UP once
+			// ready and kept there (Keep); still the user's status, read
+			// before any write (holdUnseen).
+			e.mu.Lock()
+			e.told, e.ownStatus = true, true
+			e.mu.Unlock()
+			e.log.Info("eureka: the environment already tells the app to register itself OUT_OF_SERVICE; put UP once it is ready", "variable", name)
+			return nil
+		} else if ok {
 			e.mu.Lock()
 			e.ownStatus = !strings.EqualFold(strings.TrimSpace(v), statusUp)
 			e.mu.Unlock()

@@ -23,7 +23,9 @@ func TestAppEnv(t *testing.T) {
 		{"mark", "mark", nil, []string{"EUREKA_INSTANCE_INITIALSTATUS=OUT_OF_SERVICE"}, true, false},
 		{"mark, other variables", "mark", map[string]string{"EUREKA_INSTANCE_HOSTNAME": "pod-1", "EUREKA_CLIENT_ENABLED": "true"},
 			[]string{"EUREKA_INSTANCE_INITIALSTATUS=OUT_OF_SERVICE"}, true, false},
-		{"user's status", "mark", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"}, nil, false, true},
+		{"user's status OUT_OF_SERVICE: told already", "mark", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"}, nil, true, true},
+		{"user's status OUT_OF_SERVICE, legacy name: told already", "mark", map[string]string{"EUREKA_INSTANCE_INITIAL_STATUS": " out_of_service "}, nil, true, true},
+		{"user's status DOWN", "mark", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "DOWN"}, nil, false, true},
 		{"user's status, legacy name", "mark", map[string]string{"EUREKA_INSTANCE_INITIAL_STATUS": "STARTING"}, nil, false, true},
 		{"user's status UP", "mark", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": " up "}, nil, false, false},
 		{"user's status, empty", "mark", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": ""}, nil, false, true},
@@ -41,7 +43,7 @@ func TestAppEnv(t *testing.T) {
 			if e.told != tt.told || e.ownStatus != tt.ownStat {
 				t.Fatalf("told %v ownStatus %v, want %v %v", e.told, e.ownStatus, tt.told, tt.ownStat)
 			}
-			if tt.mode == "mark" && tt.want == nil && !strings.Contains(logs.String(), "not telling it to register out of rotation") {
+			if tt.mode == "mark" && tt.want == nil && !tt.told && !strings.Contains(logs.String(), "not telling it to register out of rotation") {
 				t.Errorf("leaving the user's variable is not logged:\n%s", logs)
 			}
 		})

@@ -202,10 +202,10 @@ func TestPolarisHoldToldRegistration(t *testing.T) {
 			registry.HoldRegisteredOut, "eureka hold released", false},
 		{"told, looked at before the server shows it", nil, true, []string{"EUREKA_INSTANCE_INITIALSTATUS=OUT_OF_SERVICE"},
 			registry.HoldRegisteredOut, "eureka hold released", true},
-		{"the user's initial status", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"}, true, nil,
-			registry.HoldKept, "probably left by an earlier drain", false},
-		{"the user's initial status, legacy name", map[string]string{"EUREKA_INSTANCE_INITIAL_STATUS": "out_of_service"}, true, nil,
-			registry.HoldKept, "probably left by an earlier drain", false},
+		{"the user's initial status OUT_OF_SERVICE: told already", map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"}, true, nil,
+			registry.HoldRegisteredOut, "eureka hold released", false},
+		{"the user's initial status OUT_OF_SERVICE, legacy name: told already", map[string]string{"EUREKA_INSTANCE_INITIAL_STATUS": "out_of_service"}, true, nil,
+			registry.HoldRegisteredOut, "eureka hold released", false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

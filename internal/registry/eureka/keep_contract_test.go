@@ -105,8 +105,25 @@ func TestKeepContract(t *testing.T) {
 			wantState: "UP/UNKNOWN",
 		},
 		{
-			name:      "not told (the user sets the initial status): no request",
-			env:       map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"},
+			// Online put it UP; without Keep it stayed out for good.
+			name:      "the user's variable tells it already (OUT_OF_SERVICE), registered again: put back",
+			env:       map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "out_of_service"},
+			then:      func(f *fakeEureka, id string) { f.evict(testApp, id); f.put(testApp, id, "OUT_OF_SERVICE") },
+			wantPut:   true,
+			wantReqs:  upAgain,
+			wantState: "UP/UNKNOWN",
+		},
+		{
+			name:      "the user's variable tells it already, legacy name: put back",
+			env:       map[string]string{"EUREKA_INSTANCE_INITIAL_STATUS": "OUT_OF_SERVICE"},
+			then:      func(f *fakeEureka, id string) { f.evict(testApp, id); f.put(testApp, id, "OUT_OF_SERVICE") },
+			wantPut:   true,
+			wantReqs:  upAgain,
+			wantState: "UP/UNKNOWN",
+		},
+		{
+			name:      "not told (the user sets another initial status): no request",
+			env:       map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "STARTING"},
 			then:      func(f *fakeEureka, id string) { f.put(testApp, id, "OUT_OF_SERVICE") },
 			wantState: "OUT_OF_SERVICE/UNKNOWN",
 		},

@@ -156,17 +156,17 @@ func TestPolarisKeep(t *testing.T) {
 		}
 	})
 
-	t.Run("not told (the user's initial status): left out of rotation", func(t *testing.T) {
+	// The user's variable says what gracefulinit would: Online put the
+	// instance UP, so a registration again OUT_OF_SERVICE is put back too
+	// (left alone, it stayed out for good while the pod reported ready).
+	t.Run("the user's initial status OUT_OF_SERVICE, registered again: Keep puts it back", func(t *testing.T) {
 		t.Parallel()
 		e, a, w, logs := online(t, 3, map[string]string{"EUREKA_INSTANCE_INITIALSTATUS": "OUT_OF_SERVICE"})
-		a.registerAgain(t, w)
-		if put, err := e.Keep(ctxFor(t, 5*time.Second)); put || err != nil {
-			t.Fatalf("Keep for an app not told = %v, %v; want false, nil", put, err)
+		at := a.registerAgain(t, w)
+		if put, err := e.Keep(ctxFor(t, 5*time.Second)); !put || err != nil {
+			t.Fatalf("Keep = %v, %v; want true, nil\n%s", put, err, logs)
 		}
-		stays(t, w, "OUT_OF_SERVICE")
-		if strings.Contains(logs.String(), "eureka keep") {
-			t.Errorf("Keep looked at an app it did not tell:\n%s", logs)
-		}
+		w.waitFor(t, at, "UP again", standin.EurekaUp)
 	})
 
 	t.Run("after Offline: no write", func(t *testing.T) {

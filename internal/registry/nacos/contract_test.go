@@ -870,3 +870,38 @@ func TestContractOfflineAfterOwnPut(t *testing.T) {
 		})
 	}
 }
+
+// TestContractUserToldItself: an environment that already sets the app's
+// weight to 0 tells the app what gracefulinit would: it registers at
+// weight 0, is put in rotation at --nacos-weight once ready, and, when it
+// registers again at weight 0, is put back like a told app. Left alone, it
+// stayed out of rotation for good while the pod reported ready.
+func TestContractUserToldItself(t *testing.T) {
+	for _, v := range []string{"0", " 0.0 "} {
+		t.Run(v, func(t *testing.T) {
+			f := newFake(t, "nacos2")
+			f.set(true, 0, true) // the app registered at the environment's weight 0
+			cfg := contractConfig(f.srv.URL)
+			cfg.Offline = "both"
+			r, _ := newContract(t, cfg)
+			m := r.(*mark)
+			if env := m.AppEnv(func(k string) (string, bool) { return v, k == EnvWeight }); len(env) != 0 {
+				t.Fatalf("AppEnv = %q: the user's variable is overridden", env)
+			}
+			ctx := ctxFor(t, 10*time.Second)
+			if st, err := m.Hold(ctx); err != nil || st != registry.HoldRegisteredOut {
+				t.Fatalf("Hold = %v, %v; want HoldRegisteredOut", st, err)
+			}
+			if err := m.Online(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.set(true, 0, true) // registered again, at weight 0 as its environment says
+			if put, err := m.Keep(ctx); err != nil || !put {
+				t.Fatalf("Keep after a registration again = %v, %v", put, err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
+				t.Fatalf("kept: weight %v enabled %v, want %v, enabled", weight, enabled, cfg.Weight)
+			}
+		})
+	}
+}

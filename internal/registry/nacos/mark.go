@@ -136,10 +136,21 @@ const maxWeight = 10000
 // leaves the list, and a server without a detail read (Polaris) would then
 // show gracefulinit nothing to put back. Hold then disables it as well
 // (--nacos-offline). A weight the environment already gives is the app's
-// own: it becomes the weight Online restores.
+// own: it becomes the weight Online restores; weight 0 there is what
+// gracefulinit would tell, and the app is told as well.
 func (m *mark) AppEnv(lookup func(string) (string, bool)) []string {
 	if v, ok := lookup(EnvWeight); ok {
 		w, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err == nil && w == 0 {
+			// What gracefulinit would tell it: a told app, put in
+			// rotation at --nacos-weight and kept there (Keep).
+			m.mu.Lock()
+			m.told = true
+			m.mu.Unlock()
+			m.log.Info("nacos: the environment already tells the app to register itself at weight 0; put in rotation at --nacos-weight once it is ready",
+				"variable", EnvWeight, "weight", m.weight)
+			return nil
+		}
 		if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 || w > maxWeight {
 			m.log.Warn("nacos: the environment sets the app's weight to a value gracefulinit cannot restore; left as it is, so the app registers itself with it and the hold takes it out only when it sees it",
 				"variable", EnvWeight, "want", "a number above 0, at most 10000")
