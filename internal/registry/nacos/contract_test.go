@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -803,11 +804,13 @@ func TestContractOfflineAfterOwnPut(t *testing.T) {
 	for _, tc := range []struct {
 		name, offline string
 		keep          bool // the last write was Keep's, not Online's
+		lost          bool // Online's write lands, its answer is lost (a registry slower than the timeout)
 	}{
-		{"both, after online", "both", false},
-		{"weight, after online", "weight", false},
-		{"weight, after keep", "weight", true},
-		{"both, after keep", "both", true},
+		{"both, after online", "both", false, false},
+		{"weight, after online", "weight", false, false},
+		{"weight, after keep", "weight", true, false},
+		{"both, after keep", "both", true, false},
+		{"both, online's answer lost", "both", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, "polaris")
@@ -822,7 +825,16 @@ func TestContractOfflineAfterOwnPut(t *testing.T) {
 			var stale atomic.Int32
 			var snapWeight float64
 			var snapEnabled bool
+			var lost atomic.Bool
 			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPut && lost.Load() {
+					f.mu.Lock()
+					f.enabled = r.URL.Query().Get("enabled") == "true"
+					f.weight, _ = strconv.ParseFloat(r.URL.Query().Get("weight"), 64)
+					f.mu.Unlock()
+					time.Sleep(time.Second) // answered after the caller gave up
+					return true
+				}
 				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/instance/list") || stale.Add(-1) < 0 {
 					return false
 				}
@@ -844,8 +856,13 @@ func TestContractOfflineAfterOwnPut(t *testing.T) {
 				}
 			}
 			snapshot()
-			if err := m.Online(ctx); err != nil {
-				t.Fatal(err)
+			lost.Store(tc.lost)
+			octx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			err := m.Online(octx)
+			cancel()
+			lost.Store(false)
+			if (err != nil) != tc.lost {
+				t.Fatalf("Online: %v", err)
 			}
 			if tc.keep {
 				f.set(true, 0, true) // registered again, as told

@@ -485,6 +485,11 @@ func (m *mark) Offline(ctx context.Context) error {
 	lagging := !m.putAt.IsZero() && m.now().Sub(m.putAt) < readLag
 	m.mu.Unlock()
 	if inst == nil {
+		if lagging {
+			// Before disabledByUs: the hold's disable is older than
+			// the write (maybe its answer lost) that enabled it.
+			return fmt.Errorf("instance %s, put in rotation a moment ago, is not listed yet (the server's reads lag its writes): reading again", m.key)
+		}
 		m.mu.Lock()
 		disabledByUs := m.sentDisable && l.listed
 		m.mu.Unlock()
@@ -493,9 +498,6 @@ func (m *mark) Offline(ctx context.Context) error {
 			// found the instance and disabled it; the list hides it now.
 			m.log.Info("nacos instance no longer listed: disabled earlier (by the hold while the app started, or an earlier attempt of this step)", "instance", m.key.String())
 			return nil
-		}
-		if lagging {
-			return fmt.Errorf("instance %s, put in rotation a moment ago, is not listed yet (the server's reads lag its writes): reading again", m.key)
 		}
 		return m.notFound(ctx, l)
 	}
