@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -918,6 +919,60 @@ func TestContractUserToldItself(t *testing.T) {
 			}
 			if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
 				t.Fatalf("kept: weight %v enabled %v, want %v, enabled", weight, enabled, cfg.Weight)
+			}
+		})
+	}
+}
+
+// TestContractOnlineWriteBeforeOffline: a stop that comes while Online's
+// write is on its way (the server slow to apply it) must not let that
+// write land after the offline step's: cut short on the client, it is
+// still applied by the server, beside the offline step's read and write,
+// and the pod would be back in rotation through the drain. The offline
+// step waits for the write's answer, then takes the instance out.
+func TestContractOnlineWriteBeforeOffline(t *testing.T) {
+	for _, dialect := range []string{"nacos2", "polaris"} {
+		t.Run(dialect, func(t *testing.T) {
+			f := newFake(t, dialect)
+			f.set(true, 0, true) // the told registration
+			cfg := contractConfig(f.srv.URL)
+			cfg.Offline = "both"
+			r, _ := newContract(t, cfg)
+			m := r.(*mark)
+			m.AppEnv(func(string) (string, bool) { return "", false })
+			ctx := ctxFor(t, 20*time.Second)
+			for range 2 { // the first look learns the dialect
+				if _, err := m.Hold(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writing := make(chan struct{})
+			var once sync.Once
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodGet && r.URL.Query().Get("enabled") == "true" {
+					once.Do(func() { close(writing) })
+					time.Sleep(500 * time.Millisecond) // then applied, whether the client waits or not
+				}
+				return false
+			}
+			octx, stop := context.WithCancel(ctx)
+			online := make(chan error, 1)
+			go func() { online <- m.Online(octx) }()
+			select {
+			case <-writing:
+			case err := <-online:
+				t.Fatalf("Online returned before its write: %v", err)
+			}
+			stop() // the stop sequence begins: Online's context ends, the offline step starts
+			set := &registry.Set{Registries: []registry.Registry{m}, Timeout: cfg.Timeout, RetryMin: 50 * time.Millisecond,
+				Log: newLogSink(t).logger()}
+			if err := set.Offline(ctx); err != nil {
+				t.Fatalf("Offline: %v", err)
+			}
+			<-online
+			time.Sleep(700 * time.Millisecond) // every write applied
+			if _, weight, enabled, _ := f.state(); weight != 0 || enabled {
+				t.Fatalf("after the offline step: weight %v enabled %v: back in rotation", weight, enabled)
 			}
 		})
 	}

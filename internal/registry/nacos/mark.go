@@ -94,6 +94,33 @@ func (m *mark) putting() {
 	m.mu.Unlock()
 }
 
+// putIn is Online's write putting the instance in rotation, unless the
+// offline step began. Once sent it is not cut short by the stop, only by
+// the timeout: a request the client abandons may still be applied by the
+// server, beside the offline step's read and write, and put the pod back
+// in rotation through the drain. The offline step waits for its answer
+// (keepMu), as for Keep's; the stop ends Online's ctx before it begins.
+func (m *mark) putIn(ctx context.Context, inst *instance, weight float64) error {
+	m.keepMu.Lock()
+	defer m.keepMu.Unlock()
+	if ctx.Err() != nil {
+		return fmt.Errorf("not putting instance %s in rotation: the stop began", m.key)
+	}
+	wctx, cancel := uncut(ctx, m.timeout)
+	defer cancel()
+	m.putting()
+	return m.write(wctx, inst, weight, true)
+}
+
+// uncut is ctx without its cancellation (the stop's), keeping its
+// deadline (a call's bound), or bounded by timeout when it has none.
+func uncut(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), d)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
+}
+
 // newMark builds mark mode from o, which has its defaults.
 func newMark(o Options, servers []server, log *slog.Logger) *mark {
 	return &mark{
@@ -267,8 +294,7 @@ func (m *mark) online(ctx context.Context) error {
 	if needWeight {
 		weight = m.weight
 	}
-	m.putting()
-	if err := m.write(ctx, inst, weight, true); err != nil {
+	if err := m.putIn(ctx, inst, weight); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return fmt.Errorf("instance %s vanished while being put back in rotation", m.key)
 		}
@@ -395,8 +421,11 @@ func (m *mark) Keep(ctx context.Context) (bool, error) {
 	if inst == nil || inst.Weight > 0 || inst.Enabled != nil && !*inst.Enabled {
 		return false, nil
 	}
+	// Not cut short by the stop once sent (see putIn): Offline waits.
+	wctx, cancel := uncut(ctx, m.timeout)
+	defer cancel()
 	m.putting()
-	if err := m.write(ctx, inst, m.weight, true); err != nil {
+	if err := m.write(wctx, inst, m.weight, true); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return false, nil
 		}
@@ -425,8 +454,7 @@ func (m *mark) release(ctx context.Context, inst, held *instance) error {
 	if weight <= 0 || m.zeroWeight() {
 		weight = held.Weight
 	}
-	m.putting()
-	if err := m.write(ctx, inst, weight, true); err != nil {
+	if err := m.putIn(ctx, inst, weight); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return fmt.Errorf("instance %s vanished while being put in rotation", m.key)
 		}
