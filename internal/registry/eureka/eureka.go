@@ -309,10 +309,20 @@ func (e *Eureka) repair(ctx context.Context) error {
 
 // putUp puts instance id, read as ins and OUT_OF_SERVICE, in rotation: the
 // write of Online's repair and of Keep. The caller holds the write token.
+// Once sent, a write is not cut short by the stop (halt), only by the
+// call's bound: a request the client abandons may still be applied by the
+// server after the offline step's OUT_OF_SERVICE. Offline waits for the
+// token, so it comes after the answer; no write of putUp follows it.
 func (e *Eureka) putUp(ctx context.Context, id string, ins instanceInfo) error {
 	path := instancePath(e.app, id)
 	var a answer
 	var err error
+	wctx, cancel := uncut(ctx, e.timeout)
+	defer cancel()
+	stopped := func() bool { return e.isStopping() || ctx.Err() != nil }
+	if stopped() {
+		return errStopping
+	}
 	if ins.OverriddenStatus != statusOutOfService {
 		// Out by its own status (the app registered OUT_OF_SERVICE as
 		// AppEnv told it; Polaris shows every hold this way). Netflix
@@ -324,7 +334,7 @@ func (e *Eureka) putUp(ctx context.Context, id string, ins instanceInfo) error {
 		// renewals and re-registrations), so that a JVM restarted in
 		// place registers as told again rather than UP by our override.
 		// Polaris sets UP on either request.
-		if a, err = e.c.do(ctx, http.MethodPut, path+"/status", url.Values{"value": {statusUp}}, nil); err != nil {
+		if a, err = e.c.do(wctx, http.MethodPut, path+"/status", url.Values{"value": {statusUp}}, nil); err != nil {
 			return fmt.Errorf("eureka: putting the instance UP: %w", err)
 		}
 		if a.notFound() {
@@ -334,7 +344,10 @@ func (e *Eureka) putUp(ctx context.Context, id string, ins instanceInfo) error {
 			return &statusError{method: http.MethodPut, url: redact.URL(a.base + path + "/status"), code: a.code}
 		}
 	}
-	a, err = e.c.do(ctx, http.MethodDelete, path+"/status", url.Values{"value": {statusUp}}, nil)
+	if stopped() {
+		return errStopping
+	}
+	a, err = e.c.do(wctx, http.MethodDelete, path+"/status", url.Values{"value": {statusUp}}, nil)
 	if err != nil {
 		return fmt.Errorf("eureka: clearing the OUT_OF_SERVICE override: %w", err)
 	}
@@ -536,6 +549,15 @@ func (e *Eureka) Keep(ctx context.Context) (put bool, err error) {
 		return false, e.keepErr(err)
 	}
 	return true, nil
+}
+
+// uncut is ctx without its cancellation (the stop's), keeping its
+// deadline (a call's bound), or bounded by timeout when it has none.
+func uncut(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), d)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
 }
 
 // keepErr is err, or nil when Offline or Close cut the look short: that is

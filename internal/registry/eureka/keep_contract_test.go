@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -299,4 +300,41 @@ func TestKeepAfterStop(t *testing.T) {
 			t.Fatalf("Keep with an ended context = %v, %v; want an error", put, err)
 		}
 	})
+}
+
+// TestPutUpBeforeOffline: a stop that comes while Online's PUT .../status=UP
+// is on its way (the server slow to apply it) must not let that write land
+// after the offline step's OUT_OF_SERVICE: abandoned by the client, it is
+// still applied by the server, and the draining pod would be UP again. The
+// offline step waits for the write's answer; nothing of Online follows it.
+func TestPutUpBeforeOffline(t *testing.T) {
+	f := newFakeEureka(t, "/eureka")
+	log, logs := testLogger()
+	e := mustNew(t, testConfig("mark", f.URL()), log)
+	e.AppEnv(func(string) (string, bool) { return "", false })
+	f.put(testApp, testID, "OUT_OF_SERVICE") // the told registration
+	writing := make(chan struct{})
+	var once sync.Once
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/status") && r.URL.Query().Get("value") == "UP" {
+			once.Do(func() { close(writing) })
+			time.Sleep(500 * time.Millisecond) // then applied, whether the client waits or not
+		}
+		return false
+	}
+	online := make(chan error, 1)
+	go func() { online <- e.Online(ctxFor(t, 5*time.Second)) }()
+	select {
+	case <-writing:
+	case err := <-online:
+		t.Fatalf("Online returned before its write: %v", err)
+	}
+	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	<-online
+	time.Sleep(700 * time.Millisecond) // every write applied
+	if in := f.get(testApp, testID); in.Status != "OUT_OF_SERVICE" {
+		t.Fatalf("after the offline step the server holds %s/%s: back in rotation\n%s", in.Status, in.Overridden, logs)
+	}
 }
