@@ -769,13 +769,20 @@ func (e *Eureka) registerInstance(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eureka: encoding the instance: %w", err)
 	}
+	if e.isStopping() || ctx.Err() != nil {
+		return errStopping
+	}
 	// Set before sending: a request cut short may still have landed, and
 	// Close must then remove it.
 	e.mu.Lock()
 	e.registered = true
 	e.mu.Unlock()
+	// Once sent, not cut short by the stop (see putUp): the offline
+	// step's deregistration comes after its answer.
+	wctx, cancel := uncut(ctx, e.timeout)
+	defer cancel()
 	path := "/apps/" + url.PathEscape(e.app)
-	a, err := e.c.do(ctx, http.MethodPost, path, nil, body)
+	a, err := e.c.do(wctx, http.MethodPost, path, nil, body)
 	if err != nil {
 		return fmt.Errorf("eureka: registering: %w", err)
 	}

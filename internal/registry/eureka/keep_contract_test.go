@@ -338,3 +338,37 @@ func TestPutUpBeforeOffline(t *testing.T) {
 		t.Fatalf("after the offline step the server holds %s/%s: back in rotation\n%s", in.Status, in.Overridden, logs)
 	}
 }
+
+// TestRegisterBeforeOffline: register mode's registration on its way (the
+// server slow to apply it) when the stop comes: abandoned by the client, it
+// was still applied after the offline step's deregistration, and the
+// draining pod was registered UP again, with no heartbeat, until evicted.
+func TestRegisterBeforeOffline(t *testing.T) {
+	f := newFakeEureka(t, "/eureka")
+	log, logs := testLogger()
+	e := mustNew(t, testConfig("register", f.URL()), log)
+	writing := make(chan struct{})
+	var once sync.Once
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost {
+			once.Do(func() { close(writing) })
+			time.Sleep(500 * time.Millisecond) // then applied, whether the client waits or not
+		}
+		return false
+	}
+	online := make(chan error, 1)
+	go func() { online <- e.Online(ctxFor(t, 5*time.Second)) }()
+	select {
+	case <-writing:
+	case err := <-online:
+		t.Fatalf("Online returned before its write: %v", err)
+	}
+	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatalf("Offline: %v", err)
+	}
+	<-online
+	time.Sleep(700 * time.Millisecond) // every write applied
+	if in := f.get(testApp, testID); in != nil {
+		t.Fatalf("after the offline step the server holds the instance %s/%s\n%s", in.Status, in.Overridden, logs)
+	}
+}
