@@ -977,3 +977,41 @@ func TestContractOnlineWriteBeforeOffline(t *testing.T) {
 		})
 	}
 }
+
+// TestContractHoldOtherCluster: the app registered in a cluster that
+// --nacos-cluster does not name (found by ip and port in the list). The
+// hold disables its registration, which the list then hides, and the
+// detail read, asked for the configured cluster, does not find: Online
+// must put back what the hold took out, from what the hold saw, rather
+// than wait forever for an app "no longer registered" (the pod never
+// turned ready).
+func TestContractHoldOtherCluster(t *testing.T) {
+	for _, dialect := range []string{"nacos2", "nacos3", "polaris"} {
+		t.Run(dialect, func(t *testing.T) {
+			f := newFake(t, dialect)
+			f.cluster = "BJ"
+			f.set(true, 0, true) // the told registration
+			cfg := contractConfig(f.srv.URL)
+			cfg.Cluster = ""
+			cfg.Offline = "both"
+			r, _ := newContract(t, cfg)
+			m := r.(*mark)
+			m.AppEnv(func(string) (string, bool) { return "", false })
+			ctx := ctxFor(t, 10*time.Second)
+			for range 2 { // the first look learns the dialect
+				if _, err := m.Hold(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, enabled, _ := f.state(); enabled {
+				t.Fatal("the hold did not disable the registration: the test does not test the hidden instance")
+			}
+			if err := m.Online(ctx); err != nil {
+				t.Fatalf("Online: %v", err)
+			}
+			if _, weight, enabled, _ := f.state(); weight != cfg.Weight || !enabled {
+				t.Fatalf("after Online: weight %v enabled %v, want %v and enabled", weight, enabled, cfg.Weight)
+			}
+		})
+	}
+}

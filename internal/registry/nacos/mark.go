@@ -271,7 +271,7 @@ func (m *mark) online(ctx context.Context) error {
 	held := m.held
 	m.mu.Unlock()
 	if held != nil {
-		return m.release(ctx, l.inst, held)
+		return m.release(ctx, l, held)
 	}
 	inst := l.inst
 	if inst == nil {
@@ -437,12 +437,15 @@ func (m *mark) Keep(ctx context.Context) (bool, error) {
 }
 
 // release puts the instance Hold took out back in rotation, with the
-// weight it had. Where the list hides a disabled instance and there is no
-// other read (Polaris), it is written from what Hold saw: it was there,
-// so the write does not land on a registration the server does not show.
-func (m *mark) release(ctx context.Context, inst, held *instance) error {
+// weight it had. Where the list hides a disabled instance and no other
+// read shows it (Polaris has none; a detail read asked for the configured
+// cluster misses an app registered in another), it is written from what
+// Hold saw: it was there, so the write does not land on a registration
+// the server does not show.
+func (m *mark) release(ctx context.Context, l lookup, held *instance) error {
+	inst := l.inst
 	m.mu.Lock()
-	blind := inst == nil && m.noDetail && !m.v3 && m.sentDisable
+	blind := inst == nil && l.listed && m.sentDisable
 	m.mu.Unlock()
 	switch {
 	case inst == nil && !blind:
