@@ -178,7 +178,8 @@ func (e *Eureka) AppEnv(lookup func(string) (string, bool)) []string {
 			e.mu.Lock()
 			e.ownStatus = !strings.EqualFold(strings.TrimSpace(v), statusUp)
 			e.mu.Unlock()
-			e.log.Info("eureka: the app's initial status is set by its environment; not telling it to register out of rotation", "variable", name, "value", v)
+			// The value is not echoed: it may carry anything.
+			e.log.Info("eureka: the app's initial status is set by its environment; not telling it to register out of rotation", "variable", name, "up", !e.ownStatus)
 			return nil
 		}
 	}

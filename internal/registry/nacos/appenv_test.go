@@ -34,6 +34,8 @@ func TestAppEnv(t *testing.T) {
 		{"user weight Inf", map[string]string{EnvWeight: "+Inf"}, nil, 2, false, "level=WARN"},
 		{"user weight over the maximum", map[string]string{EnvWeight: "10001"}, nil, 2, false, "level=WARN"},
 		{"user weight garbage", map[string]string{EnvWeight: "heavy"}, nil, 2, false, "level=WARN"},
+		{"user weight under --nacos-weight's minimum", map[string]string{EnvWeight: "0.001"}, nil, 2, false, "level=WARN"},
+		{"user weight at the minimum", map[string]string{EnvWeight: "0.01"}, []string{"SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT=0"}, 0.01, true, "level=INFO"},
 		{"user weight empty", map[string]string{EnvWeight: ""}, nil, 2, false, "level=WARN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +80,7 @@ func FuzzAppEnv(f *testing.F) {
 				t.Fatalf("nothing added, told %v, for %q", m.told, v)
 			}
 		case len(got) == 1 && got[0] == EnvWeight+"=0":
-			if !m.told || math.IsNaN(m.weight) || math.IsInf(m.weight, 0) || m.weight <= 0 || m.weight > maxWeight {
+			if !m.told || math.IsNaN(m.weight) || math.IsInf(m.weight, 0) || m.weight < minWeight || m.weight > maxWeight {
 				t.Fatalf("told %v with weight %v to put back", m.told, m.weight)
 			}
 		default:
@@ -92,7 +94,7 @@ func FuzzAppEnv(f *testing.F) {
 				t.Fatalf("one JSON record: %v: %s", err, buf.String())
 			}
 			delete(rec, "time")
-			want := map[string]any{"level": "WARN", "variable": EnvWeight, "want": "a number above 0, at most 10000",
+			want := map[string]any{"level": "WARN", "variable": EnvWeight, "want": "0 (out of rotation), or a number from 0.01 to 10000",
 				"msg": "nacos: the environment sets the app's weight to a value gracefulinit cannot restore; left as it is, so the app registers itself with it and the hold takes it out only when it sees it"}
 			if !maps.Equal(rec, want) {
 				t.Fatalf("WARN %v, want only %v", rec, want)

@@ -153,8 +153,12 @@ func (h *helper) SelfRegistered() bool { return false }
 // registers the instance with.
 const EnvWeight = "SPRING_CLOUD_NACOS_DISCOVERY_WEIGHT"
 
-// maxWeight is the largest weight Nacos accepts.
-const maxWeight = 10000
+// maxWeight is the largest weight Nacos accepts; minWeight the smallest
+// that --nacos-weight takes (above 0).
+const (
+	maxWeight = 10000
+	minWeight = 0.01
+)
 
 // AppEnv is registry.AppEnver: the app registers itself at weight 0, which
 // every Nacos client's healthy selection skips (selectInstances,
@@ -178,9 +182,11 @@ func (m *mark) AppEnv(lookup func(string) (string, bool)) []string {
 				"variable", EnvWeight, "weight", m.weight)
 			return nil
 		}
-		if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 || w > maxWeight {
+		// The range --nacos-weight takes: a weight below 0.01 would be
+		// stored as 0 by a server that keeps whole numbers (Polaris).
+		if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w < minWeight || w > maxWeight {
 			m.log.Warn("nacos: the environment sets the app's weight to a value gracefulinit cannot restore; left as it is, so the app registers itself with it and the hold takes it out only when it sees it",
-				"variable", EnvWeight, "want", "a number above 0, at most 10000")
+				"variable", EnvWeight, "want", "0 (out of rotation), or a number from 0.01 to 10000")
 			return nil
 		}
 		m.weight = w
