@@ -67,3 +67,15 @@ func (b Backoff) Do(ctx context.Context, step func(context.Context) error, final
 		delay = min(2*delay, b.Limit)
 	}
 }
+
+// Uncut is ctx without its cancellation (the stop's), keeping its deadline
+// (a call's bound), or bounded by timeout when it has none. A write that
+// puts an instance in rotation runs under it once sent: abandoned by the
+// client at the stop, the server could still apply it after the offline
+// step's write, so the offline step waits for its answer instead.
+func Uncut(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), d)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
+}

@@ -318,7 +318,7 @@ func (e *Eureka) putUp(ctx context.Context, id string, ins instanceInfo) error {
 	path := instancePath(e.app, id)
 	var a answer
 	var err error
-	wctx, cancel := uncut(ctx, e.timeout)
+	wctx, cancel := registry.Uncut(ctx, e.timeout)
 	defer cancel()
 	stopped := func() bool { return e.isStopping() || ctx.Err() != nil }
 	if stopped() {
@@ -552,15 +552,6 @@ func (e *Eureka) Keep(ctx context.Context) (put bool, err error) {
 	return true, nil
 }
 
-// uncut is ctx without its cancellation (the stop's), keeping its
-// deadline (a call's bound), or bounded by timeout when it has none.
-func uncut(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(context.WithoutCancel(ctx), d)
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
-}
-
 // keepErr is err, or nil when Offline or Close cut the look short: that is
 // the stop, not a registry failing.
 func (e *Eureka) keepErr(err error) error {
@@ -780,7 +771,7 @@ func (e *Eureka) registerInstance(ctx context.Context) error {
 	e.mu.Unlock()
 	// Once sent, not cut short by the stop (see putUp): the offline
 	// step's deregistration comes after its answer.
-	wctx, cancel := uncut(ctx, e.timeout)
+	wctx, cancel := registry.Uncut(ctx, e.timeout)
 	defer cancel()
 	path := "/apps/" + url.PathEscape(e.app)
 	a, err := e.c.do(wctx, http.MethodPost, path, nil, body)

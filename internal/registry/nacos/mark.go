@@ -106,19 +106,15 @@ func (m *mark) putIn(ctx context.Context, inst *instance, weight float64) error 
 	if ctx.Err() != nil {
 		return fmt.Errorf("not putting instance %s in rotation: the stop began", m.key)
 	}
-	wctx, cancel := uncut(ctx, m.timeout)
+	return m.putInLocked(ctx, inst, weight)
+}
+
+// putInLocked is putIn's write, for a caller that holds keepMu.
+func (m *mark) putInLocked(ctx context.Context, inst *instance, weight float64) error {
+	wctx, cancel := registry.Uncut(ctx, m.timeout)
 	defer cancel()
 	m.putting()
 	return m.write(wctx, inst, weight, true)
-}
-
-// uncut is ctx without its cancellation (the stop's), keeping its
-// deadline (a call's bound), or bounded by timeout when it has none.
-func uncut(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(context.WithoutCancel(ctx), d)
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
 }
 
 // newMark builds mark mode from o, which has its defaults.
@@ -427,11 +423,7 @@ func (m *mark) Keep(ctx context.Context) (bool, error) {
 	if inst == nil || inst.Weight > 0 || inst.Enabled != nil && !*inst.Enabled {
 		return false, nil
 	}
-	// Not cut short by the stop once sent (see putIn): Offline waits.
-	wctx, cancel := uncut(ctx, m.timeout)
-	defer cancel()
-	m.putting()
-	if err := m.write(wctx, inst, m.weight, true); err != nil {
+	if err := m.putInLocked(ctx, inst, m.weight); err != nil {
 		if errors.Is(err, errNotRegistered) {
 			return false, nil
 		}
