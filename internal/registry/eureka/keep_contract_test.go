@@ -313,27 +313,9 @@ func TestPutUpBeforeOffline(t *testing.T) {
 	e := mustNew(t, testConfig("mark", f.URL()), log)
 	e.AppEnv(func(string) (string, bool) { return "", false })
 	f.put(testApp, testID, "OUT_OF_SERVICE") // the told registration
-	writing := make(chan struct{})
-	var once sync.Once
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/status") && r.URL.Query().Get("value") == "UP" {
-			once.Do(func() { close(writing) })
-			time.Sleep(500 * time.Millisecond) // then applied, whether the client waits or not
-		}
-		return false
-	}
-	online := make(chan error, 1)
-	go func() { online <- e.Online(ctxFor(t, 5*time.Second)) }()
-	select {
-	case <-writing:
-	case err := <-online:
-		t.Fatalf("Online returned before its write: %v", err)
-	}
-	if err := e.Offline(ctxFor(t, 5*time.Second)); err != nil {
-		t.Fatalf("Offline: %v", err)
-	}
-	<-online
-	time.Sleep(700 * time.Millisecond) // every write applied
+	onlineDuringSlowWrite(t, e, f, func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/status") && r.URL.Query().Get("value") == "UP"
+	})
 	if in := f.get(testApp, testID); in.Status != "OUT_OF_SERVICE" {
 		t.Fatalf("after the offline step the server holds %s/%s: back in rotation\n%s", in.Status, in.Overridden, logs)
 	}
@@ -347,12 +329,24 @@ func TestRegisterBeforeOffline(t *testing.T) {
 	f := newFakeEureka(t, "/eureka")
 	log, logs := testLogger()
 	e := mustNew(t, testConfig("register", f.URL()), log)
+	onlineDuringSlowWrite(t, e, f, func(r *http.Request) bool { return r.Method == http.MethodPost })
+	if in := f.get(testApp, testID); in != nil {
+		t.Fatalf("after the offline step the server holds the instance %s/%s\n%s", in.Status, in.Overridden, logs)
+	}
+}
+
+// onlineDuringSlowWrite runs Online, whose write the server (f) applies
+// only 500 ms after it came, whether the client waits or not; runs
+// Offline while that write is on its way; and returns once every write
+// has been applied. slow picks the write.
+func onlineDuringSlowWrite(t *testing.T, e *Eureka, f *fakeEureka, slow func(*http.Request) bool) {
+	t.Helper()
 	writing := make(chan struct{})
 	var once sync.Once
 	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPost {
+		if slow(r) {
 			once.Do(func() { close(writing) })
-			time.Sleep(500 * time.Millisecond) // then applied, whether the client waits or not
+			time.Sleep(500 * time.Millisecond)
 		}
 		return false
 	}
@@ -368,7 +362,4 @@ func TestRegisterBeforeOffline(t *testing.T) {
 	}
 	<-online
 	time.Sleep(700 * time.Millisecond) // every write applied
-	if in := f.get(testApp, testID); in != nil {
-		t.Fatalf("after the offline step the server holds the instance %s/%s\n%s", in.Status, in.Overridden, logs)
-	}
 }

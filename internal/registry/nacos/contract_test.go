@@ -757,13 +757,10 @@ func TestContractTold(t *testing.T) {
 // an app "not registered yet".
 func TestContractHoldAnswerLost(t *testing.T) {
 	f := newFake(t, "polaris")
-	f.set(true, 0, true) // the told registration
 	cfg := contractConfig(f.srv.URL)
 	cfg.Offline = "both"
 	cfg.Timeout = 300 * time.Millisecond
-	r, _ := newContract(t, cfg)
-	m := r.(*mark)
-	m.AppEnv(func(string) (string, bool) { return "", false })
+	m := toldMark(t, f, cfg)
 	var lost atomic.Bool
 	lost.Store(true)
 	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
@@ -815,12 +812,9 @@ func TestContractOfflineAfterOwnPut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, "polaris")
-			f.set(true, 0, true) // the told registration
 			cfg := contractConfig(f.srv.URL)
 			cfg.Offline = tc.offline
-			r, _ := newContract(t, cfg)
-			m := r.(*mark)
-			m.AppEnv(func(string) (string, bool) { return "", false })
+			m := toldMark(t, f, cfg)
 			// stale > 0: the list answers from snap (the state before the
 			// last write), that many more times.
 			var stale atomic.Int32
@@ -934,12 +928,9 @@ func TestContractOnlineWriteBeforeOffline(t *testing.T) {
 	for _, dialect := range []string{"nacos2", "polaris"} {
 		t.Run(dialect, func(t *testing.T) {
 			f := newFake(t, dialect)
-			f.set(true, 0, true) // the told registration
 			cfg := contractConfig(f.srv.URL)
 			cfg.Offline = "both"
-			r, _ := newContract(t, cfg)
-			m := r.(*mark)
-			m.AppEnv(func(string) (string, bool) { return "", false })
+			m := toldMark(t, f, cfg)
 			ctx := ctxFor(t, 20*time.Second)
 			for range 2 { // the first look learns the dialect
 				if _, err := m.Hold(ctx); err != nil {
@@ -990,13 +981,10 @@ func TestContractHoldOtherCluster(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			f := newFake(t, dialect)
 			f.cluster = "BJ"
-			f.set(true, 0, true) // the told registration
 			cfg := contractConfig(f.srv.URL)
 			cfg.Cluster = ""
 			cfg.Offline = "both"
-			r, _ := newContract(t, cfg)
-			m := r.(*mark)
-			m.AppEnv(func(string) (string, bool) { return "", false })
+			m := toldMark(t, f, cfg)
 			ctx := ctxFor(t, 10*time.Second)
 			for range 2 { // the first look learns the dialect
 				if _, err := m.Hold(ctx); err != nil {
@@ -1014,4 +1002,17 @@ func TestContractHoldOtherCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// toldMark is mark mode for cfg on f, whose app registered itself at
+// weight 0 as AppEnv told it (an environment without the variable).
+func toldMark(t *testing.T, f *fakeNacos, cfg *Options) *mark {
+	t.Helper()
+	f.set(true, 0, true)
+	r, _ := newContract(t, cfg)
+	m := r.(*mark)
+	if env := m.AppEnv(func(string) (string, bool) { return "", false }); len(env) != 1 {
+		t.Fatalf("AppEnv = %q, want the app told", env)
+	}
+	return m
 }
